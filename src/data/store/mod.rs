@@ -1,0 +1,366 @@
+//! A dataset file opened for browsing and editing.
+//!
+//! Opening builds a byte-offset [`Index`] of the records and parses nothing;
+//! records are read and parsed on demand. Edits, insertions and deletions are
+//! an overlay on the untouched file. Saving writes the whole file atomically,
+//! copying every untouched record and the bytes between records verbatim, so
+//! line endings, blank lines, key order and escapes survive.
+
+mod atomic;
+mod blocks;
+mod index;
+mod writer;
+
+pub use atomic::atomic_write;
+pub use blocks::BlockReader;
+pub use index::{ArrayError, Index, Layout, trim_record};
+pub use writer::RecordWriter;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: more than {} records; split the file first", u32::MAX >> 1)]
+    TooLarge { path: PathBuf },
+}
+
+/// Row ids at or above this are records added since opening.
+const ADDED: u32 = 1 << 31;
+
+pub struct Store {
+    path: PathBuf,
+    file: File,
+    layout: Layout,
+    index: Index,
+    /// Document order after structural edits; `None` while it is the original.
+    rows: Option<Vec<u32>>,
+    edits: HashMap<u32, String>,
+    added: Vec<String>,
+    /// What goes between records the store writes itself.
+    separator: String,
+    /// Indentation of records inside a pretty-printed array.
+    indent: String,
+    dirty: bool,
+}
+
+/// One record handed to [`Store::visit`].
+pub struct RecordRef<'a> {
+    /// Position in the document (0-based).
+    pub index: usize,
+    /// 1-based line in the file on disk; `None` for records added since.
+    pub line: Option<usize>,
+    pub bytes: &'a [u8],
+}
+
+impl Store {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io_err)?;
+        let layout = sniff_layout(&file).map_err(io_err)?;
+        let mut separator = String::new();
+        let mut indent = String::new();
+        let index = match layout {
+            Layout::JsonLines => index::index_lines(&file).map_err(io_err)?,
+            Layout::JsonArray => {
+                let bytes = std::fs::read(&path).map_err(io_err)?;
+                let index = index::index_array(&bytes).map_err(|e| StoreError::Malformed {
+                    path: path.clone(),
+                    line: e.line,
+                    column: e.column,
+                    message: e.message,
+                })?;
+                (separator, indent) = array_style(&bytes, &index);
+                index
+            }
+        };
+        if index.len() >= ADDED as usize {
+            return Err(StoreError::TooLarge { path });
+        }
+        if layout == Layout::JsonLines {
+            separator = index.newline.to_string();
+        }
+        Ok(Store {
+            path,
+            file,
+            layout,
+            index,
+            rows: None,
+            edits: HashMap::new(),
+            added: Vec::new(),
+            separator,
+            indent,
+            dirty: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.as_ref().map_or(self.index.len(), Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Whether the file starts with a UTF-8 byte-order mark.
+    pub fn has_bom(&self) -> bool {
+        self.index.bom
+    }
+
+    /// Size of the file on disk in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.index.file_len
+    }
+
+    fn row(&self, i: usize) -> u32 {
+        self.rows.as_ref().map_or(i as u32, |rows| rows[i])
+    }
+
+    /// The 1-based line where record `i` starts on disk; `None` if it is new.
+    pub fn line(&self, i: usize) -> Option<usize> {
+        let row = self.row(i);
+        (row < ADDED).then(|| self.index.line(row as usize))
+    }
+
+    /// The record's text as it stands (edited or on disk).
+    pub fn raw(&self, i: usize) -> io::Result<Vec<u8>> {
+        let row = self.row(i);
+        if row >= ADDED {
+            return Ok(self.added[(row - ADDED) as usize].as_bytes().to_vec());
+        }
+        if let Some(text) = self.edits.get(&row) {
+            return Ok(text.as_bytes().to_vec());
+        }
+        let (start, end) = (
+            self.index.starts[row as usize],
+            self.index.region_end(row as usize),
+        );
+        let mut buf = vec![0u8; (end - start) as usize];
+        let got = blocks::read_at_most(&self.file, &mut buf, start)?;
+        buf.truncate(got);
+        let keep = trim_record(&buf).0.len();
+        buf.truncate(keep);
+        Ok(buf)
+    }
+
+    /// Parses record `i`.
+    pub fn value(&self, i: usize) -> io::Result<Result<Value, serde_json::Error>> {
+        Ok(serde_json::from_slice(&self.raw(i)?))
+    }
+
+    /// Replaces record `i` with `value`, written in the file's style.
+    pub fn set_value(&mut self, i: usize, value: &Value) {
+        let text = self.format_record(value);
+        self.set_text(i, text);
+    }
+
+    /// Replaces record `i` with exactly `text` (which must hold no line break
+    /// in a JSON Lines file); used to restore a record on undo.
+    pub fn set_text(&mut self, i: usize, text: String) {
+        let row = self.row(i);
+        if row >= ADDED {
+            self.added[(row - ADDED) as usize] = text;
+        } else {
+            self.edits.insert(row, text);
+        }
+        self.dirty = true;
+    }
+
+    /// Inserts a new record so that it becomes record `at`.
+    pub fn insert_value(&mut self, at: usize, value: &Value) {
+        let text = self.format_record(value);
+        self.insert_text(at, text);
+    }
+
+    pub fn insert_text(&mut self, at: usize, text: String) {
+        let id = ADDED + self.added.len() as u32;
+        self.added.push(text);
+        self.rows_mut().insert(at, id);
+        self.dirty = true;
+    }
+
+    /// Removes record `i`, returning its text so it can be put back.
+    pub fn remove(&mut self, i: usize) -> io::Result<Vec<u8>> {
+        let text = self.raw(i)?;
+        self.rows_mut().remove(i);
+        self.dirty = true;
+        Ok(text)
+    }
+
+    fn rows_mut(&mut self) -> &mut Vec<u32> {
+        let n = self.index.len() as u32;
+        self.rows.get_or_insert_with(|| (0..n).collect())
+    }
+
+    /// A value as this file writes records: one line in JSON Lines, indented
+    /// like its neighbours in a pretty-printed array.
+    pub fn format_record(&self, value: &Value) -> String {
+        match self.layout {
+            Layout::JsonLines => value.to_string(),
+            Layout::JsonArray if self.separator.contains('\n') => {
+                let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+                let newline = format!("{}{}", self.index.newline, self.indent);
+                pretty.replace('\n', &newline)
+            }
+            Layout::JsonArray => value.to_string(),
+        }
+    }
+
+    /// Calls `f` on every record in document order, reading the file
+    /// sequentially in large blocks.
+    pub fn visit<F>(&self, mut f: F) -> io::Result<()>
+    where
+        F: FnMut(RecordRef<'_>) -> io::Result<()>,
+    {
+        let mut reader = BlockReader::new(&self.file);
+        for i in 0..self.len() {
+            let row = self.row(i);
+            let line = (row < ADDED).then(|| self.index.line(row as usize));
+            let bytes: &[u8] = if row >= ADDED {
+                self.added[(row - ADDED) as usize].as_bytes()
+            } else if let Some(text) = self.edits.get(&row) {
+                text.as_bytes()
+            } else {
+                let r = row as usize;
+                trim_record(reader.range(self.index.starts[r], self.index.region_end(r))?).0
+            };
+            f(RecordRef {
+                index: i,
+                line,
+                bytes,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Saves atomically and reopens, so the overlay is empty afterwards.
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        atomic_write(&path, |out| self.write_to(out)).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        *self = Store::open(&path)?;
+        Ok(())
+    }
+
+    /// Writes the document: untouched bytes verbatim, changed records in the
+    /// file's style.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut reader = BlockReader::new(&self.file);
+        let n = self.index.len();
+        let first_start = self
+            .index
+            .starts
+            .first()
+            .copied()
+            .unwrap_or(self.index.content_end);
+        out.write_all(reader.range(0, first_start)?)?;
+        // The bytes that followed the previous row on disk, if it came from disk.
+        let mut after_previous: Option<(u32, Vec<u8>)> = None;
+        for i in 0..self.len() {
+            let row = self.row(i);
+            if i > 0 {
+                match &after_previous {
+                    Some((prev, gap)) if row < ADDED && *prev + 1 == row => out.write_all(gap)?,
+                    _ => out.write_all(self.separator.as_bytes())?,
+                }
+            }
+            after_previous = None;
+            if row >= ADDED {
+                out.write_all(self.added[(row - ADDED) as usize].as_bytes())?;
+                continue;
+            }
+            let r = row as usize;
+            let region = reader.range(self.index.starts[r], self.index.region_end(r))?;
+            let (content, gap) = trim_record(region);
+            match self.edits.get(&row) {
+                Some(text) => out.write_all(text.as_bytes())?,
+                None => out.write_all(content)?,
+            }
+            after_previous = Some((row, gap.to_vec()));
+        }
+        // The end of the file keeps its original shape (final newline or not,
+        // closing bracket).
+        if n == 0 {
+            let tail = reader.range(first_start, self.index.file_len)?;
+            if tail.is_empty() && !self.is_empty() && self.layout == Layout::JsonLines {
+                out.write_all(self.index.newline.as_bytes())?;
+            }
+            return out.write_all(tail);
+        }
+        let last = n - 1;
+        let region = reader.range(self.index.starts[last], self.index.file_len)?;
+        let content_len = trim_record(
+            &region[..(self.index.region_end(last) - self.index.starts[last]) as usize],
+        )
+        .0
+        .len();
+        out.write_all(&region[content_len..])
+    }
+}
+
+/// A file whose first meaningful byte is `[` is a JSON array; anything else
+/// is read as JSON Lines (whatever its extension).
+fn sniff_layout(file: &File) -> io::Result<Layout> {
+    let mut head = [0u8; 4096];
+    let got = blocks::read_at_most(file, &mut head, 0)?;
+    let head = head[..got]
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&head[..got]);
+    let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    Ok(if first == Some(&b'[') {
+        Layout::JsonArray
+    } else {
+        Layout::JsonLines
+    })
+}
+
+/// The separator and indentation that records of an array are written with.
+fn array_style(bytes: &[u8], index: &Index) -> (String, String) {
+    let newline = index.newline;
+    let Some(&first) = index.starts.first() else {
+        return (format!(",{newline}  "), "  ".to_string());
+    };
+    let line_start = bytes[..first as usize]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let indent = String::from_utf8_lossy(&bytes[line_start..first as usize]).into_owned();
+    let on_own_line = line_start > 0 && indent.trim().is_empty();
+    if !on_own_line {
+        return (",".to_string(), String::new());
+    }
+    (format!(",{newline}{indent}"), indent)
+}
+
+#[cfg(test)]
+mod tests;

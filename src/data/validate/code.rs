@@ -1,0 +1,126 @@
+//! Checks on the files of a multi-file answer: paths and syntax.
+
+use super::syntax;
+use crate::data::finding::{FindingKind, Problem};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+
+const FILES_PATH: &str = "output.files";
+
+/// Checks paths (absolute, `..`, duplicates) and per-file syntax. `raw` is the
+/// record's text, needed to see duplicate keys that parsing merged.
+pub fn check_files(raw: &[u8], record: &Value, problems: &mut Vec<Problem>) {
+    let Some(files) = crate::data::read::code_files(record) else {
+        return;
+    };
+    let field = |path: &str| format!("{FILES_PATH}[{}]", Value::String(path.to_string()));
+    for path in duplicate_keys(raw) {
+        problems.push(Problem::error(
+            FindingKind::DuplicatePath,
+            field(&path),
+            format!("`{path}` appears more than once in `files`; only the last copy is kept by JSON readers"),
+        ));
+    }
+    let mut normalised: HashMap<String, &str> = HashMap::new();
+    for (path, content) in files {
+        if let Some(why) = unsafe_path(path) {
+            problems.push(Problem::error(
+                FindingKind::UnsafePath,
+                field(path),
+                format!("path `{path}` {why}; paths must be relative and stay inside the project"),
+            ));
+        }
+        if let Some(first) = normalised.insert(normalise(path), path) {
+            if first != path {
+                problems.push(Problem::error(
+                    FindingKind::DuplicatePath,
+                    field(path),
+                    format!("`{path}` names the same file as `{first}`"),
+                ));
+            }
+        }
+        let Some(source) = content.as_str() else {
+            continue;
+        };
+        if let Err(e) = syntax::check(path, source) {
+            problems.push(Problem::error(
+                FindingKind::SyntaxError,
+                field(path),
+                format!(
+                    "{} syntax error at {}:{}: {}",
+                    e.language, e.line, e.column, e.message
+                ),
+            ));
+        }
+    }
+}
+
+fn unsafe_path(path: &str) -> Option<&'static str> {
+    if path.trim().is_empty() {
+        return Some("is empty");
+    }
+    let bytes = path.as_bytes();
+    let drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
+    if path.starts_with('/') || path.starts_with('\\') || drive {
+        return Some("is absolute");
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Some("climbs out with `..`");
+    }
+    None
+}
+
+/// `./app//main.py` and `app/main.py` are one file.
+fn normalise(path: &str) -> String {
+    path.split(['/', '\\'])
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Keys of `output.files` that occur more than once in the raw text.
+fn duplicate_keys(raw: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        output: Output,
+    }
+    #[derive(serde::Deserialize)]
+    struct Output {
+        #[serde(deserialize_with = "keys_in_order")]
+        files: Vec<String>,
+    }
+    let Ok(record) = serde_json::from_slice::<Record>(raw) else {
+        return Vec::new();
+    };
+    let mut seen = HashMap::new();
+    let mut repeated = Vec::new();
+    for key in record.output.files {
+        let count = seen.entry(key.clone()).or_insert(0);
+        *count += 1;
+        if *count == 2 {
+            repeated.push(key);
+        }
+    }
+    repeated
+}
+
+fn keys_in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    d.deserialize_map(Keys)
+}

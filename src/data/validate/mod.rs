@@ -1,0 +1,260 @@
+//! `data validate`: every problem in a dataset file, each tied to a line and
+//! a field, in one sequential pass.
+
+mod code;
+mod syntax;
+mod text;
+
+pub use syntax::{SyntaxError, check as check_syntax, checked_language};
+
+use super::finding::{Finding, FindingKind, Problem, Severity};
+use super::format::Format;
+use super::parse::{self, Parsed};
+use super::sample::Sample;
+use super::store::Store;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io;
+
+/// Counts a sample's tokens after the chat template (supplied by the model layer).
+pub type TokenCounter<'a> = &'a (dyn Fn(&Sample) -> Result<usize, String> + Sync);
+
+pub struct Options<'a> {
+    /// Read every record as this format instead of detecting it.
+    pub format: Option<Format>,
+    /// Answers with fewer words are reported.
+    pub min_words: usize,
+    /// With a token counter: samples longer than this are reported.
+    pub max_seq_len: usize,
+    pub token_counter: Option<TokenCounter<'a>>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            format: None,
+            min_words: 2,
+            max_seq_len: 2048,
+            token_counter: None,
+        }
+    }
+}
+
+/// How far over `max_seq_len` the samples go.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Overlength {
+    pub max_seq_len: usize,
+    pub samples: usize,
+    pub max_excess: usize,
+    pub mean_excess: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub format: Option<Format>,
+    pub records: usize,
+    pub samples: usize,
+    pub formats: BTreeMap<Format, usize>,
+    pub errors: usize,
+    pub warnings: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlength: Option<Overlength>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.errors > 0
+    }
+}
+
+/// Validates every record of an open store.
+pub fn validate(store: &Store, options: &Options) -> io::Result<Report> {
+    let file_format = match options.format {
+        Some(format) => Some(format),
+        None => parse::detect_file_format(store)?,
+    };
+    let mut v = Validator {
+        options,
+        file_format,
+        findings: Vec::new(),
+        fingerprints: Vec::new(),
+        formats: BTreeMap::new(),
+        samples: 0,
+        excess: Vec::new(),
+    };
+    if store.has_bom() {
+        v.findings.push(
+            Problem::warning(
+                FindingKind::ByteOrderMark,
+                "",
+                "the file starts with a UTF-8 byte-order mark; tunebench skips it, many JSON readers do not",
+            )
+            .at_line(1),
+        );
+    }
+    store.visit(|record| {
+        let line = record.line.unwrap_or(0);
+        v.record(record.index, line, record.bytes);
+        Ok(())
+    })?;
+    v.report_duplicates(store);
+    Ok(v.finish(store))
+}
+
+struct Validator<'o, 'a> {
+    options: &'o Options<'a>,
+    file_format: Option<Format>,
+    findings: Vec<Finding>,
+    /// (fingerprint, record index) of every sample, for exact duplicates.
+    fingerprints: Vec<(u64, u32)>,
+    formats: BTreeMap<Format, usize>,
+    samples: usize,
+    excess: Vec<usize>,
+}
+
+impl Validator<'_, '_> {
+    fn record(&mut self, index: usize, line: usize, bytes: &[u8]) {
+        let parsed = parse::parse_record(bytes, self.file_format, self.options.format);
+        let Parsed {
+            value,
+            format,
+            sample,
+            syntax,
+            mut problems,
+        } = parsed;
+        if let Some(s) = syntax {
+            self.findings.push(Finding {
+                line: line + s.line_offset,
+                column: Some(s.column),
+                field: String::new(),
+                kind: s.kind,
+                severity: Severity::Error,
+                message: s.message,
+            });
+            return;
+        }
+        if let Some(format) = format {
+            *self.formats.entry(format).or_default() += 1;
+        }
+        if let Some(value) = &value {
+            text::check_control_characters(value, &mut problems);
+            if format == Some(Format::MultiFile) {
+                code::check_files(bytes, value, &mut problems);
+            }
+        }
+        if let Some(sample) = &sample {
+            self.samples += 1;
+            self.fingerprints.push((sample.fingerprint(), index as u32));
+            if format != Some(Format::MultiFile) {
+                let field = answer_field(format, value.as_ref());
+                text::check_length(sample, &field, self.options.min_words, &mut problems);
+            }
+            if let Some(problem) = self.check_tokens(sample) {
+                problems.push(problem);
+            }
+        }
+        self.findings
+            .extend(problems.into_iter().map(|p| p.at_line(line)));
+    }
+
+    fn check_tokens(&mut self, sample: &Sample) -> Option<Problem> {
+        let count = self.options.token_counter?;
+        let max = self.options.max_seq_len;
+        match count(sample) {
+            Ok(tokens) if tokens > max => {
+                self.excess.push(tokens - max);
+                Some(Problem::warning(
+                    FindingKind::TooLong,
+                    "",
+                    format!(
+                        "{tokens} tokens after the chat template, {} over max_seq_len {max}; the end would be cut off",
+                        tokens - max
+                    ),
+                ))
+            }
+            Ok(_) => None,
+            Err(message) => Some(Problem::error(
+                FindingKind::TooLong,
+                "",
+                format!("could not render this sample with the model's chat template: {message}"),
+            )),
+        }
+    }
+
+    fn report_duplicates(&mut self, store: &Store) {
+        let mut order = std::mem::take(&mut self.fingerprints);
+        order.sort_unstable();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let first = group[0].1 as usize;
+            let first_line = store.line(first).unwrap_or(0);
+            for &(_, index) in &group[1..] {
+                let line = store.line(index as usize).unwrap_or(0);
+                self.findings.push(
+                    Problem::warning(
+                        FindingKind::Duplicate,
+                        "",
+                        format!("exact duplicate of the record at line {first_line}"),
+                    )
+                    .at_line(line),
+                );
+            }
+        }
+    }
+
+    fn finish(mut self, store: &Store) -> Report {
+        self.findings.sort_by_key(|f| f.line);
+        let errors = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        let overlength = (!self.excess.is_empty()).then(|| Overlength {
+            max_seq_len: self.options.max_seq_len,
+            samples: self.excess.len(),
+            max_excess: self.excess.iter().copied().max().unwrap_or(0),
+            mean_excess: self.excess.iter().sum::<usize>() as f64 / self.excess.len() as f64,
+        });
+        Report {
+            file: store.path().display().to_string(),
+            format: self.file_format,
+            records: store.len(),
+            samples: self.samples,
+            formats: self.formats,
+            errors,
+            warnings: self.findings.len() - errors,
+            overlength,
+            findings: self.findings,
+        }
+    }
+}
+
+/// JSON path of the field holding the (last) answer, for reports.
+fn answer_field(format: Option<Format>, value: Option<&Value>) -> String {
+    let last_assistant = |key: &str| {
+        let turns = value?.get(key)?.as_array()?;
+        let i = turns.iter().rposition(|t| {
+            let role = t
+                .get("role")
+                .or_else(|| t.get("from"))
+                .and_then(Value::as_str);
+            matches!(role, Some("assistant" | "gpt" | "model" | "bot"))
+        })?;
+        let content = if turns[i].get("value").is_some() {
+            "value"
+        } else {
+            "content"
+        };
+        Some(format!("{key}[{i}].{content}"))
+    };
+    match format {
+        Some(Format::Text) => "text".into(),
+        Some(Format::Completion) => "completion".into(),
+        Some(Format::Alpaca) => "output".into(),
+        Some(Format::Chat) => last_assistant("messages").unwrap_or_default(),
+        Some(Format::ShareGpt) => last_assistant("conversations").unwrap_or_default(),
+        _ => String::new(),
+    }
+}

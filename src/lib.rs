@@ -1,0 +1,5 @@
+//! tunebench: a terminal workbench for LoRA fine-tuning of open LLMs.
+
+pub mod cli;
+pub mod data;
+pub mod model;

@@ -1,0 +1,232 @@
+//! Chat templates: the Jinja text a model ships (rendered the way
+//! transformers renders it: trim_blocks, lstrip_blocks, Python string
+//! methods, `raise_exception`, Python-style `tojson`), or a built-in one for
+//! base models that have none.
+
+use super::ModelError;
+use super::pyjson;
+use crate::data::sample::Message;
+use minijinja::{Environment, Error, ErrorKind, Value, context};
+use serde_json::{Map, Value as Json, json};
+use std::str::FromStr;
+
+/// Prompt layouts for models without a chat template of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinTemplate {
+    /// `<|im_start|>role\n...<|im_end|>` turns (the default).
+    ChatMl,
+    /// `### Instruction:` / `### Response:` sections.
+    Alpaca,
+    /// The turns' text one after another, each answer closed by EOS.
+    Plain,
+}
+
+impl BuiltinTemplate {
+    pub fn source(self) -> &'static str {
+        match self {
+            BuiltinTemplate::ChatMl => concat!(
+                "{% for message in messages %}",
+                "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}",
+                "{% endfor %}",
+                "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+            ),
+            BuiltinTemplate::Alpaca => concat!(
+                "{% for message in messages %}",
+                "{% if message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}",
+                "{% elif message['role'] == 'user' %}{{ '### Instruction:\\n' + message['content'] + '\\n\\n' }}",
+                "{% elif message['role'] == 'assistant' %}{{ '### Response:\\n' + message['content'] + eos_token + '\\n\\n' }}",
+                "{% else %}{{ '### Input:\\n' + message['content'] + '\\n\\n' }}",
+                "{% endif %}{% endfor %}",
+                "{% if add_generation_prompt %}{{ '### Response:\\n' }}{% endif %}"
+            ),
+            BuiltinTemplate::Plain => concat!(
+                "{% for message in messages %}",
+                "{{ message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}",
+                "{% endfor %}"
+            ),
+        }
+    }
+}
+
+impl FromStr for BuiltinTemplate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "chatml" => Ok(BuiltinTemplate::ChatMl),
+            "alpaca" => Ok(BuiltinTemplate::Alpaca),
+            "plain" => Ok(BuiltinTemplate::Plain),
+            _ => Err(format!(
+                "unknown built-in template `{s}`; expected chatml, alpaca or plain"
+            )),
+        }
+    }
+}
+
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl ChatTemplate {
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, ModelError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| ModelError::Template(describe(&e)))?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Renders the messages (system first, if any) as the model sees them.
+    pub fn render(
+        &self,
+        messages: &[Message],
+        tools: Option<&Json>,
+        add_generation_prompt: bool,
+    ) -> Result<String, ModelError> {
+        let messages: Vec<Json> = messages.iter().map(message_json).collect();
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| ModelError::Template(describe(&e)))?;
+        template
+            .render(context! {
+                messages => Value::from_serialize(&messages),
+                tools => tools.map(Value::from_serialize),
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            })
+            .map_err(|e| ModelError::Template(describe(&e)))
+    }
+}
+
+/// A message as transformers passes it to templates.
+fn message_json(m: &Message) -> Json {
+    let mut obj = Map::new();
+    obj.insert("role".into(), json!(m.role.as_str()));
+    obj.insert("content".into(), json!(m.content));
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Json> = m
+            .tool_calls
+            .iter()
+            .map(|c| json!({"type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        obj.insert("tool_calls".into(), Json::Array(calls));
+    }
+    if let Some(id) = &m.tool_call_id {
+        obj.insert("tool_call_id".into(), json!(id));
+    }
+    Json::Object(obj)
+}
+
+fn describe(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+fn tojson(value: Value, indent: Option<usize>) -> Result<String, Error> {
+    let json = serde_json::to_value(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(pyjson::dumps(&json, indent))
+}
+
+fn raise_exception(message: String) -> Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, message))
+}
+
+/// `strftime_now` as Llama 3 templates call it, for the common directives.
+fn strftime_now(format: String) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let month = MONTHS[(m - 1) as usize];
+    format
+        .replace("%d", &format!("{d:02}"))
+        .replace("%m", &format!("{m:02}"))
+        .replace("%Y", &y.to_string())
+        .replace("%B", month)
+        .replace("%b", &month[..3])
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::sample::Role;
+
+    #[test]
+    fn chatml_renders_turns_and_generation_prompt() {
+        let t = ChatTemplate::new(BuiltinTemplate::ChatMl.source(), "", "<|im_end|>").unwrap();
+        let messages = [Message::new(Role::User, "hi")];
+        assert_eq!(
+            t.render(&messages, None, true).unwrap(),
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn python_idioms_used_by_real_templates() {
+        let source = "{%- set ns = namespace(n=0) -%}{% for m in messages[::-1] %}{% set ns.n = ns.n + 1 %}{{ m['content'].strip().split(' ')[0] }}|{% endfor %}{{ ns.n }}{{ {'a': 1}|tojson }}{% for k, v in {'x': 2}.items() %}{{ k }}{{ v }}{% endfor %}{% if not messages[0]['content'].startswith(' h') %}{{ raise_exception('bad') }}{% endif %}";
+        let t = ChatTemplate::new(source, "", "").unwrap();
+        let messages = [
+            Message::new(Role::User, " hello world "),
+            Message::new(Role::Assistant, "ok"),
+        ];
+        assert_eq!(
+            t.render(&messages, None, false).unwrap(),
+            "ok|hello|2{\"a\": 1}x2"
+        );
+        let err = t
+            .render(&[Message::new(Role::User, "x")], None, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
+    }
+}

@@ -1,0 +1,166 @@
+//! Samples to token ids and the trained-token mask, by the rule of
+//! DESIGN.md ("Samples to tokens"), which `shared/reference/hf_loss.py`
+//! implements on the PyTorch side.
+
+use super::template::{BuiltinTemplate, ChatTemplate};
+use super::{ModelError, hub};
+use crate::data::sample::{Role, Sample};
+use serde_json::Value;
+use std::ops::Range;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+/// Token ids and, for each, whether the loss is computed on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub trained: Vec<bool>,
+}
+
+/// A tokenizer with the chat template that goes with it.
+pub struct ChatTokenizer {
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub eos_token: String,
+}
+
+impl ChatTokenizer {
+    /// Loads `tokenizer.json`, `tokenizer_config.json` and the chat template
+    /// of a model directory or cached repo id.
+    pub fn load(model: &str) -> Result<Self, ModelError> {
+        let dir = hub::resolve(model)?;
+        Self::load_dir(&dir)
+    }
+
+    pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| ModelError::File {
+            path: tokenizer_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let config_path = dir.join("tokenizer_config.json");
+        let config: Value = match std::fs::read_to_string(&config_path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| ModelError::File {
+                path: config_path.display().to_string(),
+                message: e.to_string(),
+            })?,
+            Err(_) => Value::Null,
+        };
+        let bos = special_token(&config, "bos_token").unwrap_or_default();
+        let eos = special_token(&config, "eos_token").unwrap_or_default();
+        let source = match chat_template_text(&config) {
+            Some(text) => text,
+            None => match std::fs::read_to_string(dir.join("chat_template.jinja")) {
+                Ok(text) => text,
+                Err(_) => BuiltinTemplate::ChatMl.source().to_string(),
+            },
+        };
+        let template = ChatTemplate::new(&source, &bos, &eos)?;
+        Ok(ChatTokenizer {
+            tokenizer,
+            template,
+            eos_token: eos,
+        })
+    }
+
+    fn encode_text(&self, text: &str, special: bool) -> Result<tokenizers::Encoding, ModelError> {
+        self.tokenizer
+            .encode(text, special)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    fn eos_id(&self) -> Result<u32, ModelError> {
+        self.tokenizer.token_to_id(&self.eos_token).ok_or_else(|| {
+            ModelError::Tokenizer(format!(
+                "EOS token `{}` is not in the vocabulary",
+                self.eos_token
+            ))
+        })
+    }
+
+    /// Token ids and the trained mask of a sample (not truncated).
+    pub fn encode(&self, sample: &Sample, train_on_inputs: bool) -> Result<Encoded, ModelError> {
+        match sample {
+            Sample::Text(text) => {
+                let mut ids = self.encode_text(text, true)?.get_ids().to_vec();
+                ids.push(self.eos_id()?);
+                let trained = vec![true; ids.len()];
+                Ok(Encoded { ids, trained })
+            }
+            Sample::Chat(conv) => {
+                let messages = conv.with_system_message();
+                let tools = conv.tools.as_ref();
+                let full = self.template.render(&messages, tools, false)?;
+                let mut regions: Vec<Range<usize>> = Vec::new();
+                for (i, m) in messages.iter().enumerate() {
+                    if m.role != Role::Assistant {
+                        continue;
+                    }
+                    let prefix = self.template.render(&messages[..i], tools, true)?;
+                    let upto = self.template.render(&messages[..=i], tools, false)?;
+                    if !(full.starts_with(&upto) && upto.starts_with(&prefix)) {
+                        return Err(ModelError::Template(
+                            "the chat template is not prefix-consistent for this sample, so answers cannot be located".into(),
+                        ));
+                    }
+                    regions.push(prefix.len()..upto.len());
+                }
+                let encoding = self.encode_text(&full, false)?;
+                let trained = encoding
+                    .get_offsets()
+                    .iter()
+                    .map(|&(start, _)| {
+                        train_on_inputs || regions.iter().any(|r| r.contains(&start))
+                    })
+                    .collect();
+                Ok(Encoded {
+                    ids: encoding.get_ids().to_vec(),
+                    trained,
+                })
+            }
+        }
+    }
+
+    /// How many tokens a sample takes (cheaper than [`Self::encode`]).
+    pub fn count_tokens(&self, sample: &Sample) -> Result<usize, ModelError> {
+        match sample {
+            Sample::Text(text) => Ok(self.encode_text(text, true)?.len() + 1),
+            Sample::Chat(conv) => {
+                let full = self.template.render(
+                    &conv.with_system_message(),
+                    conv.tools.as_ref(),
+                    false,
+                )?;
+                Ok(self.encode_text(&full, false)?.len())
+            }
+        }
+    }
+}
+
+/// A special token from tokenizer_config.json: a string or `{"content": ...}`.
+fn special_token(config: &Value, key: &str) -> Option<String> {
+    match config.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(obj) => obj.get("content")?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// `chat_template` is a string, or a list of named templates ("default" wins).
+fn chat_template_text(config: &Value) -> Option<String> {
+    match config.get("chat_template")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let named = |name: &str| {
+                items
+                    .iter()
+                    .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+                    .and_then(|t| t.get("template")?.as_str())
+            };
+            named("default")
+                .or_else(|| items.first()?.get("template")?.as_str())
+                .map(str::to_string)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,356 @@
+//! The `tunebench data` commands as a user runs them.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tunebench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args(args)
+        .output()
+        .expect("run tunebench")
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn sample_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample-data")
+        .join(name)
+}
+
+#[test]
+fn broken_file_triggers_every_finding() {
+    let path = sample_data("broken.jsonl");
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "errors must exit 1");
+    let report = json_of(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let kinds: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    let expected = [
+        "invalid_json",
+        "invalid_utf8",
+        "byte_order_mark",
+        "control_character",
+        "unknown_shape",
+        "mixed_format",
+        "missing_field",
+        "empty_field",
+        "wrong_type",
+        "no_assistant_reply",
+        "empty_reply",
+        "role_order",
+        "short_output",
+        "duplicate",
+        "preference_record",
+        "empty_files",
+        "unsafe_path",
+        "duplicate_path",
+        "syntax_error",
+    ];
+    for kind in expected {
+        assert!(kinds.contains(kind), "no `{kind}` finding; got {kinds:?}");
+    }
+    for f in findings {
+        assert!(f["line"].as_u64().unwrap() >= 1, "{f}");
+        assert!(
+            matches!(f["severity"].as_str(), Some("error" | "warning")),
+            "{f}"
+        );
+    }
+    let at = |kind: &str| findings.iter().find(|f| f["kind"] == kind).unwrap();
+    assert_eq!(at("invalid_json")["line"], 2);
+    assert!(at("invalid_json")["column"].as_u64().is_some());
+    assert_eq!(
+        at("duplicate")["message"],
+        "exact duplicate of the record at line 14"
+    );
+    assert_eq!(at("control_character")["field"], "instruction");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.jsonl:20: output.files[\"app/main.py\"]: Python syntax error"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn shipped_sample_data_validates_clean() {
+    let dir = sample_data("");
+    let mut checked = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let is_data = name.ends_with(".jsonl") || name.ends_with(".json");
+        if !is_data || name == "broken.jsonl" {
+            continue;
+        }
+        let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+        let report = json_of(&out);
+        assert_eq!(
+            report["findings"],
+            json!([]),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "expected the sample datasets, found {checked}"
+    );
+}
+
+/// A word-level tokenizer and ChatML template written the way a model
+/// directory holds them.
+fn tiny_tokenizer_dir(dir: &Path) {
+    use tokenizers::models::wordlevel::WordLevel;
+    use tokenizers::pre_tokenizers::whitespace::Whitespace;
+    let words = [
+        "<unk>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "user",
+        "assistant",
+        "hello",
+        "there",
+    ];
+    let vocab = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), i as u32));
+    let model = WordLevel::builder()
+        .vocab(vocab.collect())
+        .unk_token("<unk>".into())
+        .build()
+        .unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::new(model);
+    tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+    let special = ["<|im_start|>", "<|im_end|>"].map(|t| tokenizers::AddedToken::from(t, true));
+    tokenizer.add_special_tokens(&special);
+    tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
+    let config = json!({
+        "eos_token": "<|im_end|>",
+        "chat_template": "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
+    });
+    fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn too_long_samples_are_counted_with_the_model_template() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_tokenizer_dir(dir.path());
+    let data = dir.path().join("d.jsonl");
+    // Six template tokens plus the words: 9 and 12 tokens.
+    fs::write(&data, "{\"prompt\": \"hello\", \"completion\": \"there there\"}\n{\"prompt\": \"hello hello there there\", \"completion\": \"there hello\"}\n").unwrap();
+    let model = dir.path().to_str().unwrap();
+    let out = tunebench(&[
+        "data",
+        "validate",
+        data.to_str().unwrap(),
+        "--model",
+        model,
+        "--max-seq-len",
+        "10",
+        "--json",
+    ]);
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "too long is a warning");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["kind"], "too_long");
+    assert_eq!(findings[0]["line"], 2);
+    assert_eq!(
+        report["overlength"],
+        json!({"max_seq_len": 10, "samples": 1, "max_excess": 2, "mean_excess": 2.0})
+    );
+    let stats = json_of(&tunebench(&[
+        "data",
+        "stats",
+        data.to_str().unwrap(),
+        "--model",
+        model,
+        "--json",
+    ]));
+    assert_eq!(stats["tokens"]["max"], 12);
+    assert_eq!(stats["tokens"]["min"], 9);
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let data = sample_data("alpaca_small.json");
+    let out = tunebench(&[
+        "data",
+        "validate",
+        data.to_str().unwrap(),
+        "--model",
+        "nobody/no-such-model",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nobody/no-such-model") && stderr.contains("models--nobody--no-such-model"),
+        "{stderr}"
+    );
+}
+
+/// Records with domains and some exact duplicates.
+fn split_input(dir: &Path) -> PathBuf {
+    let mut lines = Vec::new();
+    for i in 0..60 {
+        let domain = ["shop", "blog", "clinic"][i % 3];
+        let n = if i % 10 == 0 { 0 } else { i }; // every tenth record repeats record 0 of its kind
+        lines.push(json!({"prompt": format!("request {n} {domain}"), "context": {"domain": domain}, "output": {"files": {"a.py": format!("x = {n}\n")}}}).to_string());
+    }
+    let path = dir.join("projects.jsonl");
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn split_to(input: &Path, out: &Path, seed: &str) -> (String, String) {
+    let result = tunebench(&[
+        "data",
+        "split",
+        input.to_str().unwrap(),
+        "--eval-ratio",
+        "0.2",
+        "--seed",
+        seed,
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    (
+        fs::read_to_string(out.join("projects.train.jsonl")).unwrap(),
+        fs::read_to_string(out.join("projects.eval.jsonl")).unwrap(),
+    )
+}
+
+#[test]
+fn split_is_deterministic_disjoint_and_stratified() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = split_input(dir.path());
+    let (train, eval) = split_to(&input, &dir.path().join("a"), "7");
+    let again = split_to(&input, &dir.path().join("b"), "7");
+    assert_eq!(
+        (train.clone(), eval.clone()),
+        again,
+        "same seed, same split"
+    );
+    let other = split_to(&input, &dir.path().join("c"), "8");
+    assert_ne!(
+        (train.clone(), eval.clone()),
+        other,
+        "another seed, another split"
+    );
+
+    let train_lines: Vec<&str> = train.lines().collect();
+    let eval_lines: Vec<&str> = eval.lines().collect();
+    assert_eq!(train_lines.len() + eval_lines.len(), 60);
+    assert_eq!(eval_lines.len(), 12);
+    let train_set: BTreeSet<&str> = train_lines.iter().copied().collect();
+    assert!(
+        eval_lines.iter().all(|l| !train_set.contains(l)),
+        "a record (or its duplicate) is on both sides"
+    );
+    for domain in ["shop", "blog", "clinic"] {
+        let n = eval_lines
+            .iter()
+            .filter(|l| l.contains(&format!("\"{domain}\"")))
+            .count();
+        assert_eq!(n, 4, "eval share of {domain}");
+    }
+    let original = fs::read_to_string(&input).unwrap();
+    for line in train_lines.iter().chain(&eval_lines) {
+        assert!(
+            original.lines().any(|o| o == *line),
+            "records are copied verbatim"
+        );
+    }
+}
+
+#[test]
+fn split_rejects_impossible_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = split_input(dir.path());
+    let out = tunebench(&[
+        "data",
+        "split",
+        input.to_str().unwrap(),
+        "--eval-count",
+        "60",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leaves no training data"));
+}
+
+#[test]
+fn convert_reports_lossy_records_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("chat.json");
+    let input = sample_data("sharegpt_small.jsonl");
+    let out = tunebench(&[
+        "data",
+        "convert",
+        input.to_str().unwrap(),
+        "--to",
+        "alpaca",
+        "--out",
+        out_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let report = json_of(&out);
+    assert!(report["written"].as_u64().unwrap() >= 10);
+    let lossy = report["lossy"].as_array().unwrap();
+    assert!(
+        lossy
+            .iter()
+            .any(|l| l["reason"].as_str().unwrap().contains("tool")),
+        "tool-use records lose their calls: {lossy:?}"
+    );
+    let check = tunebench(&["data", "validate", out_path.to_str().unwrap(), "--json"]);
+    let report = json_of(&check);
+    assert_eq!(report["format"], "alpaca");
+    assert_eq!(
+        report["errors"],
+        0,
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn stats_on_multifile_data() {
+    let out = tunebench(&[
+        "data",
+        "stats",
+        sample_data("fastapi_projects.jsonl").to_str().unwrap(),
+        "--json",
+    ]);
+    let stats = json_of(&out);
+    assert_eq!(stats["format"], "multifile");
+    let code = &stats["code"];
+    assert!(code["domains"].as_object().unwrap().len() >= 6);
+    assert!(code["languages"]["Python"].as_u64().unwrap() > 0);
+    assert!(code["files_per_sample"]["max"].as_u64().unwrap() >= 8);
+    assert!(code["tech_stack"]["fastapi"].as_u64().unwrap() >= 24);
+}
