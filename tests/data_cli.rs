@@ -139,7 +139,7 @@ fn tiny_tokenizer_dir(dir: &Path) {
     let mut tokenizer = tokenizers::Tokenizer::new(model);
     tokenizer.with_pre_tokenizer(Some(Whitespace {}));
     let special = ["<|im_start|>", "<|im_end|>"].map(|t| tokenizers::AddedToken::from(t, true));
-    tokenizer.add_special_tokens(&special);
+    tokenizer.add_special_tokens(special).unwrap();
     tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
     let config = json!({
         "eos_token": "<|im_end|>",

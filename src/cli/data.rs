@@ -110,6 +110,12 @@ fn human_stats(s: &Stats) -> String {
         s.unusable,
         s.duplicates
     );
+    if s.unusable > 0 {
+        out.push_str(&format!(
+            "  unusable: {} record(s) give no training sample; `tunebench data validate` says why\n",
+            s.unusable
+        ));
+    }
     if s.formats.len() > 1 {
         let parts: Vec<_> = s
             .formats

@@ -16,8 +16,10 @@ pub enum Format {
     /// `{"instruction", "input"?, "output", "system"?, "history"?}`.
     Alpaca,
     /// `{"conversations": [{"from", "value"}], "system"?, "tools"?}`.
+    #[serde(rename = "sharegpt")]
     ShareGpt,
     /// `{"prompt", "context"?, "output": {"files": {path: content}}}`.
+    #[serde(rename = "multifile")]
     MultiFile,
     /// `{"chosen", "rejected", ...}`: preference data, not SFT data.
     Preference,
@@ -113,5 +115,18 @@ impl FromStr for Format {
                 let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
                 format!("unknown format `{s}`; expected one of {}", names.join(", "))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn json_names_are_the_cli_names() {
+        for format in Format::ALL {
+            assert_eq!(serde_json::to_value(format).unwrap(), format.name());
+            assert_eq!(format.name().parse::<Format>().unwrap(), format);
+        }
     }
 }

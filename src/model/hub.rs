@@ -1,8 +1,17 @@
-//! Where a model's files are: a local directory, or a repo id resolved through
-//! the standard Hugging Face cache layout.
+//! Where a model's files are: a local directory, the standard Hugging Face
+//! cache, or (when the network allows) a download into that cache.
 
 use super::ModelError;
 use std::path::{Path, PathBuf};
+
+/// Files a model directory may hold besides its weights.
+const SMALL_FILES: [&str; 5] = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
 
 /// The hub cache directory: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
 /// `~/.cache/huggingface/hub`.
@@ -17,20 +26,76 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("huggingface").join("hub")
 }
 
-/// A directory holding the model's files.
+/// A directory holding the model's files: `model` itself when it is a
+/// directory, else the cached snapshot of the repo id, downloaded if needed.
 pub fn resolve(model: &str) -> Result<PathBuf, ModelError> {
     let local = Path::new(model);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    let cache = cache_dir();
-    let repo_dir = cache.join(format!("models--{}", model.replace('/', "--")));
-    let snapshot = std::fs::read_to_string(repo_dir.join("refs").join("main"))
-        .ok()
-        .map(|hash| repo_dir.join("snapshots").join(hash.trim()))
-        .filter(|dir| dir.is_dir());
-    snapshot.ok_or_else(|| ModelError::NotFound {
+    let repo_dir = cache_dir().join(format!("models--{}", model.replace('/', "--")));
+    if let Some(dir) = cached_snapshot(&repo_dir) {
+        return Ok(dir);
+    }
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let looks_like_repo =
+        model.split('/').count() == 2 && !model.starts_with('.') && !model.starts_with('/');
+    if offline || !looks_like_repo {
+        return Err(not_found(model, &repo_dir, None));
+    }
+    download(model).map_err(|e| not_found(model, &repo_dir, Some(e)))
+}
+
+fn not_found(model: &str, repo_dir: &Path, why: Option<String>) -> ModelError {
+    ModelError::NotFound {
         repo: model.to_string(),
-        searched: repo_dir.display().to_string(),
-    })
+        searched: match why {
+            Some(why) => format!("{}; download failed: {why}", repo_dir.display()),
+            None => repo_dir.display().to_string(),
+        },
+    }
+}
+
+/// The snapshot `refs/main` points at, if it holds a config.
+fn cached_snapshot(repo_dir: &Path) -> Option<PathBuf> {
+    let hash = std::fs::read_to_string(repo_dir.join("refs").join("main")).ok()?;
+    let dir = repo_dir.join("snapshots").join(hash.trim());
+    dir.join("config.json").exists().then_some(dir)
+}
+
+/// Downloads config, tokenizer and safetensors weights into the cache.
+fn download(model: &str) -> Result<PathBuf, String> {
+    use hf_hub::api::sync::ApiBuilder;
+    let api = ApiBuilder::from_env()
+        .with_cache_dir(cache_dir())
+        .with_progress(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let repo = api.model(model.to_string());
+    let config = repo.get("config.json").map_err(|e| e.to_string())?;
+    for name in SMALL_FILES.iter().skip(1) {
+        // Optional files: a repo may lack any of them.
+        let _ = repo.get(name);
+    }
+    match repo.get("model.safetensors.index.json") {
+        Ok(index) => {
+            let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let mut shards: Vec<&str> = value
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| m.values().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            shards.sort();
+            shards.dedup();
+            for shard in shards {
+                repo.get(shard).map_err(|e| e.to_string())?;
+            }
+        }
+        Err(_) => {
+            repo.get("model.safetensors").map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
 }

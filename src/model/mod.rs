@@ -1,11 +1,22 @@
 //! The model side: finding a model's files, its tokenizer and chat template,
 //! and turning samples into tokens.
 
+pub mod adapter;
+pub mod config;
+pub mod decoder;
+pub mod generate;
 pub mod hub;
+pub mod loaded;
+pub mod lora;
+pub mod loss;
 pub mod pyjson;
+pub mod rope;
+pub mod sampler;
 pub mod template;
 pub mod tokenize;
+pub mod weights;
 
+pub use loaded::{LoadOptions, Model};
 pub use template::{BuiltinTemplate, ChatTemplate};
 pub use tokenize::{ChatTokenizer, Encoded};
 

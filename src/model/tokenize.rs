@@ -4,7 +4,7 @@
 
 use super::template::{BuiltinTemplate, ChatTemplate};
 use super::{ModelError, hub};
-use crate::data::sample::{Role, Sample};
+use crate::data::sample::{Message, Role, Sample};
 use serde_json::Value;
 use std::ops::Range;
 use std::path::Path;
@@ -119,6 +119,26 @@ impl ChatTokenizer {
                 })
             }
         }
+    }
+
+    /// Text of token ids, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids, true).unwrap_or_default()
+    }
+
+    /// Token ids of a conversation so far, ending where the assistant's reply starts.
+    pub fn prompt_ids(
+        &self,
+        messages: &[Message],
+        tools: Option<&Value>,
+    ) -> Result<Vec<u32>, ModelError> {
+        let text = self.template.render(messages, tools, true)?;
+        Ok(self.encode_text(&text, false)?.get_ids().to_vec())
+    }
+
+    /// Token ids of raw text, with the tokenizer's own special tokens.
+    pub fn text_ids(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        Ok(self.encode_text(text, true)?.get_ids().to_vec())
     }
 
     /// How many tokens a sample takes (cheaper than [`Self::encode`]).

@@ -51,16 +51,23 @@ fn walk<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>, problems: &mut Vec<Pr
 }
 
 fn first_control(s: &str) -> Option<(usize, char)> {
-    // Fast path: C0 controls and DEL are single bytes, C1 controls start with 0xC2.
-    let suspicious = s
-        .bytes()
-        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7F || b == 0xC2);
-    if !suspicious {
+    if !may_hold_control(s.as_bytes()) {
         return None;
     }
     s.chars()
         .enumerate()
         .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// A branch-free scan the compiler vectorises: C0 controls other than tab,
+/// line feed and carriage return, DEL, and 0xC2 (the lead byte of C1 controls).
+fn may_hold_control(bytes: &[u8]) -> bool {
+    bytes.chunks(64).any(|chunk| {
+        chunk.iter().fold(0u8, |acc, &b| {
+            let c0 = (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+            acc | u8::from(c0) | u8::from(b == 0x7F) | u8::from(b == 0xC2)
+        }) != 0
+    })
 }
 
 fn render_path(path: &[Segment]) -> String {
@@ -83,7 +90,7 @@ pub fn check_length(sample: &Sample, field: &str, min_words: usize, problems: &m
             _ => return,
         },
     };
-    let words = count_words(text);
+    let words = count_words(text, min_words);
     if words > 0 && words < min_words {
         problems.push(Problem::warning(
             FindingKind::ShortOutput,
@@ -93,13 +100,16 @@ pub fn check_length(sample: &Sample, field: &str, min_words: usize, problems: &m
     }
 }
 
-/// Words as a reader counts them: runs of non-space characters, except that
-/// each Chinese, Japanese or Korean character is a word of its own (those
-/// scripts put no spaces between words).
-pub fn count_words(text: &str) -> usize {
+/// Words as a reader counts them, up to `limit`: runs of non-space
+/// characters, except that each Chinese, Japanese or Korean character is a
+/// word of its own (those scripts put no spaces between words).
+pub fn count_words(text: &str, limit: usize) -> usize {
     let mut words = 0;
     let mut in_word = false;
     for c in text.chars() {
+        if words >= limit {
+            break;
+        }
         if is_cjk(c) {
             words += 1;
             in_word = false;
@@ -122,13 +132,23 @@ fn is_cjk(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::count_words;
+    use super::{count_words, first_control};
+
+    #[test]
+    fn control_characters_but_not_whitespace() {
+        assert_eq!(first_control("tabs\tand\r\nlines are fine é"), None);
+        assert_eq!(first_control("bell\u{7}"), Some((4, '\u{7}')));
+        assert_eq!(first_control("del\u{7f}"), Some((3, '\u{7f}')));
+        assert_eq!(first_control("c1 \u{85} next line"), Some((3, '\u{85}')));
+        assert_eq!(first_control(&"x".repeat(200)), None);
+    }
 
     #[test]
     fn words_in_spaced_and_unspaced_scripts() {
-        assert_eq!(count_words("  two words "), 2);
-        assert_eq!(count_words("我存在的目的"), 6);
-        assert_eq!(count_words("GPU是什么"), 4);
-        assert_eq!(count_words(""), 0);
+        assert_eq!(count_words("  two words ", 10), 2);
+        assert_eq!(count_words("我存在的目的", 10), 6);
+        assert_eq!(count_words("GPU是什么", 10), 4);
+        assert_eq!(count_words("", 10), 0);
+        assert_eq!(count_words("one two three four", 2), 2);
     }
 }

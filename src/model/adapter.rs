@@ -1,0 +1,275 @@
+//! LoRA adapters in PEFT's on-disk format, so PEFT, vLLM and llama.cpp's
+//! converter load what tunebench writes, and tunebench loads what PEFT writes:
+//! `adapter_model.safetensors` (`base_model.model.model.layers.{i}.self_attn.
+//! q_proj.lora_A.weight`, ...) and `adapter_config.json`.
+
+use super::decoder::Decoder;
+use super::lora::{Linear, LoraPair, LoraSpec};
+use crate::data::rng::SplitMix64;
+use candle_core::{DType, Device, Tensor};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+fn file_error(path: &Path, message: impl std::fmt::Display) -> AdapterError {
+    AdapterError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The projections of layer `i` with their PEFT module paths.
+fn modules(decoder: &mut Decoder) -> Vec<(String, &'static str, &mut Linear)> {
+    let mut out = Vec::new();
+    for (i, layer) in decoder.layers.iter_mut().enumerate() {
+        let a = format!("model.layers.{i}.self_attn");
+        let m = format!("model.layers.{i}.mlp");
+        out.push((format!("{a}.q_proj"), "q_proj", &mut layer.attn.q_proj));
+        out.push((format!("{a}.k_proj"), "k_proj", &mut layer.attn.k_proj));
+        out.push((format!("{a}.v_proj"), "v_proj", &mut layer.attn.v_proj));
+        out.push((format!("{a}.o_proj"), "o_proj", &mut layer.attn.o_proj));
+        out.push((
+            format!("{m}.gate_proj"),
+            "gate_proj",
+            &mut layer.mlp.gate_proj,
+        ));
+        out.push((format!("{m}.up_proj"), "up_proj", &mut layer.mlp.up_proj));
+        out.push((
+            format!("{m}.down_proj"),
+            "down_proj",
+            &mut layer.mlp.down_proj,
+        ));
+    }
+    out
+}
+
+/// Attaches fresh adapters (A random, B zero) to the targets of `spec`.
+pub fn attach_new(decoder: &mut Decoder, spec: &LoraSpec, seed: u64) -> candle_core::Result<()> {
+    let device = decoder.device().clone();
+    let mut rng = SplitMix64::new(seed);
+    for (_, kind, linear) in modules(decoder) {
+        if spec.targets.iter().any(|t| t == kind) {
+            linear.lora = Some(LoraPair::init(
+                linear.in_dim(),
+                linear.out_dim(),
+                spec,
+                &mut rng,
+                &device,
+            )?);
+        }
+    }
+    Ok(())
+}
+
+/// Removes every adapter.
+pub fn detach(decoder: &mut Decoder) {
+    for (_, _, linear) in modules(decoder) {
+        linear.lora = None;
+    }
+}
+
+/// Writes the attached adapters as a PEFT adapter directory.
+pub fn save(
+    decoder: &mut Decoder,
+    spec: &LoraSpec,
+    base_model: &str,
+    dir: &Path,
+) -> Result<(), AdapterError> {
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (path, _, linear) in modules(decoder) {
+        if let Some(lora) = &linear.lora {
+            let prefix = format!("base_model.model.{path}");
+            tensors.push((
+                format!("{prefix}.lora_A.weight"),
+                lora.a.as_tensor().to_dtype(DType::F32)?,
+            ));
+            tensors.push((
+                format!("{prefix}.lora_B.weight"),
+                lora.b.as_tensor().to_dtype(DType::F32)?,
+            ));
+        }
+    }
+    let weights_path = dir.join("adapter_model.safetensors");
+    write_safetensors(&tensors, &weights_path)?;
+    let config = json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": spec.r,
+        "lora_alpha": spec.alpha,
+        "lora_dropout": spec.dropout,
+        "target_modules": spec.targets,
+        "bias": "none",
+        "use_rslora": spec.use_rslora,
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "modules_to_save": null,
+        "revision": null,
+    });
+    let config_path = dir.join("adapter_config.json");
+    let text = serde_json::to_string_pretty(&config).map_err(|e| file_error(&config_path, e))?;
+    crate::data::store::atomic_write(&config_path, |w| w.write_all(text.as_bytes()))
+        .map_err(|e| file_error(&config_path, e))
+}
+
+/// f32 tensors to a safetensors file with PEFT's `{"format": "pt"}` metadata.
+fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<(), AdapterError> {
+    let mut buffers = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let values = t.flatten_all()?.to_vec1::<f32>()?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        buffers.push((name.clone(), t.dims().to_vec(), bytes));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| file_error(path, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| file_error(path, e))?;
+    crate::data::store::atomic_write(path, |w| w.write_all(&bytes)).map_err(|e| file_error(path, e))
+}
+
+/// Reads `adapter_config.json` into a spec.
+pub fn read_spec(dir: &Path) -> Result<LoraSpec, AdapterError> {
+    let path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+    let c: Value = serde_json::from_str(&text).map_err(|e| file_error(&path, e))?;
+    let peft_type = c.get("peft_type").and_then(Value::as_str).unwrap_or("LORA");
+    if peft_type != "LORA" {
+        return Err(file_error(
+            &path,
+            format!("peft_type {peft_type} is not supported; only LORA adapters load"),
+        ));
+    }
+    if c.get("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
+        return Err(file_error(
+            &path,
+            "fan_in_fan_out adapters (GPT-2 style Conv1D) do not apply to Llama-family models",
+        ));
+    }
+    for key in ["rank_pattern", "alpha_pattern"] {
+        if c.get(key)
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(file_error(
+                &path,
+                format!("`{key}` (per-module ranks) is not supported"),
+            ));
+        }
+    }
+    if c.get("use_dora").and_then(Value::as_bool) == Some(true) {
+        return Err(file_error(&path, "DoRA adapters are not supported"));
+    }
+    let r = c
+        .get("r")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| file_error(&path, "`r` is missing"))? as usize;
+    let targets: Vec<String> = match c.get("target_modules") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    Ok(LoraSpec {
+        r,
+        alpha: c.get("lora_alpha").and_then(Value::as_f64).unwrap_or(8.0),
+        dropout: c.get("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0),
+        targets,
+        use_rslora: c
+            .get("use_rslora")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// Loads a PEFT adapter directory onto `decoder`, replacing any adapter.
+pub fn load(decoder: &mut Decoder, dir: &Path) -> Result<LoraSpec, AdapterError> {
+    let spec = read_spec(dir)?;
+    let path = dir.join("adapter_model.safetensors");
+    let tensors = if path.exists() {
+        candle_core::safetensors::load(&path, &Device::Cpu)?
+    } else {
+        return Err(file_error(
+            dir,
+            "no adapter_model.safetensors (adapter_model.bin is not read; re-save it with safe_serialization=True)",
+        ));
+    };
+    // PEFT files may carry the adapter name (".default") in tensor names.
+    let mut by_name: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(name, t)| (name.replace(".default.weight", ".weight"), t))
+        .collect();
+    let device = decoder.device().clone();
+    detach(decoder);
+    let mut loaded = 0;
+    for (module, kind, linear) in modules(decoder) {
+        let prefix = format!("base_model.model.{module}");
+        let a = by_name.remove(&format!("{prefix}.lora_A.weight"));
+        let b = by_name.remove(&format!("{prefix}.lora_B.weight"));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let (ar, a_in) = a.dims2()?;
+                let (b_out, br) = b.dims2()?;
+                if a_in != linear.in_dim() || b_out != linear.out_dim() || ar != br {
+                    return Err(file_error(
+                        &path,
+                        format!(
+                            "{module} ({kind}): adapter shapes A {:?} B {:?} do not fit a [{}, {}] layer; was it trained on another base model?",
+                            a.dims(),
+                            b.dims(),
+                            linear.out_dim(),
+                            linear.in_dim()
+                        ),
+                    ));
+                }
+                let pair_spec = LoraSpec {
+                    r: ar,
+                    ..spec.clone()
+                };
+                linear.lora = Some(LoraPair::from_tensors(
+                    &a.to_device(&device)?,
+                    &b.to_device(&device)?,
+                    &pair_spec,
+                )?);
+                loaded += 1;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(file_error(
+                    &path,
+                    format!("{module}: lora_A and lora_B must both be present"),
+                ));
+            }
+        }
+    }
+    if let Some(extra) = by_name.keys().min() {
+        return Err(file_error(
+            &path,
+            format!(
+                "unexpected tensor `{extra}`: only LoRA on the attention and MLP projections is supported"
+            ),
+        ));
+    }
+    if loaded == 0 {
+        return Err(file_error(&path, "no LoRA weights for this model's layers"));
+    }
+    Ok(spec)
+}

@@ -1,0 +1,200 @@
+//! A model's shape, read from its `config.json`.
+
+use super::ModelError;
+use serde_json::Value;
+use std::path::Path;
+
+/// The decoder families tunebench runs; they differ only in details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    fn from_config(config: &Value) -> Result<Arch, String> {
+        let named = config
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let model_type = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let arch = match (named.as_deref(), model_type) {
+            (Some("LlamaForCausalLM"), _) | (None, "llama") => Arch::Llama,
+            (Some("MistralForCausalLM"), _) | (None, "mistral") => Arch::Mistral,
+            (Some("Qwen2ForCausalLM"), _) | (None, "qwen2") => Arch::Qwen2,
+            (Some("Qwen3ForCausalLM"), _) | (None, "qwen3") => Arch::Qwen3,
+            (Some(other), _) => return Err(other.to_string()),
+            (None, other) => return Err(format!("model_type `{other}`")),
+        };
+        Ok(arch)
+    }
+}
+
+/// Llama 3's frequency-dependent RoPE scaling (`rope_scaling.rope_type == "llama3"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Llama3Scaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<Llama3Scaling>,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    /// Bias on q, k and v projections (Qwen2; Llama with `attention_bias`).
+    pub qkv_bias: bool,
+    /// Bias on the output projection (Llama with `attention_bias`).
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    /// RMSNorm on q and k per head (Qwen3).
+    pub qk_norm: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+    /// `torch_dtype` / `dtype` as written, e.g. "bfloat16".
+    pub dtype: Option<String>,
+}
+
+impl ModelConfig {
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| ModelError::File {
+            path: path.display().to_string(),
+            message: format!("invalid JSON: {e}"),
+        })?;
+        Self::from_json(&value).map_err(|message| ModelError::File {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn from_json(c: &Value) -> Result<Self, String> {
+        let arch = Arch::from_config(c).map_err(|name| {
+            format!("unsupported architecture {name}; tunebench runs Llama, Mistral, Qwen2 and Qwen3 models")
+        })?;
+        let int = |key: &str| -> Result<usize, String> {
+            c.get(key)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| format!("`{key}` is missing or not a number"))
+        };
+        let float = |key: &str, default: f64| c.get(key).and_then(Value::as_f64).unwrap_or(default);
+        let flag =
+            |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let hidden_size = int("hidden_size")?;
+        let num_heads = int("num_attention_heads")?;
+        let num_kv_heads = c
+            .get("num_key_value_heads")
+            .and_then(Value::as_u64)
+            .map_or(num_heads, |v| v as usize);
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(format!(
+                "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
+            ));
+        }
+        let head_dim = c
+            .get("head_dim")
+            .and_then(Value::as_u64)
+            .map_or(hidden_size / num_heads, |v| v as usize);
+        let attention_bias = flag("attention_bias", false);
+        let token_ids = |key: &str| -> Vec<u32> {
+            match c.get(key) {
+                Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .map(|v| v as u32)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        Ok(ModelConfig {
+            arch,
+            hidden_size,
+            intermediate_size: int("intermediate_size")?,
+            num_layers: int("num_hidden_layers")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            vocab_size: int("vocab_size")?,
+            rms_norm_eps: float("rms_norm_eps", 1e-6),
+            rope_theta: float("rope_theta", 10_000.0),
+            rope_scaling: rope_scaling(c.get("rope_scaling"))?,
+            max_position_embeddings: int("max_position_embeddings").unwrap_or(4096),
+            tie_word_embeddings: flag("tie_word_embeddings", false),
+            qkv_bias: arch == Arch::Qwen2 || attention_bias,
+            o_bias: attention_bias && arch != Arch::Qwen2,
+            mlp_bias: flag("mlp_bias", false),
+            qk_norm: arch == Arch::Qwen3,
+            bos_token_id: token_ids("bos_token_id").first().copied(),
+            eos_token_ids: token_ids("eos_token_id"),
+            dtype: c
+                .get("torch_dtype")
+                .or_else(|| c.get("dtype"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    /// Parameters of the base model (for memory estimates and reports).
+    pub fn parameter_count(&self) -> usize {
+        let (h, i, d) = (self.hidden_size, self.intermediate_size, self.head_dim);
+        let q = self.num_heads * d;
+        let kv = self.num_kv_heads * d;
+        let attention = h * q + 2 * h * kv + q * h;
+        let mlp = 3 * h * i;
+        let per_layer = attention + mlp + 2 * h;
+        let embeddings = self.vocab_size * h * if self.tie_word_embeddings { 1 } else { 2 };
+        self.num_layers * per_layer + embeddings + h
+    }
+}
+
+fn rope_scaling(value: Option<&Value>) -> Result<Option<Llama3Scaling>, String> {
+    let Some(obj) = value.and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let kind = obj
+        .get("rope_type")
+        .or_else(|| obj.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let get = |key: &str| {
+        obj.get(key)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("rope_scaling.{key} is missing"))
+    };
+    match kind {
+        "default" => Ok(None),
+        "llama3" => Ok(Some(Llama3Scaling {
+            factor: get("factor")?,
+            low_freq_factor: get("low_freq_factor")?,
+            high_freq_factor: get("high_freq_factor")?,
+            original_max_position_embeddings: get("original_max_position_embeddings")?,
+        })),
+        other => Err(format!(
+            "rope_scaling type `{other}` is not supported (supported: llama3)"
+        )),
+    }
+}

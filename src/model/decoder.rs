@@ -1,0 +1,364 @@
+//! One decoder for the Llama family (Llama 2/3, Mistral, Qwen2/2.5, Qwen3).
+//!
+//! Inference uses candle's fused kernels; training (`Mode::train`) uses
+//! differentiable forms, because the fused softmax, RMSNorm and RoPE drop
+//! gradients silently.
+
+use super::config::ModelConfig;
+use super::lora::Linear;
+use super::rope::Rope;
+use super::weights::Weights;
+use candle_core::{D, DType, Module, Result, Tensor};
+
+/// How a forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Apply the LoRA adapter (when one is attached).
+    pub adapter: bool,
+    /// Differentiable ops and LoRA dropout.
+    pub train: bool,
+}
+
+impl Mode {
+    pub const BASE: Mode = Mode {
+        adapter: false,
+        train: false,
+    };
+    pub const ADAPTED: Mode = Mode {
+        adapter: true,
+        train: false,
+    };
+}
+
+/// Keys and values of earlier positions, per layer.
+#[derive(Default)]
+pub struct Cache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Cache {
+    pub fn new(layers: usize) -> Self {
+        Cache {
+            layers: (0..layers).map(|_| None).collect(),
+        }
+    }
+
+    /// Positions already in the cache.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
+        }
+        // As transformers computes it: in f32, then back to the input dtype.
+        let dtype = x.dtype();
+        let x32 = x.to_dtype(DType::F32)?;
+        let variance = x32.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x32.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+    }
+}
+
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+pub struct Layer {
+    pub attn: Attention,
+    pub mlp: Mlp,
+    input_norm: RmsNorm,
+    post_norm: RmsNorm,
+}
+
+pub struct Decoder {
+    pub config: ModelConfig,
+    embed: Tensor,
+    pub layers: Vec<Layer>,
+    norm: RmsNorm,
+    /// `None` when the output projection is the embedding matrix (tied).
+    lm_head: Option<Tensor>,
+    rope: Rope,
+    pub dtype: DType,
+}
+
+fn norm(w: &Weights, name: &str, eps: f64) -> Result<RmsNorm> {
+    Ok(RmsNorm {
+        weight: w.get(name)?,
+        eps,
+    })
+}
+
+fn linear(w: &Weights, prefix: &str, bias: bool) -> Result<Linear> {
+    let weight = w.get(&format!("{prefix}.weight"))?;
+    let bias = if bias {
+        Some(w.get(&format!("{prefix}.bias"))?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+impl Decoder {
+    pub fn load(config: ModelConfig, w: &Weights) -> Result<Self> {
+        let c = &config;
+        let eps = c.rms_norm_eps;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let a = format!("{p}.self_attn");
+            let qk_norm = |name: &str| -> Result<Option<RmsNorm>> {
+                if c.qk_norm {
+                    norm(w, &format!("{a}.{name}.weight"), eps).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let attn = Attention {
+                q_proj: linear(w, &format!("{a}.q_proj"), c.qkv_bias)?,
+                k_proj: linear(w, &format!("{a}.k_proj"), c.qkv_bias)?,
+                v_proj: linear(w, &format!("{a}.v_proj"), c.qkv_bias)?,
+                o_proj: linear(w, &format!("{a}.o_proj"), c.o_bias)?,
+                q_norm: qk_norm("q_norm")?,
+                k_norm: qk_norm("k_norm")?,
+                heads: c.num_heads,
+                kv_heads: c.num_kv_heads,
+                head_dim: c.head_dim,
+            };
+            let m = format!("{p}.mlp");
+            let mlp = Mlp {
+                gate_proj: linear(w, &format!("{m}.gate_proj"), c.mlp_bias)?,
+                up_proj: linear(w, &format!("{m}.up_proj"), c.mlp_bias)?,
+                down_proj: linear(w, &format!("{m}.down_proj"), c.mlp_bias)?,
+            };
+            layers.push(Layer {
+                attn,
+                mlp,
+                input_norm: norm(w, &format!("{p}.input_layernorm.weight"), eps)?,
+                post_norm: norm(w, &format!("{p}.post_attention_layernorm.weight"), eps)?,
+            });
+        }
+        let embed = w.get("model.embed_tokens.weight")?;
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            // Some checkpoints tie without saying so; fall back to the embedding.
+            w.get_optional("lm_head.weight")?
+        };
+        Ok(Decoder {
+            rope: Rope::new(c, &w.device)?,
+            norm: norm(w, "model.norm.weight", eps)?,
+            embed,
+            lm_head,
+            layers,
+            dtype: w.dtype,
+            config,
+        })
+    }
+
+    pub fn device(&self) -> &candle_core::Device {
+        self.embed.device()
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` for token ids `[batch, seq]`.
+    /// `pad_mask` (`[batch, seq]`, 1 for real tokens) hides padding keys.
+    pub fn hidden(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut Cache>,
+        pad_mask: Option<&Tensor>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (batch, seq) = ids.dims2()?;
+        let offset = cache.as_ref().map_or(0, |c| c.len());
+        let mut x =
+            candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
+        let (cos, sin) = self.rope.tables(offset, seq, self.dtype)?;
+        let mask = attention_mask(batch, seq, offset, pad_mask, self.device())?;
+        let mut cache = cache;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let residual = x.clone();
+            let h = layer.input_norm.forward(&x, mode.train)?;
+            let h = layer
+                .attn
+                .forward(&h, &cos, &sin, mask.as_ref(), slot, mode)?;
+            x = (residual + h)?;
+            let residual = x.clone();
+            let h = layer.post_norm.forward(&x, mode.train)?;
+            let h = layer.mlp.forward(&h, mode)?;
+            x = (residual + h)?;
+        }
+        self.norm.forward(&x, mode.train)
+    }
+
+    /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        hidden.broadcast_matmul(&head.t()?)?.to_dtype(DType::F32)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.embed.dims()[0]
+    }
+}
+
+/// The additive attention mask `[batch, 1, seq, offset + seq]`: causal, and
+/// padding keys hidden. `None` when a single new token may see everything.
+fn attention_mask(
+    batch: usize,
+    seq: usize,
+    offset: usize,
+    pad_mask: Option<&Tensor>,
+    device: &candle_core::Device,
+) -> Result<Option<Tensor>> {
+    if seq == 1 && pad_mask.is_none() {
+        return Ok(None);
+    }
+    let total = offset + seq;
+    let causal: Vec<f32> = (0..seq)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    let mut mask = Tensor::from_vec(causal, (1, 1, seq, total), device)?;
+    if let Some(pad) = pad_mask {
+        // Padding keys get -inf; padded query rows still see their own
+        // position, so no row is all -inf.
+        let keys = pad.to_dtype(DType::F32)?.reshape((batch, 1, 1, total))?;
+        let hidden = ((keys - 1.0)? * 1e9)?;
+        mask = mask.broadcast_add(&hidden)?;
+    }
+    Ok(Some(mask))
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
+        let split = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+            let y = y.reshape((b, t, n, d))?;
+            let y = match norm {
+                Some(norm) => norm.forward(&y, mode.train)?,
+                None => y,
+            };
+            y.transpose(1, 2)?.contiguous()
+        };
+        let q = split(
+            self.q_proj.forward(x, mode.adapter, mode.train)?,
+            h,
+            &self.q_norm,
+        )?;
+        let k = split(
+            self.k_proj.forward(x, mode.adapter, mode.train)?,
+            kvh,
+            &self.k_norm,
+        )?;
+        let v = split(
+            self.v_proj.forward(x, mode.adapter, mode.train)?,
+            kvh,
+            &None,
+        )?;
+        let (q, k) = if mode.train {
+            (
+                candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope_slow(&k, cos, sin)?,
+            )
+        } else {
+            (
+                candle_nn::rotary_emb::rope(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope(&k, cos, sin)?,
+            )
+        };
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let k = repeat_kv(&k, h / kvh)?;
+        let v = repeat_kv(&v, h / kvh)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = if mode.train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let out = probs.to_dtype(v.dtype())?.matmul(&v)?;
+        let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
+        self.o_proj.forward(&out, mode.adapter, mode.train)
+    }
+}
+
+/// `[b, kv, T, d]` to `[b, kv * n, T, d]`, each kv head serving `n` query heads.
+fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    x.unsqueeze(2)?
+        .expand((b, kv, n, t, d))?
+        .reshape((b, kv * n, t, d))
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x, mode.adapter, mode.train)?;
+        let up = self.up_proj.forward(x, mode.adapter, mode.train)?;
+        let act = (candle_nn::ops::silu(&gate)? * up)?;
+        self.down_proj.forward(&act, mode.adapter, mode.train)
+    }
+}

@@ -1,0 +1,145 @@
+//! Linear layers with an optional LoRA adapter:
+//! `y = W x + b + scale * B (A dropout(x))`, with `scale = alpha / r`
+//! (`alpha / sqrt(r)` for rsLoRA).
+
+use crate::data::rng::SplitMix64;
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+/// The seven projections of a Llama-family layer, in PEFT's names.
+pub const ALL_TARGETS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+/// What to adapt and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraSpec {
+    pub r: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub targets: Vec<String>,
+    pub use_rslora: bool,
+}
+
+impl LoraSpec {
+    pub fn scale(&self) -> f64 {
+        if self.use_rslora {
+            self.alpha / (self.r as f64).sqrt()
+        } else {
+            self.alpha / self.r as f64
+        }
+    }
+
+    /// Target names with `all-linear` expanded; unknown names are an error.
+    pub fn resolve_targets(names: &[String]) -> std::result::Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for name in names {
+            if name == "all-linear" || name == "all_linear" {
+                out.extend(ALL_TARGETS.iter().map(|s| s.to_string()));
+            } else if ALL_TARGETS.contains(&name.as_str()) {
+                out.push(name.clone());
+            } else {
+                return Err(format!(
+                    "unknown LoRA target `{name}`; expected {} or all-linear",
+                    ALL_TARGETS.join(", ")
+                ));
+            }
+        }
+        out.sort_by_key(|n| ALL_TARGETS.iter().position(|t| t == n));
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// The trainable pair of one adapted layer. A is `[r, in]`, B is `[out, r]`.
+pub struct LoraPair {
+    pub a: Var,
+    pub b: Var,
+    pub scale: f64,
+    pub dropout: f32,
+}
+
+impl LoraPair {
+    /// PEFT's initialisation: A Kaiming-uniform (a = sqrt(5)), B zeros.
+    /// Seeded, so a run's starting adapter is reproducible.
+    pub fn init(
+        in_dim: usize,
+        out_dim: usize,
+        spec: &LoraSpec,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Result<Self> {
+        // kaiming_uniform_(a=sqrt(5)) on [r, in] gives bound = 1 / sqrt(in).
+        let bound = 1.0 / (in_dim as f64).sqrt();
+        let values: Vec<f32> = (0..spec.r * in_dim)
+            .map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound)
+            .map(|v| v as f32)
+            .collect();
+        let a = Tensor::from_vec(values, (spec.r, in_dim), device)?;
+        let b = Tensor::zeros((out_dim, spec.r), DType::F32, device)?;
+        Self::from_tensors(&a, &b, spec)
+    }
+
+    pub fn from_tensors(a: &Tensor, b: &Tensor, spec: &LoraSpec) -> Result<Self> {
+        Ok(LoraPair {
+            a: Var::from_tensor(&a.to_dtype(DType::F32)?)?,
+            b: Var::from_tensor(&b.to_dtype(DType::F32)?)?,
+            scale: spec.scale(),
+            dropout: spec.dropout as f32,
+        })
+    }
+}
+
+/// A frozen linear layer, possibly with an adapter.
+pub struct Linear {
+    /// `[out, in]`, as stored in the checkpoint.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub lora: Option<LoraPair>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear {
+            weight,
+            bias,
+            lora: None,
+        }
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// `x` is `[batch, seq, in]`.
+    pub fn forward(&self, x: &Tensor, adapter: bool, train: bool) -> Result<Tensor> {
+        let w = self.weight.t()?;
+        let mut y = x.broadcast_matmul(&w)?;
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(bias)?;
+        }
+        match &self.lora {
+            Some(lora) if adapter => {
+                let input = if train && lora.dropout > 0.0 {
+                    candle_nn::ops::dropout(&x.to_dtype(DType::F32)?, lora.dropout)?
+                } else {
+                    x.to_dtype(DType::F32)?
+                };
+                let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
+                let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;
+                let delta = (up * lora.scale)?.to_dtype(y.dtype())?;
+                y + delta
+            }
+            _ => Ok(y),
+        }
+    }
+}
