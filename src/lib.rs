@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod model;

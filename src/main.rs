@@ -1,6 +1,7 @@
 //! The `tunebench` command line: argument parsing only; the work happens in
 //! the library.
 
+use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,10 @@ use tunebench::data::convert::Target;
 use tunebench::data::split::EvalSize;
 use tunebench::data::validate::Options;
 use tunebench::data::{Format, Sample};
+use tunebench::model::LoadOptions;
+use tunebench::model::generate::GenerateParams;
+use tunebench::model::sampler::SamplingParams;
+use tunebench::model::template::BuiltinTemplate;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +31,148 @@ enum Command {
     /// Inspect, check and reshape dataset files (.jsonl or a .json array).
     #[command(subcommand)]
     Data(DataCommand),
+    /// Write a tiny Qwen2-architecture model (random weights, BPE tokenizer
+    /// trained on the sample data) that transformers can load.
+    InitTiny {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Loss and perplexity on a dataset (trained tokens only), with or
+    /// without an adapter.
+    Eval {
+        #[command(flatten)]
+        model: LoadArgs,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2048)]
+        max_seq_len: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer one prompt, streaming the text to stdout.
+    Generate {
+        #[command(flatten)]
+        model: LoadArgs,
+        #[arg(long)]
+        prompt: String,
+        #[command(flatten)]
+        prompt_args: PromptArgs,
+        /// Print the result (text, tokens, timings) as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plain chat REPL (or one answer to PROMPT), for scripts and dumb terminals.
+    Chat {
+        #[command(flatten)]
+        model: LoadArgs,
+        prompt: Option<String>,
+        #[command(flatten)]
+        prompt_args: PromptArgs,
+    },
+    /// Fold an adapter into the base weights and write a full model directory.
+    Merge {
+        #[command(flatten)]
+        model: LoadArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Model directory or Hugging Face repo id (e.g. Qwen/Qwen2.5-0.5B-Instruct).
+    #[arg(long)]
+    model: String,
+    /// A PEFT LoRA adapter directory.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// cpu, or cuda (with the `cuda` build feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Use a built-in prompt layout (chatml, alpaca, plain) instead of the
+    /// model's chat template.
+    #[arg(long)]
+    template: Option<BuiltinTemplate>,
+}
+
+impl LoadArgs {
+    fn options(&self) -> anyhow::Result<LoadOptions> {
+        let dtype = match self.dtype.as_str() {
+            "f32" | "float32" => DType::F32,
+            "bf16" | "bfloat16" => DType::BF16,
+            other => anyhow::bail!("--dtype {other}: expected f32 or bf16"),
+        };
+        let device = match self.device.as_str() {
+            "cpu" => Device::Cpu,
+            "cuda" | "gpu" => Device::new_cuda(0).map_err(|e| {
+                anyhow::anyhow!("--device cuda: {e} (build with `--features cuda`)")
+            })?,
+            other => anyhow::bail!("--device {other}: expected cpu or cuda"),
+        };
+        Ok(LoadOptions {
+            dtype,
+            device,
+            template: self.template,
+        })
+    }
+
+    fn load(&self) -> anyhow::Result<tunebench::model::Model> {
+        cli::model::load(&self.model, self.adapter.as_deref(), &self.options()?)
+    }
+}
+
+#[derive(Args)]
+struct PromptArgs {
+    #[arg(long)]
+    system: Option<String>,
+    /// Send the prompt as raw text, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop when the text ends with this (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Answer with the base model even when an adapter is given.
+    #[arg(long)]
+    base: bool,
+}
+
+impl PromptArgs {
+    fn options(&self) -> cli::model::PromptOptions {
+        cli::model::PromptOptions {
+            system: self.system.clone(),
+            raw: self.raw,
+            base: self.base,
+            params: GenerateParams {
+                sampling: SamplingParams {
+                    temperature: self.temperature,
+                    top_k: self.top_k,
+                    top_p: self.top_p,
+                    repetition_penalty: self.repetition_penalty,
+                    seed: self.seed,
+                },
+                max_new_tokens: self.max_new_tokens,
+                stop_strings: self.stop.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -126,6 +273,30 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Data(command) => run_data(command),
+        Command::InitTiny { out, seed } => cli::model::init_tiny(&out, seed),
+        Command::Eval {
+            model,
+            data,
+            max_seq_len,
+            json,
+        } => cli::model::eval(&model.load()?, &data, max_seq_len, json),
+        Command::Generate {
+            model,
+            prompt,
+            prompt_args,
+            json,
+        } => cli::model::generate_once(&model.load()?, &prompt, &prompt_args.options(), json),
+        Command::Chat {
+            model,
+            prompt,
+            prompt_args,
+        } => cli::model::chat(&model.load()?, prompt.as_deref(), &prompt_args.options()),
+        Command::Merge { model, out } => {
+            if model.adapter.is_none() {
+                anyhow::bail!("merge needs --adapter");
+            }
+            cli::model::merge(&model.load()?, &out)
+        }
     }
 }
 

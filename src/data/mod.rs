@@ -2,6 +2,7 @@
 //! conversion. This layer knows nothing of models; where it needs token
 //! counts they come in as a function.
 
+pub mod builtin;
 pub mod finding;
 pub mod format;
 pub mod read;

@@ -5,8 +5,9 @@
 
 use super::decoder::Decoder;
 use super::lora::{Linear, LoraPair, LoraSpec};
+use super::st_write::{named, write_f32};
 use crate::data::rng::SplitMix64;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,80 +27,68 @@ fn file_error(path: &Path, message: impl std::fmt::Display) -> AdapterError {
     }
 }
 
-/// The projections of layer `i` with their PEFT module paths.
-fn modules(decoder: &mut Decoder) -> Vec<(String, &'static str, &mut Linear)> {
-    let mut out = Vec::new();
-    for (i, layer) in decoder.layers.iter_mut().enumerate() {
-        let a = format!("model.layers.{i}.self_attn");
-        let m = format!("model.layers.{i}.mlp");
-        out.push((format!("{a}.q_proj"), "q_proj", &mut layer.attn.q_proj));
-        out.push((format!("{a}.k_proj"), "k_proj", &mut layer.attn.k_proj));
-        out.push((format!("{a}.v_proj"), "v_proj", &mut layer.attn.v_proj));
-        out.push((format!("{a}.o_proj"), "o_proj", &mut layer.attn.o_proj));
-        out.push((
-            format!("{m}.gate_proj"),
-            "gate_proj",
-            &mut layer.mlp.gate_proj,
-        ));
-        out.push((format!("{m}.up_proj"), "up_proj", &mut layer.mlp.up_proj));
-        out.push((
-            format!("{m}.down_proj"),
-            "down_proj",
-            &mut layer.mlp.down_proj,
-        ));
-    }
-    out
-}
-
 /// Attaches fresh adapters (A random, B zero) to the targets of `spec`.
 pub fn attach_new(decoder: &mut Decoder, spec: &LoraSpec, seed: u64) -> candle_core::Result<()> {
     let device = decoder.device().clone();
     let mut rng = SplitMix64::new(seed);
-    for (_, kind, linear) in modules(decoder) {
-        if spec.targets.iter().any(|t| t == kind) {
-            linear.lora = Some(LoraPair::init(
-                linear.in_dim(),
-                linear.out_dim(),
-                spec,
-                &mut rng,
-                &device,
-            )?);
+    let mut result = Ok(());
+    decoder.for_each_projection_mut(|_, kind, linear| {
+        if result.is_ok() && spec.targets.iter().any(|t| t == kind) {
+            let (n_in, n_out) = (linear.in_dim(), linear.out_dim());
+            match LoraPair::init(n_in, n_out, spec, &mut rng, &device) {
+                Ok(pair) => linear.lora = Some(pair),
+                Err(e) => result = Err(e),
+            }
         }
-    }
-    Ok(())
+    });
+    result
+}
+
+/// Fills every attached A and B with seeded values from N(0, std²), so the
+/// adapter changes the model (a fresh one has B = 0). For tests and fixtures.
+pub fn randomize(decoder: &mut Decoder, std: f64, seed: u64) -> candle_core::Result<()> {
+    let mut rng = SplitMix64::new(seed);
+    let mut result = Ok(());
+    decoder.for_each_projection_mut(|_, _, linear| {
+        if let (Some(lora), true) = (&linear.lora, result.is_ok()) {
+            result = [&lora.a, &lora.b].iter().try_for_each(|var| {
+                let values = rng.normal_vec(var.elem_count(), std);
+                var.set(&Tensor::from_vec(values, var.shape(), var.device())?)
+            });
+        }
+    });
+    result
 }
 
 /// Removes every adapter.
 pub fn detach(decoder: &mut Decoder) {
-    for (_, _, linear) in modules(decoder) {
-        linear.lora = None;
-    }
+    decoder.for_each_projection_mut(|_, _, linear| linear.lora = None);
 }
 
 /// Writes the attached adapters as a PEFT adapter directory.
 pub fn save(
-    decoder: &mut Decoder,
+    decoder: &Decoder,
     spec: &LoraSpec,
     base_model: &str,
     dir: &Path,
 ) -> Result<(), AdapterError> {
     std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
-    let mut tensors: Vec<(String, Tensor)> = Vec::new();
-    for (path, _, linear) in modules(decoder) {
+    let mut tensors = Vec::new();
+    for (path, _, linear) in decoder.projections() {
         if let Some(lora) = &linear.lora {
             let prefix = format!("base_model.model.{path}");
-            tensors.push((
+            tensors.push(named(
                 format!("{prefix}.lora_A.weight"),
-                lora.a.as_tensor().to_dtype(DType::F32)?,
-            ));
-            tensors.push((
+                lora.a.as_tensor(),
+            )?);
+            tensors.push(named(
                 format!("{prefix}.lora_B.weight"),
-                lora.b.as_tensor().to_dtype(DType::F32)?,
-            ));
+                lora.b.as_tensor(),
+            )?);
         }
     }
     let weights_path = dir.join("adapter_model.safetensors");
-    write_safetensors(&tensors, &weights_path)?;
+    write_f32(&weights_path, &tensors).map_err(|e| file_error(&weights_path, e))?;
     let config = json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -120,27 +109,6 @@ pub fn save(
     let text = serde_json::to_string_pretty(&config).map_err(|e| file_error(&config_path, e))?;
     crate::data::store::atomic_write(&config_path, |w| w.write_all(text.as_bytes()))
         .map_err(|e| file_error(&config_path, e))
-}
-
-/// f32 tensors to a safetensors file with PEFT's `{"format": "pt"}` metadata.
-fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<(), AdapterError> {
-    let mut buffers = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let values = t.flatten_all()?.to_vec1::<f32>()?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        buffers.push((name.clone(), t.dims().to_vec(), bytes));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| file_error(path, e))
-        })
-        .collect::<Result<_, _>>()?;
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    let bytes = safetensors::serialize(views, metadata).map_err(|e| file_error(path, e))?;
-    crate::data::store::atomic_write(path, |w| w.write_all(&bytes)).map_err(|e| file_error(path, e))
 }
 
 /// Reads `adapter_config.json` into a spec.
@@ -220,46 +188,14 @@ pub fn load(decoder: &mut Decoder, dir: &Path) -> Result<LoraSpec, AdapterError>
     let device = decoder.device().clone();
     detach(decoder);
     let mut loaded = 0;
-    for (module, kind, linear) in modules(decoder) {
-        let prefix = format!("base_model.model.{module}");
-        let a = by_name.remove(&format!("{prefix}.lora_A.weight"));
-        let b = by_name.remove(&format!("{prefix}.lora_B.weight"));
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                let (ar, a_in) = a.dims2()?;
-                let (b_out, br) = b.dims2()?;
-                if a_in != linear.in_dim() || b_out != linear.out_dim() || ar != br {
-                    return Err(file_error(
-                        &path,
-                        format!(
-                            "{module} ({kind}): adapter shapes A {:?} B {:?} do not fit a [{}, {}] layer; was it trained on another base model?",
-                            a.dims(),
-                            b.dims(),
-                            linear.out_dim(),
-                            linear.in_dim()
-                        ),
-                    ));
-                }
-                let pair_spec = LoraSpec {
-                    r: ar,
-                    ..spec.clone()
-                };
-                linear.lora = Some(LoraPair::from_tensors(
-                    &a.to_device(&device)?,
-                    &b.to_device(&device)?,
-                    &pair_spec,
-                )?);
-                loaded += 1;
-            }
-            (None, None) => {}
-            _ => {
-                return Err(file_error(
-                    &path,
-                    format!("{module}: lora_A and lora_B must both be present"),
-                ));
-            }
+    let mut result = Ok(());
+    decoder.for_each_projection_mut(|module, kind, linear| {
+        if result.is_ok() {
+            result = attach_loaded(&mut by_name, &module, kind, linear, &spec, &device, &path)
+                .map(|attached| loaded += usize::from(attached));
         }
-    }
+    });
+    result?;
     if let Some(extra) = by_name.keys().min() {
         return Err(file_error(
             &path,
@@ -272,4 +208,54 @@ pub fn load(decoder: &mut Decoder, dir: &Path) -> Result<LoraSpec, AdapterError>
         return Err(file_error(&path, "no LoRA weights for this model's layers"));
     }
     Ok(spec)
+}
+
+/// Moves the pair for `module` out of `by_name` onto `linear`; false if the
+/// adapter does not touch this module.
+fn attach_loaded(
+    by_name: &mut HashMap<String, Tensor>,
+    module: &str,
+    kind: &str,
+    linear: &mut Linear,
+    spec: &LoraSpec,
+    device: &Device,
+    path: &Path,
+) -> Result<bool, AdapterError> {
+    let prefix = format!("base_model.model.{module}");
+    let a = by_name.remove(&format!("{prefix}.lora_A.weight"));
+    let b = by_name.remove(&format!("{prefix}.lora_B.weight"));
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => return Ok(false),
+        _ => {
+            return Err(file_error(
+                path,
+                format!("{module}: lora_A and lora_B must both be present"),
+            ));
+        }
+    };
+    let (ar, a_in) = a.dims2()?;
+    let (b_out, br) = b.dims2()?;
+    if a_in != linear.in_dim() || b_out != linear.out_dim() || ar != br {
+        return Err(file_error(
+            path,
+            format!(
+                "{module} ({kind}): adapter shapes A {:?} B {:?} do not fit a [{}, {}] layer; was it trained on another base model?",
+                a.dims(),
+                b.dims(),
+                linear.out_dim(),
+                linear.in_dim()
+            ),
+        ));
+    }
+    let pair_spec = LoraSpec {
+        r: ar,
+        ..spec.clone()
+    };
+    linear.lora = Some(LoraPair::from_tensors(
+        &a.to_device(device)?,
+        &b.to_device(device)?,
+        &pair_spec,
+    )?);
+    Ok(true)
 }

@@ -140,8 +140,14 @@ impl ModelConfig {
             head_dim,
             vocab_size: int("vocab_size")?,
             rms_norm_eps: float("rms_norm_eps", 1e-6),
-            rope_theta: float("rope_theta", 10_000.0),
-            rope_scaling: rope_scaling(c.get("rope_scaling"))?,
+            // transformers 5 writes `rope_parameters`; older configs the
+            // top-level `rope_theta` and `rope_scaling`.
+            rope_theta: c
+                .get("rope_parameters")
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| float("rope_theta", 10_000.0)),
+            rope_scaling: rope_scaling(c.get("rope_parameters").or_else(|| c.get("rope_scaling")))?,
             max_position_embeddings: int("max_position_embeddings").unwrap_or(4096),
             tie_word_embeddings: flag("tie_word_embeddings", false),
             qkv_bias: arch == Arch::Qwen2 || attention_bias,

@@ -100,6 +100,67 @@ pub struct Layer {
     post_norm: RmsNorm,
 }
 
+/// One of the seven projections of a layer: where it sits (PEFT's module
+/// path) and how to reach it.
+pub struct Projection {
+    pub group: &'static str,
+    pub name: &'static str,
+    pub get: fn(&Layer) -> &Linear,
+    pub get_mut: fn(&mut Layer) -> &mut Linear,
+}
+
+pub const PROJECTIONS: [Projection; 7] = [
+    Projection {
+        group: "self_attn",
+        name: "q_proj",
+        get: |l| &l.attn.q_proj,
+        get_mut: |l| &mut l.attn.q_proj,
+    },
+    Projection {
+        group: "self_attn",
+        name: "k_proj",
+        get: |l| &l.attn.k_proj,
+        get_mut: |l| &mut l.attn.k_proj,
+    },
+    Projection {
+        group: "self_attn",
+        name: "v_proj",
+        get: |l| &l.attn.v_proj,
+        get_mut: |l| &mut l.attn.v_proj,
+    },
+    Projection {
+        group: "self_attn",
+        name: "o_proj",
+        get: |l| &l.attn.o_proj,
+        get_mut: |l| &mut l.attn.o_proj,
+    },
+    Projection {
+        group: "mlp",
+        name: "gate_proj",
+        get: |l| &l.mlp.gate_proj,
+        get_mut: |l| &mut l.mlp.gate_proj,
+    },
+    Projection {
+        group: "mlp",
+        name: "up_proj",
+        get: |l| &l.mlp.up_proj,
+        get_mut: |l| &mut l.mlp.up_proj,
+    },
+    Projection {
+        group: "mlp",
+        name: "down_proj",
+        get: |l| &l.mlp.down_proj,
+        get_mut: |l| &mut l.mlp.down_proj,
+    },
+];
+
+impl Projection {
+    /// `model.layers.{i}.self_attn.q_proj` and the like.
+    pub fn path(&self, layer: usize) -> String {
+        format!("model.layers.{layer}.{}.{}", self.group, self.name)
+    }
+}
+
 pub struct Decoder {
     pub config: ModelConfig,
     embed: Tensor,
@@ -225,6 +286,27 @@ impl Decoder {
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         hidden.broadcast_matmul(&head.t()?)?.to_dtype(DType::F32)
+    }
+
+    /// Every projection of every layer: (module path, name, layer).
+    pub fn projections(&self) -> impl Iterator<Item = (String, &'static str, &Linear)> {
+        self.layers.iter().enumerate().flat_map(|(i, layer)| {
+            PROJECTIONS
+                .iter()
+                .map(move |p| (p.path(i), p.name, (p.get)(layer)))
+        })
+    }
+
+    /// Calls `f` on every projection with mutable access.
+    pub fn for_each_projection_mut(
+        &mut self,
+        mut f: impl FnMut(String, &'static str, &mut Linear),
+    ) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for p in &PROJECTIONS {
+                f(p.path(i), p.name, (p.get_mut)(layer));
+            }
+        }
     }
 
     pub fn vocab_size(&self) -> usize {

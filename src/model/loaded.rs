@@ -5,6 +5,7 @@ use super::adapter::{self, AdapterError};
 use super::config::ModelConfig;
 use super::decoder::Decoder;
 use super::lora::LoraSpec;
+use super::template::BuiltinTemplate;
 use super::tokenize::ChatTokenizer;
 use super::weights::Weights;
 use super::{ModelError, hub};
@@ -38,6 +39,8 @@ pub struct Model {
 pub struct LoadOptions {
     pub dtype: DType,
     pub device: Device,
+    /// Use this built-in prompt layout instead of the model's chat template.
+    pub template: Option<BuiltinTemplate>,
 }
 
 impl Default for LoadOptions {
@@ -45,6 +48,7 @@ impl Default for LoadOptions {
         LoadOptions {
             dtype: DType::F32,
             device: Device::Cpu,
+            template: None,
         }
     }
 }
@@ -65,7 +69,10 @@ impl Model {
         let config = ModelConfig::load(&dir)?;
         let weights = Weights::open(&dir, options.dtype, &options.device)?;
         let decoder = Decoder::load(config, &weights)?;
-        let tokenizer = ChatTokenizer::load_dir(&dir)?;
+        let mut tokenizer = ChatTokenizer::load_dir(&dir)?;
+        if let Some(builtin) = options.template {
+            tokenizer.use_builtin_template(builtin)?;
+        }
         let stop_ids = stop_ids(&dir, &decoder.config, &tokenizer);
         Ok(Model {
             name: name.to_string(),

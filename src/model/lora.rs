@@ -27,6 +27,17 @@ pub struct LoraSpec {
 }
 
 impl LoraSpec {
+    /// Rank `r` on all seven projections, no dropout, plain scaling.
+    pub fn all_linear(r: usize, alpha: f64) -> Self {
+        LoraSpec {
+            r,
+            alpha,
+            dropout: 0.0,
+            targets: ALL_TARGETS.iter().map(|s| s.to_string()).collect(),
+            use_rslora: false,
+        }
+    }
+
     pub fn scale(&self) -> f64 {
         if self.use_rslora {
             self.alpha / (self.r as f64).sqrt()
@@ -77,8 +88,7 @@ impl LoraPair {
         // kaiming_uniform_(a=sqrt(5)) on [r, in] gives bound = 1 / sqrt(in).
         let bound = 1.0 / (in_dim as f64).sqrt();
         let values: Vec<f32> = (0..spec.r * in_dim)
-            .map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound)
-            .map(|v| v as f32)
+            .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
             .collect();
         let a = Tensor::from_vec(values, (spec.r, in_dim), device)?;
         let b = Tensor::zeros((out_dim, spec.r), DType::F32, device)?;

@@ -9,10 +9,13 @@ pub mod hub;
 pub mod loaded;
 pub mod lora;
 pub mod loss;
+pub mod merge;
 pub mod pyjson;
 pub mod rope;
 pub mod sampler;
+pub mod st_write;
 pub mod template;
+pub mod tiny;
 pub mod tokenize;
 pub mod weights;
 

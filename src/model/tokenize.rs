@@ -21,6 +21,7 @@ pub struct Encoded {
 pub struct ChatTokenizer {
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
+    pub bos_token: String,
     pub eos_token: String,
 }
 
@@ -59,8 +60,15 @@ impl ChatTokenizer {
         Ok(ChatTokenizer {
             tokenizer,
             template,
+            bos_token: bos,
             eos_token: eos,
         })
+    }
+
+    /// Replaces the model's chat template with a built-in layout.
+    pub fn use_builtin_template(&mut self, builtin: BuiltinTemplate) -> Result<(), ModelError> {
+        self.template = ChatTemplate::new(builtin.source(), &self.bos_token, &self.eos_token)?;
+        Ok(())
     }
 
     fn encode_text(&self, text: &str, special: bool) -> Result<tokenizers::Encoding, ModelError> {

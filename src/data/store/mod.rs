@@ -328,6 +328,14 @@ impl Store {
     }
 }
 
+/// The records of a JSON array held in memory, as slices.
+pub fn index_array_bytes(bytes: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
+    let index = index::index_array(bytes)?;
+    Ok((0..index.len())
+        .map(|i| trim_record(&bytes[index.starts[i] as usize..index.region_end(i) as usize]).0)
+        .collect())
+}
+
 /// A file whose first meaningful byte is `[` is a JSON array; anything else
 /// is read as JSON Lines (whatever its extension).
 fn sniff_layout(file: &File) -> io::Result<Layout> {

@@ -1,0 +1,210 @@
+//! `tunebench init-tiny|eval|generate|chat|merge`.
+
+use super::print_json;
+use crate::data::Store;
+use crate::data::sample::{Message, Role};
+use crate::eval::loss::evaluate;
+use crate::model::decoder::Mode;
+use crate::model::generate::{GenerateParams, generate};
+use crate::model::{LoadOptions, Model};
+use anyhow::Context;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+/// Loads a model and, if given, its adapter.
+pub fn load(model: &str, adapter: Option<&Path>, options: &LoadOptions) -> anyhow::Result<Model> {
+    let started = std::time::Instant::now();
+    let mut loaded =
+        Model::load(model, options).with_context(|| format!("loading model `{model}`"))?;
+    if let Some(dir) = adapter {
+        loaded
+            .load_adapter(dir)
+            .with_context(|| format!("loading adapter {}", dir.display()))?;
+    }
+    eprintln!(
+        "loaded {} ({} layers, {:.1}M parameters, {:?}) in {:.1}s{}",
+        model,
+        loaded.decoder.config.num_layers,
+        loaded.decoder.config.parameter_count() as f64 / 1e6,
+        options.dtype,
+        started.elapsed().as_secs_f64(),
+        adapter.map_or(String::new(), |a| format!(" with adapter {}", a.display()))
+    );
+    Ok(loaded)
+}
+
+pub fn init_tiny(out: &Path, seed: u64) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    crate::model::tiny::init_tiny(out, seed, &Default::default())?;
+    eprintln!(
+        "wrote a tiny Qwen2 model to {} in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn eval(
+    model: &Model,
+    data: &Path,
+    max_seq_len: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open(data)?;
+    let mode = if model.adapter.is_some() {
+        Mode::ADAPTED
+    } else {
+        Mode::BASE
+    };
+    let report = evaluate(model, &store, max_seq_len, mode, |done, total| {
+        if !json && total > 0 {
+            eprint!("\r{done}/{total} samples");
+        }
+    })?;
+    for (line, why) in &report.skipped {
+        eprintln!("{}:{line}: skipped: {why}", data.display());
+    }
+    if report.truncated > 0 {
+        eprintln!(
+            "{} sample(s) were cut to max_seq_len {max_seq_len}",
+            report.truncated
+        );
+    }
+    if json {
+        print_json(&report)?;
+    } else {
+        eprintln!(
+            "\r{}: {} samples, {} trained tokens, loss {:.4}, perplexity {:.2}",
+            data.display(),
+            report.samples,
+            report.tokens,
+            report.loss,
+            report.perplexity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `generate` and `chat` ask of the model besides the prompt.
+pub struct PromptOptions {
+    pub system: Option<String>,
+    /// Send the prompt as raw text, without the chat template.
+    pub raw: bool,
+    pub params: GenerateParams,
+    /// Use the base model even when an adapter is loaded.
+    pub base: bool,
+}
+
+pub fn generate_once(
+    model: &Model,
+    prompt: &str,
+    options: &PromptOptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ids = if options.raw {
+        model.tokenizer.text_ids(prompt)?
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &options.system {
+            messages.push(Message::new(Role::System, system.clone()));
+        }
+        messages.push(Message::new(Role::User, prompt));
+        model.tokenizer.prompt_ids(&messages, None)?
+    };
+    let mode = mode_for(model, options);
+    let cancel = AtomicBool::new(false);
+    let mut stdout = std::io::stdout();
+    let result = generate(model, &ids, &options.params, mode, &cancel, |piece| {
+        if !json {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+    })?;
+    if json {
+        print_json(&result)?;
+    } else {
+        println!();
+    }
+    eprintln!(
+        "{} prompt tokens, prefill {:.2}s; {} new tokens at {:.1} tokens/s; stopped: {:?}",
+        result.prompt_tokens,
+        result.prefill_s,
+        result.tokens.len(),
+        result.tokens_per_s(),
+        result.stop
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mode_for(model: &Model, options: &PromptOptions) -> Mode {
+    if model.adapter.is_some() && !options.base {
+        Mode::ADAPTED
+    } else {
+        Mode::BASE
+    }
+}
+
+/// A plain REPL: each line is a user turn; `/reset` forgets the history,
+/// `/exit` (or end of input) leaves.
+pub fn chat(
+    model: &Model,
+    first: Option<&str>,
+    options: &PromptOptions,
+) -> anyhow::Result<ExitCode> {
+    let mut history: Vec<Message> = Vec::new();
+    if let Some(system) = &options.system {
+        history.push(Message::new(Role::System, system.clone()));
+    }
+    let mode = mode_for(model, options);
+    let cancel = AtomicBool::new(false);
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut pending = first.map(str::to_string);
+    loop {
+        let line = match pending.take() {
+            Some(line) => line,
+            None => {
+                eprint!("> ");
+                match lines.next() {
+                    Some(line) => line?,
+                    None => break,
+                }
+            }
+        };
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                history.retain(|m| m.role == Role::System);
+                eprintln!("(history cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        history.push(Message::new(Role::User, line));
+        let ids = model.tokenizer.prompt_ids(&history, None)?;
+        let mut stdout = std::io::stdout();
+        let result = generate(model, &ids, &options.params, mode, &cancel, |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        })?;
+        println!();
+        history.push(Message::new(Role::Assistant, result.text));
+        if first.is_some() {
+            // A prompt given as an argument gets one answer.
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn merge(model: &Model, out: &Path) -> anyhow::Result<ExitCode> {
+    let count = crate::model::merge::merge(model, out)?;
+    eprintln!(
+        "merged the adapter into {count} projections; wrote {}",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,3 @@
+//! Measuring models: loss and perplexity on a dataset.
+
+pub mod loss;
