@@ -6,6 +6,7 @@
 use super::ModelError;
 use super::pyjson;
 use crate::data::sample::Message;
+use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 use serde_json::{Map, Value as Json, json};
 use std::str::FromStr;
@@ -139,7 +140,13 @@ fn describe(e: &Error) -> String {
     text
 }
 
-fn tojson(value: Value, indent: Option<usize>) -> Result<String, Error> {
+/// `tojson`, `tojson(4)` and `tojson(indent=4)`, as Llama 3 templates write it.
+fn tojson(value: Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+    let indent = match indent {
+        Some(n) => Some(n),
+        None => kwargs.get::<Option<usize>>("indent")?,
+    };
+    kwargs.assert_all_used()?;
     let json = serde_json::to_value(&value)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     Ok(pyjson::dumps(&json, indent))
@@ -222,6 +229,20 @@ mod tests {
             .render(&[Message::new(Role::User, "x")], None, false)
             .unwrap_err();
         assert!(err.to_string().contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn tojson_takes_indent_by_position_or_name() {
+        let t = ChatTemplate::new(
+            "{{ {'a': [1]} | tojson(indent=2) }}|{{ {'b': 2} | tojson(2) }}",
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&[], None, false).unwrap(),
+            "{\n  \"a\": [\n    1\n  ]\n}|{\n  \"b\": 2\n}"
+        );
     }
 
     #[test]

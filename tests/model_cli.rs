@@ -1,0 +1,282 @@
+//! The model commands as a user runs them, on the tiny model.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::AtomicBool;
+use tunebench::model::decoder::Mode;
+use tunebench::model::generate::{GenerateParams, StopReason, generate};
+use tunebench::model::lora::LoraSpec;
+use tunebench::model::{LoadOptions, Model, adapter};
+
+fn tunebench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args(args)
+        .output()
+        .expect("run tunebench")
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn tiny(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny");
+    ok(tunebench(&["init-tiny", "--out", out.to_str().unwrap()]));
+    out
+}
+
+fn file_bytes(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+#[test]
+fn init_tiny_is_deterministic_per_seed() {
+    let work = tempfile::tempdir().unwrap();
+    let a = tiny(work.path());
+    let b = work.path().join("again");
+    ok(tunebench(&["init-tiny", "--out", b.to_str().unwrap()]));
+    let c = work.path().join("other-seed");
+    ok(tunebench(&[
+        "init-tiny",
+        "--out",
+        c.to_str().unwrap(),
+        "--seed",
+        "7",
+    ]));
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ] {
+        assert_eq!(
+            file_bytes(&a, name),
+            file_bytes(&b, name),
+            "{name} differs between runs"
+        );
+    }
+    assert_ne!(
+        file_bytes(&a, "model.safetensors"),
+        file_bytes(&c, "model.safetensors")
+    );
+    let config: Value = serde_json::from_slice(&file_bytes(&a, "config.json")).unwrap();
+    assert_eq!(config["architectures"][0], "Qwen2ForCausalLM");
+}
+
+#[test]
+fn generate_is_repeatable_and_stops_on_request() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Build a blog API",
+            "--max-new-tokens",
+            "12",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&ok(tunebench(&args)).stdout).unwrap()
+    };
+    let greedy = run(&[]);
+    assert_eq!(
+        greedy["tokens"],
+        run(&[])["tokens"],
+        "greedy decoding repeats"
+    );
+    assert_eq!(greedy["tokens"].as_array().unwrap().len(), 12);
+    assert_eq!(greedy["stop"], "max_tokens");
+    let sampling = ["--temperature", "1.0", "--top-p", "0.95", "--seed", "3"];
+    let sampled = run(&sampling);
+    assert_eq!(
+        sampled["tokens"],
+        run(&sampling)["tokens"],
+        "a seed repeats its sample"
+    );
+    assert_ne!(sampled["tokens"], greedy["tokens"]);
+    // Stopping at a piece of the sampled text cuts it just before.
+    let text = sampled["text"].as_str().unwrap();
+    let stop: String = text
+        .chars()
+        .skip(text.chars().count() / 2)
+        .take(2)
+        .collect();
+    let cut = &text[..text.find(&stop).unwrap()];
+    let stopped = run(&[&sampling[..], &["--stop", &stop]].concat());
+    assert_eq!(stopped["stop"], "stop_string");
+    assert_eq!(stopped["text"], cut);
+}
+
+#[test]
+fn streaming_cancellation_and_adapter_switch() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let mut model = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let prompt = model.tokenizer.text_ids("def main():").unwrap();
+    let params = GenerateParams {
+        max_new_tokens: 10,
+        ..Default::default()
+    };
+    let never = AtomicBool::new(false);
+    let mut streamed = String::new();
+    let base = generate(&model, &prompt, &params, Mode::BASE, &never, |piece| {
+        streamed.push_str(piece)
+    })
+    .unwrap();
+    assert_eq!(streamed, base.text, "the streamed pieces make up the text");
+    let cancelled = generate(
+        &model,
+        &prompt,
+        &params,
+        Mode::BASE,
+        &AtomicBool::new(true),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (cancelled.stop, cancelled.tokens.len()),
+        (StopReason::Cancelled, 0)
+    );
+
+    let spec = LoraSpec::all_linear(4, 8.0);
+    adapter::attach_new(&mut model.decoder, &spec, 1).unwrap();
+    adapter::randomize(&mut model.decoder, 0.5, 1).unwrap();
+    let adapted = generate(&model, &prompt, &params, Mode::ADAPTED, &never, |_| {}).unwrap();
+    let base_again = generate(&model, &prompt, &params, Mode::BASE, &never, |_| {}).unwrap();
+    assert_ne!(
+        adapted.tokens, base.tokens,
+        "the adapter changes the answer"
+    );
+    assert_eq!(
+        base_again.tokens, base.tokens,
+        "one copy of the weights serves both"
+    );
+}
+
+#[test]
+fn merged_model_equals_base_plus_adapter() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let adapter_dir = work.path().join("adapter");
+    let mut model = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let spec = LoraSpec::all_linear(8, 16.0);
+    adapter::attach_new(&mut model.decoder, &spec, 2).unwrap();
+    adapter::randomize(&mut model.decoder, 0.2, 2).unwrap();
+    adapter::save(&model.decoder, &spec, dir.to_str().unwrap(), &adapter_dir).unwrap();
+    let merged = work.path().join("merged");
+    let (m, a, o) = (
+        dir.to_str().unwrap(),
+        adapter_dir.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    );
+    ok(tunebench(&[
+        "merge",
+        "--model",
+        m,
+        "--adapter",
+        a,
+        "--out",
+        o,
+    ]));
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ] {
+        assert!(merged.join(name).exists(), "merged model lacks {name}");
+    }
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample-data/chat_small.jsonl");
+    let eval = |args: &[&str]| -> f64 {
+        let mut all = vec!["eval", "--data", data.to_str().unwrap(), "--json"];
+        all.extend_from_slice(args);
+        let report: Value = serde_json::from_slice(&ok(tunebench(&all)).stdout).unwrap();
+        report["loss"].as_f64().unwrap()
+    };
+    let adapted = eval(&["--model", m, "--adapter", a]);
+    let merged_loss = eval(&["--model", o]);
+    let base = eval(&["--model", m]);
+    assert!(
+        (adapted - merged_loss).abs() < 1e-4,
+        "merged {merged_loss} vs base+adapter {adapted}"
+    );
+    assert!((adapted - base).abs() > 1e-3);
+}
+
+#[test]
+fn chat_answers_a_single_prompt_and_a_piped_conversation() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    let out = ok(tunebench(&[
+        "chat",
+        "--model",
+        model.to_str().unwrap(),
+        "Hello",
+        "--max-new-tokens",
+        "5",
+    ]));
+    assert!(!out.stdout.is_empty());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args([
+            "chat",
+            "--model",
+            model.to_str().unwrap(),
+            "--max-new-tokens",
+            "4",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first question\n/reset\nsecond question\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "two answers"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("history cleared"));
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("Qwen2ForCausalLM", "GPT2LMHeadModel");
+    std::fs::write(&config, text).unwrap();
+    let out = tunebench(&[
+        "eval",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        "x.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unsupported architecture GPT2LMHeadModel"),
+        "{stderr}"
+    );
+}
