@@ -280,3 +280,100 @@ fn unsupported_architecture_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn repo_ids_resolve_through_the_hub_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    // The standard cache layout: models--org--name/refs/main -> snapshots/<hash>/.
+    let cache = work.path().join("hub");
+    let repo = cache.join("models--acme--tiny-chat");
+    let snapshot = repo.join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), "0123abcd").unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, snapshot.join(path.file_name().unwrap())).unwrap();
+    }
+    let run = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tunebench"))
+            .args([
+                "generate",
+                "--model",
+                id,
+                "--prompt",
+                "hi",
+                "--max-new-tokens",
+                "2",
+            ])
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    ok(run("acme/tiny-chat"));
+    let missing = run("acme/not-cached");
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("acme/not-cached") && stderr.contains("models--acme--not-cached"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sharded_weights_and_bf16_load() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample-data/alpaca_small.json");
+    let eval = |dir: &Path, extra: &[&str]| -> f64 {
+        let mut args = vec![
+            "eval",
+            "--model",
+            dir.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let report: Value = serde_json::from_slice(&ok(tunebench(&args)).stdout).unwrap();
+        report["loss"].as_f64().unwrap()
+    };
+    let single = eval(&model, &[]);
+    // Split the weights into two shards with an index, as large models ship.
+    let tensors =
+        candle_core::safetensors::load(model.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let subset: std::collections::HashMap<String, candle_core::Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), tensors[*n].clone()))
+            .collect();
+        candle_core::safetensors::save(&subset, model.join(shard)).unwrap();
+        for n in part.iter() {
+            weight_map.insert((*n).clone(), Value::String(shard.into()));
+        }
+    }
+    std::fs::remove_file(model.join("model.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        model.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        eval(&model, &[]),
+        single,
+        "sharded weights give the same loss"
+    );
+    let bf16 = eval(&model, &["--dtype", "bf16"]);
+    assert!((bf16 - single).abs() < 0.05, "bf16 {bf16} vs f32 {single}");
+}

@@ -58,8 +58,9 @@ pub fn eval(
     } else {
         Mode::BASE
     };
+    let show_progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = evaluate(model, &store, max_seq_len, mode, |done, total| {
-        if !json && total > 0 {
+        if show_progress {
             eprint!("\r{done}/{total} samples");
         }
     })?;
@@ -76,7 +77,7 @@ pub fn eval(
         print_json(&report)?;
     } else {
         eprintln!(
-            "\r{}: {} samples, {} trained tokens, loss {:.4}, perplexity {:.2}",
+            "\r{}: {} samples, {} trained tokens, loss {:.4}, perplexity {:.2}   ",
             data.display(),
             report.samples,
             report.tokens,

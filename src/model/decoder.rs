@@ -7,7 +7,7 @@
 use super::config::ModelConfig;
 use super::lora::Linear;
 use super::rope::Rope;
-use super::weights::Weights;
+use super::weights::TensorSource;
 use candle_core::{D, DType, Module, Result, Tensor};
 
 /// How a forward pass runs.
@@ -172,14 +172,14 @@ pub struct Decoder {
     pub dtype: DType,
 }
 
-fn norm(w: &Weights, name: &str, eps: f64) -> Result<RmsNorm> {
+fn norm(w: &dyn TensorSource, name: &str, eps: f64) -> Result<RmsNorm> {
     Ok(RmsNorm {
         weight: w.get(name)?,
         eps,
     })
 }
 
-fn linear(w: &Weights, prefix: &str, bias: bool) -> Result<Linear> {
+fn linear(w: &dyn TensorSource, prefix: &str, bias: bool) -> Result<Linear> {
     let weight = w.get(&format!("{prefix}.weight"))?;
     let bias = if bias {
         Some(w.get(&format!("{prefix}.bias"))?)
@@ -190,7 +190,7 @@ fn linear(w: &Weights, prefix: &str, bias: bool) -> Result<Linear> {
 }
 
 impl Decoder {
-    pub fn load(config: ModelConfig, w: &Weights) -> Result<Self> {
+    pub fn load(config: ModelConfig, w: &dyn TensorSource) -> Result<Self> {
         let c = &config;
         let eps = c.rms_norm_eps;
         let mut layers = Vec::with_capacity(c.num_layers);
@@ -236,12 +236,12 @@ impl Decoder {
             w.get_optional("lm_head.weight")?
         };
         Ok(Decoder {
-            rope: Rope::new(c, &w.device)?,
+            rope: Rope::new(c, w.device())?,
             norm: norm(w, "model.norm.weight", eps)?,
             embed,
             lm_head,
             layers,
-            dtype: w.dtype,
+            dtype: w.dtype(),
             config,
         })
     }
@@ -285,7 +285,7 @@ impl Decoder {
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        hidden.broadcast_matmul(&head.t()?)?.to_dtype(DType::F32)
+        super::lora::frozen_matmul(hidden, head, false)?.to_dtype(DType::F32)
     }
 
     /// Every projection of every layer: (module path, name, layer).

@@ -132,8 +132,7 @@ impl Linear {
 
     /// `x` is `[batch, seq, in]`.
     pub fn forward(&self, x: &Tensor, adapter: bool, train: bool) -> Result<Tensor> {
-        let w = self.weight.t()?;
-        let mut y = x.broadcast_matmul(&w)?;
+        let mut y = frozen_matmul(x, &self.weight, train)?;
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
@@ -152,4 +151,20 @@ impl Linear {
             _ => Ok(y),
         }
     }
+}
+
+/// `x @ w.T` for a frozen weight: the bf16 GEMV for decoding on CPU, bf16
+/// widened to f32 for longer CPU inputs (candle has no fast CPU bf16 matmul),
+/// candle's matmul otherwise.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
+    if !train && super::gemv::applies(x, w) {
+        return super::gemv::matmul_t(x, w);
+    }
+    if w.dtype() == DType::BF16 && matches!(w.device(), Device::Cpu) {
+        let y = x
+            .to_dtype(DType::F32)?
+            .broadcast_matmul(&w.to_dtype(DType::F32)?.t()?)?;
+        return y.to_dtype(x.dtype());
+    }
+    x.broadcast_matmul(&w.t()?)
 }

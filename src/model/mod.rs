@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod config;
 pub mod decoder;
+pub mod gemv;
 pub mod generate;
 pub mod hub;
 pub mod loaded;

@@ -251,3 +251,36 @@ mod tests {
         assert_eq!(civil_from_days(20_779), (2026, 11, 22));
     }
 }
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+    use crate::data::sample::Role;
+
+    #[test]
+    fn alpaca_and_plain_layouts() {
+        let messages = [
+            Message::new(Role::System, "Be kind."),
+            Message::new(Role::User, "Greet me"),
+            Message::new(Role::Assistant, "Hello!"),
+        ];
+        let alpaca = ChatTemplate::new(BuiltinTemplate::Alpaca.source(), "", "</s>").unwrap();
+        assert_eq!(
+            alpaca.render(&messages, None, false).unwrap(),
+            "Be kind.\n\n### Instruction:\nGreet me\n\n### Response:\nHello!</s>\n\n"
+        );
+        assert_eq!(
+            alpaca.render(&messages[..2], None, true).unwrap(),
+            "Be kind.\n\n### Instruction:\nGreet me\n\n### Response:\n"
+        );
+        let plain = ChatTemplate::new(BuiltinTemplate::Plain.source(), "", "</s>").unwrap();
+        assert_eq!(
+            plain.render(&messages[1..], None, false).unwrap(),
+            "Greet me\nHello!</s>\n"
+        );
+        assert_eq!(
+            "ChatML".parse::<BuiltinTemplate>().unwrap(),
+            BuiltinTemplate::ChatMl
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Decode benchmark: greedy decoding on the Qwen2.5-0.5B shape with random
+//! weights (24 layers, hidden 896, vocab 151,936, tied), 128-token prompt,
+//! 64 new tokens, like shared/reference/hf_generate_bench.py.
+//!
+//!     cargo bench --bench decode                       # f32
+//!     TUNEBENCH_DTYPE=bf16 cargo bench --bench decode
+//!     TUNEBENCH_REF_PYTHON=~/.venvs/ref/bin/python cargo bench --bench decode   # also run the reference
+
+use candle_core::{DType, Device, Tensor};
+use std::time::Instant;
+use tunebench::model::config::ModelConfig;
+use tunebench::model::decoder::{Cache, Decoder, Mode};
+use tunebench::model::weights::RandomWeights;
+
+const PROMPT: usize = 128;
+const NEW: usize = 64;
+
+fn main() -> anyhow::Result<()> {
+    let dtype_name = std::env::var("TUNEBENCH_DTYPE").unwrap_or_else(|_| "f32".into());
+    let dtype = match dtype_name.as_str() {
+        "bf16" => DType::BF16,
+        _ => DType::F32,
+    };
+    let config = ModelConfig::from_json(&serde_json::json!({
+        "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
+        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "vocab_size": 151936, "tie_word_embeddings": true, "rope_theta": 1000000.0,
+        "max_position_embeddings": 4096
+    }))
+    .map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let source = RandomWeights {
+        config: config.clone(),
+        device: Device::Cpu,
+        dtype,
+        seed: 0,
+    };
+    let decoder = Decoder::load(config, &source)?;
+    eprintln!(
+        "built random weights in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 151_936).collect();
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+    // Warm-up, as the reference does.
+    decoder.hidden(&ids, Some(&mut Cache::new(24)), None, Mode::BASE)?;
+
+    let t = Instant::now();
+    let mut cache = Cache::new(24);
+    let hidden = decoder.hidden(&ids, Some(&mut cache), None, Mode::BASE)?;
+    let mut next = argmax_last(&decoder, &hidden)?;
+    let prefill_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..NEW {
+        let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = decoder.hidden(&input, Some(&mut cache), None, Mode::BASE)?;
+        next = argmax_last(&decoder, &hidden)?;
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    println!(
+        "{{\"impl\": \"tunebench\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {:.2}, \"peak_rss_mb\": {:.0}}}",
+        NEW as f64 / decode_s,
+        peak_rss_mb()
+    );
+    if let Ok(python) = std::env::var("TUNEBENCH_REF_PYTHON") {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/hf_generate_bench.py"
+        );
+        let torch_dtype = if dtype == DType::BF16 {
+            "bfloat16"
+        } else {
+            "float32"
+        };
+        let out = std::process::Command::new(python)
+            .args([script, "--dtype", torch_dtype])
+            .output()?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
+}
+
+fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
+    let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+    decoder
+        .logits(&last)?
+        .flatten_all()?
+        .argmax(0)?
+        .to_scalar::<u32>()
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
