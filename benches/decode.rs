@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
 fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
     let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
     decoder
-        .logits(&last)?
+        .logits(&last, false)?
         .flatten_all()?
         .argmax(0)?
         .to_scalar::<u32>()

@@ -1,6 +1,8 @@
 //! tunebench: a terminal workbench for LoRA fine-tuning of open LLMs.
 
 pub mod cli;
+pub mod clock;
 pub mod data;
 pub mod eval;
 pub mod model;
+pub mod train;

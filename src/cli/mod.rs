@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod model;
+pub mod train;
 
 use std::process::ExitCode;
 

@@ -32,11 +32,16 @@ pub fn attach_new(decoder: &mut Decoder, spec: &LoraSpec, seed: u64) -> candle_c
     let device = decoder.device().clone();
     let mut rng = SplitMix64::new(seed);
     let mut result = Ok(());
-    decoder.for_each_projection_mut(|_, kind, linear| {
+    decoder.for_each_projection_mut(|module, kind, linear| {
         if result.is_ok() && spec.targets.iter().any(|t| t == kind) {
             let (n_in, n_out) = (linear.in_dim(), linear.out_dim());
             match LoraPair::init(n_in, n_out, spec, &mut rng, &device) {
-                Ok(pair) => linear.lora = Some(pair),
+                Ok(pair) => {
+                    linear.lora = Some(LoraPair {
+                        id: linear_id(&module),
+                        ..pair
+                    })
+                }
                 Err(e) => result = Err(e),
             }
         }
@@ -252,10 +257,15 @@ fn attach_loaded(
         r: ar,
         ..spec.clone()
     };
-    linear.lora = Some(LoraPair::from_tensors(
-        &a.to_device(device)?,
-        &b.to_device(device)?,
-        &pair_spec,
-    )?);
+    let pair = LoraPair::from_tensors(&a.to_device(device)?, &b.to_device(device)?, &pair_spec)?;
+    linear.lora = Some(LoraPair {
+        id: linear_id(module),
+        ..pair
+    });
     Ok(true)
+}
+
+/// A stable id for a module path (`model.layers.3.mlp.up_proj`).
+fn linear_id(module: &str) -> u64 {
+    crate::data::rng::stable_hash(module)
 }

@@ -17,17 +17,29 @@ pub struct Mode {
     pub adapter: bool,
     /// Differentiable ops and LoRA dropout.
     pub train: bool,
+    /// Seeds this pass's dropout masks, so a resumed run draws the same ones.
+    pub dropout_seed: u64,
 }
 
 impl Mode {
     pub const BASE: Mode = Mode {
         adapter: false,
         train: false,
+        dropout_seed: 0,
     };
     pub const ADAPTED: Mode = Mode {
         adapter: true,
         train: false,
+        dropout_seed: 0,
     };
+
+    pub fn training(dropout_seed: u64) -> Mode {
+        Mode {
+            adapter: true,
+            train: true,
+            dropout_seed,
+        }
+    }
 }
 
 /// Keys and values of earlier positions, per layer.
@@ -283,9 +295,9 @@ impl Decoder {
     }
 
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
-    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+    pub fn logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        super::lora::frozen_matmul(hidden, head, false)?.to_dtype(DType::F32)
+        super::lora::frozen_matmul(hidden, head, train)?.to_dtype(DType::F32)
     }
 
     /// Every projection of every layer: (module path, name, layer).
@@ -370,17 +382,17 @@ impl Attention {
             y.transpose(1, 2)?.contiguous()
         };
         let q = split(
-            self.q_proj.forward(x, mode.adapter, mode.train)?,
+            self.q_proj.forward(x, mode)?,
             h,
             &self.q_norm,
         )?;
         let k = split(
-            self.k_proj.forward(x, mode.adapter, mode.train)?,
+            self.k_proj.forward(x, mode)?,
             kvh,
             &self.k_norm,
         )?;
         let v = split(
-            self.v_proj.forward(x, mode.adapter, mode.train)?,
+            self.v_proj.forward(x, mode)?,
             kvh,
             &None,
         )?;
@@ -421,7 +433,7 @@ impl Attention {
         };
         let out = probs.to_dtype(v.dtype())?.matmul(&v)?;
         let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
-        self.o_proj.forward(&out, mode.adapter, mode.train)
+        self.o_proj.forward(&out, mode)
     }
 }
 
@@ -438,9 +450,9 @@ fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
 
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(x, mode.adapter, mode.train)?;
-        let up = self.up_proj.forward(x, mode.adapter, mode.train)?;
+        let gate = self.gate_proj.forward(x, mode)?;
+        let up = self.up_proj.forward(x, mode)?;
         let act = (candle_nn::ops::silu(&gate)? * up)?;
-        self.down_proj.forward(&act, mode.adapter, mode.train)
+        self.down_proj.forward(&act, mode)
     }
 }

@@ -83,7 +83,7 @@ pub fn generate(
         let hidden = decoder.hidden(&input, Some(&mut cache), None, mode)?;
         let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
         let mut logits = decoder
-            .logits(&last)?
+            .logits(&last, false)?
             .squeeze(0)?
             .squeeze(0)?
             .to_vec1::<f32>()?;

@@ -2,6 +2,7 @@
 //! `y = W x + b + scale * B (A dropout(x))`, with `scale = alpha / r`
 //! (`alpha / sqrt(r)` for rsLoRA).
 
+use super::decoder::Mode;
 use crate::data::rng::SplitMix64;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -73,6 +74,8 @@ pub struct LoraPair {
     pub b: Var,
     pub scale: f64,
     pub dropout: f32,
+    /// Distinguishes this layer's dropout masks from other layers'.
+    pub id: u64,
 }
 
 impl LoraPair {
@@ -101,6 +104,7 @@ impl LoraPair {
             b: Var::from_tensor(&b.to_dtype(DType::F32)?)?,
             scale: spec.scale(),
             dropout: spec.dropout as f32,
+            id: 0,
         })
     }
 }
@@ -131,18 +135,18 @@ impl Linear {
     }
 
     /// `x` is `[batch, seq, in]`.
-    pub fn forward(&self, x: &Tensor, adapter: bool, train: bool) -> Result<Tensor> {
-        let mut y = frozen_matmul(x, &self.weight, train)?;
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut y = frozen_matmul(x, &self.weight, mode.train)?;
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
         match &self.lora {
-            Some(lora) if adapter => {
-                let input = if train && lora.dropout > 0.0 {
-                    candle_nn::ops::dropout(&x.to_dtype(DType::F32)?, lora.dropout)?
-                } else {
-                    x.to_dtype(DType::F32)?
-                };
+            Some(lora) if mode.adapter => {
+                let mut input = x.to_dtype(DType::F32)?;
+                if mode.train && lora.dropout > 0.0 {
+                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    input = input.broadcast_mul(&dropout_mask(input.dims(), lora.dropout, seed, x.device())?)?;
+                }
                 let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
                 let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;
                 let delta = (up * lora.scale)?.to_dtype(y.dtype())?;
@@ -153,11 +157,27 @@ impl Linear {
     }
 }
 
-/// `x @ w.T` for a frozen weight: the bf16 GEMV for decoding on CPU, bf16
+/// Inverted dropout: zeros with probability `p`, else `1 / (1 - p)`; drawn
+/// from a seed so runs and resumed runs repeat.
+fn dropout_mask(shape: &[usize], p: f32, seed: u64, device: &Device) -> Result<Tensor> {
+    let mut rng = SplitMix64::new(seed);
+    let keep = 1.0 / (1.0 - p);
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| if rng.next_f64() < p as f64 { 0.0 } else { keep })
+        .collect();
+    Tensor::from_vec(values, shape, device)
+}
+
+/// `x @ w.T` for a frozen weight: in training, a product whose backward
+/// skips the weight; otherwise the bf16 GEMV for decoding on CPU, bf16
 /// widened to f32 for longer CPU inputs (candle has no fast CPU bf16 matmul),
 /// candle's matmul otherwise.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
-    if !train && super::gemv::applies(x, w) {
+    if train {
+        return super::frozen::frozen_matmul_t(x, w);
+    }
+    if super::gemv::applies(x, w) {
         return super::gemv::matmul_t(x, w);
     }
     if w.dtype() == DType::BF16 && matches!(w.device(), Device::Cpu) {

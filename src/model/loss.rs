@@ -28,12 +28,13 @@ pub fn summed_nll(
     hidden: &Tensor,
     positions: &[u32],
     targets: &[u32],
+    train: bool,
 ) -> Result<Tensor> {
     let device = hidden.device();
     let mut total = Tensor::zeros((), DType::F32, device)?;
     for (pos, tgt) in positions.chunks(CHUNK_ROWS).zip(targets.chunks(CHUNK_ROWS)) {
         let rows = hidden.index_select(&Tensor::new(pos, device)?, 0)?;
-        let logits = decoder.logits(&rows)?;
+        let logits = decoder.logits(&rows, train)?;
         let max = logits.max_keepdim(D::Minus1)?.detach();
         let lse = (logits
             .broadcast_sub(&max)?
@@ -55,6 +56,6 @@ pub fn sample_loss(decoder: &Decoder, encoded: &Encoded, mode: Mode) -> Result<(
     }
     let ids = Tensor::new(encoded.ids.as_slice(), decoder.device())?.unsqueeze(0)?;
     let hidden = decoder.hidden(&ids, None, None, mode)?.squeeze(0)?;
-    let sum = summed_nll(decoder, &hidden, &positions, &targets)?.to_scalar::<f32>()?;
+    let sum = summed_nll(decoder, &hidden, &positions, &targets, mode.train)?.to_scalar::<f32>()?;
     Ok((sum as f64, positions.len()))
 }

@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod config;
 pub mod decoder;
+pub mod frozen;
 pub mod gemv;
 pub mod generate;
 pub mod hub;

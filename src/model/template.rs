@@ -172,10 +172,8 @@ fn strftime_now(format: String) -> String {
         "November",
         "December",
     ];
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let now = crate::clock::UtcTime::now();
+    let (y, m, d) = (now.year, now.month, now.day);
     let month = MONTHS[(m - 1) as usize];
     format
         .replace("%d", &format!("{d:02}"))
@@ -183,19 +181,6 @@ fn strftime_now(format: String) -> String {
         .replace("%Y", &y.to_string())
         .replace("%B", month)
         .replace("%b", &month[..3])
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -245,11 +230,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,125 @@
+//! `tunebench train`: runs a LoRA training into a run directory.
+
+use crate::train::config::TrainConfig;
+use crate::train::run_dir::{RunLog, run_name};
+use crate::train::trainer::{Outcome, Trainer, stop_signal};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub struct TrainArgs {
+    pub config: Option<PathBuf>,
+    pub set: Vec<String>,
+    pub run_dir: Option<PathBuf>,
+    pub runs: PathBuf,
+    pub resume: Option<PathBuf>,
+    pub json: bool,
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let (config, dir) = match &args.resume {
+        Some(dir) => {
+            let config = TrainConfig::load(Some(&dir.join("config.toml")), &args.set).map_err(anyhow::Error::msg)?;
+            (config, dir.clone())
+        }
+        None => {
+            let Some(path) = &args.config else { bail!("train needs --config FILE (or --resume DIR)") };
+            let config = TrainConfig::load(Some(path), &args.set).map_err(anyhow::Error::msg)?;
+            let dir = args
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| args.runs.join(run_name(&config.model.name, Path::new(&config.data.train))));
+            if dir.join("metrics.jsonl").exists() {
+                bail!("{} already holds a run; continue it with --resume {}", dir.display(), dir.display());
+            }
+            (config, dir)
+        }
+    };
+    let mut log = RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
+    if args.resume.is_none() {
+        std::fs::write(dir.join("config.toml"), config.to_toml()).context("writing config.toml")?;
+    }
+    eprintln!("run directory: {}", dir.display());
+    let mut trainer = match Trainer::new(config, args.resume.as_deref()) {
+        Ok(t) => t,
+        Err(message) => {
+            log.event(&json!({"event": "end", "status": "failed", "message": message}))?;
+            log.line(&format!("failed: {message}"))?;
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(super::EXIT_INPUT_ERRORS));
+        }
+    };
+    let report = &trainer.data.report;
+    for (file, line, why) in report.skipped.iter().take(20) {
+        eprintln!("{file}:{line}: skipped: {why}");
+    }
+    if report.truncated > 0 {
+        eprintln!("{} sample(s) longer than max_seq_len {} are cut", report.truncated, trainer.config.data.max_seq_len);
+    }
+    let trainable: usize = trainer.model.decoder.projections().filter_map(|(_, _, l)| l.lora.as_ref()).map(|l| l.a.elem_count() + l.b.elem_count()).sum();
+    let start = json!({
+        "event": "start",
+        "run": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "model": trainer.config.model.name,
+        "dataset": trainer.config.data.train,
+        "train_samples": report.train_samples,
+        "eval_samples": report.eval_samples,
+        "truncated": report.truncated,
+        "skipped": report.skipped.len(),
+        "total_steps": trainer.total_steps,
+        "trainable_parameters": trainable,
+        "resumed_from": args.resume.as_ref().map(|_| trainer.state.step),
+    });
+    log.event(&start)?;
+    log.line(&format!("start: {start}"))?;
+    let stop = stop_signal();
+    let show = !args.json && std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let first_step = trainer.state.step;
+    let outcome = trainer.run(&mut log, &stop, |event| {
+        if show && event["event"] == "step" {
+            eprint!("\r{}", progress_line(event, first_step, started.elapsed().as_secs_f64()));
+        }
+    });
+    if show {
+        eprintln!();
+    }
+    let (status, message, code) = match outcome {
+        Ok(Outcome::Completed) => ("completed", None, ExitCode::SUCCESS),
+        Ok(Outcome::Stopped) => ("stopped", Some("stopped by a signal; resume with --resume".to_string()), ExitCode::SUCCESS),
+        Ok(Outcome::Failed(m)) => ("failed", Some(m), ExitCode::from(super::EXIT_INPUT_ERRORS)),
+        Err(m) => ("failed", Some(m), ExitCode::from(super::EXIT_INPUT_ERRORS)),
+    };
+    if status != "failed" {
+        match trainer.finish(&dir) {
+            Ok(from) => eprintln!("adapter: {} (from {})", dir.join("adapter").display(), from.display()),
+            Err(e) => eprintln!("no adapter published: {e}"),
+        }
+    }
+    let mut end = json!({"event": "end", "status": status});
+    if let Some(m) = &message {
+        end["message"] = Value::String(m.clone());
+        eprintln!("{status}: {m}");
+    }
+    log.event(&end)?;
+    log.line(&format!("end: {status}"))?;
+    Ok(code)
+}
+
+/// `step 12/300  loss 2.3456  lr 1.2e-4  1234 tok/s  eta 3m20s`.
+fn progress_line(event: &Value, first_step: usize, elapsed: f64) -> String {
+    let step = event["step"].as_u64().unwrap_or(0) as usize;
+    let total = event["total_steps"].as_u64().unwrap_or(0) as usize;
+    let per_step = elapsed / (step - first_step).max(1) as f64;
+    let eta = (per_step * total.saturating_sub(step) as f64) as u64;
+    format!(
+        "step {step}/{total}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {}m{:02}s   ",
+        event["loss"].as_f64().unwrap_or(f64::NAN),
+        event["lr"].as_f64().unwrap_or(0.0),
+        event["tokens_per_s"].as_f64().unwrap_or(0.0),
+        eta / 60,
+        eta % 60
+    )
+}

@@ -1,0 +1,82 @@
+//! `x @ W.T` for a frozen weight, with a backward pass that computes only
+//! the input's gradient.
+//!
+//! candle's matmul backward always computes both operands' gradients, so a
+//! frozen weight would cost a weight-sized gradient (time and memory) on
+//! every step. Here the product is computed outside the graph and attached
+//! to `x` through a custom op whose backward is `grad @ W`.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+
+struct FrozenProduct {
+    /// The product, computed without a graph.
+    value: Tensor,
+    /// `[out, in]`.
+    weight: Tensor,
+}
+
+impl CustomOp1 for FrozenProduct {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        match &*storage {
+            Storage::Cpu(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
+            _ => candle_core::bail!("frozen-matmul: the product is not on the CPU"),
+        }
+    }
+
+    fn cuda_fwd(&self, _x: &CudaStorage, _layout: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        match &*storage {
+            Storage::Cuda(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
+            _ => candle_core::bail!("frozen-matmul: the product is not on the GPU"),
+        }
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let weight = self.weight.to_dtype(grad.dtype())?;
+        Ok(Some(grad.broadcast_matmul(&weight)?))
+    }
+}
+
+/// `x @ weight.T` (`x` `[..., in]`, `weight` `[out, in]`) whose gradient
+/// flows to `x` only.
+pub fn frozen_matmul_t(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let value = x.detach().broadcast_matmul(&weight.t()?)?.contiguous()?;
+    x.apply_op1(FrozenProduct {
+        value,
+        weight: weight.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    #[test]
+    fn same_values_and_input_gradient_as_matmul() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 5), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (4, 5), &dev).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (2, 3, 4), &dev).unwrap();
+
+        let ours = frozen_matmul_t(x.as_tensor(), &w).unwrap();
+        let plain = x.as_tensor().broadcast_matmul(&w.t().unwrap()).unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!(max_diff(&ours, &plain) < 1e-6);
+
+        let g_ours = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_plain = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_diff(g_ours.get(&x).unwrap(), g_plain.get(&x).unwrap()) < 1e-5);
+        // The frozen weight gets no gradient.
+        assert!(g_ours.get(&w).is_none());
+        assert_eq!(g_ours.get(&x).unwrap().dtype(), DType::F32);
+    }
+}

@@ -1,0 +1,309 @@
+//! The training configuration: a TOML file with `[model]`, `[lora]`,
+//! `[data]` and `[training]` sections, plus `--set section.key=value`
+//! overrides. Everything is checked before any model is loaded.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use toml::{Table, Value};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A model directory or Hugging Face repo id.
+    pub name: String,
+    pub dtype: String,
+    pub device: String,
+    /// A built-in prompt layout for models without a chat template.
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    pub r: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub targets: Vec<String>,
+    pub use_rslora: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub train: String,
+    /// A separate eval file; without it `eval_split` of the training file is held out.
+    pub eval: Option<String>,
+    pub eval_split: f64,
+    pub format: Option<String>,
+    pub max_seq_len: usize,
+    pub train_on_inputs: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (0: run all epochs).
+    pub max_steps: usize,
+    pub lr: f64,
+    /// constant, linear or cosine.
+    pub schedule: String,
+    pub warmup_ratio: f64,
+    /// Overrides `warmup_ratio` when set.
+    pub warmup_steps: Option<usize>,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+    pub keep_checkpoints: usize,
+    pub max_grad_norm: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Evaluations without improvement before stopping (0: never stop early).
+    pub early_stopping_patience: usize,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelSection,
+    pub lora: LoraSection,
+    pub data: DataSection,
+    pub training: TrainingSection,
+}
+
+/// The defaults, as TOML: what a missing key means.
+const DEFAULTS: &str = r#"
+[model]
+name = ""
+dtype = "f32"
+device = "cpu"
+
+[lora]
+r = 16
+alpha = 32.0
+dropout = 0.05
+targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+use_rslora = false
+
+[data]
+train = ""
+eval_split = 0.1
+max_seq_len = 2048
+train_on_inputs = false
+
+[training]
+epochs = 3
+max_steps = 0
+lr = 2e-4
+schedule = "cosine"
+warmup_ratio = 0.03
+batch_size = 1
+grad_accum = 4
+eval_every = 50
+checkpoint_every = 100
+keep_checkpoints = 3
+max_grad_norm = 1.0
+weight_decay = 0.0
+seed = 42
+early_stopping_patience = 0
+adam_beta1 = 0.9
+adam_beta2 = 0.999
+adam_eps = 1e-8
+"#;
+
+/// Keys that may be absent from the defaults (optional values).
+const OPTIONAL_KEYS: [(&str, &str); 4] = [
+    ("model", "template"),
+    ("data", "eval"),
+    ("data", "format"),
+    ("training", "warmup_steps"),
+];
+
+impl TrainConfig {
+    /// Reads `path` (if any), applies `--set` overrides, fills defaults and checks it all.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, String> {
+        let mut table: Table = DEFAULTS.parse().map_err(|e| format!("built-in defaults: {e}"))?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let user: Table = text.parse().map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+            merge_checked(&mut table, user, &path.display().to_string())?;
+        }
+        for item in overrides {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--set {item}: expected section.key=value"))?;
+            let (section, name) = key
+                .trim()
+                .split_once('.')
+                .ok_or_else(|| format!("--set {item}: the key needs its section, e.g. training.lr"))?;
+            let value = parse_value(value.trim());
+            let mut one = Table::new();
+            one.insert(section.to_string(), Value::Table(Table::from_iter([(name.to_string(), value)])));
+            merge_checked(&mut table, one, "--set")?;
+        }
+        let config: TrainConfig = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("configuration: {}", e.message()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Ranges and choices, each error naming the key and what is allowed.
+    fn check(&self) -> Result<(), String> {
+        let (m, l, d, t) = (&self.model, &self.lora, &self.data, &self.training);
+        let mut errors = Vec::new();
+        let mut need = |ok: bool, message: String| {
+            if !ok {
+                errors.push(message);
+            }
+        };
+        need(!m.name.is_empty(), "model.name is required (a model directory or repo id)".into());
+        need(matches!(m.dtype.as_str(), "f32" | "bf16"), format!("model.dtype `{}`: expected f32 or bf16", m.dtype));
+        need(matches!(m.device.as_str(), "cpu" | "cuda"), format!("model.device `{}`: expected cpu or cuda", m.device));
+        if let Some(t) = &m.template {
+            need(t.parse::<crate::model::BuiltinTemplate>().is_ok(), format!("model.template `{t}`: expected chatml, alpaca or plain"));
+        }
+        need((1..=1024).contains(&l.r), format!("lora.r {}: must be between 1 and 1024", l.r));
+        need(l.alpha > 0.0, format!("lora.alpha {}: must be positive", l.alpha));
+        need((0.0..1.0).contains(&l.dropout), format!("lora.dropout {}: must be in [0, 1)", l.dropout));
+        if let Err(e) = crate::model::lora::LoraSpec::resolve_targets(&l.targets) {
+            need(false, format!("lora.targets: {e}"));
+        }
+        need(!l.targets.is_empty(), "lora.targets: name at least one projection".into());
+        need(!d.train.is_empty(), "data.train is required (a .jsonl or .json dataset)".into());
+        need(d.eval.is_some() || (0.0..0.9).contains(&d.eval_split), format!("data.eval_split {}: must be in [0, 0.9)", d.eval_split));
+        need((16..=1 << 20).contains(&d.max_seq_len), format!("data.max_seq_len {}: must be between 16 and 1048576", d.max_seq_len));
+        if let Some(f) = &d.format {
+            need(f.parse::<crate::data::Format>().is_ok(), format!("data.format `{f}`: unknown format"));
+        }
+        need(t.epochs >= 1 || t.max_steps >= 1, "training.epochs or training.max_steps must be at least 1".into());
+        need(t.lr > 0.0 && t.lr < 1.0, format!("training.lr {}: must be in (0, 1)", t.lr));
+        need(matches!(t.schedule.as_str(), "constant" | "linear" | "cosine"), format!("training.schedule `{}`: expected constant, linear or cosine", t.schedule));
+        need((0.0..1.0).contains(&t.warmup_ratio), format!("training.warmup_ratio {}: must be in [0, 1)", t.warmup_ratio));
+        need(t.batch_size >= 1, "training.batch_size must be at least 1".into());
+        need(t.grad_accum >= 1, "training.grad_accum must be at least 1".into());
+        need(t.eval_every >= 1, "training.eval_every must be at least 1".into());
+        need(t.checkpoint_every >= 1, "training.checkpoint_every must be at least 1".into());
+        need(t.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1".into());
+        need(t.max_grad_norm >= 0.0, format!("training.max_grad_norm {}: must be 0 (off) or positive", t.max_grad_norm));
+        need((0.0..1.0).contains(&t.weight_decay), format!("training.weight_decay {}: must be in [0, 1)", t.weight_decay));
+        need((0.0..1.0).contains(&t.adam_beta1), format!("training.adam_beta1 {}: must be in [0, 1)", t.adam_beta1));
+        need((0.0..1.0).contains(&t.adam_beta2), format!("training.adam_beta2 {}: must be in [0, 1)", t.adam_beta2));
+        need(t.adam_eps > 0.0, format!("training.adam_eps {}: must be positive", t.adam_eps));
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+    }
+}
+
+/// A `--set` value: TOML when it parses as TOML, else a plain string.
+fn parse_value(text: &str) -> Value {
+    format!("v = {text}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+/// Copies `user` over `base`, refusing keys the defaults do not know.
+fn merge_checked(base: &mut Table, user: Table, origin: &str) -> Result<(), String> {
+    for (section, value) in user {
+        let Some(Value::Table(known)) = base.get_mut(&section) else {
+            let names: Vec<&str> = vec!["model", "lora", "data", "training"];
+            return Err(format!("{origin}: unknown section [{section}]{}", did_you_mean(&section, &names)));
+        };
+        let Value::Table(entries) = value else {
+            return Err(format!("{origin}: `{section}` must be a section ([{section}])"));
+        };
+        for (key, value) in entries {
+            let optional = OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str()));
+            if !known.contains_key(&key) && !optional {
+                let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+                names.extend(OPTIONAL_KEYS.iter().filter(|(s, _)| *s == section).map(|(_, k)| *k));
+                return Err(format!("{origin}: unknown key {section}.{key}{}", did_you_mean(&key, &names)));
+            }
+            let value = coerce(known.get(&key), value);
+            known.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// Integers where floats are expected (`alpha = 32`) become floats.
+fn coerce(default: Option<&Value>, value: Value) -> Value {
+    match (default, value) {
+        (Some(Value::Float(_)), Value::Integer(i)) => Value::Float(i as f64),
+        (_, value) => value,
+    }
+}
+
+fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map_or(String::new(), |(_, c)| format!("; did you mean `{c}`?"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let f = write("[model]\nname = \"m\"\n[data]\ntrain = \"d.jsonl\"\n[lora]\nalpha = 16\n");
+        let c = TrainConfig::load(Some(f.path()), &["training.lr=1e-4".into(), "data.train_on_inputs=true".into()]).unwrap();
+        assert_eq!((c.lora.r, c.lora.alpha, c.lora.dropout), (16, 16.0, 0.05));
+        assert_eq!(c.lora.targets.len(), 7);
+        assert_eq!((c.training.lr, c.training.epochs, c.training.grad_accum), (1e-4, 3, 4));
+        assert_eq!((c.training.eval_every, c.training.checkpoint_every, c.training.keep_checkpoints), (50, 100, 3));
+        assert!(c.data.train_on_inputs);
+        assert_eq!(c.training.schedule, "cosine");
+        let again = TrainConfig::load(Some(write(&c.to_toml()).path()), &[]).unwrap();
+        assert_eq!(again, c, "the resolved config reads back the same");
+    }
+
+    #[test]
+    fn unknown_keys_suggest_and_bad_values_name_the_key() {
+        let f = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n[training]\nlearning_rat = 1\n");
+        let e = TrainConfig::load(Some(f.path()), &[]).unwrap_err();
+        assert!(e.contains("unknown key training.learning_rat"), "{e}");
+        let e = TrainConfig::load(Some(f.path()), &[]).unwrap_err();
+        assert!(!e.is_empty());
+        let ok = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n");
+        let e = TrainConfig::load(Some(ok.path()), &["training.epoch=2".into()]).unwrap_err();
+        assert!(e.contains("did you mean `epochs`"), "{e}");
+        let e = TrainConfig::load(Some(ok.path()), &["lora.dropout=1.5".into(), "training.schedule=step".into()]).unwrap_err();
+        assert!(e.contains("lora.dropout 1.5: must be in [0, 1)") && e.contains("training.schedule `step`"), "{e}");
+        let e = TrainConfig::load(Some(ok.path()), &["lora.targets=[\"qproj\"]".into()]).unwrap_err();
+        assert!(e.contains("unknown LoRA target `qproj`"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! LoRA training: configuration, batches, optimizer and schedule, the run
+//! directory and the loop that ties them together.
+
+pub mod config;
+pub mod optim;
+pub mod schedule;
+pub mod batches;
+pub mod run_dir;
+pub mod trainer;

@@ -1,0 +1,308 @@
+//! The training loop: micro-batches, gradient accumulation, clipping, AdamW
+//! and the schedule; evaluation, early stopping, checkpoints and resume.
+
+use super::batches::{Example, Prepared, epoch_order, make_batch, prepare};
+use super::config::TrainConfig;
+use super::optim::{AdamW, AdamWParams, Param, accumulate, clip_global_norm, collect};
+use super::run_dir::{RunLog, checkpoints, publish_adapter, rotate, write_checkpoint};
+use super::schedule::Schedule;
+use crate::model::decoder::Mode;
+use crate::model::loss::{sample_loss, summed_nll};
+use crate::model::lora::LoraSpec;
+use crate::model::st_write::{named, write_f32};
+use crate::model::{LoadOptions, Model, adapter};
+use candle_core::{DType, Device, Tensor};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed,
+    Stopped,
+    Failed(String),
+}
+
+/// Trainer state saved with every checkpoint.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps completed.
+    pub step: usize,
+    pub best_eval_loss: Option<f64>,
+    pub best_step: Option<usize>,
+    pub evals_without_improvement: usize,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub model: Model,
+    pub data: Prepared,
+    pub spec: LoraSpec,
+    optimizer: AdamW,
+    schedule: Schedule,
+    pub state: TrainerState,
+    steps_per_epoch: usize,
+    pub total_steps: usize,
+    pad_id: u32,
+}
+
+fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
+    let dtype = if config.model.dtype == "bf16" { DType::BF16 } else { DType::F32 };
+    let device = match config.model.device.as_str() {
+        "cuda" => Device::new_cuda(0).map_err(|e| format!("model.device cuda: {e} (build with --features cuda)"))?,
+        _ => Device::Cpu,
+    };
+    let template = config.model.template.as_deref().map(str::parse).transpose()?;
+    Ok(LoadOptions { dtype, device, template })
+}
+
+fn lora_params(model: &Model) -> Vec<Param> {
+    let mut params = Vec::new();
+    for (path, _, linear) in model.decoder.projections() {
+        if let Some(lora) = &linear.lora {
+            let prefix = format!("base_model.model.{path}");
+            params.push(Param { name: format!("{prefix}.lora_A.weight"), var: lora.a.clone() });
+            params.push(Param { name: format!("{prefix}.lora_B.weight"), var: lora.b.clone() });
+        }
+    }
+    params
+}
+
+impl Trainer {
+    /// Loads the model and data and attaches the adapter: fresh, or from the
+    /// last checkpoint in `resume_from`.
+    pub fn new(config: TrainConfig, resume_from: Option<&Path>) -> Result<Trainer, String> {
+        let mut model = Model::load(&config.model.name, &load_options(&config)?).map_err(|e| e.to_string())?;
+        let data = prepare(&model.tokenizer, &config.data, config.training.seed)?;
+        let targets = LoraSpec::resolve_targets(&config.lora.targets)?;
+        let spec = LoraSpec {
+            r: config.lora.r,
+            alpha: config.lora.alpha,
+            dropout: config.lora.dropout,
+            targets,
+            use_rslora: config.lora.use_rslora,
+        };
+        let t = &config.training;
+        let hyper = AdamWParams { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay };
+        let mut state = TrainerState::default();
+        let checkpoint = resume_from.and_then(|dir| checkpoints(dir).pop());
+        if let Some((_, path)) = &checkpoint {
+            adapter::load(&mut model.decoder, path).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(path.join("trainer_state.json")).map_err(|e| e.to_string())?;
+            state = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        } else {
+            adapter::attach_new(&mut model.decoder, &spec, t.seed).map_err(|e| e.to_string())?;
+        }
+        let mut optimizer = AdamW::new(lora_params(&model), hyper).map_err(|e| e.to_string())?;
+        if let Some((_, path)) = &checkpoint {
+            restore_moments(&mut optimizer, path, state.step)?;
+        }
+        let micro_per_epoch = data.train.len().div_ceil(t.batch_size);
+        let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum).max(1);
+        let total_steps = if t.max_steps > 0 { t.max_steps } else { t.epochs * steps_per_epoch };
+        let schedule = Schedule::new(t.lr, &t.schedule, t.warmup_steps, t.warmup_ratio, total_steps);
+        let tok = &model.tokenizer.tokenizer;
+        let pad_id = ["<|endoftext|>", "<pad>", "<|finetune_right_pad_id|>"]
+            .iter()
+            .find_map(|t| tok.token_to_id(t))
+            .or_else(|| model.stop_ids.first().copied())
+            .unwrap_or(0);
+        Ok(Trainer { config, model, data, spec, optimizer, schedule, state, steps_per_epoch, total_steps, pad_id })
+    }
+
+    /// The examples of optimizer step `step`, as micro-batches.
+    fn micro_batches(&self, step: usize) -> Vec<Vec<&Example>> {
+        let t = &self.config.training;
+        let epoch = step / self.steps_per_epoch;
+        let within = step % self.steps_per_epoch;
+        let order = epoch_order(self.data.train.len(), t.seed, epoch);
+        let per_step = t.batch_size * t.grad_accum;
+        order[(within * per_step).min(order.len())..((within + 1) * per_step).min(order.len())]
+            .chunks(t.batch_size)
+            .map(|chunk| chunk.iter().map(|&i| &self.data.train[i]).collect())
+            .collect()
+    }
+
+    /// One optimizer step; returns (loss, grad norm before clipping, tokens seen).
+    fn step(&mut self, step: usize) -> candle_core::Result<(f64, f64, usize)> {
+        let micro = self.micro_batches(step);
+        let window: usize = micro.iter().flatten().map(|e| e.targets).sum();
+        let device = self.model.decoder.device().clone();
+        let mut grads = std::collections::HashMap::new();
+        let mut loss_sum = 0.0;
+        let mut tokens = 0;
+        for (k, examples) in micro.iter().enumerate() {
+            let batch = make_batch(examples, self.pad_id, &device)?;
+            tokens += examples.iter().map(|e| e.encoded.ids.len()).sum::<usize>();
+            let seed = self.config.training.seed ^ ((step as u64) << 20) ^ k as u64;
+            let hidden = self.model.decoder.hidden(&batch.ids, None, None, Mode::training(seed))?;
+            let (b, t, h) = hidden.dims3()?;
+            let rows = hidden.reshape((b * t, h))?;
+            let sum = summed_nll(&self.model.decoder, &rows, &batch.positions, &batch.targets, true)?;
+            loss_sum += sum.to_scalar::<f32>()? as f64;
+            let scaled = (sum / window as f64)?;
+            let store = scaled.backward()?;
+            accumulate(&mut grads, collect(&self.optimizer.params, &store)?)?;
+        }
+        let loss = loss_sum / window.max(1) as f64;
+        if !loss.is_finite() {
+            return Ok((loss, f64::NAN, tokens));
+        }
+        let norm = clip_global_norm(&mut grads, self.config.training.max_grad_norm)?;
+        self.optimizer.step(&grads, self.schedule.lr(step))?;
+        Ok((loss, norm, tokens))
+    }
+
+    /// Token-weighted loss on the eval split.
+    pub fn evaluate(&self) -> candle_core::Result<Option<f64>> {
+        if self.data.eval.is_empty() {
+            return Ok(None);
+        }
+        let (mut sum, mut count) = (0.0, 0);
+        for e in &self.data.eval {
+            let (s, n) = sample_loss(&self.model.decoder, &e.encoded, Mode::ADAPTED)?;
+            sum += s;
+            count += n;
+        }
+        Ok(Some(sum / count.max(1) as f64))
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf, String> {
+        let step = self.state.step;
+        write_checkpoint(dir, step, |temp| {
+            adapter::save(&self.model.decoder, &self.spec, &self.config.model.name, temp).map_err(|e| e.to_string())?;
+            let mut tensors = Vec::new();
+            for p in &self.optimizer.params {
+                let (m, v) = &self.optimizer.moments[&p.name];
+                tensors.push(named(format!("{}.exp_avg", p.name), m).map_err(|e| e.to_string())?);
+                tensors.push(named(format!("{}.exp_avg_sq", p.name), v).map_err(|e| e.to_string())?);
+            }
+            write_f32(&temp.join("optimizer.safetensors"), &tensors)?;
+            let state = serde_json::to_string_pretty(&self.state).map_err(|e| e.to_string())?;
+            std::fs::write(temp.join("trainer_state.json"), state).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Runs to the end (or until `stop` is raised), logging to `log`.
+    pub fn run(&mut self, log: &mut RunLog, stop: &AtomicBool, mut progress: impl FnMut(&Value)) -> Result<Outcome, String> {
+        let io = |e: std::io::Error| e.to_string();
+        let started = Instant::now();
+        let t = self.config.training.clone();
+        while self.state.step < self.total_steps {
+            let step = self.state.step;
+            let step_started = Instant::now();
+            let (loss, norm, tokens) = self.step(step).map_err(|e| e.to_string())?;
+            if !loss.is_finite() {
+                let last = checkpoints(&log.dir).pop().map_or("none".into(), |(s, _)| format!("step-{s}"));
+                let message = format!("loss became {loss} at step {}; stopping. The last good checkpoint is {last}", step + 1);
+                log.line(&message).map_err(io)?;
+                return Ok(Outcome::Failed(message));
+            }
+            self.state.step += 1;
+            let elapsed = step_started.elapsed().as_secs_f64();
+            let event = json!({
+                "event": "step",
+                "step": self.state.step,
+                "epoch": self.state.step as f64 / self.steps_per_epoch as f64,
+                "loss": loss,
+                "lr": self.schedule.lr(step),
+                "grad_norm": norm,
+                "tokens": tokens,
+                "tokens_per_s": tokens as f64 / elapsed.max(1e-9),
+                "elapsed_s": started.elapsed().as_secs_f64(),
+                "total_steps": self.total_steps,
+            });
+            log.event(&event).map_err(io)?;
+            progress(&event);
+            let last = self.state.step == self.total_steps;
+            let mut early_stop = false;
+            if self.state.step % t.eval_every == 0 || last {
+                if let Some(eval_loss) = self.evaluate().map_err(|e| e.to_string())? {
+                    let improved = self.state.best_eval_loss.is_none_or(|b| eval_loss < b);
+                    if improved {
+                        self.state.best_eval_loss = Some(eval_loss);
+                        self.state.best_step = Some(self.state.step);
+                        self.state.evals_without_improvement = 0;
+                    } else {
+                        self.state.evals_without_improvement += 1;
+                    }
+                    let event = json!({"event": "eval", "step": self.state.step, "eval_loss": eval_loss, "best": improved});
+                    log.event(&event).map_err(io)?;
+                    log.line(&format!("step {}: eval loss {eval_loss:.4}{}", self.state.step, if improved { " (best)" } else { "" })).map_err(io)?;
+                    progress(&event);
+                    // The best model must be on disk to be kept.
+                    if improved && self.state.step % t.checkpoint_every != 0 && !last {
+                        self.checkpoint(log)?;
+                    }
+                    early_stop = t.early_stopping_patience > 0 && self.state.evals_without_improvement >= t.early_stopping_patience;
+                }
+            }
+            let stopping = stop.load(Ordering::Relaxed);
+            if self.state.step % t.checkpoint_every == 0 || last || early_stop || stopping {
+                self.checkpoint(log)?;
+            }
+            if early_stop {
+                log.line(&format!("early stopping: no eval improvement in {} evaluations", t.early_stopping_patience)).map_err(io)?;
+                break;
+            }
+            if stopping {
+                return Ok(Outcome::Stopped);
+            }
+        }
+        Ok(Outcome::Completed)
+    }
+
+    fn checkpoint(&self, log: &mut RunLog) -> Result<(), String> {
+        let path = self.save_checkpoint(&log.dir)?;
+        rotate(&log.dir, self.config.training.keep_checkpoints, self.state.best_step).map_err(|e| e.to_string())?;
+        log.event(&json!({"event": "checkpoint", "step": self.state.step, "path": path.display().to_string()})).map_err(|e| e.to_string())?;
+        log.line(&format!("checkpoint {}", path.display())).map_err(|e| e.to_string())
+    }
+
+    /// Publishes the best checkpoint's adapter (else the last) to `adapter/`.
+    pub fn finish(&self, dir: &Path) -> Result<PathBuf, String> {
+        let all = checkpoints(dir);
+        let chosen = self
+            .state
+            .best_step
+            .and_then(|b| all.iter().find(|(s, _)| *s == b))
+            .or(all.last())
+            .ok_or("no checkpoint to publish")?;
+        publish_adapter(dir, &chosen.1).map_err(|e| e.to_string())?;
+        if let Some(best) = self.state.best_step {
+            let record = json!({"step": best, "eval_loss": self.state.best_eval_loss, "checkpoint": format!("checkpoints/step-{best}")});
+            std::fs::write(dir.join("best.json"), record.to_string()).map_err(|e| e.to_string())?;
+        }
+        Ok(chosen.1.clone())
+    }
+}
+
+fn restore_moments(optimizer: &mut AdamW, checkpoint: &Path, steps: usize) -> Result<(), String> {
+    let path = checkpoint.join("optimizer.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| format!("{}: {e}", path.display()))?;
+    for p in &optimizer.params {
+        let get = |suffix: &str| -> Result<Tensor, String> {
+            tensors
+                .get(&format!("{}.{suffix}", p.name))
+                .ok_or_else(|| format!("{}: no {suffix} for {}", path.display(), p.name))?
+                .to_device(p.var.device())
+                .map_err(|e| e.to_string())
+        };
+        let moments = (get("exp_avg")?, get("exp_avg_sq")?);
+        optimizer.moments.insert(p.name.clone(), moments);
+    }
+    optimizer.steps = steps as u64;
+    Ok(())
+}
+
+/// A handler that raises the returned flag on SIGINT or SIGTERM.
+pub fn stop_signal() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = flag.clone();
+    // A second handler cannot be installed; training runs once per process.
+    let _ = ctrlc::set_handler(move || raised.store(true, Ordering::Relaxed));
+    flag
+}
