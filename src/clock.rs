@@ -22,17 +22,30 @@ impl UtcTime {
     pub fn from_unix(secs: i64) -> Self {
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
         let in_day = secs.rem_euclid(86_400);
-        UtcTime { year, month, day, hour: in_day / 3600, minute: in_day / 60 % 60, second: in_day % 60 }
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: in_day / 3600,
+            minute: in_day / 60 % 60,
+            second: in_day % 60,
+        }
     }
 
     /// `20261122-031500`: sorts in time order.
     pub fn compact(&self) -> String {
-        format!("{:04}{:02}{:02}-{:02}{:02}{:02}", self.year, self.month, self.day, self.hour, self.minute, self.second)
+        format!(
+            "{:04}{:02}{:02}-{:02}{:02}{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
     }
 
     /// `2026-11-22 03:15:00Z`.
     pub fn readable(&self) -> String {
-        format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z", self.year, self.month, self.day, self.hour, self.minute, self.second)
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
     }
 }
 
@@ -48,7 +61,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
-
 
 #[cfg(test)]
 mod tests {

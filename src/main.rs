@@ -312,9 +312,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prompt,
             prompt_args,
         } => cli::model::chat(&model.load()?, prompt.as_deref(), &prompt_args.options()),
-        Command::Train { config, set, run_dir, runs, resume, json } => {
-            cli::train::train(cli::train::TrainArgs { config, set, run_dir, runs, resume, json })
-        }
+        Command::Train {
+            config,
+            set,
+            run_dir,
+            runs,
+            resume,
+            json,
+        } => cli::train::train(cli::train::TrainArgs {
+            config,
+            set,
+            run_dir,
+            runs,
+            resume,
+            json,
+        }),
         Command::Merge { model, out } => {
             if model.adapter.is_none() {
                 anyhow::bail!("merge needs --adapter");

@@ -21,23 +21,31 @@ pub struct TrainArgs {
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let (config, dir) = match &args.resume {
         Some(dir) => {
-            let config = TrainConfig::load(Some(&dir.join("config.toml")), &args.set).map_err(anyhow::Error::msg)?;
+            let config = TrainConfig::load(Some(&dir.join("config.toml")), &args.set)
+                .map_err(anyhow::Error::msg)?;
             (config, dir.clone())
         }
         None => {
-            let Some(path) = &args.config else { bail!("train needs --config FILE (or --resume DIR)") };
+            let Some(path) = &args.config else {
+                bail!("train needs --config FILE (or --resume DIR)")
+            };
             let config = TrainConfig::load(Some(path), &args.set).map_err(anyhow::Error::msg)?;
-            let dir = args
-                .run_dir
-                .clone()
-                .unwrap_or_else(|| args.runs.join(run_name(&config.model.name, Path::new(&config.data.train))));
+            let dir = args.run_dir.clone().unwrap_or_else(|| {
+                args.runs
+                    .join(run_name(&config.model.name, Path::new(&config.data.train)))
+            });
             if dir.join("metrics.jsonl").exists() {
-                bail!("{} already holds a run; continue it with --resume {}", dir.display(), dir.display());
+                bail!(
+                    "{} already holds a run; continue it with --resume {}",
+                    dir.display(),
+                    dir.display()
+                );
             }
             (config, dir)
         }
     };
-    let mut log = RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
+    let mut log =
+        RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
     if args.resume.is_none() {
         std::fs::write(dir.join("config.toml"), config.to_toml()).context("writing config.toml")?;
     }
@@ -56,9 +64,18 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{file}:{line}: skipped: {why}");
     }
     if report.truncated > 0 {
-        eprintln!("{} sample(s) longer than max_seq_len {} are cut", report.truncated, trainer.config.data.max_seq_len);
+        eprintln!(
+            "{} sample(s) longer than max_seq_len {} are cut",
+            report.truncated, trainer.config.data.max_seq_len
+        );
     }
-    let trainable: usize = trainer.model.decoder.projections().filter_map(|(_, _, l)| l.lora.as_ref()).map(|l| l.a.elem_count() + l.b.elem_count()).sum();
+    let trainable: usize = trainer
+        .model
+        .decoder
+        .projections()
+        .filter_map(|(_, _, l)| l.lora.as_ref())
+        .map(|l| l.a.elem_count() + l.b.elem_count())
+        .sum();
     let start = json!({
         "event": "start",
         "run": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -80,7 +97,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let first_step = trainer.state.step;
     let outcome = trainer.run(&mut log, &stop, |event| {
         if show && event["event"] == "step" {
-            eprint!("\r{}", progress_line(event, first_step, started.elapsed().as_secs_f64()));
+            eprint!(
+                "\r{}",
+                progress_line(event, first_step, started.elapsed().as_secs_f64())
+            );
         }
     });
     if show {
@@ -88,13 +108,21 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let (status, message, code) = match outcome {
         Ok(Outcome::Completed) => ("completed", None, ExitCode::SUCCESS),
-        Ok(Outcome::Stopped) => ("stopped", Some("stopped by a signal; resume with --resume".to_string()), ExitCode::SUCCESS),
+        Ok(Outcome::Stopped) => (
+            "stopped",
+            Some("stopped by a signal; resume with --resume".to_string()),
+            ExitCode::SUCCESS,
+        ),
         Ok(Outcome::Failed(m)) => ("failed", Some(m), ExitCode::from(super::EXIT_INPUT_ERRORS)),
         Err(m) => ("failed", Some(m), ExitCode::from(super::EXIT_INPUT_ERRORS)),
     };
     if status != "failed" {
         match trainer.finish(&dir) {
-            Ok(from) => eprintln!("adapter: {} (from {})", dir.join("adapter").display(), from.display()),
+            Ok(from) => eprintln!(
+                "adapter: {} (from {})",
+                dir.join("adapter").display(),
+                from.display()
+            ),
             Err(e) => eprintln!("no adapter published: {e}"),
         }
     }

@@ -381,21 +381,9 @@ impl Attention {
             };
             y.transpose(1, 2)?.contiguous()
         };
-        let q = split(
-            self.q_proj.forward(x, mode)?,
-            h,
-            &self.q_norm,
-        )?;
-        let k = split(
-            self.k_proj.forward(x, mode)?,
-            kvh,
-            &self.k_norm,
-        )?;
-        let v = split(
-            self.v_proj.forward(x, mode)?,
-            kvh,
-            &None,
-        )?;
+        let q = split(self.q_proj.forward(x, mode)?, h, &self.q_norm)?;
+        let k = split(self.k_proj.forward(x, mode)?, kvh, &self.k_norm)?;
+        let v = split(self.v_proj.forward(x, mode)?, kvh, &None)?;
         let (q, k) = if mode.train {
             (
                 candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,

@@ -145,7 +145,12 @@ impl Linear {
                 let mut input = x.to_dtype(DType::F32)?;
                 if mode.train && lora.dropout > 0.0 {
                     let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    input = input.broadcast_mul(&dropout_mask(input.dims(), lora.dropout, seed, x.device())?)?;
+                    input = input.broadcast_mul(&dropout_mask(
+                        input.dims(),
+                        lora.dropout,
+                        seed,
+                        x.device(),
+                    )?)?;
                 }
                 let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
                 let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;

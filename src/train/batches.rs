@@ -35,7 +35,11 @@ pub struct Prepared {
     pub report: DataReport,
 }
 
-fn samples_of(store: &Store, format: Option<Format>, report: &mut DataReport) -> std::io::Result<Vec<(usize, Sample)>> {
+fn samples_of(
+    store: &Store,
+    format: Option<Format>,
+    report: &mut DataReport,
+) -> std::io::Result<Vec<(usize, Sample)>> {
     let file_format = match format {
         Some(f) => Some(f),
         None => parse::detect_file_format(store)?,
@@ -62,11 +66,16 @@ fn samples_of(store: &Store, format: Option<Format>, report: &mut DataReport) ->
 }
 
 /// Reads, splits (with `seed`) and tokenises the training and eval data.
-pub fn prepare(tokenizer: &ChatTokenizer, data: &DataSection, seed: u64) -> Result<Prepared, String> {
+pub fn prepare(
+    tokenizer: &ChatTokenizer,
+    data: &DataSection,
+    seed: u64,
+) -> Result<Prepared, String> {
     let format: Option<Format> = data.format.as_deref().map(str::parse).transpose()?;
     let train_file = Path::new(&data.train);
     let eval_file = data.eval.as_deref().map(Path::new);
-    let (eval_split, max_seq_len, train_on_inputs) = (data.eval_split, data.max_seq_len, data.train_on_inputs);
+    let (eval_split, max_seq_len, train_on_inputs) =
+        (data.eval_split, data.max_seq_len, data.train_on_inputs);
     let mut report = DataReport::default();
     let open = |p: &Path| Store::open(p).map_err(|e| e.to_string());
     let train_store = open(train_file)?;
@@ -78,15 +87,22 @@ pub fn prepare(tokenizer: &ChatTokenizer, data: &DataSection, seed: u64) -> Resu
             (train_samples, eval)
         }
         None if eval_split > 0.0 && train_store.len() >= 2 => {
-            let choice = choose_eval(&train_store, EvalSize::Ratio(eval_split), seed).map_err(|e| e.to_string())?;
-            train_samples.into_iter().partition(|(i, _)| !choice.eval[*i])
+            let choice = choose_eval(&train_store, EvalSize::Ratio(eval_split), seed)
+                .map_err(|e| e.to_string())?;
+            train_samples
+                .into_iter()
+                .partition(|(i, _)| !choice.eval[*i])
         }
         None => (train_samples, Vec::new()),
     };
-    let mut encode_all = |samples: Vec<(usize, Sample)>, store_lines: &dyn Fn(usize) -> usize| -> Result<Vec<Example>, String> {
+    let mut encode_all = |samples: Vec<(usize, Sample)>,
+                          store_lines: &dyn Fn(usize) -> usize|
+     -> Result<Vec<Example>, String> {
         let mut out = Vec::new();
         for (index, sample) in samples {
-            let mut encoded = tokenizer.encode(&sample, train_on_inputs).map_err(|e| e.to_string())?;
+            let mut encoded = tokenizer
+                .encode(&sample, train_on_inputs)
+                .map_err(|e| e.to_string())?;
             if encoded.ids.len() > max_seq_len {
                 encoded.ids.truncate(max_seq_len);
                 encoded.trained.truncate(max_seq_len);
@@ -96,13 +112,20 @@ pub fn prepare(tokenizer: &ChatTokenizer, data: &DataSection, seed: u64) -> Resu
             if targets == 0 {
                 continue;
             }
-            out.push(Example { line: store_lines(index), encoded, targets });
+            out.push(Example {
+                line: store_lines(index),
+                encoded,
+                targets,
+            });
         }
         Ok(out)
     };
     let train_lines = |i: usize| train_store.line(i).unwrap_or(0);
     let train = encode_all(train_samples, &train_lines)?;
-    let eval_store = eval_file.map(Store::open).transpose().map_err(|e| e.to_string())?;
+    let eval_store = eval_file
+        .map(Store::open)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let eval_lines = |i: usize| match &eval_store {
         Some(s) => s.line(i).unwrap_or(0),
         None => train_store.line(i).unwrap_or(0),
@@ -111,9 +134,16 @@ pub fn prepare(tokenizer: &ChatTokenizer, data: &DataSection, seed: u64) -> Resu
     report.train_samples = train.len();
     report.eval_samples = eval.len();
     if train.is_empty() {
-        return Err(format!("{}: no usable training sample", train_file.display()));
+        return Err(format!(
+            "{}: no usable training sample",
+            train_file.display()
+        ));
     }
-    Ok(Prepared { train, eval, report })
+    Ok(Prepared {
+        train,
+        eval,
+        report,
+    })
 }
 
 /// The order samples are visited in epoch `epoch`: a seeded shuffle, the
@@ -135,7 +165,11 @@ pub struct Batch {
 /// Right-pads examples to the longest; padding is never a target and, being
 /// after every real token, is never attended to under the causal mask.
 pub fn make_batch(examples: &[&Example], pad_id: u32, device: &Device) -> CandleResult<Batch> {
-    let len = examples.iter().map(|e| e.encoded.ids.len()).max().unwrap_or(1);
+    let len = examples
+        .iter()
+        .map(|e| e.encoded.ids.len())
+        .max()
+        .unwrap_or(1);
     let mut ids = Vec::with_capacity(examples.len() * len);
     let mut positions = Vec::new();
     let mut targets = Vec::new();
@@ -162,9 +196,16 @@ mod tests {
     use super::*;
 
     fn example(ids: &[u32], trained: &[bool]) -> Example {
-        let encoded = Encoded { ids: ids.to_vec(), trained: trained.to_vec() };
+        let encoded = Encoded {
+            ids: ids.to_vec(),
+            trained: trained.to_vec(),
+        };
         let targets = trained.iter().skip(1).filter(|&&t| t).count();
-        Example { line: 1, encoded, targets }
+        Example {
+            line: 1,
+            encoded,
+            targets,
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct LoraSection {
     pub dropout: f64,
     pub targets: Vec<String>,
     pub use_rslora: bool,
+    /// Start from this PEFT adapter instead of a fresh one (its r, alpha
+    /// and targets then apply).
+    pub init_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,8 +119,9 @@ adam_eps = 1e-8
 "#;
 
 /// Keys that may be absent from the defaults (optional values).
-const OPTIONAL_KEYS: [(&str, &str); 4] = [
+const OPTIONAL_KEYS: [(&str, &str); 5] = [
     ("model", "template"),
+    ("lora", "init_from"),
     ("data", "eval"),
     ("data", "format"),
     ("training", "warmup_steps"),
@@ -126,23 +130,30 @@ const OPTIONAL_KEYS: [(&str, &str); 4] = [
 impl TrainConfig {
     /// Reads `path` (if any), applies `--set` overrides, fills defaults and checks it all.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, String> {
-        let mut table: Table = DEFAULTS.parse().map_err(|e| format!("built-in defaults: {e}"))?;
+        let mut table: Table = DEFAULTS
+            .parse()
+            .map_err(|e| format!("built-in defaults: {e}"))?;
         if let Some(path) = path {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let user: Table = text.parse().map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let user: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
             merge_checked(&mut table, user, &path.display().to_string())?;
         }
         for item in overrides {
             let (key, value) = item
                 .split_once('=')
                 .ok_or_else(|| format!("--set {item}: expected section.key=value"))?;
-            let (section, name) = key
-                .trim()
-                .split_once('.')
-                .ok_or_else(|| format!("--set {item}: the key needs its section, e.g. training.lr"))?;
+            let (section, name) = key.trim().split_once('.').ok_or_else(|| {
+                format!("--set {item}: the key needs its section, e.g. training.lr")
+            })?;
             let value = parse_value(value.trim());
             let mut one = Table::new();
-            one.insert(section.to_string(), Value::Table(Table::from_iter([(name.to_string(), value)])));
+            one.insert(
+                section.to_string(),
+                Value::Table(Table::from_iter([(name.to_string(), value)])),
+            );
             merge_checked(&mut table, one, "--set")?;
         }
         let config: TrainConfig = Value::Table(table)
@@ -165,40 +176,137 @@ impl TrainConfig {
                 errors.push(message);
             }
         };
-        need(!m.name.is_empty(), "model.name is required (a model directory or repo id)".into());
-        need(matches!(m.dtype.as_str(), "f32" | "bf16"), format!("model.dtype `{}`: expected f32 or bf16", m.dtype));
-        need(matches!(m.device.as_str(), "cpu" | "cuda"), format!("model.device `{}`: expected cpu or cuda", m.device));
+        need(
+            !m.name.is_empty(),
+            "model.name is required (a model directory or repo id)".into(),
+        );
+        need(
+            matches!(m.dtype.as_str(), "f32" | "bf16"),
+            format!("model.dtype `{}`: expected f32 or bf16", m.dtype),
+        );
+        need(
+            matches!(m.device.as_str(), "cpu" | "cuda"),
+            format!("model.device `{}`: expected cpu or cuda", m.device),
+        );
         if let Some(t) = &m.template {
-            need(t.parse::<crate::model::BuiltinTemplate>().is_ok(), format!("model.template `{t}`: expected chatml, alpaca or plain"));
+            need(
+                t.parse::<crate::model::BuiltinTemplate>().is_ok(),
+                format!("model.template `{t}`: expected chatml, alpaca or plain"),
+            );
         }
-        need((1..=1024).contains(&l.r), format!("lora.r {}: must be between 1 and 1024", l.r));
-        need(l.alpha > 0.0, format!("lora.alpha {}: must be positive", l.alpha));
-        need((0.0..1.0).contains(&l.dropout), format!("lora.dropout {}: must be in [0, 1)", l.dropout));
+        need(
+            (1..=1024).contains(&l.r),
+            format!("lora.r {}: must be between 1 and 1024", l.r),
+        );
+        need(
+            l.alpha > 0.0,
+            format!("lora.alpha {}: must be positive", l.alpha),
+        );
+        need(
+            (0.0..1.0).contains(&l.dropout),
+            format!("lora.dropout {}: must be in [0, 1)", l.dropout),
+        );
         if let Err(e) = crate::model::lora::LoraSpec::resolve_targets(&l.targets) {
             need(false, format!("lora.targets: {e}"));
         }
-        need(!l.targets.is_empty(), "lora.targets: name at least one projection".into());
-        need(!d.train.is_empty(), "data.train is required (a .jsonl or .json dataset)".into());
-        need(d.eval.is_some() || (0.0..0.9).contains(&d.eval_split), format!("data.eval_split {}: must be in [0, 0.9)", d.eval_split));
-        need((16..=1 << 20).contains(&d.max_seq_len), format!("data.max_seq_len {}: must be between 16 and 1048576", d.max_seq_len));
+        need(
+            !l.targets.is_empty(),
+            "lora.targets: name at least one projection".into(),
+        );
+        need(
+            !d.train.is_empty(),
+            "data.train is required (a .jsonl or .json dataset)".into(),
+        );
+        need(
+            d.eval.is_some() || (0.0..0.9).contains(&d.eval_split),
+            format!("data.eval_split {}: must be in [0, 0.9)", d.eval_split),
+        );
+        need(
+            (16..=1 << 20).contains(&d.max_seq_len),
+            format!(
+                "data.max_seq_len {}: must be between 16 and 1048576",
+                d.max_seq_len
+            ),
+        );
         if let Some(f) = &d.format {
-            need(f.parse::<crate::data::Format>().is_ok(), format!("data.format `{f}`: unknown format"));
+            need(
+                f.parse::<crate::data::Format>().is_ok(),
+                format!("data.format `{f}`: unknown format"),
+            );
         }
-        need(t.epochs >= 1 || t.max_steps >= 1, "training.epochs or training.max_steps must be at least 1".into());
-        need(t.lr > 0.0 && t.lr < 1.0, format!("training.lr {}: must be in (0, 1)", t.lr));
-        need(matches!(t.schedule.as_str(), "constant" | "linear" | "cosine"), format!("training.schedule `{}`: expected constant, linear or cosine", t.schedule));
-        need((0.0..1.0).contains(&t.warmup_ratio), format!("training.warmup_ratio {}: must be in [0, 1)", t.warmup_ratio));
-        need(t.batch_size >= 1, "training.batch_size must be at least 1".into());
-        need(t.grad_accum >= 1, "training.grad_accum must be at least 1".into());
-        need(t.eval_every >= 1, "training.eval_every must be at least 1".into());
-        need(t.checkpoint_every >= 1, "training.checkpoint_every must be at least 1".into());
-        need(t.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1".into());
-        need(t.max_grad_norm >= 0.0, format!("training.max_grad_norm {}: must be 0 (off) or positive", t.max_grad_norm));
-        need((0.0..1.0).contains(&t.weight_decay), format!("training.weight_decay {}: must be in [0, 1)", t.weight_decay));
-        need((0.0..1.0).contains(&t.adam_beta1), format!("training.adam_beta1 {}: must be in [0, 1)", t.adam_beta1));
-        need((0.0..1.0).contains(&t.adam_beta2), format!("training.adam_beta2 {}: must be in [0, 1)", t.adam_beta2));
-        need(t.adam_eps > 0.0, format!("training.adam_eps {}: must be positive", t.adam_eps));
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+        need(
+            t.epochs >= 1 || t.max_steps >= 1,
+            "training.epochs or training.max_steps must be at least 1".into(),
+        );
+        need(
+            t.lr > 0.0 && t.lr < 1.0,
+            format!("training.lr {}: must be in (0, 1)", t.lr),
+        );
+        need(
+            matches!(t.schedule.as_str(), "constant" | "linear" | "cosine"),
+            format!(
+                "training.schedule `{}`: expected constant, linear or cosine",
+                t.schedule
+            ),
+        );
+        need(
+            (0.0..1.0).contains(&t.warmup_ratio),
+            format!(
+                "training.warmup_ratio {}: must be in [0, 1)",
+                t.warmup_ratio
+            ),
+        );
+        need(
+            t.batch_size >= 1,
+            "training.batch_size must be at least 1".into(),
+        );
+        need(
+            t.grad_accum >= 1,
+            "training.grad_accum must be at least 1".into(),
+        );
+        need(
+            t.eval_every >= 1,
+            "training.eval_every must be at least 1".into(),
+        );
+        need(
+            t.checkpoint_every >= 1,
+            "training.checkpoint_every must be at least 1".into(),
+        );
+        need(
+            t.keep_checkpoints >= 1,
+            "training.keep_checkpoints must be at least 1".into(),
+        );
+        need(
+            t.max_grad_norm >= 0.0,
+            format!(
+                "training.max_grad_norm {}: must be 0 (off) or positive",
+                t.max_grad_norm
+            ),
+        );
+        need(
+            (0.0..1.0).contains(&t.weight_decay),
+            format!(
+                "training.weight_decay {}: must be in [0, 1)",
+                t.weight_decay
+            ),
+        );
+        need(
+            (0.0..1.0).contains(&t.adam_beta1),
+            format!("training.adam_beta1 {}: must be in [0, 1)", t.adam_beta1),
+        );
+        need(
+            (0.0..1.0).contains(&t.adam_beta2),
+            format!("training.adam_beta2 {}: must be in [0, 1)", t.adam_beta2),
+        );
+        need(
+            t.adam_eps > 0.0,
+            format!("training.adam_eps {}: must be positive", t.adam_eps),
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
     }
 }
 
@@ -216,17 +324,30 @@ fn merge_checked(base: &mut Table, user: Table, origin: &str) -> Result<(), Stri
     for (section, value) in user {
         let Some(Value::Table(known)) = base.get_mut(&section) else {
             let names: Vec<&str> = vec!["model", "lora", "data", "training"];
-            return Err(format!("{origin}: unknown section [{section}]{}", did_you_mean(&section, &names)));
+            return Err(format!(
+                "{origin}: unknown section [{section}]{}",
+                did_you_mean(&section, &names)
+            ));
         };
         let Value::Table(entries) = value else {
-            return Err(format!("{origin}: `{section}` must be a section ([{section}])"));
+            return Err(format!(
+                "{origin}: `{section}` must be a section ([{section}])"
+            ));
         };
         for (key, value) in entries {
             let optional = OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str()));
             if !known.contains_key(&key) && !optional {
                 let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
-                names.extend(OPTIONAL_KEYS.iter().filter(|(s, _)| *s == section).map(|(_, k)| *k));
-                return Err(format!("{origin}: unknown key {section}.{key}{}", did_you_mean(&key, &names)));
+                names.extend(
+                    OPTIONAL_KEYS
+                        .iter()
+                        .filter(|(s, _)| *s == section)
+                        .map(|(_, k)| *k),
+                );
+                return Err(format!(
+                    "{origin}: unknown key {section}.{key}{}",
+                    did_you_mean(&key, &names)
+                ));
             }
             let value = coerce(known.get(&key), value);
             known.insert(key, value);
@@ -280,11 +401,28 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let f = write("[model]\nname = \"m\"\n[data]\ntrain = \"d.jsonl\"\n[lora]\nalpha = 16\n");
-        let c = TrainConfig::load(Some(f.path()), &["training.lr=1e-4".into(), "data.train_on_inputs=true".into()]).unwrap();
+        let c = TrainConfig::load(
+            Some(f.path()),
+            &[
+                "training.lr=1e-4".into(),
+                "data.train_on_inputs=true".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!((c.lora.r, c.lora.alpha, c.lora.dropout), (16, 16.0, 0.05));
         assert_eq!(c.lora.targets.len(), 7);
-        assert_eq!((c.training.lr, c.training.epochs, c.training.grad_accum), (1e-4, 3, 4));
-        assert_eq!((c.training.eval_every, c.training.checkpoint_every, c.training.keep_checkpoints), (50, 100, 3));
+        assert_eq!(
+            (c.training.lr, c.training.epochs, c.training.grad_accum),
+            (1e-4, 3, 4)
+        );
+        assert_eq!(
+            (
+                c.training.eval_every,
+                c.training.checkpoint_every,
+                c.training.keep_checkpoints
+            ),
+            (50, 100, 3)
+        );
         assert!(c.data.train_on_inputs);
         assert_eq!(c.training.schedule, "cosine");
         let again = TrainConfig::load(Some(write(&c.to_toml()).path()), &[]).unwrap();
@@ -293,7 +431,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_suggest_and_bad_values_name_the_key() {
-        let f = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n[training]\nlearning_rat = 1\n");
+        let f =
+            write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n[training]\nlearning_rat = 1\n");
         let e = TrainConfig::load(Some(f.path()), &[]).unwrap_err();
         assert!(e.contains("unknown key training.learning_rat"), "{e}");
         let e = TrainConfig::load(Some(f.path()), &[]).unwrap_err();
@@ -301,9 +440,18 @@ mod tests {
         let ok = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n");
         let e = TrainConfig::load(Some(ok.path()), &["training.epoch=2".into()]).unwrap_err();
         assert!(e.contains("did you mean `epochs`"), "{e}");
-        let e = TrainConfig::load(Some(ok.path()), &["lora.dropout=1.5".into(), "training.schedule=step".into()]).unwrap_err();
-        assert!(e.contains("lora.dropout 1.5: must be in [0, 1)") && e.contains("training.schedule `step`"), "{e}");
-        let e = TrainConfig::load(Some(ok.path()), &["lora.targets=[\"qproj\"]".into()]).unwrap_err();
+        let e = TrainConfig::load(
+            Some(ok.path()),
+            &["lora.dropout=1.5".into(), "training.schedule=step".into()],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("lora.dropout 1.5: must be in [0, 1)")
+                && e.contains("training.schedule `step`"),
+            "{e}"
+        );
+        let e =
+            TrainConfig::load(Some(ok.path()), &["lora.targets=[\"qproj\"]".into()]).unwrap_err();
         assert!(e.contains("unknown LoRA target `qproj`"), "{e}");
     }
 }

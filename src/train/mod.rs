@@ -1,9 +1,9 @@
 //! LoRA training: configuration, batches, optimizer and schedule, the run
 //! directory and the loop that ties them together.
 
+pub mod batches;
 pub mod config;
 pub mod optim;
-pub mod schedule;
-pub mod batches;
 pub mod run_dir;
+pub mod schedule;
 pub mod trainer;

@@ -35,7 +35,12 @@ impl AdamW {
             let zeros = p.var.as_tensor().zeros_like()?.to_dtype(DType::F32)?;
             moments.insert(p.name.clone(), (zeros.clone(), zeros));
         }
-        Ok(AdamW { params, moments, steps: 0, hyper })
+        Ok(AdamW {
+            params,
+            moments,
+            steps: 0,
+            hyper,
+        })
     }
 
     /// One update with learning rate `lr` from `grads` (already averaged and clipped).
@@ -46,8 +51,13 @@ impl AdamW {
         let bias1 = 1.0 - h.beta1.powi(t);
         let bias2 = 1.0 - h.beta2.powi(t);
         for p in &self.params {
-            let Some(g) = grads.get(&p.name) else { continue };
-            let (m, v) = self.moments.get_mut(&p.name).expect("moments exist for every parameter");
+            let Some(g) = grads.get(&p.name) else {
+                continue;
+            };
+            let (m, v) = self
+                .moments
+                .get_mut(&p.name)
+                .expect("moments exist for every parameter");
             let g = g.to_dtype(DType::F32)?;
             *m = ((&*m * h.beta1)? + (&g * (1.0 - h.beta1))?)?;
             *v = ((&*v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
@@ -112,9 +122,24 @@ mod tests {
     #[test]
     fn adamw_matches_the_closed_form_first_step() {
         let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let hyper = AdamWParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
-        let mut opt = AdamW::new(vec![Param { name: "w".into(), var: var.clone() }], hyper).unwrap();
-        let grads = HashMap::from([("w".to_string(), Tensor::new(&[0.5f32, -0.25], &Device::Cpu).unwrap())]);
+        let hyper = AdamWParams {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        let mut opt = AdamW::new(
+            vec![Param {
+                name: "w".into(),
+                var: var.clone(),
+            }],
+            hyper,
+        )
+        .unwrap();
+        let grads = HashMap::from([(
+            "w".to_string(),
+            Tensor::new(&[0.5f32, -0.25], &Device::Cpu).unwrap(),
+        )]);
         opt.step(&grads, 0.01).unwrap();
         // Step 1: m_hat = g, v_hat = g^2, so the update is lr * sign(g) (eps aside).
         let got = var.as_tensor().to_vec1::<f32>().unwrap();
@@ -127,8 +152,14 @@ mod tests {
     #[test]
     fn clipping_scales_to_the_max_norm() {
         let mut grads = HashMap::from([
-            ("a".to_string(), Tensor::new(&[3.0f32], &Device::Cpu).unwrap()),
-            ("b".to_string(), Tensor::new(&[4.0f32], &Device::Cpu).unwrap()),
+            (
+                "a".to_string(),
+                Tensor::new(&[3.0f32], &Device::Cpu).unwrap(),
+            ),
+            (
+                "b".to_string(),
+                Tensor::new(&[4.0f32], &Device::Cpu).unwrap(),
+            ),
         ]);
         let norm = clip_global_norm(&mut grads, 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-9);

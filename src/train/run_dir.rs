@@ -11,14 +11,31 @@ use std::path::{Path, PathBuf};
 pub fn run_name(model: &str, dataset: &Path) -> String {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect::<String>()
             .trim_matches('-')
             .to_string()
     };
-    let model = model.trim_end_matches('/').rsplit('/').next().unwrap_or(model);
-    let data = dataset.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());
-    format!("{}-{}-{}", clean(model), clean(&data), UtcTime::now().compact())
+    let model = model
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(model);
+    let data = dataset
+        .file_stem()
+        .map_or("data".into(), |s| s.to_string_lossy().into_owned());
+    format!(
+        "{}-{}-{}",
+        clean(model),
+        clean(&data),
+        UtcTime::now().compact()
+    )
 }
 
 /// Appends events to metrics.jsonl and lines to train.log, flushing each.
@@ -33,7 +50,12 @@ pub struct RunLog {
 impl RunLog {
     pub fn open(dir: &Path, echo_json: bool) -> io::Result<Self> {
         std::fs::create_dir_all(dir.join("checkpoints"))?;
-        let append = |name: &str| OpenOptions::new().create(true).append(true).open(dir.join(name));
+        let append = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+        };
         Ok(RunLog {
             dir: dir.to_path_buf(),
             metrics: append("metrics.jsonl")?,
@@ -67,7 +89,10 @@ pub fn checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let step = name.strip_prefix("step-")?.parse().ok()?;
-            e.path().join("trainer_state.json").exists().then_some((step, e.path()))
+            e.path()
+                .join("trainer_state.json")
+                .exists()
+                .then_some((step, e.path()))
         })
         .collect();
     found.sort();
@@ -88,14 +113,22 @@ pub fn rotate(dir: &Path, keep: usize, best: Option<usize>) -> io::Result<()> {
 
 /// Writes a checkpoint through a temporary directory renamed into place, so
 /// a failed write (a full disk) leaves earlier checkpoints as they were.
-pub fn write_checkpoint(dir: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
+pub fn write_checkpoint(
+    dir: &Path,
+    step: usize,
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
     let final_dir = dir.join("checkpoints").join(format!("step-{step}"));
-    let temp = dir.join("checkpoints").join(format!(".step-{step}.partial"));
+    let temp = dir
+        .join("checkpoints")
+        .join(format!(".step-{step}.partial"));
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir_all(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
     if let Err(e) = fill(&temp) {
         let _ = std::fs::remove_dir_all(&temp);
-        return Err(format!("writing checkpoint step-{step} failed ({e}); earlier checkpoints are intact"));
+        return Err(format!(
+            "writing checkpoint step-{step} failed ({e}); earlier checkpoints are intact"
+        ));
     }
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&temp, &final_dir).map_err(|e| format!("{}: {e}", final_dir.display()))?;
@@ -119,16 +152,26 @@ mod tests {
     #[test]
     fn names_sort_and_identify() {
         let name = run_name("Qwen/Qwen2.5-0.5B-Instruct", Path::new("data/my set.jsonl"));
-        assert!(name.starts_with("Qwen2.5-0.5B-Instruct-my-set-20"), "{name}");
+        assert!(
+            name.starts_with("Qwen2.5-0.5B-Instruct-my-set-20"),
+            "{name}"
+        );
     }
 
     #[test]
     fn failed_checkpoint_keeps_earlier_ones() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
-        write_checkpoint(dir.path(), 1, |p| std::fs::write(p.join("trainer_state.json"), "{}").map_err(|e| e.to_string())).unwrap();
-        let err = write_checkpoint(dir.path(), 2, |_| Err("No space left on device".into())).unwrap_err();
-        assert!(err.contains("No space left") && err.contains("intact"), "{err}");
+        write_checkpoint(dir.path(), 1, |p| {
+            std::fs::write(p.join("trainer_state.json"), "{}").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let err =
+            write_checkpoint(dir.path(), 2, |_| Err("No space left on device".into())).unwrap_err();
+        assert!(
+            err.contains("No space left") && err.contains("intact"),
+            "{err}"
+        );
         let steps: Vec<usize> = checkpoints(dir.path()).iter().map(|c| c.0).collect();
         assert_eq!(steps, vec![1]);
         assert!(!dir.path().join("checkpoints/.step-2.partial").exists());
@@ -139,7 +182,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
         for step in [10, 20, 30, 40] {
-            write_checkpoint(dir.path(), step, |p| std::fs::write(p.join("trainer_state.json"), "{}").map_err(|e| e.to_string())).unwrap();
+            write_checkpoint(dir.path(), step, |p| {
+                std::fs::write(p.join("trainer_state.json"), "{}").map_err(|e| e.to_string())
+            })
+            .unwrap();
         }
         rotate(dir.path(), 2, Some(10)).unwrap();
         let steps: Vec<usize> = checkpoints(dir.path()).iter().map(|c| c.0).collect();

@@ -16,14 +16,25 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(peak: f64, shape: &str, warmup_steps: Option<usize>, warmup_ratio: f64, total: usize) -> Self {
+    pub fn new(
+        peak: f64,
+        shape: &str,
+        warmup_steps: Option<usize>,
+        warmup_ratio: f64,
+        total: usize,
+    ) -> Self {
         let shape = match shape {
             "constant" => Shape::Constant,
             "linear" => Shape::Linear,
             _ => Shape::Cosine,
         };
         let warmup = warmup_steps.unwrap_or_else(|| (warmup_ratio * total as f64).ceil() as usize);
-        Schedule { peak, warmup, total: total.max(1), shape }
+        Schedule {
+            peak,
+            warmup,
+            total: total.max(1),
+            shape,
+        }
     }
 
     /// The learning rate of optimizer step `step` (0-based).

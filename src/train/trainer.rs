@@ -7,8 +7,8 @@ use super::optim::{AdamW, AdamWParams, Param, accumulate, clip_global_norm, coll
 use super::run_dir::{RunLog, checkpoints, publish_adapter, rotate, write_checkpoint};
 use super::schedule::Schedule;
 use crate::model::decoder::Mode;
-use crate::model::loss::{sample_loss, summed_nll};
 use crate::model::lora::LoraSpec;
+use crate::model::loss::{sample_loss, summed_nll};
 use crate::model::st_write::{named, write_f32};
 use crate::model::{LoadOptions, Model, adapter};
 use candle_core::{DType, Device, Tensor};
@@ -50,13 +50,27 @@ pub struct Trainer {
 }
 
 fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
-    let dtype = if config.model.dtype == "bf16" { DType::BF16 } else { DType::F32 };
+    let dtype = if config.model.dtype == "bf16" {
+        DType::BF16
+    } else {
+        DType::F32
+    };
     let device = match config.model.device.as_str() {
-        "cuda" => Device::new_cuda(0).map_err(|e| format!("model.device cuda: {e} (build with --features cuda)"))?,
+        "cuda" => Device::new_cuda(0)
+            .map_err(|e| format!("model.device cuda: {e} (build with --features cuda)"))?,
         _ => Device::Cpu,
     };
-    let template = config.model.template.as_deref().map(str::parse).transpose()?;
-    Ok(LoadOptions { dtype, device, template })
+    let template = config
+        .model
+        .template
+        .as_deref()
+        .map(str::parse)
+        .transpose()?;
+    Ok(LoadOptions {
+        dtype,
+        device,
+        template,
+    })
 }
 
 fn lora_params(model: &Model) -> Vec<Param> {
@@ -64,8 +78,14 @@ fn lora_params(model: &Model) -> Vec<Param> {
     for (path, _, linear) in model.decoder.projections() {
         if let Some(lora) = &linear.lora {
             let prefix = format!("base_model.model.{path}");
-            params.push(Param { name: format!("{prefix}.lora_A.weight"), var: lora.a.clone() });
-            params.push(Param { name: format!("{prefix}.lora_B.weight"), var: lora.b.clone() });
+            params.push(Param {
+                name: format!("{prefix}.lora_A.weight"),
+                var: lora.a.clone(),
+            });
+            params.push(Param {
+                name: format!("{prefix}.lora_B.weight"),
+                var: lora.b.clone(),
+            });
         }
     }
     params
@@ -75,10 +95,11 @@ impl Trainer {
     /// Loads the model and data and attaches the adapter: fresh, or from the
     /// last checkpoint in `resume_from`.
     pub fn new(config: TrainConfig, resume_from: Option<&Path>) -> Result<Trainer, String> {
-        let mut model = Model::load(&config.model.name, &load_options(&config)?).map_err(|e| e.to_string())?;
+        let mut model =
+            Model::load(&config.model.name, &load_options(&config)?).map_err(|e| e.to_string())?;
         let data = prepare(&model.tokenizer, &config.data, config.training.seed)?;
         let targets = LoraSpec::resolve_targets(&config.lora.targets)?;
-        let spec = LoraSpec {
+        let mut spec = LoraSpec {
             r: config.lora.r,
             alpha: config.lora.alpha,
             dropout: config.lora.dropout,
@@ -86,13 +107,28 @@ impl Trainer {
             use_rslora: config.lora.use_rslora,
         };
         let t = &config.training;
-        let hyper = AdamWParams { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay };
+        let hyper = AdamWParams {
+            beta1: t.adam_beta1,
+            beta2: t.adam_beta2,
+            eps: t.adam_eps,
+            weight_decay: t.weight_decay,
+        };
         let mut state = TrainerState::default();
         let checkpoint = resume_from.and_then(|dir| checkpoints(dir).pop());
         if let Some((_, path)) = &checkpoint {
             adapter::load(&mut model.decoder, path).map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(path.join("trainer_state.json")).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(path.join("trainer_state.json"))
+                .map_err(|e| e.to_string())?;
             state = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        } else if let Some(init) = &config.lora.init_from {
+            spec = adapter::load(&mut model.decoder, Path::new(init)).map_err(|e| e.to_string())?;
+            spec.dropout = config.lora.dropout;
+            let dropout = spec.dropout as f32;
+            model.decoder.for_each_projection_mut(|_, _, linear| {
+                if let Some(lora) = &mut linear.lora {
+                    lora.dropout = dropout;
+                }
+            });
         } else {
             adapter::attach_new(&mut model.decoder, &spec, t.seed).map_err(|e| e.to_string())?;
         }
@@ -102,15 +138,36 @@ impl Trainer {
         }
         let micro_per_epoch = data.train.len().div_ceil(t.batch_size);
         let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum).max(1);
-        let total_steps = if t.max_steps > 0 { t.max_steps } else { t.epochs * steps_per_epoch };
-        let schedule = Schedule::new(t.lr, &t.schedule, t.warmup_steps, t.warmup_ratio, total_steps);
+        let total_steps = if t.max_steps > 0 {
+            t.max_steps
+        } else {
+            t.epochs * steps_per_epoch
+        };
+        let schedule = Schedule::new(
+            t.lr,
+            &t.schedule,
+            t.warmup_steps,
+            t.warmup_ratio,
+            total_steps,
+        );
         let tok = &model.tokenizer.tokenizer;
         let pad_id = ["<|endoftext|>", "<pad>", "<|finetune_right_pad_id|>"]
             .iter()
             .find_map(|t| tok.token_to_id(t))
             .or_else(|| model.stop_ids.first().copied())
             .unwrap_or(0);
-        Ok(Trainer { config, model, data, spec, optimizer, schedule, state, steps_per_epoch, total_steps, pad_id })
+        Ok(Trainer {
+            config,
+            model,
+            data,
+            spec,
+            optimizer,
+            schedule,
+            state,
+            steps_per_epoch,
+            total_steps,
+            pad_id,
+        })
     }
 
     /// The examples of optimizer step `step`, as micro-batches.
@@ -138,10 +195,19 @@ impl Trainer {
             let batch = make_batch(examples, self.pad_id, &device)?;
             tokens += examples.iter().map(|e| e.encoded.ids.len()).sum::<usize>();
             let seed = self.config.training.seed ^ ((step as u64) << 20) ^ k as u64;
-            let hidden = self.model.decoder.hidden(&batch.ids, None, None, Mode::training(seed))?;
+            let hidden = self
+                .model
+                .decoder
+                .hidden(&batch.ids, None, None, Mode::training(seed))?;
             let (b, t, h) = hidden.dims3()?;
             let rows = hidden.reshape((b * t, h))?;
-            let sum = summed_nll(&self.model.decoder, &rows, &batch.positions, &batch.targets, true)?;
+            let sum = summed_nll(
+                &self.model.decoder,
+                &rows,
+                &batch.positions,
+                &batch.targets,
+                true,
+            )?;
             loss_sum += sum.to_scalar::<f32>()? as f64;
             let scaled = (sum / window as f64)?;
             let store = scaled.backward()?;
@@ -173,12 +239,19 @@ impl Trainer {
     fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf, String> {
         let step = self.state.step;
         write_checkpoint(dir, step, |temp| {
-            adapter::save(&self.model.decoder, &self.spec, &self.config.model.name, temp).map_err(|e| e.to_string())?;
+            adapter::save(
+                &self.model.decoder,
+                &self.spec,
+                &self.config.model.name,
+                temp,
+            )
+            .map_err(|e| e.to_string())?;
             let mut tensors = Vec::new();
             for p in &self.optimizer.params {
                 let (m, v) = &self.optimizer.moments[&p.name];
                 tensors.push(named(format!("{}.exp_avg", p.name), m).map_err(|e| e.to_string())?);
-                tensors.push(named(format!("{}.exp_avg_sq", p.name), v).map_err(|e| e.to_string())?);
+                tensors
+                    .push(named(format!("{}.exp_avg_sq", p.name), v).map_err(|e| e.to_string())?);
             }
             write_f32(&temp.join("optimizer.safetensors"), &tensors)?;
             let state = serde_json::to_string_pretty(&self.state).map_err(|e| e.to_string())?;
@@ -187,7 +260,12 @@ impl Trainer {
     }
 
     /// Runs to the end (or until `stop` is raised), logging to `log`.
-    pub fn run(&mut self, log: &mut RunLog, stop: &AtomicBool, mut progress: impl FnMut(&Value)) -> Result<Outcome, String> {
+    pub fn run(
+        &mut self,
+        log: &mut RunLog,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&Value),
+    ) -> Result<Outcome, String> {
         let io = |e: std::io::Error| e.to_string();
         let started = Instant::now();
         let t = self.config.training.clone();
@@ -196,8 +274,13 @@ impl Trainer {
             let step_started = Instant::now();
             let (loss, norm, tokens) = self.step(step).map_err(|e| e.to_string())?;
             if !loss.is_finite() {
-                let last = checkpoints(&log.dir).pop().map_or("none".into(), |(s, _)| format!("step-{s}"));
-                let message = format!("loss became {loss} at step {}; stopping. The last good checkpoint is {last}", step + 1);
+                let last = checkpoints(&log.dir)
+                    .pop()
+                    .map_or("none".into(), |(s, _)| format!("step-{s}"));
+                let message = format!(
+                    "loss became {loss} at step {}; stopping. The last good checkpoint is {last}",
+                    step + 1
+                );
                 log.line(&message).map_err(io)?;
                 return Ok(Outcome::Failed(message));
             }
@@ -231,13 +314,19 @@ impl Trainer {
                     }
                     let event = json!({"event": "eval", "step": self.state.step, "eval_loss": eval_loss, "best": improved});
                     log.event(&event).map_err(io)?;
-                    log.line(&format!("step {}: eval loss {eval_loss:.4}{}", self.state.step, if improved { " (best)" } else { "" })).map_err(io)?;
+                    log.line(&format!(
+                        "step {}: eval loss {eval_loss:.4}{}",
+                        self.state.step,
+                        if improved { " (best)" } else { "" }
+                    ))
+                    .map_err(io)?;
                     progress(&event);
                     // The best model must be on disk to be kept.
                     if improved && self.state.step % t.checkpoint_every != 0 && !last {
                         self.checkpoint(log)?;
                     }
-                    early_stop = t.early_stopping_patience > 0 && self.state.evals_without_improvement >= t.early_stopping_patience;
+                    early_stop = t.early_stopping_patience > 0
+                        && self.state.evals_without_improvement >= t.early_stopping_patience;
                 }
             }
             let stopping = stop.load(Ordering::Relaxed);
@@ -245,7 +334,11 @@ impl Trainer {
                 self.checkpoint(log)?;
             }
             if early_stop {
-                log.line(&format!("early stopping: no eval improvement in {} evaluations", t.early_stopping_patience)).map_err(io)?;
+                log.line(&format!(
+                    "early stopping: no eval improvement in {} evaluations",
+                    t.early_stopping_patience
+                ))
+                .map_err(io)?;
                 break;
             }
             if stopping {
@@ -257,9 +350,15 @@ impl Trainer {
 
     fn checkpoint(&self, log: &mut RunLog) -> Result<(), String> {
         let path = self.save_checkpoint(&log.dir)?;
-        rotate(&log.dir, self.config.training.keep_checkpoints, self.state.best_step).map_err(|e| e.to_string())?;
+        rotate(
+            &log.dir,
+            self.config.training.keep_checkpoints,
+            self.state.best_step,
+        )
+        .map_err(|e| e.to_string())?;
         log.event(&json!({"event": "checkpoint", "step": self.state.step, "path": path.display().to_string()})).map_err(|e| e.to_string())?;
-        log.line(&format!("checkpoint {}", path.display())).map_err(|e| e.to_string())
+        log.line(&format!("checkpoint {}", path.display()))
+            .map_err(|e| e.to_string())
     }
 
     /// Publishes the best checkpoint's adapter (else the last) to `adapter/`.
@@ -282,7 +381,8 @@ impl Trainer {
 
 fn restore_moments(optimizer: &mut AdamW, checkpoint: &Path, steps: usize) -> Result<(), String> {
     let path = checkpoint.join("optimizer.safetensors");
-    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     for p in &optimizer.params {
         let get = |suffix: &str| -> Result<Tensor, String> {
             tensors
