@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --bench data
 
+mod common;
+use common::peak_rss_mb;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -92,13 +94,4 @@ fn generate(path: &Path, target: u64) {
         i += 1;
     }
     out.flush().unwrap();
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -6,7 +6,9 @@
 //!     TUNEBENCH_DTYPE=bf16 cargo bench --bench decode
 //!     TUNEBENCH_REF_PYTHON=~/.venvs/ref/bin/python cargo bench --bench decode   # also run the reference
 
+mod common;
 use candle_core::{DType, Device, Tensor};
+use common::peak_rss_mb;
 use std::time::Instant;
 use tunebench::model::config::ModelConfig;
 use tunebench::model::decoder::{Cache, Decoder, Mode};
@@ -88,13 +90,4 @@ fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
         .flatten_all()?
         .argmax(0)?
         .to_scalar::<u32>()
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -345,15 +345,12 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
             model,
             json,
         } => {
-            let tokens = load_counter(&model)?;
-            let counter = tokens
-                .as_ref()
-                .map(|t| t as &(dyn Fn(&Sample) -> Result<usize, String> + Sync));
+            let counter = load_counter(&model)?;
             let options = Options {
                 format: input.format,
                 min_words,
                 max_seq_len: model.max_seq_len,
-                token_counter: counter,
+                token_counter: counter.as_deref(),
             };
             cli::data::validate(&file, &options, json)
         }
@@ -363,11 +360,8 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
             model,
             json,
         } => {
-            let tokens = load_counter(&model)?;
-            let counter = tokens
-                .as_ref()
-                .map(|t| t as &(dyn Fn(&Sample) -> Result<usize, String> + Sync));
-            cli::data::stats(&file, input.format, counter, json)
+            let counter = load_counter(&model)?;
+            cli::data::stats(&file, input.format, counter.as_deref(), json)
         }
         DataCommand::Split {
             file,
@@ -395,14 +389,14 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// A token counter for the model named on the command line, if any.
-fn load_counter(
-    args: &ModelArgs,
-) -> anyhow::Result<Option<impl Fn(&Sample) -> Result<usize, String> + Sync>> {
+fn load_counter(args: &ModelArgs) -> anyhow::Result<Option<Box<TokenCount>>> {
     let Some(model) = &args.model else {
         return Ok(None);
     };
     let renderer = tunebench::model::ChatTokenizer::load(model)?;
-    Ok(Some(move |sample: &Sample| {
+    Ok(Some(Box::new(move |sample: &Sample| {
         renderer.count_tokens(sample).map_err(|e| e.to_string())
-    }))
+    })))
 }
+
+type TokenCount = dyn Fn(&Sample) -> Result<usize, String> + Sync;
