@@ -294,6 +294,11 @@ impl Decoder {
         self.norm.forward(&x, mode.train)
     }
 
+    /// The output projection `[vocab, hidden]` (the embedding when tied).
+    pub fn output_weight(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);

@@ -31,6 +31,11 @@ pub fn summed_nll(
     train: bool,
 ) -> Result<Tensor> {
     let device = hidden.device();
+    if train {
+        let rows = hidden.index_select(&Tensor::new(positions, device)?, 0)?;
+        return super::fused_ce::cross_entropy_rows(&rows, decoder.output_weight(), targets)?
+            .sum_all();
+    }
     let mut total = Tensor::zeros((), DType::F32, device)?;
     for (pos, tgt) in positions.chunks(CHUNK_ROWS).zip(targets.chunks(CHUNK_ROWS)) {
         let rows = hidden.index_select(&Tensor::new(pos, device)?, 0)?;

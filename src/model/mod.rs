@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod config;
 pub mod decoder;
 pub mod frozen;
+pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
 pub mod hub;

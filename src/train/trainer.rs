@@ -1,7 +1,7 @@
 //! The training loop: micro-batches, gradient accumulation, clipping, AdamW
 //! and the schedule; evaluation, early stopping, checkpoints and resume.
 
-use super::batches::{Example, Prepared, epoch_order, make_batch, prepare};
+use super::batches::{Batch, Example, Prepared, epoch_order, make_batch, prepare};
 use super::config::TrainConfig;
 use super::optim::{AdamW, AdamWParams, Param, accumulate, clip_global_norm, collect};
 use super::run_dir::{RunLog, checkpoints, publish_adapter, rotate, write_checkpoint};
@@ -73,9 +73,10 @@ fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
     })
 }
 
-fn lora_params(model: &Model) -> Vec<Param> {
+/// The adapter's tensors as optimizer parameters, named as in the adapter file.
+pub fn lora_params(decoder: &crate::model::decoder::Decoder) -> Vec<Param> {
     let mut params = Vec::new();
-    for (path, _, linear) in model.decoder.projections() {
+    for (path, _, linear) in decoder.projections() {
         if let Some(lora) = &linear.lora {
             let prefix = format!("base_model.model.{path}");
             params.push(Param {
@@ -132,7 +133,8 @@ impl Trainer {
         } else {
             adapter::attach_new(&mut model.decoder, &spec, t.seed).map_err(|e| e.to_string())?;
         }
-        let mut optimizer = AdamW::new(lora_params(&model), hyper).map_err(|e| e.to_string())?;
+        let mut optimizer =
+            AdamW::new(lora_params(&model.decoder), hyper).map_err(|e| e.to_string())?;
         if let Some((_, path)) = &checkpoint {
             restore_moments(&mut optimizer, path, state.step)?;
         }
@@ -186,39 +188,21 @@ impl Trainer {
     /// One optimizer step; returns (loss, grad norm before clipping, tokens seen).
     fn step(&mut self, step: usize) -> candle_core::Result<(f64, f64, usize)> {
         let micro = self.micro_batches(step);
-        let window: usize = micro.iter().flatten().map(|e| e.targets).sum();
         let device = self.model.decoder.device().clone();
-        let mut grads = std::collections::HashMap::new();
-        let mut loss_sum = 0.0;
-        let mut tokens = 0;
-        for (k, examples) in micro.iter().enumerate() {
-            let batch = make_batch(examples, self.pad_id, &device)?;
-            tokens += examples.iter().map(|e| e.encoded.ids.len()).sum::<usize>();
-            let seed = self.config.training.seed ^ ((step as u64) << 20) ^ k as u64;
-            let hidden = self
-                .model
-                .decoder
-                .hidden(&batch.ids, None, None, Mode::training(seed))?;
-            let (b, t, h) = hidden.dims3()?;
-            let rows = hidden.reshape((b * t, h))?;
-            let sum = summed_nll(
-                &self.model.decoder,
-                &rows,
-                &batch.positions,
-                &batch.targets,
-                true,
-            )?;
-            loss_sum += sum.to_scalar::<f32>()? as f64;
-            let scaled = (sum / window as f64)?;
-            let store = scaled.backward()?;
-            accumulate(&mut grads, collect(&self.optimizer.params, &store)?)?;
-        }
-        let loss = loss_sum / window.max(1) as f64;
-        if !loss.is_finite() {
-            return Ok((loss, f64::NAN, tokens));
-        }
-        let norm = clip_global_norm(&mut grads, self.config.training.max_grad_norm)?;
-        self.optimizer.step(&grads, self.schedule.lr(step))?;
+        let batches = micro
+            .iter()
+            .map(|examples| make_batch(examples, self.pad_id, &device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let tokens = micro.iter().flatten().map(|e| e.encoded.ids.len()).sum();
+        let seed = self.config.training.seed ^ ((step as u64) << 20);
+        let (loss, norm) = optimizer_step(
+            &self.model.decoder,
+            &mut self.optimizer,
+            &batches,
+            self.schedule.lr(step),
+            self.config.training.max_grad_norm,
+            seed,
+        )?;
         Ok((loss, norm, tokens))
     }
 
@@ -377,6 +361,44 @@ impl Trainer {
         }
         Ok(chosen.1.clone())
     }
+}
+
+/// Forward and backward over the micro-batches of one optimizer step
+/// (accumulating gradients of the token-weighted mean loss), clipping, and
+/// the AdamW update at `lr`. Returns (loss, gradient norm before clipping);
+/// a non-finite loss skips the update.
+pub fn optimizer_step(
+    decoder: &crate::model::decoder::Decoder,
+    optimizer: &mut AdamW,
+    batches: &[Batch],
+    lr: f64,
+    max_grad_norm: f64,
+    dropout_seed: u64,
+) -> candle_core::Result<(f64, f64)> {
+    let window: usize = batches.iter().map(|b| b.targets.len()).sum();
+    let mut grads = std::collections::HashMap::new();
+    let mut loss_sum = 0.0;
+    for (k, batch) in batches.iter().enumerate() {
+        let hidden = decoder.hidden(
+            &batch.ids,
+            None,
+            None,
+            Mode::training(dropout_seed ^ k as u64),
+        )?;
+        let (b, t, h) = hidden.dims3()?;
+        let rows = hidden.reshape((b * t, h))?;
+        let sum = summed_nll(decoder, &rows, &batch.positions, &batch.targets, true)?;
+        loss_sum += sum.to_scalar::<f32>()? as f64;
+        let store = (sum / window.max(1) as f64)?.backward()?;
+        accumulate(&mut grads, collect(&optimizer.params, &store)?)?;
+    }
+    let loss = loss_sum / window.max(1) as f64;
+    if !loss.is_finite() {
+        return Ok((loss, f64::NAN));
+    }
+    let norm = clip_global_norm(&mut grads, max_grad_norm)?;
+    optimizer.step(&grads, lr)?;
+    Ok((loss, norm))
 }
 
 fn restore_moments(optimizer: &mut AdamW, checkpoint: &Path, steps: usize) -> Result<(), String> {

@@ -1,0 +1,160 @@
+//! Cross-entropy over the output projection for training, with a backward
+//! pass that never materialises more than one `[rows, vocab]` matrix.
+//!
+//! Autograd through `logits -> max -> exp -> sum -> log` keeps several
+//! vocabulary-sized intermediates per chunk (600 KB a row at 152k tokens).
+//! Here the forward pass computes, chunk by chunk outside the graph, each
+//! row's loss and `softmax - onehot` (the gradient of the loss with respect
+//! to the logits); the backward pass is one product with the output weight.
+
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, D, DType, Layout, Result, Shape, Storage, Tensor,
+};
+
+/// Rows whose logits are computed at once.
+const CHUNK_ROWS: usize = 64;
+
+struct CrossEntropy {
+    /// Per-row loss `[rows]`, computed without a graph.
+    value: Tensor,
+    /// `softmax(logits) - onehot(target)` per chunk of rows, `[chunk, vocab]`, f32.
+    dlogits: Vec<Tensor>,
+    /// The output projection `[vocab, hidden]`.
+    weight: Tensor,
+}
+
+impl CustomOp1 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        match &*storage {
+            Storage::Cpu(s) => Ok((
+                candle_core::backend::BackendStorage::try_clone(s, layout)?,
+                layout.shape().clone(),
+            )),
+            _ => candle_core::bail!("fused-cross-entropy: the loss is not on the CPU"),
+        }
+    }
+
+    fn cuda_fwd(&self, _x: &CudaStorage, _layout: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        match &*storage {
+            Storage::Cuda(s) => Ok((
+                candle_core::backend::BackendStorage::try_clone(s, layout)?,
+                layout.shape().clone(),
+            )),
+            _ => candle_core::bail!("fused-cross-entropy: the loss is not on the GPU"),
+        }
+    }
+
+    fn bwd(&self, rows: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let weight = self.weight.to_dtype(DType::F32)?;
+        let grad = grad.to_dtype(DType::F32)?.unsqueeze(1)?;
+        let mut parts = Vec::with_capacity(self.dlogits.len());
+        let mut start = 0;
+        // Chunk by chunk, so no second vocabulary-sized matrix is made.
+        for d in &self.dlogits {
+            let n = d.dim(0)?;
+            parts.push(
+                d.broadcast_mul(&grad.narrow(0, start, n)?)?
+                    .matmul(&weight)?,
+            );
+            start += n;
+        }
+        Ok(Some(Tensor::cat(&parts, 0)?.to_dtype(rows.dtype())?))
+    }
+}
+
+/// Per-row cross-entropy `[rows]` of `rows @ weight.T` against `targets`,
+/// differentiable with respect to `rows` only.
+pub fn cross_entropy_rows(rows: &Tensor, weight: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let device = rows.device();
+    let detached = rows.detach();
+    let mut values = Vec::new();
+    let mut grads = Vec::new();
+    for (start, chunk) in targets
+        .chunks(CHUNK_ROWS)
+        .enumerate()
+        .map(|(i, c)| (i * CHUNK_ROWS, c))
+    {
+        let x = detached.narrow(0, start, chunk.len())?;
+        let logits = x.matmul(&weight.t()?)?.to_dtype(DType::F32)?;
+        let max = logits.max_keepdim(D::Minus1)?;
+        let shifted = logits.broadcast_sub(&max)?;
+        let exp = shifted.exp()?;
+        let sum = exp.sum_keepdim(D::Minus1)?;
+        let target = Tensor::new(chunk, device)?.unsqueeze(1)?;
+        let picked = shifted.gather(&target, 1)?;
+        values.push((sum.log()? - picked)?.squeeze(1)?);
+        let softmax = exp.broadcast_div(&sum)?;
+        let minus_one = Tensor::full(-1f32, (chunk.len(), 1), device)?;
+        grads.push(softmax.scatter_add(&target, &minus_one, 1)?);
+    }
+    let value = Tensor::cat(&values, 0)?.contiguous()?;
+    rows.apply_op1(CrossEntropy {
+        value,
+        dlogits: grads,
+        weight: weight.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn matches_autograd_cross_entropy() {
+        let dev = Device::Cpu;
+        let rows = Var::from_tensor(&Tensor::randn(0f32, 1.0, (300, 8), &dev).unwrap()).unwrap();
+        let weight = Tensor::randn(0f32, 1.0, (50, 8), &dev).unwrap();
+        let targets: Vec<u32> = (0..300).map(|i| (i * 7 % 50) as u32).collect();
+        let ours = cross_entropy_rows(rows.as_tensor(), &weight, &targets)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let logits = rows.as_tensor().matmul(&weight.t().unwrap()).unwrap();
+        let lse = logits.exp().unwrap().sum_keepdim(1).unwrap().log().unwrap();
+        let picked = logits
+            .gather(
+                &Tensor::new(targets.as_slice(), &dev)
+                    .unwrap()
+                    .unsqueeze(1)
+                    .unwrap(),
+                1,
+            )
+            .unwrap();
+        let plain = (lse - picked).unwrap().sum_all().unwrap();
+        let (a, b) = (
+            ours.to_scalar::<f32>().unwrap(),
+            plain.to_scalar::<f32>().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-3 * b.abs(), "{a} vs {b}");
+        let ga = ours
+            .backward()
+            .unwrap()
+            .get(rows.as_tensor())
+            .unwrap()
+            .clone();
+        let gb = plain
+            .backward()
+            .unwrap()
+            .get(rows.as_tensor())
+            .unwrap()
+            .clone();
+        let diff = (ga - gb)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+    }
+}
