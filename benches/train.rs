@@ -23,6 +23,7 @@ const STEPS: usize = 5;
 const VOCAB: usize = 151_936;
 
 fn main() -> anyhow::Result<()> {
+    tunebench::alloc::keep_freed_memory();
     let config = ModelConfig::from_json(&serde_json::json!({
         "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
         "num_hidden_layers": 4, "num_attention_heads": 14, "num_key_value_heads": 2,

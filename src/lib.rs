@@ -1,5 +1,6 @@
 //! tunebench: a terminal workbench for LoRA fine-tuning of open LLMs.
 
+pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod data;

@@ -281,6 +281,7 @@ struct ModelArgs {
 }
 
 fn main() -> ExitCode {
+    tunebench::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
