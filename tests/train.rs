@@ -342,3 +342,84 @@ fn one_adamw_step_equals_torch_and_peft() {
     }
     assert_eq!(compared, expected.len());
 }
+
+fn spawn_train(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .arg("train")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn events(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    // An adapter full of NaN makes the very first loss NaN.
+    let poisoned = work.path().join("poisoned");
+    {
+        let mut m = Model::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let spec = LoraSpec::all_linear(2, 4.0);
+        adapter::attach_new(&mut m.decoder, &spec, 1).unwrap();
+        m.decoder.for_each_projection_mut(|_, _, linear| {
+            let lora = linear.lora.as_ref().unwrap();
+            lora.b.set(&(lora.b.as_tensor().ones_like().unwrap() * f64::NAN).unwrap()).unwrap();
+        });
+        adapter::save(&m.decoder, &spec, "tiny", &poisoned).unwrap();
+    }
+    tiny_config(work.path(), &model, 5);
+    let run = work.path().join("run");
+    let config = work.path().join("config.toml");
+    let init = format!("lora.init_from={:?}", poisoned.to_str().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args(["train", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--set", &init])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loss became NaN at step 1"), "{stderr}");
+    let end = events(&run).pop().unwrap();
+    assert_eq!(end["status"], "failed");
+    assert!(end["message"].as_str().unwrap().contains("last good checkpoint is none"));
+    assert!(!run.join("adapter").exists(), "no adapter is published from a failed run");
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 10_000);
+    let (config, run) = (work.path().join("config.toml"), work.path().join("run"));
+    let mut child = spawn_train(&["--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !events(&run).iter().any(|e| e["event"] == "checkpoint") {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within three minutes");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to save anything
+    child.wait().unwrap();
+    let saved = tunebench::train::run_dir::checkpoints(&run).last().unwrap().0;
+    let last_step = events(&run).iter().filter(|e| e["event"] == "step").count();
+    assert!(last_step - saved < 3 + 1, "at most the steps since the last checkpoint are lost");
+    let target = (saved + 2).to_string();
+    let resumed = Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args(["train", "--resume", run.to_str().unwrap(), "--set", &format!("training.max_steps={target}")])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let all = events(&run);
+    let start = all.iter().rev().find(|e| e["event"] == "start").unwrap();
+    assert_eq!(start["resumed_from"].as_u64(), Some(saved as u64));
+    assert_eq!(all.last().unwrap()["status"], "completed");
+    assert!(run.join("adapter/adapter_model.safetensors").exists());
+}

@@ -46,7 +46,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let mut log =
         RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
-    if args.resume.is_none() {
+    // A resumed run keeps its config unless --set changed it.
+    if args.resume.is_none() || !args.set.is_empty() {
         std::fs::write(dir.join("config.toml"), config.to_toml()).context("writing config.toml")?;
     }
     eprintln!("run directory: {}", dir.display());
