@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| (i * 7919 + 13) % VOCAB as u32)
         .collect();
     let batch = Batch {
+        segments: None,
         ids: Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
         positions: (0..SEQ as u32 - 1).collect(),
         targets: ids[1..].to_vec(),

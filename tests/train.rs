@@ -39,6 +39,7 @@ fn every_lora_parameter_gets_a_gradient_and_frozen_weights_none() {
             trained: vec![true; ids.len()],
             ids,
         },
+        segments: Vec::new(),
         targets: 39,
     };
     let batch = make_batch(&[&example], 0, &Device::Cpu).unwrap();
@@ -373,7 +374,9 @@ fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
         adapter::attach_new(&mut m.decoder, &spec, 1).unwrap();
         m.decoder.for_each_projection_mut(|_, _, linear| {
             let lora = linear.lora.as_ref().unwrap();
-            lora.b.set(&(lora.b.as_tensor().ones_like().unwrap() * f64::NAN).unwrap()).unwrap();
+            lora.b
+                .set(&(lora.b.as_tensor().ones_like().unwrap() * f64::NAN).unwrap())
+                .unwrap();
         });
         adapter::save(&m.decoder, &spec, "tiny", &poisoned).unwrap();
     }
@@ -382,7 +385,15 @@ fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
     let config = work.path().join("config.toml");
     let init = format!("lora.init_from={:?}", poisoned.to_str().unwrap());
     let out = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args(["train", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--set", &init])
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--set",
+            &init,
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -390,8 +401,16 @@ fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
     assert!(stderr.contains("loss became NaN at step 1"), "{stderr}");
     let end = events(&run).pop().unwrap();
     assert_eq!(end["status"], "failed");
-    assert!(end["message"].as_str().unwrap().contains("last good checkpoint is none"));
-    assert!(!run.join("adapter").exists(), "no adapter is published from a failed run");
+    assert!(
+        end["message"]
+            .as_str()
+            .unwrap()
+            .contains("last good checkpoint is none")
+    );
+    assert!(
+        !run.join("adapter").exists(),
+        "no adapter is published from a failed run"
+    );
 }
 
 #[test]
@@ -400,26 +419,118 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let model = tiny(work.path());
     tiny_config(work.path(), &model, 10_000);
     let (config, run) = (work.path().join("config.toml"), work.path().join("run"));
-    let mut child = spawn_train(&["--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
+    let mut child = spawn_train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while !events(&run).iter().any(|e| e["event"] == "checkpoint") {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint within three minutes");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within three minutes"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     child.kill().unwrap(); // SIGKILL: no chance to save anything
     child.wait().unwrap();
-    let saved = tunebench::train::run_dir::checkpoints(&run).last().unwrap().0;
+    let saved = tunebench::train::run_dir::checkpoints(&run)
+        .last()
+        .unwrap()
+        .0;
     let last_step = events(&run).iter().filter(|e| e["event"] == "step").count();
-    assert!(last_step - saved < 3 + 1, "at most the steps since the last checkpoint are lost");
+    assert!(
+        last_step - saved < 3 + 1,
+        "at most the steps since the last checkpoint are lost"
+    );
     let target = (saved + 2).to_string();
     let resumed = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args(["train", "--resume", run.to_str().unwrap(), "--set", &format!("training.max_steps={target}")])
+        .args([
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--set",
+            &format!("training.max_steps={target}"),
+        ])
         .output()
         .unwrap();
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let all = events(&run);
     let start = all.iter().rev().find(|e| e["event"] == "start").unwrap();
     assert_eq!(start["resumed_from"].as_u64(), Some(saved as u64));
     assert_eq!(all.last().unwrap()["status"], "completed");
     assert!(run.join("adapter/adapter_model.safetensors").exists());
+}
+
+#[test]
+fn packed_rows_see_nothing_of_their_neighbours() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let mut model = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    adapter::attach_new(&mut model.decoder, &LoraSpec::all_linear(4, 8.0), 1).unwrap();
+    adapter::randomize(&mut model.decoder, 0.1, 1).unwrap();
+    let a: Vec<u32> = (0..7).map(|i| 100 + i * 31).collect();
+    let b: Vec<u32> = (0..5).map(|i| 900 + i * 17).collect();
+    let joined: Vec<u32> = a.iter().chain(&b).copied().collect();
+    let ids = |v: &[u32]| Tensor::new(v, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    for mode in [
+        Mode::ADAPTED,
+        Mode {
+            dropout_seed: 0,
+            ..Mode::training(0)
+        },
+    ] {
+        let alone_a = model.decoder.hidden(&ids(&a), None, None, mode).unwrap();
+        let alone_b = model.decoder.hidden(&ids(&b), None, None, mode).unwrap();
+        let packed = model
+            .decoder
+            .hidden(&ids(&joined), None, Some(&[7, 5]), mode)
+            .unwrap();
+        let separate = Tensor::cat(&[alone_a, alone_b], 1).unwrap();
+        let diff = (packed - separate)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            diff < 1e-4,
+            "packed and separate hidden states differ by {diff}"
+        );
+    }
+}
+
+#[test]
+fn packed_training_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 3);
+    let config = TrainConfig::load(
+        Some(&work.path().join("config.toml")),
+        &["data.packing=true".into(), "data.max_seq_len=512".into()],
+    )
+    .unwrap();
+    let run = work.path().join("run");
+    let mut log = RunLog::open(&run, false).unwrap();
+    let mut trainer = Trainer::new(config, None).unwrap();
+    assert!(
+        trainer.data.train.iter().any(|e| e.segments.len() > 1),
+        "rows hold several samples"
+    );
+    assert_eq!(
+        trainer
+            .run(&mut log, &AtomicBool::new(false), |_| {})
+            .unwrap(),
+        Outcome::Completed
+    );
+    assert!(step_losses(&run).iter().all(|(_, l)| l.is_finite()));
 }

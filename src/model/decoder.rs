@@ -263,20 +263,26 @@ impl Decoder {
     }
 
     /// Final hidden states `[batch, seq, hidden]` for token ids `[batch, seq]`.
-    /// `pad_mask` (`[batch, seq]`, 1 for real tokens) hides padding keys.
+    /// `segments` (lengths adding up to `seq`, batch 1, no cache) packs
+    /// several samples in one row: positions restart at each segment and no
+    /// token attends across a segment boundary.
     pub fn hidden(
         &self,
         ids: &Tensor,
         cache: Option<&mut Cache>,
-        pad_mask: Option<&Tensor>,
+        segments: Option<&[usize]>,
         mode: Mode,
     ) -> Result<Tensor> {
-        let (batch, seq) = ids.dims2()?;
+        let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
         let mut x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
-        let (cos, sin) = self.rope.tables(offset, seq, self.dtype)?;
-        let mask = attention_mask(batch, seq, offset, pad_mask, self.device())?;
+        let positions: Vec<u32> = match segments {
+            Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
+            None => (offset as u32..(offset + seq) as u32).collect(),
+        };
+        let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
+        let mask = attention_mask(seq, offset, segments, self.device())?;
         let mut cache = cache;
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
@@ -331,39 +337,39 @@ impl Decoder {
     }
 }
 
-/// The additive attention mask `[batch, 1, seq, offset + seq]`: causal, and
-/// padding keys hidden. `None` when a single new token may see everything.
+/// The additive attention mask `[1, 1, seq, offset + seq]`: causal, and
+/// block-diagonal over packed segments. `None` when a single new token may
+/// see everything.
 fn attention_mask(
-    batch: usize,
     seq: usize,
     offset: usize,
-    pad_mask: Option<&Tensor>,
+    segments: Option<&[usize]>,
     device: &candle_core::Device,
 ) -> Result<Option<Tensor>> {
-    if seq == 1 && pad_mask.is_none() {
+    if seq == 1 && segments.is_none() {
         return Ok(None);
     }
     let total = offset + seq;
-    let causal: Vec<f32> = (0..seq)
+    // Segment of each position (all one segment when not packing).
+    let segment_of: Vec<usize> = match segments {
+        Some(lengths) => lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(s, &n)| std::iter::repeat_n(s, n))
+            .collect(),
+        None => vec![0; total],
+    };
+    let values: Vec<f32> = (0..seq)
         .flat_map(|i| {
+            let query = offset + i;
+            let segment_of = &segment_of;
             (0..total).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
+                let visible = j <= query && segment_of[j] == segment_of[query];
+                if visible { 0.0 } else { f32::NEG_INFINITY }
             })
         })
         .collect();
-    let mut mask = Tensor::from_vec(causal, (1, 1, seq, total), device)?;
-    if let Some(pad) = pad_mask {
-        // Padding keys get -inf; padded query rows still see their own
-        // position, so no row is all -inf.
-        let keys = pad.to_dtype(DType::F32)?.reshape((batch, 1, 1, total))?;
-        let hidden = ((keys - 1.0)? * 1e9)?;
-        mask = mask.broadcast_add(&hidden)?;
-    }
-    Ok(Some(mask))
+    Ok(Some(Tensor::from_vec(values, (1, 1, seq, total), device)?))
 }
 
 impl Attention {

@@ -39,9 +39,9 @@ impl Rope {
         })
     }
 
-    /// cos and sin `[seq, head_dim / 2]` for positions `offset..offset + seq`.
-    pub fn tables(&self, offset: usize, seq: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
-        let positions: Vec<f32> = (offset..offset + seq).map(|p| p as f32).collect();
+    /// cos and sin `[seq, head_dim / 2]` for the given positions.
+    pub fn tables_at(&self, positions: &[u32], dtype: DType) -> Result<(Tensor, Tensor)> {
+        let positions: Vec<f32> = positions.iter().map(|&p| p as f32).collect();
         let positions = Tensor::new(positions, self.inv_freq.device())?.unsqueeze(1)?;
         let freqs = positions.broadcast_mul(&self.inv_freq.unsqueeze(0)?)?;
         Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))

@@ -12,9 +12,11 @@ use std::path::Path;
 /// A tokenised sample ready to train or evaluate on.
 #[derive(Debug, Clone)]
 pub struct Example {
-    /// 1-based line in its file.
+    /// 1-based line in its file (of the first sample when packed).
     pub line: usize,
     pub encoded: Encoded,
+    /// Lengths of the samples packed into this row (empty: one sample).
+    pub segments: Vec<usize>,
     /// Trained tokens that predict a next token (the loss's denominator).
     pub targets: usize,
 }
@@ -115,6 +117,7 @@ pub fn prepare(
             out.push(Example {
                 line: store_lines(index),
                 encoded,
+                segments: Vec::new(),
                 targets,
             });
         }
@@ -132,6 +135,11 @@ pub fn prepare(
     };
     let eval = encode_all(eval_samples, &eval_lines)?;
     report.train_samples = train.len();
+    let train = if data.packing {
+        pack(train, max_seq_len, seed)
+    } else {
+        train
+    };
     report.eval_samples = eval.len();
     if train.is_empty() {
         return Err(format!(
@@ -146,6 +154,41 @@ pub fn prepare(
     })
 }
 
+/// Concatenates examples (in a seeded order) into rows of at most
+/// `max_len` tokens. A segment's first token is never a target, so no
+/// prediction crosses from one sample into the next.
+pub fn pack(examples: Vec<Example>, max_len: usize, seed: u64) -> Vec<Example> {
+    let order = epoch_order(examples.len(), seed ^ 0x7061_636B, 0);
+    let mut rows: Vec<Example> = Vec::new();
+    for i in order {
+        let e = &examples[i];
+        let mut trained = e.encoded.trained.clone();
+        trained[0] = false;
+        let fits = rows
+            .last()
+            .is_some_and(|r| r.encoded.ids.len() + e.encoded.ids.len() <= max_len);
+        if !fits {
+            rows.push(Example {
+                line: e.line,
+                encoded: Encoded {
+                    ids: Vec::new(),
+                    trained: Vec::new(),
+                },
+                segments: Vec::new(),
+                targets: 0,
+            });
+        }
+        let row = rows.last_mut().expect("a row was just pushed");
+        row.encoded.ids.extend_from_slice(&e.encoded.ids);
+        row.encoded.trained.extend(trained);
+        row.segments.push(e.encoded.ids.len());
+    }
+    for row in &mut rows {
+        row.targets = row.encoded.trained.iter().skip(1).filter(|&&t| t).count();
+    }
+    rows
+}
+
 /// The order samples are visited in epoch `epoch`: a seeded shuffle, the
 /// same on every run and on resume.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
@@ -158,6 +201,8 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 /// of the trained next-token predictions, flattened to `row * len + position`.
 pub struct Batch {
     pub ids: Tensor,
+    /// Packed segment lengths of a single-row batch.
+    pub segments: Option<Vec<usize>>,
     pub positions: Vec<u32>,
     pub targets: Vec<u32>,
 }
@@ -184,7 +229,12 @@ pub fn make_batch(examples: &[&Example], pad_id: u32, device: &Device) -> Candle
             }
         }
     }
+    let segments = match examples {
+        [one] if one.segments.len() > 1 => Some(one.segments.clone()),
+        _ => None,
+    };
     Ok(Batch {
+        segments,
         ids: Tensor::from_vec(ids, (examples.len(), len), device)?,
         positions,
         targets,
@@ -204,7 +254,31 @@ mod tests {
         Example {
             line: 1,
             encoded,
+            segments: Vec::new(),
             targets,
+        }
+    }
+
+    #[test]
+    fn packing_fills_rows_and_never_trains_across_samples() {
+        let samples: Vec<Example> = (0..5)
+            .map(|i| example(&[i, i + 10, i + 20], &[true, true, true]))
+            .collect();
+        let rows = pack(samples, 7, 1);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.iter().map(|r| r.segments.len()).sum::<usize>(), 5);
+        for r in &rows {
+            assert_eq!(r.encoded.ids.len(), r.segments.iter().sum::<usize>());
+            let mut start = 0;
+            for &n in &r.segments {
+                assert!(!r.encoded.trained[start], "a segment start is a target");
+                start += n;
+            }
+            assert_eq!(
+                r.targets,
+                2 * r.segments.len(),
+                "two in-sample targets per segment"
+            );
         }
     }
 

@@ -40,6 +40,9 @@ pub struct DataSection {
     pub format: Option<String>,
     pub max_seq_len: usize,
     pub train_on_inputs: bool,
+    /// Concatenate samples into rows of up to max_seq_len tokens (no
+    /// attention across samples).
+    pub packing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +100,7 @@ train = ""
 eval_split = 0.1
 max_seq_len = 2048
 train_on_inputs = false
+packing = false
 
 [training]
 epochs = 3
