@@ -6,8 +6,7 @@
 //! every step. Here the product is computed outside the graph and attached
 //! to `x` through a custom op whose backward is `grad @ W`.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 struct FrozenProduct {
     /// The product, computed without a graph.
@@ -22,19 +21,11 @@ impl CustomOp1 for FrozenProduct {
     }
 
     fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
-        match &*storage {
-            Storage::Cpu(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
-            _ => candle_core::bail!("frozen-matmul: the product is not on the CPU"),
-        }
+        super::precomputed::cpu_value(&self.value, self.name())
     }
 
     fn cuda_fwd(&self, _x: &CudaStorage, _layout: &Layout) -> Result<(CudaStorage, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
-        match &*storage {
-            Storage::Cuda(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
-            _ => candle_core::bail!("frozen-matmul: the product is not on the GPU"),
-        }
+        super::precomputed::cuda_value(&self.value, self.name())
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {

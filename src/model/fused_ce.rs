@@ -7,9 +7,7 @@
 //! row's loss and `softmax - onehot` (the gradient of the loss with respect
 //! to the logits); the backward pass is one product with the output weight.
 
-use candle_core::{
-    CpuStorage, CudaStorage, CustomOp1, D, DType, Layout, Result, Shape, Storage, Tensor,
-};
+use candle_core::{CpuStorage, CudaStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
 
 /// Rows whose logits are computed at once.
 const CHUNK_ROWS: usize = 64;
@@ -29,25 +27,11 @@ impl CustomOp1 for CrossEntropy {
     }
 
     fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
-        match &*storage {
-            Storage::Cpu(s) => Ok((
-                candle_core::backend::BackendStorage::try_clone(s, layout)?,
-                layout.shape().clone(),
-            )),
-            _ => candle_core::bail!("fused-cross-entropy: the loss is not on the CPU"),
-        }
+        super::precomputed::cpu_value(&self.value, self.name())
     }
 
     fn cuda_fwd(&self, _x: &CudaStorage, _layout: &Layout) -> Result<(CudaStorage, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
-        match &*storage {
-            Storage::Cuda(s) => Ok((
-                candle_core::backend::BackendStorage::try_clone(s, layout)?,
-                layout.shape().clone(),
-            )),
-            _ => candle_core::bail!("fused-cross-entropy: the loss is not on the GPU"),
-        }
+        super::precomputed::cuda_value(&self.value, self.name())
     }
 
     fn bwd(&self, rows: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {

@@ -13,6 +13,7 @@ pub mod loaded;
 pub mod lora;
 pub mod loss;
 pub mod merge;
+pub mod precomputed;
 pub mod pyjson;
 pub mod rope;
 pub mod sampler;
