@@ -55,8 +55,16 @@ enum Command {
     Generate {
         #[command(flatten)]
         model: LoadArgs,
+        /// The user's message.
+        #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+        prompt: Option<String>,
+        /// Take the prompt from a dataset record instead: its conversation up
+        /// to the last assistant reply, rendered as in training.
+        #[arg(long, requires = "index")]
+        data: Option<PathBuf>,
+        /// The record's position in --data (0-based).
         #[arg(long)]
-        prompt: String,
+        index: Option<usize>,
         #[command(flatten)]
         prompt_args: PromptArgs,
         /// Print the result (text, tokens, timings) as JSON instead.
@@ -305,9 +313,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate {
             model,
             prompt,
+            data,
+            index,
             prompt_args,
             json,
-        } => cli::model::generate_once(&model.load()?, &prompt, &prompt_args.options(), json),
+        } => {
+            let source = match (prompt, data, index) {
+                (Some(text), _, _) => cli::model::PromptSource::Text(text),
+                (None, Some(file), Some(index)) => cli::model::PromptSource::Record(file, index),
+                _ => anyhow::bail!("generate needs --prompt TEXT or --data FILE --index N"),
+            };
+            cli::model::generate_once(&model.load()?, &source, &prompt_args.options(), json)
+        }
         Command::Chat {
             model,
             prompt,

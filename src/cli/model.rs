@@ -98,22 +98,61 @@ pub struct PromptOptions {
     pub base: bool,
 }
 
+/// Where a single generation's prompt comes from.
+pub enum PromptSource {
+    Text(String),
+    /// A dataset file and a record's 0-based position in it.
+    Record(std::path::PathBuf, usize),
+}
+
+fn prompt_ids(
+    model: &Model,
+    source: &PromptSource,
+    options: &PromptOptions,
+) -> anyhow::Result<Vec<u32>> {
+    match source {
+        PromptSource::Text(text) if options.raw => Ok(model.tokenizer.text_ids(text)?),
+        PromptSource::Text(text) => {
+            let mut messages = Vec::new();
+            if let Some(system) = &options.system {
+                messages.push(Message::new(Role::System, system.clone()));
+            }
+            messages.push(Message::new(Role::User, text.clone()));
+            Ok(model.tokenizer.prompt_ids(&messages, None)?)
+        }
+        PromptSource::Record(file, index) => {
+            let store = Store::open(file)?;
+            anyhow::ensure!(
+                *index < store.len(),
+                "{}: --index {index} but the file has {} records",
+                file.display(),
+                store.len()
+            );
+            let format = crate::data::parse::detect_file_format(&store)?;
+            let parsed = crate::data::parse::parse_record(&store.raw(*index)?, format, None);
+            let line = store.line(*index).unwrap_or(0);
+            let Some(crate::data::Sample::Chat(conv)) = parsed.sample else {
+                anyhow::bail!(
+                    "{}:{line}: not a conversation with a prompt (see `tunebench data validate`)",
+                    file.display()
+                );
+            };
+            let mut messages = conv.with_system_message();
+            while messages.last().is_some_and(|m| m.role == Role::Assistant) {
+                messages.pop();
+            }
+            Ok(model.tokenizer.prompt_ids(&messages, conv.tools.as_ref())?)
+        }
+    }
+}
+
 pub fn generate_once(
     model: &Model,
-    prompt: &str,
+    source: &PromptSource,
     options: &PromptOptions,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ids = if options.raw {
-        model.tokenizer.text_ids(prompt)?
-    } else {
-        let mut messages = Vec::new();
-        if let Some(system) = &options.system {
-            messages.push(Message::new(Role::System, system.clone()));
-        }
-        messages.push(Message::new(Role::User, prompt));
-        model.tokenizer.prompt_ids(&messages, None)?
-    };
+    let ids = prompt_ids(model, source, options)?;
     let mode = mode_for(model, options);
     let cancel = AtomicBool::new(false);
     let mut stdout = std::io::stdout();

@@ -21,6 +21,11 @@ use tokenizers::{AddedToken, Tokenizer};
 /// The pre-tokenisation pattern Qwen2 tokenizers ship.
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// The tied embeddings' scale. With transformers' usual 0.02 and a
+/// 256-wide hidden state no logit can exceed about 5, too flat for an
+/// adapter on this random base to say anything with confidence.
+const EMBED_STD: f64 = 0.1;
+
 const SPECIAL: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
 /// The tiny model's shape.
@@ -185,10 +190,11 @@ fn train_tokenizer(vocab: usize) -> Result<Tokenizer, TinyError> {
     Ok(tokenizer)
 }
 
-/// Normal(0, 0.02) weights (Box-Muller on a seeded generator), unit norms.
+/// Normal(0, 0.02) projections and N(0, EMBED_STD) embeddings (Box-Muller
+/// on a seeded generator), unit norms.
 fn write_weights(out: &Path, s: &TinyShape, seed: u64) -> Result<(), TinyError> {
     let mut rng = SplitMix64::new(seed);
-    let mut normal = move |n: usize| rng.normal_vec(n, 0.02);
+    let mut normal = move |n: usize, std: f64| rng.normal_vec(n, std);
     let head_dim = s.hidden / s.heads;
     let (q, kv) = (s.heads * head_dim, s.kv_heads * head_dim);
     let mut tensors: Vec<super::st_write::NamedF32> = Vec::new();
@@ -197,7 +203,7 @@ fn write_weights(out: &Path, s: &TinyShape, seed: u64) -> Result<(), TinyError> 
     add(
         "model.embed_tokens.weight".into(),
         vec![s.vocab, s.hidden],
-        normal(s.vocab * s.hidden),
+        normal(s.vocab * s.hidden, EMBED_STD),
     );
     for i in 0..s.layers {
         let p = format!("model.layers.{i}");
@@ -213,7 +219,7 @@ fn write_weights(out: &Path, s: &TinyShape, seed: u64) -> Result<(), TinyError> 
             add(
                 format!("{p}.{name}.weight"),
                 vec![rows, cols],
-                normal(rows * cols),
+                normal(rows * cols, 0.02),
             );
         }
         for (name, n) in [
