@@ -327,16 +327,7 @@ fn one_adamw_step_equals_torch_and_peft() {
         for (suffix, var) in [("lora_A", &lora.a), ("lora_B", &lora.b)] {
             let name = format!("base_model.model.{path}.{suffix}.weight");
             let want = &expected[&name];
-            let diff = (var.as_tensor() - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(var.as_tensor(), want);
             assert!(diff < 1e-5, "{name}: max difference {diff}");
             compared += 1;
         }
@@ -492,16 +483,7 @@ fn packed_rows_see_nothing_of_their_neighbours() {
             .hidden(&ids(&joined), None, Some(&[7, 5]), mode)
             .unwrap();
         let separate = Tensor::cat(&[alone_a, alone_b], 1).unwrap();
-        let diff = (packed - separate)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&packed, &separate);
         assert!(
             diff < 1e-4,
             "packed and separate hidden states differ by {diff}"
@@ -533,4 +515,18 @@ fn packed_training_runs() {
         Outcome::Completed
     );
     assert!(step_losses(&run).iter().all(|(_, l)| l.is_finite()));
+}
+
+/// Largest elementwise difference of two tensors.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
