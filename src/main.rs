@@ -81,25 +81,7 @@ enum Command {
     },
     /// Train a LoRA adapter into a run directory (config.toml, metrics.jsonl,
     /// checkpoints/, adapter/, train.log).
-    Train {
-        /// The TOML configuration ([model], [lora], [data], [training]).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Override a setting: --set training.lr=1e-4 (repeatable).
-        #[arg(long = "set")]
-        set: Vec<String>,
-        /// Where the run goes (default: <runs>/<model>-<dataset>-<UTC time>).
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
-        /// Continue the run in DIR from its last checkpoint.
-        #[arg(long)]
-        resume: Option<PathBuf>,
-        /// Stream the events as JSON lines on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Train(cli::train::TrainArgs),
     /// Fold an adapter into the base weights and write a full model directory.
     Merge {
         #[command(flatten)]
@@ -330,21 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prompt,
             prompt_args,
         } => cli::model::chat(&model.load()?, prompt.as_deref(), &prompt_args.options()),
-        Command::Train {
-            config,
-            set,
-            run_dir,
-            runs,
-            resume,
-            json,
-        } => cli::train::train(cli::train::TrainArgs {
-            config,
-            set,
-            run_dir,
-            runs,
-            resume,
-            json,
-        }),
+        Command::Train(args) => cli::train::train(args),
         Command::Merge { model, out } => {
             if model.adapter.is_none() {
                 anyhow::bail!("merge needs --adapter");

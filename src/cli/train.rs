@@ -9,12 +9,24 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[derive(clap::Args)]
 pub struct TrainArgs {
+    /// The TOML configuration ([model], [lora], [data], [training]).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Override a setting: --set training.lr=1e-4 (repeatable).
+    #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Where the run goes (default: <runs>/<model>-<dataset>-<UTC time>).
+    #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
+    /// Continue the run in DIR from its last checkpoint.
+    #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Stream the events as JSON lines on stdout.
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -58,19 +58,7 @@ mod tests {
 
         let ours = frozen_matmul_t(x.as_tensor(), &w).unwrap();
         let plain = x.as_tensor().broadcast_matmul(&w.t().unwrap()).unwrap();
-        let max_diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(max_diff(&ours, &plain) < 1e-6);
+        assert!(crate::model::max_abs_diff(&ours, &plain) < 1e-6);
 
         let g_ours = (ours * &probe)
             .unwrap()
@@ -84,7 +72,9 @@ mod tests {
             .unwrap()
             .backward()
             .unwrap();
-        assert!(max_diff(g_ours.get(&x).unwrap(), g_plain.get(&x).unwrap()) < 1e-5);
+        assert!(
+            crate::model::max_abs_diff(g_ours.get(&x).unwrap(), g_plain.get(&x).unwrap()) < 1e-5
+        );
         // The frozen weight gets no gradient.
         assert!(g_ours.get(&w).is_none());
         assert_eq!(g_ours.get(&x).unwrap().dtype(), DType::F32);

@@ -129,16 +129,7 @@ mod tests {
             .get(rows.as_tensor())
             .unwrap()
             .clone();
-        let diff = (ga - gb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::model::max_abs_diff(&ga, &gb);
         assert!(diff < 1e-4, "{diff}");
     }
 }

@@ -117,14 +117,7 @@ mod tests {
             .broadcast_matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap())
             .unwrap();
         let got = matmul_t(&x, &w).unwrap();
-        let diff = (expected - got)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::model::max_abs_diff(&expected, &got);
         assert!(diff < 1e-3, "{diff}");
     }
 }

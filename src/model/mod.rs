@@ -40,3 +40,18 @@ pub enum ModelError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }
+
+/// Largest elementwise difference of two tensors (for tests).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}

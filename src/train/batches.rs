@@ -82,10 +82,11 @@ pub fn prepare(
     let open = |p: &Path| Store::open(p).map_err(|e| e.to_string());
     let train_store = open(train_file)?;
     let train_samples = samples_of(&train_store, format, &mut report).map_err(|e| e.to_string())?;
-    let (train_samples, eval_samples) = match eval_file {
-        Some(path) => {
-            let eval_store = open(path)?;
-            let eval = samples_of(&eval_store, format, &mut report).map_err(|e| e.to_string())?;
+    // A separate eval file, or the held-out share of the training file.
+    let eval_store = eval_file.map(open).transpose()?;
+    let (train_samples, eval_samples) = match &eval_store {
+        Some(store) => {
+            let eval = samples_of(store, format, &mut report).map_err(|e| e.to_string())?;
             (train_samples, eval)
         }
         None if eval_split > 0.0 && train_store.len() >= 2 => {
@@ -125,10 +126,6 @@ pub fn prepare(
     };
     let train_lines = |i: usize| train_store.line(i).unwrap_or(0);
     let train = encode_all(train_samples, &train_lines)?;
-    let eval_store = eval_file
-        .map(Store::open)
-        .transpose()
-        .map_err(|e| e.to_string())?;
     let eval_lines = |i: usize| match &eval_store {
         Some(s) => s.line(i).unwrap_or(0),
         None => train_store.line(i).unwrap_or(0),
