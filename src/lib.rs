@@ -7,3 +7,4 @@ pub mod data;
 pub mod eval;
 pub mod model;
 pub mod train;
+pub mod tui;

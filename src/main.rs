@@ -22,12 +22,37 @@ use tunebench::model::template::BuiltinTemplate;
     about = "A terminal workbench for LoRA fine-tuning of open LLMs"
 )]
 struct Cli {
+    /// Without a command, the workbench opens on the sample data and the
+    /// built-in tiny model.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the workbench: Data, Train and Chat in one terminal screen.
+    Ui {
+        /// A dataset file (or a folder: its first .jsonl/.json).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model directory or Hugging Face repo id [default: the built-in tiny model].
+        #[arg(long)]
+        model: Option<String>,
+        /// A PEFT LoRA adapter directory for the Chat tab.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// Where training runs live.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Training config the Train form starts from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// dark, light, or a theme file.
+        #[arg(long)]
+        theme: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
     /// Inspect, check and reshape dataset files (.jsonl or a .json array).
     #[command(subcommand)]
     Data(DataCommand),
@@ -99,6 +124,13 @@ struct LoadArgs {
     /// A PEFT LoRA adapter directory.
     #[arg(long)]
     adapter: Option<PathBuf>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// Precision, device and prompt layout to load a model with.
+#[derive(Args)]
+struct RuntimeArgs {
     /// f32 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -111,7 +143,7 @@ struct LoadArgs {
     template: Option<BuiltinTemplate>,
 }
 
-impl LoadArgs {
+impl RuntimeArgs {
     fn options(&self) -> anyhow::Result<LoadOptions> {
         let dtype = match self.dtype.as_str() {
             "f32" | "float32" => DType::F32,
@@ -131,9 +163,15 @@ impl LoadArgs {
             template: self.template,
         })
     }
+}
 
+impl LoadArgs {
     fn load(&self) -> anyhow::Result<tunebench::model::Model> {
-        cli::model::load(&self.model, self.adapter.as_deref(), &self.options()?)
+        cli::model::load(
+            &self.model,
+            self.adapter.as_deref(),
+            &self.runtime.options()?,
+        )
     }
 }
 
@@ -283,7 +321,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        tunebench::tui::run(tunebench::tui::UiOptions::default())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        Command::Ui {
+            data,
+            model,
+            adapter,
+            runs,
+            config,
+            theme,
+            runtime,
+        } => {
+            let options = tunebench::tui::UiOptions {
+                data,
+                model,
+                adapter,
+                runs: Some(runs),
+                config,
+                theme,
+                load: runtime.options()?,
+            };
+            tunebench::tui::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Data(command) => run_data(command),
         Command::InitTiny { out, seed } => cli::model::init_tiny(&out, seed),
         Command::Eval {

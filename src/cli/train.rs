@@ -101,6 +101,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         "total_steps": trainer.total_steps,
         "trainable_parameters": trainable,
         "resumed_from": args.resume.as_ref().map(|_| trainer.state.step),
+        // Lets a viewer (the workbench) stop a run started from a shell.
+        "pid": std::process::id(),
     });
     log.event(&start)?;
     log.line(&format!("start: {start}"))?;

@@ -1,0 +1,88 @@
+//! What flows into `App::update` (actions) and what comes out of it
+//! (effects the runtime carries out: worker jobs, quitting).
+
+use super::panes::{chat, data, train};
+use crossterm::event::{KeyEvent, MouseEvent};
+
+/// One thing that happened: a terminal event or a worker's report.
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize,
+    /// Periodic wake-up (about 4 per second) for following files.
+    Tick,
+    /// The model finished loading (or failed to).
+    Model(ModelStatus),
+    Data(data::Msg),
+    Train(train::Msg),
+    Chat(chat::Msg),
+}
+
+/// What `update` asks the runtime to do.
+#[derive(Debug)]
+pub enum Effect {
+    Quit,
+    /// A short message for the status bar.
+    Notify(Notice),
+    Data(data::Job),
+    Train(train::Job),
+    Chat(chat::Job),
+    /// Load the model anew with this adapter (None: none).
+    SetAdapter(Option<std::path::PathBuf>),
+    /// Hand the chat pane the selected dataset sample ("Use sample").
+    SendSampleToChat,
+    /// Append a sample to the open dataset (from the chat pane).
+    AppendToDataset(serde_json::Value),
+    /// Show another tab.
+    ShowTab(super::app::Tab),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+impl Notice {
+    pub fn info(text: impl Into<String>) -> Effect {
+        Effect::Notify(Notice {
+            text: text.into(),
+            is_error: false,
+        })
+    }
+
+    pub fn error(text: impl Into<String>) -> Effect {
+        Effect::Notify(Notice {
+            text: text.into(),
+            is_error: true,
+        })
+    }
+}
+
+/// Where the shared model stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    Loading { name: String },
+    Ready(ModelInfo),
+    Failed { name: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub adapter: Option<std::path::PathBuf>,
+    /// Bumped on every (re)load, so panes can drop results computed with an
+    /// older model.
+    pub generation: u64,
+}
+
+/// A dataset sample handed to the chat pane: the turns before the final
+/// answer, and that answer as the reference to compare with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub conversation: crate::data::Conversation,
+    pub reference: Option<String>,
+    /// Where it came from, e.g. "fastapi_projects.jsonl:12".
+    pub source: String,
+}

@@ -1,0 +1,288 @@
+//! The workbench state and `update`, the only place it changes. Global keys
+//! (tabs, help, theme, quit) are handled here; everything else goes to the
+//! pane on screen. Effects between panes (a sample sent to chat, an answer
+//! appended to the dataset) are routed here too, so no pane touches another.
+
+use super::action::{Action, Effect, ModelStatus, Notice};
+use super::panes::{Binding, Pane, bind, chat::ChatPane, data::DataPane, train::TrainPane};
+use super::theme::Theme;
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Rect;
+use std::cell::Cell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Data,
+    Train,
+    Chat,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Data, Tab::Train, Tab::Chat];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Data => "Data",
+            Tab::Train => "Train",
+            Tab::Chat => "Chat",
+        }
+    }
+}
+
+pub const GLOBAL_BINDINGS: &[Binding] = &[
+    bind("1 2 3", "show the Data, Train or Chat tab"),
+    bind("?", "open or close this help"),
+    bind("Ctrl+t", "next colour theme"),
+    bind(
+        "q",
+        "quit (asks first when the dataset has unsaved changes)",
+    ),
+    bind("Ctrl+c", "quit from anywhere, even while typing"),
+    bind("mouse", "click a tab or a row; the wheel scrolls"),
+];
+
+/// Where things were last drawn, for mouse clicks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Layout {
+    pub tabs: [Rect; 3],
+    pub pane: Rect,
+}
+
+pub struct App {
+    pub tab: Tab,
+    pub data: DataPane,
+    pub train: TrainPane,
+    pub chat: ChatPane,
+    pub model: ModelStatus,
+    pub themes: Vec<Theme>,
+    pub theme: usize,
+    pub help: Option<u16>,
+    pub notice: Option<Notice>,
+    /// Quitting with unsaved changes: waiting for save / discard / cancel.
+    pub confirm_quit: bool,
+    /// Whether anything changed since the last frame.
+    pub dirty: bool,
+    pub layout: Cell<Layout>,
+}
+
+impl App {
+    pub fn new(
+        data: DataPane,
+        train: TrainPane,
+        chat: ChatPane,
+        model: ModelStatus,
+        themes: Vec<Theme>,
+        theme: usize,
+    ) -> App {
+        App {
+            tab: Tab::Data,
+            data,
+            train,
+            chat,
+            model,
+            themes,
+            theme,
+            help: None,
+            notice: None,
+            confirm_quit: false,
+            dirty: true,
+            layout: Cell::new(Layout::default()),
+        }
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.themes[self.theme]
+    }
+
+    /// Applies one action; returns what the runtime must carry out.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.dirty = true;
+        let effects = match action {
+            Action::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
+            Action::Key(_) => {
+                self.dirty = false;
+                Vec::new()
+            }
+            Action::Mouse(event) => self.mouse(event),
+            Action::Resize => Vec::new(),
+            Action::Tick => {
+                let data = self.data.tick();
+                let train = self.train.tick();
+                let chat = self.chat.tick();
+                self.dirty = data || train || chat;
+                Vec::new()
+            }
+            Action::Model(status) => {
+                self.model = status;
+                match &self.model {
+                    ModelStatus::Ready(info) => {
+                        let info = info.clone();
+                        let mut effects = self.data.model_ready(&info);
+                        effects.extend(self.train.model_ready(&info));
+                        effects.extend(self.chat.model_ready(&info));
+                        effects
+                    }
+                    ModelStatus::Failed { message, .. } => vec![Notice::error(message.clone())],
+                    ModelStatus::Loading { .. } => Vec::new(),
+                }
+            }
+            Action::Data(msg) => self.data.message(msg),
+            Action::Train(msg) => self.train.message(msg),
+            Action::Chat(msg) => self.chat.message(msg),
+        };
+        self.route(effects)
+    }
+
+    /// Carries out the effects that only touch app state; returns the rest.
+    fn route(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+        let mut pending = effects;
+        let mut out = Vec::new();
+        // Routed effects can produce more; a bound keeps a cycle finite.
+        for _ in 0..8 {
+            if pending.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for effect in pending {
+                match effect {
+                    Effect::Notify(notice) => self.notice = Some(notice),
+                    Effect::ShowTab(tab) => self.tab = tab,
+                    Effect::SendSampleToChat => match self.data.selected_exchange() {
+                        Some(exchange) => {
+                            next.extend(
+                                self.chat
+                                    .message(super::panes::chat::Msg::UseSample(exchange)),
+                            );
+                            self.tab = Tab::Chat;
+                        }
+                        None => next.push(Notice::error(
+                            "select a sample with a prompt in the Data tab first",
+                        )),
+                    },
+                    Effect::AppendToDataset(value) => {
+                        next.extend(self.data.message(super::panes::data::Msg::Append(value)));
+                    }
+                    other => out.push(other),
+                }
+            }
+            pending = next;
+        }
+        out
+    }
+
+    fn pane_captures_input(&self) -> bool {
+        match self.tab {
+            Tab::Data => self.data.captures_input(),
+            Tab::Train => self.train.captures_input(),
+            Tab::Chat => self.chat.captures_input(),
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            return self.request_quit();
+        }
+        if self.confirm_quit {
+            return self.answer_quit(key);
+        }
+        if let Some(scroll) = self.help {
+            match key.code {
+                KeyCode::Down | KeyCode::Char('j') => self.help = Some(scroll.saturating_add(1)),
+                KeyCode::Up | KeyCode::Char('k') => self.help = Some(scroll.saturating_sub(1)),
+                KeyCode::PageDown => self.help = Some(scroll.saturating_add(10)),
+                KeyCode::PageUp => self.help = Some(scroll.saturating_sub(10)),
+                _ => self.help = None,
+            }
+            return Vec::new();
+        }
+        if ctrl && key.code == KeyCode::Char('t') {
+            self.theme = (self.theme + 1) % self.themes.len();
+            let name = self.theme().name.clone();
+            let syntax = self.theme().syntax.clone();
+            let mut effects = self
+                .data
+                .message(super::panes::data::Msg::SyntaxTheme(syntax));
+            effects.push(Notice::info(format!("theme: {name}")));
+            return effects;
+        }
+        if !self.pane_captures_input() {
+            match key.code {
+                KeyCode::Char('?') => {
+                    self.help = Some(0);
+                    return Vec::new();
+                }
+                KeyCode::Char('q') => return self.request_quit(),
+                KeyCode::Char(c @ '1'..='3') => {
+                    self.tab = Tab::ALL[c as usize - '1' as usize];
+                    return Vec::new();
+                }
+                _ => {}
+            }
+        }
+        match self.tab {
+            Tab::Data => self.data.key(key),
+            Tab::Train => self.train.key(key),
+            Tab::Chat => self.chat.key(key),
+        }
+    }
+
+    fn request_quit(&mut self) -> Vec<Effect> {
+        if self.data.is_dirty() && !self.confirm_quit {
+            self.confirm_quit = true;
+            Vec::new()
+        } else {
+            vec![Effect::Quit]
+        }
+    }
+
+    fn answer_quit(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Char('s') | KeyCode::Char('y') => match self.data.save() {
+                Ok(()) => vec![Effect::Quit],
+                Err(message) => {
+                    self.confirm_quit = false;
+                    vec![Notice::error(message)]
+                }
+            },
+            KeyCode::Char('d') => vec![Effect::Quit],
+            _ => {
+                self.confirm_quit = false;
+                Vec::new()
+            }
+        }
+    }
+
+    fn mouse(&mut self, event: MouseEvent) -> Vec<Effect> {
+        let layout = self.layout.get();
+        if self.help.is_some() || self.confirm_quit {
+            if let MouseEventKind::Down(_) = event.kind {
+                self.help = None;
+            }
+            return Vec::new();
+        }
+        if let MouseEventKind::Down(MouseButton::Left) = event.kind {
+            for (tab, rect) in Tab::ALL.iter().zip(layout.tabs) {
+                if contains(rect, event.column, event.row) {
+                    self.tab = *tab;
+                    return Vec::new();
+                }
+            }
+        }
+        if !contains(layout.pane, event.column, event.row) {
+            self.dirty = false;
+            return Vec::new();
+        }
+        match self.tab {
+            Tab::Data => self.data.mouse(event, layout.pane),
+            Tab::Train => self.train.mouse(event, layout.pane),
+            Tab::Chat => self.chat.mouse(event, layout.pane),
+        }
+    }
+}
+
+pub fn contains(rect: Rect, column: u16, row: u16) -> bool {
+    column >= rect.x && column < rect.x + rect.width && row >= rect.y && row < rect.y + rect.height
+}

@@ -1,0 +1,157 @@
+//! The workbench: a full-screen terminal client of the library, like the CLI.
+//! Terminal events and worker reports become `Action`s, `App::update` turns
+//! them into state changes and effects, and the screen is redrawn from state
+//! at most ~30 times a second.
+
+pub mod action;
+pub mod app;
+pub mod highlight;
+pub mod panes;
+pub mod services;
+pub mod setup;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+use action::{Action, Effect, ModelInfo, ModelStatus};
+use services::Services;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+pub use setup::UiOptions;
+
+const FRAME: Duration = Duration::from_millis(33);
+const TICK: Duration = Duration::from_millis(250);
+
+/// Opens the workbench and runs it until the user quits.
+pub fn run(options: UiOptions) -> anyhow::Result<()> {
+    let start = setup::prepare(options)?;
+    let (tx, rx) = mpsc::channel::<Action>();
+    let services = Arc::new(start.services);
+    let mut app = start.app;
+    let mut guard = terminal::TerminalGuard::enter()?;
+    spawn_input(tx.clone());
+    load_model(&services, start.adapter, &tx, 1);
+    let mut model_generation = 1;
+    let mut last_frame = Instant::now() - FRAME;
+    let mut last_tick = Instant::now();
+    loop {
+        if app.dirty && last_frame.elapsed() >= FRAME {
+            guard.terminal.draw(|frame| view::render(&app, frame))?;
+            app.dirty = false;
+            last_frame = Instant::now();
+        }
+        let wait = if app.dirty {
+            FRAME.saturating_sub(last_frame.elapsed())
+        } else {
+            TICK.saturating_sub(last_tick.elapsed())
+        };
+        let action = match rx.recv_timeout(wait) {
+            Ok(action) => action,
+            Err(RecvTimeoutError::Timeout) if last_tick.elapsed() >= TICK => {
+                last_tick = Instant::now();
+                Action::Tick
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let was_dirty = app.dirty;
+        let effects = app.update(action);
+        app.dirty |= was_dirty;
+        for effect in effects {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Data(job) => panes::data::worker::run(job, &services, &tx),
+                Effect::Train(job) => panes::train::worker::run(job, &services, &tx),
+                Effect::Chat(job) => panes::chat::worker::run(job, &services, &tx),
+                Effect::SetAdapter(adapter) => {
+                    model_generation += 1;
+                    load_model(&services, adapter, &tx, model_generation);
+                }
+                // The app routes these itself; nothing reaches here.
+                Effect::Notify(_)
+                | Effect::ShowTab(_)
+                | Effect::SendSampleToChat
+                | Effect::AppendToDataset(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads terminal events on their own thread so the UI loop only waits on
+/// one channel.
+fn spawn_input(tx: Sender<Action>) {
+    std::thread::spawn(move || {
+        while let Ok(event) = crossterm::event::read() {
+            let action = match event {
+                crossterm::event::Event::Key(key) => Action::Key(key),
+                crossterm::event::Event::Mouse(mouse) => Action::Mouse(mouse),
+                crossterm::event::Event::Resize(..) => Action::Resize,
+                _ => continue,
+            };
+            if tx.send(action).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Loads the model (first time) or swaps its adapter, on a worker thread.
+/// Generation holds a read lock, so a swap waits for running answers.
+fn load_model(
+    services: &Arc<Services>,
+    adapter: Option<std::path::PathBuf>,
+    tx: &Sender<Action>,
+    generation: u64,
+) {
+    let services = Arc::clone(services);
+    let tx = tx.clone();
+    let name = services.model_name.clone();
+    let _ = tx.send(Action::Model(ModelStatus::Loading { name: name.clone() }));
+    std::thread::spawn(move || {
+        let status = match swap_model(&services, adapter.as_deref()) {
+            Ok(()) => ModelStatus::Ready(ModelInfo {
+                name: name.clone(),
+                adapter,
+                generation,
+            }),
+            Err(message) => ModelStatus::Failed { name, message },
+        };
+        let _ = tx.send(Action::Model(status));
+    });
+}
+
+fn swap_model(services: &Services, adapter: Option<&std::path::Path>) -> Result<(), String> {
+    let loaded_now = {
+        let slot = services
+            .model
+            .read()
+            .map_err(|_| "model lock poisoned".to_string())?;
+        slot.is_none()
+    };
+    if loaded_now {
+        let model = crate::model::Model::load(&services.model_name, &services.load_options)
+            .map_err(|e| format!("loading {}: {e}", services.model_name))?;
+        *services
+            .model
+            .write()
+            .map_err(|_| "model lock poisoned".to_string())? = Some(model);
+    }
+    let mut slot = services
+        .model
+        .write()
+        .map_err(|_| "model lock poisoned".to_string())?;
+    let model = slot.as_mut().ok_or("no model")?;
+    match adapter {
+        Some(dir) => model
+            .load_adapter(dir)
+            .map_err(|e| format!("adapter {}: {e}", dir.display())),
+        None => {
+            crate::model::adapter::detach(&mut model.decoder);
+            model.adapter = None;
+            Ok(())
+        }
+    }
+}

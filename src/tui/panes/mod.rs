@@ -1,0 +1,52 @@
+//! The three panes. Each owns its state and changes it only in its own
+//! `key`/`mouse`/`message` handlers; what it needs from elsewhere arrives as
+//! a message, and what it wants done leaves as an `Effect`.
+
+pub mod chat;
+pub mod data;
+pub mod train;
+
+use super::action::{Effect, ModelInfo};
+use super::theme::Theme;
+use crossterm::event::{KeyEvent, MouseEvent};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+/// A key binding as the help screen lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static str,
+    pub does: &'static str,
+}
+
+pub const fn bind(keys: &'static str, does: &'static str) -> Binding {
+    Binding { keys, does }
+}
+
+pub trait Pane {
+    type Msg;
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect>;
+    /// `area` is where the pane was last drawn.
+    fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect>;
+    /// A worker's report or a message routed from the app.
+    fn message(&mut self, msg: Self::Msg) -> Vec<Effect>;
+    /// Periodic wake-up; returns whether anything changed.
+    fn tick(&mut self) -> bool {
+        false
+    }
+    /// A (new) model is ready.
+    fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// The pane is typing text (a filter, an editor, a prompt): global keys
+    /// like `q` and `1` go to the pane.
+    fn captures_input(&self) -> bool {
+        false
+    }
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
+    /// Every binding, for the help screen.
+    fn bindings(&self) -> &'static [Binding];
+    /// The few keys worth showing in the status bar.
+    fn hints(&self) -> &'static str;
+}

@@ -1,0 +1,26 @@
+//! What worker threads share: the one loaded model (base weights with an
+//! optional adapter; both chat columns read it at once), the binary to launch
+//! training with, and where runs live.
+
+use crate::model::{LoadOptions, Model};
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+pub struct Services {
+    /// None until the first load finishes (or when it failed).
+    pub model: RwLock<Option<Model>>,
+    pub model_name: String,
+    pub load_options: LoadOptions,
+    /// The `tunebench` executable that training runs are launched with.
+    pub exe: PathBuf,
+    pub runs_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("model_name", &self.model_name)
+            .field("runs_dir", &self.runs_dir)
+            .finish()
+    }
+}
