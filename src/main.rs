@@ -65,7 +65,7 @@ enum Command {
         seed: u64,
     },
     /// Loss and perplexity on a dataset (trained tokens only), with or
-    /// without an adapter.
+    /// without an adapter; with --generate, base versus adapter on answers.
     Eval {
         #[command(flatten)]
         model: LoadArgs,
@@ -75,6 +75,8 @@ enum Command {
         max_seq_len: usize,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        generate: cli::eval::GenerateEvalArgs,
     },
     /// Answer one prompt, streaming the text to stdout.
     Generate {
@@ -354,6 +356,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             max_seq_len,
             json,
+            generate,
+        } if generate.generate => {
+            cli::eval::eval_generate(&model.load()?, &data, max_seq_len, json, &generate)
+        }
+        Command::Eval {
+            model,
+            data,
+            max_seq_len,
+            json,
+            ..
         } => cli::model::eval(&model.load()?, &data, max_seq_len, json),
         Command::Generate {
             model,

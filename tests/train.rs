@@ -530,3 +530,39 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+#[test]
+fn samples_cut_before_their_answer_are_reported_not_dropped_silently() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 1);
+    let data = root().join("sample-data/fastapi_projects.jsonl");
+    let overrides = [
+        format!("data.train={}", data.display()),
+        // Every prompt (system prompt + request) is longer than this.
+        "data.max_seq_len=64".to_string(),
+    ];
+    let err = Trainer::new(
+        TrainConfig::load(Some(&work.path().join("config.toml")), &overrides).unwrap(),
+        None,
+    )
+    .err()
+    .expect("nothing left to train on");
+    assert!(err.to_string().contains("no usable training sample"), "{err}");
+    let overrides = [
+        format!("data.train={}", data.display()),
+        "data.max_seq_len=240".to_string(),
+    ];
+    let trainer = Trainer::new(
+        TrainConfig::load(Some(&work.path().join("config.toml")), &overrides).unwrap(),
+        None,
+    )
+    .unwrap();
+    let skipped = &trainer.data.report.skipped;
+    assert!(!skipped.is_empty(), "some prompts are longer than 240 tokens");
+    let (file, line, why) = &skipped[0];
+    assert!(file.ends_with("fastapi_projects.jsonl") && *line >= 1, "{file}:{line}");
+    assert!(why.contains("max_seq_len"), "{why}");
+    let used = trainer.data.report.train_samples + trainer.data.report.eval_samples;
+    assert_eq!(used + skipped.len(), 30, "every record is used or reported");
+}

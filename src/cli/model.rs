@@ -137,10 +137,9 @@ fn prompt_ids(
                     file.display()
                 );
             };
-            let mut messages = conv.with_system_message();
-            while messages.last().is_some_and(|m| m.role == Role::Assistant) {
-                messages.pop();
-            }
+            // The turns before the final answer, as `eval --generate` uses them.
+            let messages = crate::eval::records::prompt_and_answer(&conv)
+                .map_or_else(|| conv.with_system_message(), |(prompt, _)| prompt);
             Ok(model.tokenizer.prompt_ids(&messages, conv.tools.as_ref())?)
         }
     }

@@ -47,16 +47,30 @@ pub fn evaluate(
     store: &Store,
     max_seq_len: usize,
     mode: Mode,
+    progress: impl FnMut(usize, usize),
+) -> Result<LossReport, EvalError> {
+    evaluate_where(model, store, max_seq_len, mode, |_| true, progress)
+}
+
+/// Evaluates the usable records of `store` whose index `keep` accepts.
+pub fn evaluate_where(
+    model: &Model,
+    store: &Store,
+    max_seq_len: usize,
+    mode: Mode,
+    keep: impl Fn(usize) -> bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<LossReport, EvalError> {
     let file_format = parse::detect_file_format(store)?;
     let mut records = Vec::new();
     store.visit(|r| {
-        records.push((
-            r.index,
-            r.line.unwrap_or(0),
-            parse::parse_record(r.bytes, file_format, None),
-        ));
+        if keep(r.index) {
+            records.push((
+                r.index,
+                r.line.unwrap_or(0),
+                parse::parse_record(r.bytes, file_format, None),
+            ));
+        }
         Ok(())
     })?;
     let total_records = records.len();

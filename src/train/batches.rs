@@ -99,6 +99,7 @@ pub fn prepare(
         None => (train_samples, Vec::new()),
     };
     let mut encode_all = |samples: Vec<(usize, Sample)>,
+                          file: &Path,
                           store_lines: &dyn Fn(usize) -> usize|
      -> Result<Vec<Example>, String> {
         let mut out = Vec::new();
@@ -106,15 +107,25 @@ pub fn prepare(
             let mut encoded = tokenizer
                 .encode(&sample, train_on_inputs)
                 .map_err(|e| e.to_string())?;
+            let full_len = encoded.ids.len();
             if encoded.ids.len() > max_seq_len {
                 encoded.ids.truncate(max_seq_len);
                 encoded.trained.truncate(max_seq_len);
-                report.truncated += 1;
             }
             let targets = encoded.trained.iter().skip(1).filter(|&&t| t).count();
             if targets == 0 {
+                // Said, not dropped silently: usually a prompt longer than
+                // max_seq_len.
+                let why = format!(
+                    "no trained token in the first {max_seq_len} of its {full_len} tokens \
+                     (raise data.max_seq_len)"
+                );
+                report
+                    .skipped
+                    .push((file.display().to_string(), store_lines(index), why));
                 continue;
             }
+            report.truncated += usize::from(full_len > max_seq_len);
             out.push(Example {
                 line: store_lines(index),
                 encoded,
@@ -125,12 +136,12 @@ pub fn prepare(
         Ok(out)
     };
     let train_lines = |i: usize| train_store.line(i).unwrap_or(0);
-    let train = encode_all(train_samples, &train_lines)?;
+    let train = encode_all(train_samples, train_file, &train_lines)?;
     let eval_lines = |i: usize| match &eval_store {
         Some(s) => s.line(i).unwrap_or(0),
         None => train_store.line(i).unwrap_or(0),
     };
-    let eval = encode_all(eval_samples, &eval_lines)?;
+    let eval = encode_all(eval_samples, eval_file.unwrap_or(train_file), &eval_lines)?;
     report.train_samples = train.len();
     let train = if data.packing {
         pack(train, max_seq_len, seed)

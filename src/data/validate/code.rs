@@ -57,7 +57,8 @@ pub fn check_files(raw: &[u8], record: &Value, problems: &mut Vec<Problem>) {
     }
 }
 
-fn unsafe_path(path: &str) -> Option<&'static str> {
+/// Why a file path is unsafe to write (absolute, or climbing out with `..`), if it is.
+pub fn unsafe_path(path: &str) -> Option<&'static str> {
     if path.trim().is_empty() {
         return Some("is empty");
     }
@@ -73,7 +74,7 @@ fn unsafe_path(path: &str) -> Option<&'static str> {
 }
 
 /// `./app//main.py` and `app/main.py` are one file.
-fn normalise(path: &str) -> String {
+pub fn normalise(path: &str) -> String {
     path.split(['/', '\\'])
         .filter(|part| !part.is_empty() && *part != ".")
         .collect::<Vec<_>>()

@@ -5,6 +5,7 @@ mod code;
 mod syntax;
 mod text;
 
+pub use code::{normalise as normalise_path, unsafe_path};
 pub use syntax::{SyntaxError, check as check_syntax, checked_language};
 
 use super::finding::{Finding, FindingKind, Problem, Severity};
@@ -102,6 +103,27 @@ pub fn validate(store: &Store, options: &Options) -> io::Result<Report> {
     })?;
     v.report_duplicates(store);
     Ok(v.finish(store))
+}
+
+/// The findings of one record, as [`validate`] reports them except for
+/// checks across records (duplicates); lines count from `line`.
+pub fn check_record(
+    bytes: &[u8],
+    line: usize,
+    file_format: Option<Format>,
+    options: &Options,
+) -> Vec<Finding> {
+    let mut v = Validator {
+        options,
+        file_format,
+        findings: Vec::new(),
+        fingerprints: Vec::new(),
+        formats: BTreeMap::new(),
+        samples: 0,
+        excess: Vec::new(),
+    };
+    v.record(0, line, bytes);
+    v.findings
 }
 
 struct Validator<'o, 'a> {

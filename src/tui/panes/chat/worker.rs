@@ -1,11 +1,220 @@
-//! Chat pane jobs that run off the UI thread.
+//! Generation threads. Each answer runs on its own thread under a read lock
+//! of the one shared model, so the base and adapter columns generate at the
+//! same time from one copy of the weights, and streams its text back as
+//! `Msg::Token`s, then a `Msg::Done`.
 
-use super::Job;
+use super::state::Side;
+use super::{Job, Msg};
+use crate::data::Message;
+use crate::model::decoder::Mode;
+use crate::model::generate::{GenerateParams, StopReason, generate};
 use crate::tui::action::Action;
 use crate::tui::services::Services;
+use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 
-pub fn run(job: Job, _services: &Arc<Services>, _tx: &Sender<Action>) {
-    match job {}
+/// Answer a conversation in one column.
+#[derive(Debug, Clone)]
+pub struct Generate {
+    pub column: Side,
+    pub generation_id: u64,
+    pub mode: Mode,
+    /// System first, ending with the turn to answer.
+    pub messages: Vec<Message>,
+    pub tools: Option<Value>,
+    pub params: GenerateParams,
+    /// Shared by the columns of one send; set to stop them.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// How an answer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub tokens: usize,
+    pub tokens_per_s: f64,
+    pub stop: StopReason,
+}
+
+pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
+    match job {
+        Job::Generate(job) => {
+            let services = Arc::clone(services);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let result = answer(&job, &services, &tx);
+                let _ = tx.send(Action::Chat(Msg::Done {
+                    column: job.column,
+                    generation_id: job.generation_id,
+                    result,
+                }));
+            });
+        }
+    }
+}
+
+fn answer(job: &Generate, services: &Services, tx: &Sender<Action>) -> Result<Finished, String> {
+    let slot = services
+        .model
+        .read()
+        .map_err(|_| "the model lock is poisoned".to_string())?;
+    let model = slot.as_ref().ok_or("the model is not loaded yet")?;
+    let ids = model
+        .tokenizer
+        .prompt_ids(&job.messages, job.tools.as_ref())
+        .map_err(|e| format!("building the prompt: {e}"))?;
+    let generation = generate(model, &ids, &job.params, job.mode, &job.cancel, |piece| {
+        let _ = tx.send(Action::Chat(Msg::Token {
+            column: job.column,
+            generation_id: job.generation_id,
+            text: piece.to_string(),
+        }));
+    })
+    .map_err(|e| format!("generating: {e}"))?;
+    Ok(Finished {
+        tokens: generation.tokens.len(),
+        tokens_per_s: generation.tokens_per_s(),
+        stop: generation.stop,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Role;
+    use crate::model::sampler::SamplingParams;
+    use crate::model::{LoadOptions, Model};
+    use std::sync::RwLock;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn services(model: Model, dir: &std::path::Path) -> Arc<Services> {
+        Arc::new(Services {
+            model: RwLock::new(Some(model)),
+            model_name: dir.display().to_string(),
+            load_options: LoadOptions::default(),
+            exe: std::path::PathBuf::from("tunebench"),
+            runs_dir: dir.join("runs"),
+        })
+    }
+
+    fn job(column: Side, cancel: &Arc<AtomicBool>) -> Job {
+        Job::Generate(Generate {
+            column,
+            generation_id: 7,
+            mode: column.mode(),
+            messages: vec![Message::new(Role::User, "Write a FastAPI app")],
+            tools: None,
+            params: GenerateParams {
+                sampling: SamplingParams::default(),
+                max_new_tokens: 6,
+                stop_strings: Vec::new(),
+            },
+            cancel: Arc::clone(cancel),
+        })
+    }
+
+    /// Runs both columns at once; returns each column's streamed text and
+    /// its result.
+    fn both(services: &Arc<Services>) -> [(String, Finished); 2] {
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        run(job(Side::Base, &cancel), services, &tx);
+        run(job(Side::Adapter, &cancel), services, &tx);
+        let mut text = [String::new(), String::new()];
+        let mut done: [Option<Finished>; 2] = [None, None];
+        while done.iter().any(Option::is_none) {
+            let action = rx.recv_timeout(Duration::from_secs(120)).expect("a report");
+            match action {
+                Action::Chat(Msg::Token {
+                    column,
+                    generation_id,
+                    text: piece,
+                }) => {
+                    assert_eq!(generation_id, 7);
+                    text[column.index()].push_str(&piece);
+                }
+                Action::Chat(Msg::Done { column, result, .. }) => {
+                    done[column.index()] = Some(result.expect("generation succeeds"));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let [a, b] = done.map(Option::unwrap);
+        let [ta, tb] = text;
+        [(ta, a), (tb, b)]
+    }
+
+    #[test]
+    fn both_columns_generate_from_one_model() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
+            .expect("tiny model loads");
+        let services = services(model, dir.path());
+        // No adapter attached: both modes are the base model.
+        let [(base, base_done), (adapted, adapted_done)] = both(&services);
+        assert!(base_done.tokens > 0, "{base_done:?}");
+        assert!(!base.is_empty());
+        assert_eq!(base, adapted);
+        assert_eq!(base_done.tokens, adapted_done.tokens);
+
+        // A random adapter changes the adapter column; the base one stays.
+        {
+            let mut slot = services.model.write().unwrap();
+            let model = slot.as_mut().unwrap();
+            let spec = crate::model::lora::LoraSpec::all_linear(4, 8.0);
+            crate::model::adapter::attach_new(&mut model.decoder, &spec, 1).unwrap();
+            crate::model::adapter::randomize(&mut model.decoder, 0.5, 3).unwrap();
+            model.adapter = Some((dir.path().join("random"), spec));
+        }
+        let [(base_again, _), (adapted_again, _)] = both(&services);
+        assert_eq!(base_again, base);
+        assert_ne!(adapted_again, base);
+    }
+
+    #[test]
+    fn a_stopped_answer_ends_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
+            .expect("tiny model loads");
+        let services = services(model, dir.path());
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(true));
+        run(job(Side::Base, &cancel), &services, &tx);
+        match rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Action::Chat(Msg::Done { result, .. }) => {
+                let finished = result.unwrap();
+                assert_eq!(finished.stop, StopReason::Cancelled);
+                assert_eq!(finished.tokens, 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_model_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Arc::new(Services {
+            model: RwLock::new(None),
+            model_name: "none".into(),
+            load_options: LoadOptions::default(),
+            exe: std::path::PathBuf::from("tunebench"),
+            runs_dir: dir.path().to_path_buf(),
+        });
+        let (tx, rx) = mpsc::channel();
+        run(
+            job(Side::Base, &Arc::new(AtomicBool::new(false))),
+            &services,
+            &tx,
+        );
+        match rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Action::Chat(Msg::Done { result, .. }) => {
+                assert!(result.unwrap_err().contains("not loaded"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

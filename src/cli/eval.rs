@@ -1,0 +1,266 @@
+//! `tunebench eval --generate`: base versus adapter on generated answers,
+//! printed as a table (stderr) or JSON (stdout), saved as
+//! `eval-results.jsonl` and a Markdown report.
+
+use super::print_json;
+use crate::data::Store;
+use crate::eval::code::exec::{ExecOptions, Runner};
+use crate::eval::compare::{CompareOptions, Comparison, Progress, compare};
+use crate::eval::metrics::bleu::signature;
+use crate::eval::records::Note;
+use crate::eval::report::{ReportMeta, markdown, terminal_table};
+use crate::eval::results::{RESULTS_FILE, SampleResult, write_results};
+use crate::eval::summary::Aggregate;
+use crate::model::Model;
+use crate::model::generate::GenerateParams;
+use crate::model::sampler::SamplingParams;
+use anyhow::Context;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub const REPORT_FILE: &str = "eval-report.md";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GenerateEvalArgs {
+    /// Also answer each record's prompt with the base model and with the
+    /// adapter (one copy of the weights) and score both against the
+    /// reference answer: exact match, token F1, ROUGE-L, BLEU, label
+    /// accuracy, code checks. Writes eval-results.jsonl and eval-report.md.
+    #[arg(long)]
+    pub generate: bool,
+    #[arg(long, default_value_t = 256, requires = "generate")]
+    pub max_new_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0, requires = "generate")]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 42, requires = "generate")]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1.0, requires = "generate")]
+    pub repetition_penalty: f32,
+    /// Evaluate only the first N usable records.
+    #[arg(long, requires = "generate")]
+    pub limit: Option<usize>,
+    /// Run the tests of multi-file answers with pytest (needs Python with
+    /// pytest and the projects' dependencies; no network).
+    #[arg(long, requires = "generate")]
+    pub exec: bool,
+    /// Seconds each test run may take before its processes are killed.
+    #[arg(long, default_value_t = 60, requires = "exec")]
+    pub exec_timeout: u64,
+    /// The Python interpreter for --exec.
+    #[arg(long, default_value = "python3", requires = "exec")]
+    pub python: String,
+    /// Where eval-results.jsonl and the report go (default: beside the
+    /// adapter directory, or the current directory without an adapter).
+    #[arg(long, requires = "generate")]
+    pub out: Option<PathBuf>,
+    /// The Markdown report's path (default: <out>/eval-report.md).
+    #[arg(long, requires = "generate")]
+    pub report: Option<PathBuf>,
+}
+
+impl GenerateEvalArgs {
+    fn params(&self) -> GenerateParams {
+        GenerateParams {
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                repetition_penalty: self.repetition_penalty,
+                seed: self.seed,
+                ..Default::default()
+            },
+            max_new_tokens: self.max_new_tokens,
+            stop_strings: Vec::new(),
+        }
+    }
+
+    fn out_dir(&self, model: &Model) -> PathBuf {
+        if let Some(out) = &self.out {
+            return out.clone();
+        }
+        model
+            .adapter
+            .as_ref()
+            .and_then(|(dir, _)| dir.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+#[derive(Serialize)]
+struct GenerationSettings {
+    max_new_tokens: usize,
+    temperature: f32,
+    seed: u64,
+    repetition_penalty: f32,
+}
+
+/// The `--json` document. `samples`, `tokens`, `loss`, `perplexity` and
+/// `per_sample[].{index,tokens,loss}` keep the plain `eval --json` contract
+/// (for the model as loaded: with the adapter when one is given).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    samples: usize,
+    tokens: usize,
+    loss: f64,
+    perplexity: f64,
+    signature: String,
+    generation: GenerationSettings,
+    base: &'a Aggregate,
+    adapter: Option<&'a Aggregate>,
+    truncated: usize,
+    notes: &'a [Note],
+    exec: Option<&'a str>,
+    results_file: String,
+    report_file: String,
+    per_sample: &'a [SampleResult],
+}
+
+pub fn eval_generate(
+    model: &Model,
+    data: &Path,
+    max_seq_len: usize,
+    json: bool,
+    args: &GenerateEvalArgs,
+) -> anyhow::Result<ExitCode> {
+    // The store's error names the file and the cause already.
+    let store = Store::open(data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (runner, exec_note) = exec_runner(args);
+    if let Some(note) = &exec_note {
+        eprintln!("--exec: {note}");
+    }
+    let options = CompareOptions {
+        params: args.params(),
+        max_seq_len,
+        limit: args.limit,
+        runner,
+    };
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let comparison = compare(model, &store, &options, &AtomicBool::new(false), |p| {
+        if show_progress {
+            match p {
+                Progress::Loss { adapter } => {
+                    eprint!("\rloss on the references ({})   ", side_name(adapter))
+                }
+                Progress::Generating { done, total } => {
+                    eprint!("\rgenerating {}/{total}                  ", done + 1)
+                }
+            }
+        }
+    })?;
+    if show_progress {
+        eprint!("\r{:40}\r", "");
+    }
+    for note in &comparison.notes {
+        eprintln!("{}:{}: {}", data.display(), note.line, note.message);
+    }
+    if comparison.samples.is_empty() {
+        anyhow::bail!(
+            "{}: no record has a prompt and an answer to compare with (see `tunebench data validate`)",
+            data.display()
+        );
+    }
+    if comparison.truncated > 0 {
+        eprintln!(
+            "{} sample(s) were cut to max_seq_len {max_seq_len} for the loss",
+            comparison.truncated
+        );
+    }
+    let out_dir = args.out_dir(model);
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let results_path = out_dir.join(RESULTS_FILE);
+    write_results(&results_path, &comparison.samples)
+        .with_context(|| format!("writing {}", results_path.display()))?;
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| out_dir.join(REPORT_FILE));
+    let meta = ReportMeta {
+        model: model.name.clone(),
+        adapter: model.adapter.as_ref().map(|(d, _)| d.display().to_string()),
+        data: data.display().to_string(),
+        params: options.params.clone(),
+        exec_note: exec_note.clone(),
+    };
+    let report = markdown(&comparison, &meta);
+    crate::data::store::atomic_write(&report_path, |out| out.write_all(report.as_bytes()))
+        .with_context(|| format!("writing {}", report_path.display()))?;
+    if json {
+        print_json(&json_report(
+            &comparison,
+            args,
+            &exec_note,
+            &results_path,
+            &report_path,
+        ))?;
+    } else {
+        eprint!("{}", terminal_table(&comparison));
+    }
+    eprintln!(
+        "wrote {} and {}",
+        results_path.display(),
+        report_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn side_name(adapter: bool) -> &'static str {
+    if adapter { "adapter" } else { "base" }
+}
+
+/// The test runner for `--exec`, and what the user should know about it.
+fn exec_runner(args: &GenerateEvalArgs) -> (Option<Runner>, Option<String>) {
+    if !args.exec {
+        return (None, None);
+    }
+    let options = ExecOptions {
+        python: args.python.clone(),
+        timeout: Duration::from_secs(args.exec_timeout),
+    };
+    match Runner::probe(options) {
+        Ok(runner) => {
+            let note = runner.isolation_note().to_string();
+            (Some(runner), Some(note))
+        }
+        Err(why) => (
+            None,
+            Some(format!(
+                "{why}; the tests of generated projects are not run"
+            )),
+        ),
+    }
+}
+
+fn json_report<'a>(
+    c: &'a Comparison,
+    args: &GenerateEvalArgs,
+    exec_note: &'a Option<String>,
+    results: &Path,
+    report: &Path,
+) -> JsonReport<'a> {
+    let loaded = c.adapter.as_ref().unwrap_or(&c.base);
+    JsonReport {
+        samples: c.samples.len(),
+        tokens: loaded.tokens,
+        loss: loaded.loss,
+        perplexity: loaded.perplexity,
+        signature: signature(),
+        generation: GenerationSettings {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            seed: args.seed,
+            repetition_penalty: args.repetition_penalty,
+        },
+        base: &c.base,
+        adapter: c.adapter.as_ref(),
+        truncated: c.truncated,
+        notes: &c.notes,
+        exec: exec_note.as_deref(),
+        results_file: results.display().to_string(),
+        report_file: report.display().to_string(),
+        per_sample: &c.samples,
+    }
+}
