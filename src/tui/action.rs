@@ -1,7 +1,7 @@
 //! What flows into `App::update` (actions) and what comes out of it
 //! (effects the runtime carries out: worker jobs, quitting).
 
-use super::panes::{chat, data, train};
+use super::panes::{chat, data, eval, train};
 use crossterm::event::{KeyEvent, MouseEvent};
 
 /// One thing that happened: a terminal event or a worker's report.
@@ -17,6 +17,7 @@ pub enum Action {
     Data(data::Msg),
     Train(train::Msg),
     Chat(chat::Msg),
+    Eval(eval::Msg),
 }
 
 /// What `update` asks the runtime to do.
@@ -28,6 +29,7 @@ pub enum Effect {
     Data(data::Job),
     Train(train::Job),
     Chat(chat::Job),
+    Eval(eval::Job),
     /// Load the model anew with this adapter (None: none).
     SetAdapter(Option<std::path::PathBuf>),
     /// Hand the chat pane the selected dataset sample ("Use sample").

@@ -4,7 +4,9 @@
 //! appended to the dataset) are routed here too, so no pane touches another.
 
 use super::action::{Action, Effect, ModelStatus, Notice};
-use super::panes::{Binding, Pane, bind, chat::ChatPane, data::DataPane, train::TrainPane};
+use super::panes::{
+    Binding, Pane, bind, chat::ChatPane, data::DataPane, eval::EvalPane, train::TrainPane,
+};
 use super::theme::Theme;
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -17,22 +19,24 @@ pub enum Tab {
     Data,
     Train,
     Chat,
+    Eval,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Data, Tab::Train, Tab::Chat];
+    pub const ALL: [Tab; 4] = [Tab::Data, Tab::Train, Tab::Chat, Tab::Eval];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Data => "Data",
             Tab::Train => "Train",
             Tab::Chat => "Chat",
+            Tab::Eval => "Eval",
         }
     }
 }
 
 pub const GLOBAL_BINDINGS: &[Binding] = &[
-    bind("1 2 3", "show the Data, Train or Chat tab"),
+    bind("1 2 3 4", "show the Data, Train, Chat or Eval tab"),
     bind("?", "open or close this help"),
     bind("Ctrl+t", "next colour theme"),
     bind(
@@ -46,7 +50,7 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
 /// Where things were last drawn, for mouse clicks.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Layout {
-    pub tabs: [Rect; 3],
+    pub tabs: [Rect; 4],
     pub pane: Rect,
 }
 
@@ -55,6 +59,7 @@ pub struct App {
     pub data: DataPane,
     pub train: TrainPane,
     pub chat: ChatPane,
+    pub eval: EvalPane,
     pub model: ModelStatus,
     pub themes: Vec<Theme>,
     pub theme: usize,
@@ -72,6 +77,7 @@ impl App {
         data: DataPane,
         train: TrainPane,
         chat: ChatPane,
+        eval: EvalPane,
         model: ModelStatus,
         themes: Vec<Theme>,
         theme: usize,
@@ -81,6 +87,7 @@ impl App {
             data,
             train,
             chat,
+            eval,
             model,
             themes,
             theme,
@@ -111,7 +118,8 @@ impl App {
                 let data = self.data.tick();
                 let train = self.train.tick();
                 let chat = self.chat.tick();
-                self.dirty = data || train || chat;
+                let eval = self.eval.tick();
+                self.dirty = data || train || chat || eval;
                 Vec::new()
             }
             Action::Model(status) => {
@@ -122,6 +130,7 @@ impl App {
                         let mut effects = self.data.model_ready(&info);
                         effects.extend(self.train.model_ready(&info));
                         effects.extend(self.chat.model_ready(&info));
+                        effects.extend(self.eval.model_ready(&info));
                         effects
                     }
                     ModelStatus::Failed { message, .. } => vec![Notice::error(message.clone())],
@@ -131,6 +140,7 @@ impl App {
             Action::Data(msg) => self.data.message(msg),
             Action::Train(msg) => self.train.message(msg),
             Action::Chat(msg) => self.chat.message(msg),
+            Action::Eval(msg) => self.eval.message(msg),
         };
         self.route(effects)
     }
@@ -177,6 +187,7 @@ impl App {
             Tab::Data => self.data.captures_input(),
             Tab::Train => self.train.captures_input(),
             Tab::Chat => self.chat.captures_input(),
+            Tab::Eval => self.eval.captures_input(),
         }
     }
 
@@ -215,7 +226,7 @@ impl App {
                     return Vec::new();
                 }
                 KeyCode::Char('q') => return self.request_quit(),
-                KeyCode::Char(c @ '1'..='3') => {
+                KeyCode::Char(c @ '1'..='4') => {
                     self.tab = Tab::ALL[c as usize - '1' as usize];
                     return Vec::new();
                 }
@@ -226,6 +237,7 @@ impl App {
             Tab::Data => self.data.key(key),
             Tab::Train => self.train.key(key),
             Tab::Chat => self.chat.key(key),
+            Tab::Eval => self.eval.key(key),
         }
     }
 
@@ -279,6 +291,7 @@ impl App {
             Tab::Data => self.data.mouse(event, layout.pane),
             Tab::Train => self.train.mouse(event, layout.pane),
             Tab::Chat => self.chat.mouse(event, layout.pane),
+            Tab::Eval => self.eval.mouse(event, layout.pane),
         }
     }
 }

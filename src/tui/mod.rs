@@ -65,6 +65,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 Effect::Data(job) => panes::data::worker::run(job, &services, &tx),
                 Effect::Train(job) => panes::train::worker::run(job, &services, &tx),
                 Effect::Chat(job) => panes::chat::worker::run(job, &services, &tx),
+                Effect::Eval(job) => panes::eval::worker::run(job, &services, &tx),
                 Effect::SetAdapter(adapter) => {
                     model_generation += 1;
                     load_model(&services, adapter, &tx, model_generation);

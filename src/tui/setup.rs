@@ -7,6 +7,7 @@ use super::app::App;
 use super::highlight::Highlighter;
 use super::panes::chat::ChatPane;
 use super::panes::data::DataPane;
+use super::panes::eval::EvalPane;
 use super::panes::train::{TrainPane, TrainSetup};
 use super::services::Services;
 use super::theme::Theme;
@@ -70,10 +71,12 @@ pub fn prepare(options: UiOptions) -> anyhow::Result<Start> {
         config,
     });
     let chat = ChatPane::new(runs_dir.clone());
+    let eval = EvalPane::new(runs_dir.clone());
     let app = App::new(
         data_pane,
         train,
         chat,
+        eval,
         ModelStatus::Loading {
             name: model_name.clone(),
         },

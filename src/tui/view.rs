@@ -29,6 +29,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Tab::Data => app.data.render(frame, pane, theme),
         Tab::Train => app.train.render(frame, pane, theme),
         Tab::Chat => app.chat.render(frame, pane, theme),
+        Tab::Eval => app.eval.render(frame, pane, theme),
     }
     render_status(app, frame, rows[2], theme);
     app.layout.set(Layout { tabs, pane });
@@ -39,9 +40,9 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
 }
 
-fn render_tabs(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) -> [Rect; 3] {
+fn render_tabs(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) -> [Rect; 4] {
     let mut spans = vec![Span::styled(" tunebench ", theme.title())];
-    let mut rects = [Rect::default(); 3];
+    let mut rects = [Rect::default(); 4];
     let mut x = area.x + 11;
     for (i, tab) in Tab::ALL.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, tab.title());
@@ -119,6 +120,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         Tab::Data => app.data.hints(),
         Tab::Train => app.train.hints(),
         Tab::Chat => app.chat.hints(),
+        Tab::Eval => app.eval.hints(),
     };
     spans.push(Span::styled(format!("{hints}  ? help"), theme.dimmed()));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -147,11 +149,12 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: u16) {
-    let sections: [(&str, &[Binding]); 4] = [
+    let sections: [(&str, &[Binding]); 5] = [
         ("Everywhere", GLOBAL_BINDINGS),
         ("Data", app.data.bindings()),
         ("Train", app.train.bindings()),
         ("Chat", app.chat.bindings()),
+        ("Eval", app.eval.bindings()),
     ];
     let mut lines = Vec::new();
     for (title, bindings) in sections {

@@ -20,7 +20,7 @@ pub enum Layout {
 }
 
 /// Where the records of a file are.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Index {
     /// Byte offset where each record starts.
     pub starts: Vec<u64>,

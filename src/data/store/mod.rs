@@ -234,6 +234,23 @@ impl Store {
         }
     }
 
+    /// An independent copy of the store as it stands, overlay included, for
+    /// reading on another thread while this one goes on being edited.
+    pub fn snapshot(&self) -> io::Result<Store> {
+        Ok(Store {
+            path: self.path.clone(),
+            file: self.file.try_clone()?,
+            layout: self.layout,
+            index: self.index.clone(),
+            rows: self.rows.clone(),
+            edits: self.edits.clone(),
+            added: self.added.clone(),
+            separator: self.separator.clone(),
+            indent: self.indent.clone(),
+            dirty: self.dirty,
+        })
+    }
+
     /// Calls `f` on every record in document order, reading the file
     /// sequentially in large blocks.
     pub fn visit<F>(&self, mut f: F) -> io::Result<()>

@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod data;
+pub mod eval;
 pub mod train;
 
 use super::action::{Effect, ModelInfo};

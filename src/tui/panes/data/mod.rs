@@ -1,72 +1,311 @@
-//! The Data pane (being built).
+//! The Data pane: browse, filter, validate and edit a dataset file of any
+//! size. The list reads only the rows on screen from the store; validation,
+//! filtering and tokenisation run on workers over snapshots of the store
+//! and report back as `Msg`s.
 
+mod append;
+mod editor;
+mod files;
+mod filter;
+mod findings;
+mod history;
+mod journal;
+mod keys;
+mod list;
+mod mouse;
+mod render;
+mod sample_view;
+mod state;
+mod tokens;
 pub mod worker;
 
-use crate::tui::action::{Effect, Exchange};
+#[cfg(test)]
+mod tests;
+
+pub use state::DataPane;
+
+use crate::data::Format;
+use crate::data::parse::detect_file_format;
+use crate::data::sample::{Conversation, Role, Sample};
+use crate::data::store::Store;
+use crate::tui::action::{Effect, Exchange, ModelInfo};
 use crate::tui::highlight::Highlighter;
-use crate::tui::panes::{Binding, Pane};
+use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use std::path::{Path, PathBuf};
+use std::cell::Cell;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
 
 #[derive(Debug)]
 pub enum Msg {
+    /// A conversation from the Chat pane (`{"messages": [...]}`) to append.
     Append(serde_json::Value),
+    /// The syntect theme changed with the UI theme.
     SyntaxTheme(String),
+    Validated {
+        generation: u64,
+        result: Result<Validated, String>,
+    },
+    Filtered(FilterBatch),
+    FileTokens {
+        seq: u64,
+        result: Result<Vec<usize>, String>,
+    },
+    Tokens {
+        seq: u64,
+        result: Result<tokens::Tokens, String>,
+    },
+}
+
+/// A whole-file validation's findings, tied to records.
+#[derive(Debug)]
+pub struct Validated {
+    items: Vec<findings::Item>,
+    formats: Vec<Format>,
+    format: Option<Format>,
+}
+
+/// Matches a running filter found since its last report.
+#[derive(Debug)]
+pub struct FilterBatch {
+    id: u64,
+    rows: Vec<usize>,
+    scanned: usize,
+    total: usize,
+    done: bool,
+    error: Option<String>,
+}
+
+/// A copy of the store for a worker to read.
+pub struct Snapshot(Store);
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({})", self.0.path().display())
+    }
 }
 
 #[derive(Debug)]
-pub enum Job {}
-
-pub struct DataPane {
-    path: PathBuf,
-    _highlighter: Arc<Highlighter>,
+pub enum Job {
+    Validate {
+        generation: u64,
+        store: Snapshot,
+    },
+    Filter {
+        id: u64,
+        store: Snapshot,
+        criteria: filter::Criteria,
+        flagged: Vec<usize>,
+        cancel: Arc<AtomicU64>,
+    },
+    FileTokens {
+        seq: u64,
+        contents: Vec<String>,
+    },
+    Tokens {
+        seq: u64,
+        sample: Sample,
+    },
 }
+
+const BINDINGS: &[Binding] = &[
+    bind(
+        "j k ↑ ↓",
+        "move in the list, between fields/files, or findings",
+    ),
+    bind("PgUp PgDn", "page; in the sample, scroll its content"),
+    bind("Home End G", "first / last"),
+    bind("Tab Shift+Tab", "focus: list → sample → findings"),
+    bind(
+        "Enter",
+        "list: open the sample; sample: edit; finding: jump to it",
+    ),
+    bind("/", "filter by text (smart case; Enter applies)"),
+    bind("f", "filter by format (cycles through the file's formats)"),
+    bind("s", "filter by findings: errors, then warnings and errors"),
+    bind("Esc", "clear the filters"),
+    bind(": g", "jump to a line of the file"),
+    bind("e", "edit the field or file under the cursor"),
+    bind("E", "edit the whole record as JSON"),
+    bind("a", "add a sample after this one"),
+    bind("d", "duplicate the sample"),
+    bind("x Delete", "delete the sample"),
+    bind("u", "undo the last edit, addition or deletion"),
+    bind("w Ctrl+s", "save the file (atomically)"),
+    bind("t", "token view under the model's chat template"),
+    bind("+ -", "double / halve max_seq_len in the token view"),
+    bind(
+        "editor: Esc",
+        "apply the edit (Ctrl+s too); Ctrl+g discards it",
+    ),
+    bind("mouse", "click a row, file or finding; the wheel scrolls"),
+];
 
 impl DataPane {
     pub fn open(
         path: &Path,
         highlighter: Arc<Highlighter>,
-        _syntax: String,
+        syntax_theme: String,
     ) -> Result<DataPane, String> {
-        Ok(DataPane {
-            path: path.to_path_buf(),
-            _highlighter: highlighter,
+        let store = Store::open(path).map_err(|e| e.to_string())?;
+        let file_format =
+            detect_file_format(&store).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut pane = DataPane {
+            store,
+            file_format,
+            formats: Format::ALL.to_vec(),
+            highlighter,
+            syntax_theme,
+            focus: state::Focus::List,
+            rows: list::Rows::All,
+            list: list::Cursor::default(),
+            filter: filter::FilterState::default(),
+            prompt: None,
+            selected: None,
+            reload: false,
+            seq: 0,
+            findings: findings::Findings::default(),
+            findings_cursor: list::Cursor::default(),
+            validation: 0,
+            validation_journal: journal::Journal::default(),
+            editor: None,
+            undo: Vec::new(),
+            tokens: tokens::TokenView::default(),
+            model_ready: false,
+            inbox: None,
+            areas: Cell::new(state::Areas::default()),
+        };
+        pane.sync_selection();
+        if let Ok(Job::Validate { generation, store }) = pane.start_validation() {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let result = worker::validate_all(&store.0);
+                let _ = tx.send(Msg::Validated { generation, result });
+            });
+            pane.inbox = Some(rx);
+        }
+        Ok(pane)
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.store.is_dirty()
+    }
+
+    pub fn file_label(&self) -> String {
+        let path = self.store.path();
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    pub fn save(&mut self) -> Result<(), String> {
+        self.save_file().map(|_| ())
+    }
+
+    /// The selected sample for the Chat pane: the turns before its final
+    /// answer, and that answer as the reference.
+    pub fn selected_exchange(&self) -> Option<Exchange> {
+        let sel = self.selected.as_ref()?;
+        let conv = sel.sample.as_ref()?.as_chat()?;
+        let answer = conv
+            .messages
+            .iter()
+            .rposition(|m| m.role == Role::Assistant);
+        let before = &conv.messages[..answer.unwrap_or(conv.messages.len())];
+        if !before.iter().any(|m| m.role == Role::User) {
+            return None;
+        }
+        let line = self.store.line(sel.record).map_or_else(
+            || format!("new sample {}", sel.record + 1),
+            |l| l.to_string(),
+        );
+        Some(Exchange {
+            conversation: Conversation {
+                system: conv.system.clone(),
+                messages: before.to_vec(),
+                tools: conv.tools.clone(),
+            },
+            reference: answer.map(|i| conv.messages[i].content.clone()),
+            source: format!("{}:{line}", self.file_label()),
         })
     }
-    pub fn is_dirty(&self) -> bool {
-        false
-    }
-    pub fn file_label(&self) -> String {
-        self.path.display().to_string()
-    }
-    pub fn save(&mut self) -> Result<(), String> {
-        Ok(())
-    }
-    pub fn selected_exchange(&self) -> Option<Exchange> {
-        None
+
+    /// Runs `f` and follows the selection it may have moved.
+    fn then_sync(&mut self, f: impl FnOnce(&mut Self) -> Vec<Effect>) -> Vec<Effect> {
+        let mut effects = f(self);
+        effects.extend(self.sync_selection());
+        effects
     }
 }
 
 impl Pane for DataPane {
     type Msg = Msg;
-    fn key(&mut self, _key: KeyEvent) -> Vec<Effect> {
-        Vec::new()
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        self.then_sync(|pane| pane.on_key(key))
     }
-    fn mouse(&mut self, _event: MouseEvent, _area: Rect) -> Vec<Effect> {
-        Vec::new()
+
+    fn mouse(&mut self, event: MouseEvent, _area: Rect) -> Vec<Effect> {
+        self.then_sync(|pane| pane.on_mouse(event))
     }
-    fn message(&mut self, _msg: Msg) -> Vec<Effect> {
-        Vec::new()
+
+    fn message(&mut self, msg: Msg) -> Vec<Effect> {
+        self.then_sync(|pane| pane.handle(msg))
     }
-    fn render(&self, _frame: &mut Frame, _area: Rect, _theme: &Theme) {}
+
+    fn tick(&mut self) -> bool {
+        let Some(inbox) = &self.inbox else {
+            return false;
+        };
+        match inbox.try_recv() {
+            Ok(msg) => {
+                self.inbox = None;
+                // The first validation asks for nothing further.
+                let _ = self.message(msg);
+                true
+            }
+            Err(mpsc::TryRecvError::Empty) => false,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.inbox = None;
+                false
+            }
+        }
+    }
+
+    fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
+        self.model_ready = true;
+        self.tokens.result = None;
+        if let Some(sel) = &mut self.selected {
+            sel.file_tokens = None;
+        }
+        self.token_jobs()
+    }
+
+    fn captures_input(&self) -> bool {
+        self.editor.is_some() || self.prompt.is_some()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        render::render(self, frame, area, theme);
+    }
+
     fn bindings(&self) -> &'static [Binding] {
-        &[]
+        BINDINGS
     }
+
     fn hints(&self) -> &'static str {
-        ""
+        if self.editor.is_some() {
+            "Esc apply  Ctrl+g discard"
+        } else if self.prompt.is_some() {
+            "Enter apply  Esc cancel"
+        } else {
+            "/ filter  e edit  u undo  w save  t tokens"
+        }
     }
 }

@@ -1,0 +1,95 @@
+//! The editor: one field, one file or the whole record in a textarea.
+//! Esc applies (when something changed), Ctrl+s applies, Ctrl+g discards.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::{Modifier, Style};
+use ratatui_textarea::TextArea;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A string inside the record, by JSON pointer.
+    Field { pointer: String },
+    /// The whole record as (pretty) JSON, or its raw text when broken.
+    Record,
+}
+
+pub struct Editor {
+    pub record: usize,
+    pub target: Target,
+    /// What is edited, for the title.
+    pub label: String,
+    pub area: TextArea<'static>,
+    original: String,
+    /// Why the last apply was refused (invalid JSON), shown under the text.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    Apply,
+    Discard,
+}
+
+impl Editor {
+    pub fn new(record: usize, target: Target, label: String, text: String) -> Editor {
+        let mut area = TextArea::new(text.split('\n').map(str::to_string).collect());
+        area.set_line_number_style(Style::default().add_modifier(Modifier::DIM));
+        area.set_cursor_line_style(Style::default());
+        Editor {
+            record,
+            target,
+            label,
+            area,
+            original: text,
+            error: None,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.area.lines().join("\n")
+    }
+
+    pub fn changed(&self) -> bool {
+        self.text() != self.original
+    }
+
+    pub fn key(&mut self, key: KeyEvent) -> Outcome {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc if self.changed() => Outcome::Apply,
+            KeyCode::Esc => Outcome::Discard,
+            KeyCode::Char('s') if ctrl => Outcome::Apply,
+            KeyCode::Char('g') if ctrl => Outcome::Discard,
+            _ => {
+                self.area.input(key);
+                self.error = None;
+                Outcome::Continue
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typing_changes_and_escape_applies() {
+        let mut e = Editor::new(0, Target::Record, "r".into(), "ab\ncd".into());
+        assert_eq!(
+            e.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+            Outcome::Discard
+        );
+        e.key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE));
+        assert_eq!(e.text(), "xab\ncd");
+        assert_eq!(
+            e.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+            Outcome::Apply
+        );
+        assert_eq!(
+            e.key(KeyEvent::new(KeyCode::Char('g'), KeyModifiers::CONTROL)),
+            Outcome::Discard
+        );
+    }
+}

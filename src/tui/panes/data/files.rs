@@ -1,0 +1,132 @@
+//! The files of a multi-file sample: a tree of their paths (folders first,
+//! then files, each level sorted) and the highlighted lines of the one on
+//! show, computed when the choice changes, never while drawing.
+
+use crate::tui::highlight::Highlighter;
+use ratatui::text::Line;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Lines past this are shown plain: highlighting is for reading, and a
+/// huge generated file would stall the UI.
+const HIGHLIGHT_LINES: usize = 4000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeFile {
+    pub path: String,
+    pub content: String,
+}
+
+/// One row of the tree: a folder (no file) or a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeRow {
+    pub depth: usize,
+    pub label: String,
+    pub file: Option<usize>,
+}
+
+/// The `output.files` of a multi-file record, in the record's order.
+pub fn code_files(value: &Value) -> Vec<CodeFile> {
+    crate::data::read::code_files(value)
+        .map(|files| {
+            files
+                .iter()
+                .map(|(path, content)| CodeFile {
+                    path: path.clone(),
+                    content: match content {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Folder {
+    folders: BTreeMap<String, Folder>,
+    files: Vec<(String, usize)>,
+}
+
+/// The tree of `files`' paths.
+pub fn tree(files: &[CodeFile]) -> Vec<TreeRow> {
+    let mut root = Folder::default();
+    for (i, file) in files.iter().enumerate() {
+        let mut parts: Vec<&str> = file.path.split('/').filter(|p| !p.is_empty()).collect();
+        let name = parts.pop().unwrap_or(file.path.as_str()).to_string();
+        let mut folder = &mut root;
+        for part in parts {
+            folder = folder.folders.entry(part.to_string()).or_default();
+        }
+        folder.files.push((name, i));
+    }
+    let mut rows = Vec::new();
+    flatten(&root, 0, &mut rows);
+    rows
+}
+
+fn flatten(folder: &Folder, depth: usize, rows: &mut Vec<TreeRow>) {
+    for (name, child) in &folder.folders {
+        rows.push(TreeRow {
+            depth,
+            label: format!("{name}/"),
+            file: None,
+        });
+        flatten(child, depth + 1, rows);
+    }
+    let mut files: Vec<&(String, usize)> = folder.files.iter().collect();
+    files.sort();
+    for (name, i) in files {
+        rows.push(TreeRow {
+            depth,
+            label: name.clone(),
+            file: Some(*i),
+        });
+    }
+}
+
+/// The file's lines coloured for its extension.
+pub fn highlight(highlighter: &Highlighter, file: &CodeFile, theme: &str) -> Vec<Line<'static>> {
+    let cut = file
+        .content
+        .match_indices('\n')
+        .nth(HIGHLIGHT_LINES - 1)
+        .map_or(file.content.len(), |(at, _)| at + 1);
+    let (head, rest) = file.content.split_at(cut);
+    let mut lines = highlighter.highlight(&file.path, head, theme);
+    lines.extend(rest.lines().map(|l| Line::raw(l.to_string())));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_come_first_and_nest() {
+        let files: Vec<CodeFile> = ["README.md", "app/main.py", "app/db/x.py", "Dockerfile"]
+            .iter()
+            .map(|p| CodeFile {
+                path: p.to_string(),
+                content: String::new(),
+            })
+            .collect();
+        let tree = tree(&files);
+        let rows: Vec<(usize, &str, Option<usize>)> = tree
+            .iter()
+            .map(|r| (r.depth, r.label.as_str(), r.file))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, "app/", None),
+                (1, "db/", None),
+                (2, "x.py", Some(2)),
+                (1, "main.py", Some(1)),
+                (0, "Dockerfile", Some(3)),
+                (0, "README.md", Some(0)),
+            ]
+        );
+    }
+}

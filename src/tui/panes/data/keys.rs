@@ -1,0 +1,406 @@
+//! Keys: the editor and the prompt take every key while open; otherwise
+//! pane-wide commands, then movement in the focused part.
+
+use super::editor::{Editor, Outcome, Target};
+use super::filter::{next_format, next_severity};
+use super::history::Op;
+use super::sample_view::{Item, field_layout, wrap};
+use super::state::{DataPane, Focus, Prompt, PromptKind};
+use crate::data::Format;
+use crate::tui::action::{Effect, Notice};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::{Value, json};
+
+impl DataPane {
+    pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if self.editor.is_some() {
+            return self.editor_key(key);
+        }
+        if self.prompt.is_some() {
+            return self.prompt_key(key);
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Tab => self.focus = self.focus.next(false),
+            KeyCode::BackTab => self.focus = self.focus.next(true),
+            KeyCode::Char('/') => self.open_prompt(PromptKind::Filter),
+            KeyCode::Char(':') | KeyCode::Char('g') => self.open_prompt(PromptKind::Jump),
+            KeyCode::Char('f') => {
+                self.filter.criteria.format =
+                    next_format(self.filter.criteria.format, &self.formats);
+                return self.start_filter();
+            }
+            KeyCode::Char('s') if ctrl => return self.save_key(),
+            KeyCode::Char('s') => {
+                if !self.findings.ready {
+                    return vec![Notice::info(
+                        "validation is still running; try again in a moment",
+                    )];
+                }
+                self.filter.criteria.severity = next_severity(self.filter.criteria.severity);
+                return self.start_filter();
+            }
+            KeyCode::Esc if !self.filter.criteria.is_empty() => {
+                self.filter.criteria = Default::default();
+                return self.start_filter();
+            }
+            KeyCode::Char('e') => return self.open_editor(false),
+            KeyCode::Char('E') => return self.open_editor(true),
+            KeyCode::Char('a') => return self.add_sample(),
+            KeyCode::Char('d') => return self.duplicate_sample(),
+            KeyCode::Char('x') | KeyCode::Delete => return self.delete_sample(),
+            KeyCode::Char('u') => return self.undo_last(),
+            KeyCode::Char('w') => return self.save_key(),
+            KeyCode::Char('t') => {
+                self.tokens.on = !self.tokens.on;
+                self.tokens.scroll = 0;
+                if self.tokens.on && !self.model_ready {
+                    return vec![Notice::info(
+                        "the token view fills in once the model has loaded",
+                    )];
+                }
+                return if self.tokens.on {
+                    self.token_jobs()
+                        .into_iter()
+                        .filter(|e| matches!(e, Effect::Data(super::Job::Tokens { .. })))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+            }
+            KeyCode::Char('+') | KeyCode::Char('=') => self.tokens.adjust(true),
+            KeyCode::Char('-') => self.tokens.adjust(false),
+            _ => return self.navigate(key),
+        }
+        Vec::new()
+    }
+
+    fn navigate(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let step: isize = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => 1,
+            KeyCode::Up | KeyCode::Char('k') => -1,
+            KeyCode::PageDown => self.page(),
+            KeyCode::PageUp => -self.page(),
+            KeyCode::End | KeyCode::Char('G') => isize::MAX / 2,
+            KeyCode::Home => -(isize::MAX / 2),
+            KeyCode::Enter => return self.enter(),
+            _ => return Vec::new(),
+        };
+        let paging = matches!(key.code, KeyCode::PageDown | KeyCode::PageUp);
+        self.move_in_focus(step, paging)
+    }
+
+    /// Rows in a page of the focused part.
+    fn page(&self) -> isize {
+        let areas = self.areas.get();
+        let height = match self.focus {
+            Focus::List => areas.list.height,
+            Focus::Sample => areas.content.height,
+            Focus::Findings => areas.findings.height,
+        };
+        (height.max(2) - 1) as isize
+    }
+
+    /// Moves the cursor of the focused part (`paging` in a sample scrolls
+    /// its content rather than moving between fields).
+    pub(super) fn move_in_focus(&mut self, step: isize, paging: bool) -> Vec<Effect> {
+        match self.focus {
+            Focus::List => {
+                let len = self.visible_len();
+                self.list.move_by(step, len);
+                self.list.follow(self.list_height());
+            }
+            Focus::Findings => {
+                let len = self.findings.len();
+                self.findings_cursor.move_by(step, len);
+                self.findings_cursor
+                    .follow(self.areas.get().findings.height as usize);
+            }
+            Focus::Sample if paging || self.tokens.on => self.scroll_content(step),
+            Focus::Sample => self.move_item(step),
+        }
+        Vec::new()
+    }
+
+    pub(super) fn scroll_content(&mut self, step: isize) {
+        let max = self
+            .content_lines()
+            .saturating_sub(1)
+            .min(u16::MAX as usize);
+        let scroll = if self.tokens.on {
+            &mut self.tokens.scroll
+        } else if let Some(sel) = &mut self.selected {
+            &mut sel.scroll
+        } else {
+            return;
+        };
+        *scroll = (*scroll as isize + step).clamp(0, max as isize) as u16;
+    }
+
+    /// How far the content can scroll: about its length in lines (wrapped
+    /// token text is counted generously).
+    fn content_lines(&self) -> usize {
+        let width = (self.areas.get().content.width as usize).max(1);
+        let Some(sel) = &self.selected else {
+            return 0;
+        };
+        if self.tokens.on {
+            return match self.tokens.for_seq(self.seq) {
+                Some(Ok(t)) => {
+                    let chars: usize = t.pieces.iter().map(|p| p.chars().count() + 2).sum();
+                    let breaks: usize = t.pieces.iter().map(|p| p.matches('\n').count()).sum();
+                    chars / width + breaks + 3
+                }
+                _ => 0,
+            };
+        }
+        if sel.syntax.is_some() {
+            wrap(&sel.raw, width).len() + 2
+        } else if sel.is_multifile() {
+            sel.code.len()
+        } else {
+            let (wrapped, _) = field_layout(&sel.fields, width);
+            wrapped.iter().map(|w| w.len() + 2).sum()
+        }
+    }
+
+    /// Moves between the fields and files of the sample, scrolling the
+    /// field into view.
+    fn move_item(&mut self, step: isize) {
+        let width = self.areas.get().content.width as usize;
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let file_changed = sel.move_item(step);
+        if let (Some(Item::Field(i)), false) = (sel.current(), sel.is_multifile()) {
+            let starts = field_layout(&sel.fields, width).1;
+            sel.scroll = starts.get(i).copied().unwrap_or(0) as u16;
+        }
+        if file_changed {
+            self.rehighlight();
+        }
+    }
+
+    /// Chooses a file of the sample (a click in the tree).
+    pub(super) fn choose_item(&mut self, item: Item) {
+        if let Some(sel) = &mut self.selected
+            && sel.select_item(item)
+        {
+            self.rehighlight();
+        }
+    }
+
+    fn enter(&mut self) -> Vec<Effect> {
+        match self.focus {
+            Focus::List => {
+                self.focus = Focus::Sample;
+                Vec::new()
+            }
+            Focus::Sample => self.open_editor(false),
+            Focus::Findings => self.jump_to_finding(),
+        }
+    }
+
+    pub(super) fn jump_to_finding(&mut self) -> Vec<Effect> {
+        let Some(item) = self.findings.items().get(self.findings_cursor.pos) else {
+            return Vec::new();
+        };
+        let record = item.record;
+        let field = item.finding.field.clone();
+        let mut effects = self.select_record(record);
+        effects.extend(self.sync_selection());
+        if let Some(sel) = &self.selected {
+            let found = sel.fields.iter().position(|f| {
+                !field.is_empty() && (field.starts_with(&f.label) || f.label.starts_with(&field))
+            });
+            if let Some(i) = found {
+                self.choose_item(Item::Field(i));
+            }
+        }
+        effects
+    }
+
+    fn open_prompt(&mut self, kind: PromptKind) {
+        let text = match kind {
+            PromptKind::Filter => self.filter.criteria.text.clone(),
+            PromptKind::Jump => String::new(),
+        };
+        self.prompt = Some(Prompt { kind, text });
+    }
+
+    fn prompt_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(prompt) = &mut self.prompt else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => self.prompt = None,
+            KeyCode::Backspace => {
+                prompt.text.pop();
+            }
+            KeyCode::Char(c)
+                if !key.modifiers.contains(KeyModifiers::CONTROL)
+                    && (prompt.kind == PromptKind::Filter || c.is_ascii_digit()) =>
+            {
+                prompt.text.push(c);
+            }
+            KeyCode::Enter => {
+                let prompt = self.prompt.take().expect("prompt is open");
+                return match prompt.kind {
+                    PromptKind::Filter => {
+                        self.filter.criteria.text = prompt.text;
+                        self.focus = Focus::List;
+                        self.start_filter()
+                    }
+                    PromptKind::Jump => match prompt.text.parse::<usize>() {
+                        Ok(line) => {
+                            self.focus = Focus::List;
+                            self.jump_to_line(line)
+                        }
+                        Err(_) => Vec::new(),
+                    },
+                };
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn save_key(&mut self) -> Vec<Effect> {
+        match self.save_file() {
+            Ok(None) => vec![Notice::info("nothing to save")],
+            Ok(Some(job)) => vec![
+                Notice::info(format!("saved {}", self.store.path().display())),
+                Effect::Data(job),
+            ],
+            Err(e) => vec![Notice::error(e)],
+        }
+    }
+
+    /// `e`: the field or file under the sample's cursor (the whole record
+    /// when it has none or does not parse); `whole`: always the record.
+    fn open_editor(&mut self, whole: bool) -> Vec<Effect> {
+        let Some(sel) = &self.selected else {
+            return vec![Notice::info("no sample to edit")];
+        };
+        let target = if whole || sel.value.is_none() {
+            None
+        } else {
+            sel.edit_target()
+        };
+        let editor = match target {
+            Some((pointer, label, text)) => {
+                Editor::new(sel.record, Target::Field { pointer }, label, text)
+            }
+            None => {
+                let text = match &sel.value {
+                    Some(value) => serde_json::to_string_pretty(value).unwrap_or_default(),
+                    None => sel.raw.clone(),
+                };
+                let label = format!("sample {}", sel.record + 1);
+                Editor::new(sel.record, Target::Record, label, text)
+            }
+        };
+        self.editor = Some(editor);
+        Vec::new()
+    }
+
+    fn editor_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(editor) = &mut self.editor else {
+            return Vec::new();
+        };
+        match editor.key(key) {
+            Outcome::Continue => Vec::new(),
+            Outcome::Discard => {
+                self.editor = None;
+                Vec::new()
+            }
+            Outcome::Apply => match self.edited_record() {
+                Ok(text) => {
+                    let at = self.editor.take().map_or(0, |e| e.record);
+                    self.perform(Op::Set { at, text })
+                }
+                Err(message) => {
+                    if let Some(editor) = &mut self.editor {
+                        editor.error = Some(message);
+                    }
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    /// The record's new text from the editor, in the file's style.
+    fn edited_record(&self) -> Result<String, String> {
+        let editor = self.editor.as_ref().ok_or("no editor")?;
+        let text = editor.text();
+        let value = match &editor.target {
+            Target::Record => serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("not valid JSON ({e}); fix it, or Ctrl+g to discard"))?,
+            Target::Field { pointer } => {
+                let mut value = self
+                    .store
+                    .value(editor.record)
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let slot = value
+                    .pointer_mut(pointer)
+                    .ok_or_else(|| format!("the field {} is gone", editor.label))?;
+                *slot = Value::String(text);
+                value
+            }
+        };
+        Ok(self.store.format_record(&value))
+    }
+
+    fn add_sample(&mut self) -> Vec<Effect> {
+        let at = self.current_record().map_or(self.store.len(), |r| r + 1);
+        let text = self.store.format_record(&template(self.file_format));
+        let mut effects = self.perform(Op::Insert { at, text });
+        effects.extend(self.sync_selection());
+        self.focus = Focus::Sample;
+        effects.extend(self.open_editor(true));
+        effects
+    }
+
+    fn duplicate_sample(&mut self) -> Vec<Effect> {
+        let Some(record) = self.current_record() else {
+            return Vec::new();
+        };
+        match self.store.raw(record) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let mut effects = self.perform(Op::Insert {
+                    at: record + 1,
+                    text,
+                });
+                effects.push(Notice::info("duplicated (u undoes)"));
+                effects
+            }
+            Err(e) => vec![Notice::error(format!("cannot read the sample: {e}"))],
+        }
+    }
+
+    fn delete_sample(&mut self) -> Vec<Effect> {
+        let Some(at) = self.current_record() else {
+            return Vec::new();
+        };
+        let mut effects = self.perform(Op::Remove { at });
+        effects.push(Notice::info("deleted (u undoes)"));
+        effects
+    }
+}
+
+/// An empty record of `format`, for `a`.
+fn template(format: Option<Format>) -> Value {
+    match format {
+        Some(Format::Text) => json!({"text": ""}),
+        Some(Format::Completion) => json!({"prompt": "", "completion": ""}),
+        Some(Format::Alpaca) => json!({"instruction": "", "input": "", "output": ""}),
+        Some(Format::ShareGpt) => json!({"conversations": [
+            {"from": "human", "value": ""}, {"from": "gpt", "value": ""}]}),
+        Some(Format::MultiFile) => json!({"prompt": "", "output": {"files": {"README.md": ""}}}),
+        Some(Format::Preference) => json!({"prompt": "", "chosen": "", "rejected": ""}),
+        Some(Format::Chat) | None => json!({"messages": [
+            {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}),
+    }
+}

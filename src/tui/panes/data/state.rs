@@ -1,0 +1,382 @@
+//! The Data pane's state and the changes every handler shares: following
+//! the selection, starting and merging filters and validations, jumping to
+//! a record, worker reports.
+
+use super::editor::Editor;
+use super::filter::FilterState;
+use super::findings::{self, Findings};
+use super::history::Op;
+use super::journal::Journal;
+use super::list::{Cursor, Rows};
+use super::sample_view::Selected;
+use super::tokens::TokenView;
+use super::{FilterBatch, Job, Msg, Snapshot, Validated, append, files};
+use crate::data::Format;
+use crate::data::store::Store;
+use crate::tui::action::{Effect, Notice};
+use crate::tui::highlight::Highlighter;
+use ratatui::layout::Rect;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    List,
+    Sample,
+    Findings,
+}
+
+impl Focus {
+    pub fn next(self, back: bool) -> Focus {
+        match (self, back) {
+            (Focus::List, false) | (Focus::Findings, true) => Focus::Sample,
+            (Focus::Sample, false) | (Focus::List, true) => Focus::Findings,
+            (Focus::Findings, false) | (Focus::Sample, true) => Focus::List,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Filter,
+    Jump,
+}
+
+/// A one-line prompt under the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub text: String,
+}
+
+/// Where things were last drawn, for the mouse and for page sizes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Areas {
+    /// Rows of the sample list.
+    pub list: Rect,
+    /// The sample's content (fields, code or tokens).
+    pub content: Rect,
+    /// The file tree of a multi-file sample.
+    pub tree: Rect,
+    /// Rows of the findings list.
+    pub findings: Rect,
+}
+
+pub struct DataPane {
+    pub(super) store: Store,
+    pub(super) file_format: Option<Format>,
+    /// Formats present in the file, for the `f` cycle.
+    pub(super) formats: Vec<Format>,
+    pub(super) highlighter: Arc<Highlighter>,
+    pub(super) syntax_theme: String,
+    pub(super) focus: Focus,
+    pub(super) rows: Rows,
+    pub(super) list: Cursor,
+    pub(super) filter: FilterState,
+    pub(super) prompt: Option<Prompt>,
+    pub(super) selected: Option<Selected>,
+    /// The selected record changed in place: load it again.
+    pub(super) reload: bool,
+    /// Bumped whenever another sample (or a new version of it) is loaded;
+    /// worker results for an older one are dropped.
+    pub(super) seq: u64,
+    pub(super) findings: Findings,
+    pub(super) findings_cursor: Cursor,
+    pub(super) validation: u64,
+    pub(super) validation_journal: Journal,
+    pub(super) editor: Option<Editor>,
+    pub(super) undo: Vec<Op>,
+    pub(super) tokens: TokenView,
+    pub(super) model_ready: bool,
+    /// The validation started at open reports here (no channel to the
+    /// runtime exists yet); `tick` empties it.
+    pub(super) inbox: Option<Receiver<Msg>>,
+    pub(super) areas: Cell<Areas>,
+}
+
+impl DataPane {
+    pub(super) fn record_count(&self) -> usize {
+        self.store.len()
+    }
+
+    pub(super) fn visible_len(&self) -> usize {
+        self.rows.len(self.store.len())
+    }
+
+    pub(super) fn current_record(&self) -> Option<usize> {
+        self.rows.record(self.list.pos, self.store.len())
+    }
+
+    /// Rows of the list on screen; 0 before the first drawing.
+    pub(super) fn list_height(&self) -> usize {
+        self.areas.get().list.height as usize
+    }
+
+    /// Loads the sample under the cursor if it is another one (or changed);
+    /// asks workers for its token counts.
+    pub(super) fn sync_selection(&mut self) -> Vec<Effect> {
+        let record = self.current_record();
+        let same = self.selected.as_ref().map(|s| s.record) == record;
+        if same && !self.reload {
+            return Vec::new();
+        }
+        self.reload = false;
+        self.seq += 1;
+        let old = self.selected.take();
+        self.selected = record.map(|r| {
+            let mut sel = Selected::load(&self.store, r, self.file_format);
+            if let Some(old) = &old {
+                sel.keep_view(old);
+            }
+            sel
+        });
+        if !same {
+            self.tokens.scroll = 0;
+        }
+        self.rehighlight();
+        self.token_jobs()
+    }
+
+    /// Highlights the file on show (when it changes, or the theme does).
+    pub(super) fn rehighlight(&mut self) {
+        if let Some(sel) = &mut self.selected {
+            sel.code = match sel.file.and_then(|f| sel.files.get(f)) {
+                Some(file) => files::highlight(&self.highlighter, file, &self.syntax_theme),
+                None => Vec::new(),
+            };
+        }
+    }
+
+    /// Tokenisation for the selected sample, when a model is there to do it.
+    pub(super) fn token_jobs(&self) -> Vec<Effect> {
+        let mut jobs = Vec::new();
+        let Some(sel) = self.selected.as_ref().filter(|_| self.model_ready) else {
+            return jobs;
+        };
+        if !sel.files.is_empty() {
+            jobs.push(Effect::Data(Job::FileTokens {
+                seq: self.seq,
+                contents: sel.files.iter().map(|f| f.content.clone()).collect(),
+            }));
+        }
+        if let (true, Some(sample)) = (self.tokens.on, &sel.sample) {
+            jobs.push(Effect::Data(Job::Tokens {
+                seq: self.seq,
+                sample: sample.clone(),
+            }));
+        }
+        jobs
+    }
+
+    /// Applies the filter criteria: at once for none or severity only (the
+    /// findings are here), else on a worker that streams the matches.
+    pub(super) fn start_filter(&mut self) -> Vec<Effect> {
+        let keep = self.current_record();
+        self.filter.id += 1;
+        self.filter.cancel.store(self.filter.id, Ordering::Relaxed);
+        self.filter.progress = None;
+        let criteria = self.filter.criteria.clone();
+        let flagged = criteria
+            .severity
+            .map(|s| self.findings.records_at_least(s))
+            .unwrap_or_default();
+        if criteria.is_empty() {
+            self.rows = Rows::All;
+        } else if criteria.text.is_empty() && criteria.format.is_none() {
+            self.rows = Rows::Matches(flagged);
+        } else {
+            let store = match self.store.snapshot() {
+                Ok(store) => store,
+                Err(e) => return vec![Notice::error(format!("cannot filter: {e}"))],
+            };
+            self.rows = Rows::Matches(Vec::new());
+            self.filter.progress = Some((0, self.store.len()));
+            self.filter.journal = Journal::default();
+            self.list = Cursor::default();
+            return vec![Effect::Data(Job::Filter {
+                id: self.filter.id,
+                store: Snapshot(store),
+                criteria,
+                flagged,
+                cancel: Arc::clone(&self.filter.cancel),
+            })];
+        }
+        self.list = Cursor::default();
+        if let Some(pos) = keep.and_then(|r| self.rows.position(r)) {
+            self.list.set(pos, self.visible_len());
+        }
+        self.list.follow(self.list_height());
+        Vec::new()
+    }
+
+    fn on_filtered(&mut self, batch: FilterBatch) -> Vec<Effect> {
+        if batch.id != self.filter.id {
+            return Vec::new();
+        }
+        let keep = self.current_record();
+        for row in batch.rows {
+            if let Some(record) = self.filter.journal.map(row) {
+                self.rows.include(record);
+            }
+        }
+        if let Some(pos) = keep.and_then(|r| self.rows.position(r)) {
+            self.list.pos = pos;
+        }
+        self.filter.progress = (!batch.done).then_some((batch.scanned, batch.total));
+        match batch.error {
+            Some(error) => vec![Notice::error(error)],
+            None if batch.done => vec![Notice::info(format!(
+                "{} of {} samples match",
+                self.visible_len(),
+                self.record_count()
+            ))],
+            None => Vec::new(),
+        }
+    }
+
+    /// Validates the whole file on a worker.
+    pub(super) fn start_validation(&mut self) -> Result<Job, String> {
+        let store = self
+            .store
+            .snapshot()
+            .map_err(|e| format!("cannot validate: {e}"))?;
+        self.validation += 1;
+        self.validation_journal = Journal::default();
+        self.findings.running = true;
+        Ok(Job::Validate {
+            generation: self.validation,
+            store: Snapshot(store),
+        })
+    }
+
+    fn on_validated(&mut self, generation: u64, result: Result<Validated, String>) -> Vec<Effect> {
+        if generation != self.validation {
+            return Vec::new();
+        }
+        let validated = match result {
+            Ok(v) => v,
+            Err(message) => {
+                self.findings.running = false;
+                self.findings.ready = true;
+                return vec![Notice::error(message)];
+            }
+        };
+        let journal = std::mem::take(&mut self.validation_journal);
+        let items = validated
+            .items
+            .into_iter()
+            .filter_map(|mut item| {
+                item.record = journal.map(item.record)?;
+                Some(item)
+            })
+            .collect();
+        self.findings.replace_all(items);
+        for record in journal.touched() {
+            let found = findings::check(&self.store, record, self.file_format);
+            self.findings.set_record(record, found);
+        }
+        if !validated.formats.is_empty() {
+            self.formats = validated.formats;
+        }
+        if self.file_format.is_none() {
+            self.file_format = validated.format;
+        }
+        let len = self.findings.len();
+        self.findings_cursor.set(self.findings_cursor.pos, len);
+        if self.filter.criteria.severity.is_some() {
+            return self.start_filter();
+        }
+        Vec::new()
+    }
+
+    /// Shows record `record`, clearing a filter that hides it.
+    pub(super) fn select_record(&mut self, record: usize) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.rows.position(record).is_none() {
+            self.filter.criteria = Default::default();
+            effects.extend(self.start_filter());
+            effects.push(Notice::info("filter cleared to show the sample"));
+        }
+        if let Some(pos) = self.rows.position(record) {
+            self.list.set(pos, self.visible_len());
+            self.list.follow(self.list_height());
+        }
+        effects
+    }
+
+    /// Selects the record that holds 1-based `line` of the file.
+    pub(super) fn jump_to_line(&mut self, line: usize) -> Vec<Effect> {
+        let mut best = None;
+        for i in 0..self.store.len() {
+            match self.store.line(i) {
+                Some(l) if l <= line => best = Some(i),
+                Some(_) => break,
+                None => {}
+            }
+        }
+        match best {
+            Some(record) => self.select_record(record),
+            None => vec![Notice::error(format!("no sample at line {line}"))],
+        }
+    }
+
+    /// Saves atomically; validates again (lines and duplicates may have moved).
+    pub(super) fn save_file(&mut self) -> Result<Option<Job>, String> {
+        if !self.store.is_dirty() {
+            return Ok(None);
+        }
+        self.store
+            .save()
+            .map_err(|e| format!("saving failed, nothing was lost: {e}"))?;
+        Ok(self.start_validation().ok())
+    }
+
+    pub(super) fn handle(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Append(value) => self.append(&value),
+            Msg::SyntaxTheme(name) => {
+                self.syntax_theme = name;
+                self.rehighlight();
+                Vec::new()
+            }
+            Msg::Validated { generation, result } => self.on_validated(generation, result),
+            Msg::Filtered(batch) => self.on_filtered(batch),
+            Msg::FileTokens { seq, result } => {
+                match (&mut self.selected, result) {
+                    (Some(sel), Ok(counts)) if seq == self.seq => sel.file_tokens = Some(counts),
+                    (_, Err(e)) if seq == self.seq => {
+                        return vec![Notice::error(format!("token counts: {e}"))];
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Msg::Tokens { seq, result } => {
+                if seq == self.seq {
+                    self.tokens.result = Some((seq, result));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn append(&mut self, value: &serde_json::Value) -> Vec<Effect> {
+        match append::to_file_format(value, self.file_format) {
+            Err(message) => vec![Notice::error(message)],
+            Ok((record, notes)) => {
+                let at = self.store.len();
+                let text = self.store.format_record(&record);
+                let mut effects = self.perform(Op::Insert { at, text });
+                let format = self.file_format.map_or("chat", |f| f.name());
+                let mut message = format!("appended as {format} sample {}", at + 1);
+                if !notes.is_empty() {
+                    message.push_str(&format!(" ({})", notes.join("; ")));
+                }
+                effects.push(Notice::info(message));
+                effects
+            }
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Key presses into state, and snapshots of the pane drawn with fixed data.
+
+use super::state::{Focus, PromptKind};
+use super::*;
+use crate::tui::theme::Theme;
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEventKind};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::time::{Duration, Instant};
+
+const CHAT: &str = r#"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is Rust?"}, {"role": "assistant", "content": "A systems programming language with memory safety."}]}"#;
+const CODE: &str = r##"{"prompt": "Build a hello API", "context": {"domain": "demo", "tech_stack": ["python", "fastapi"]}, "output": {"files": {"app/main.py": "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get(\"/\")\ndef hello():\n    return {\"hello\": \"world\"}\n", "README.md": "# Hello\n\nRun it with uvicorn.\n", "tests/test_main.py": "def test_ok():\n    assert True\n"}}}"##;
+const BROKEN: &str = r#"{"messages": [{"role": "user", "content": "unterminated"#;
+const EMPTY_REPLY: &str = r#"{"messages": [{"role": "user", "content": "Say nothing at all please"}, {"role": "assistant", "content": ""}]}"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    pane: DataPane,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.jsonl");
+    let text = [CHAT, CODE, BROKEN, EMPTY_REPLY].join("\n") + "\n";
+    std::fs::write(&path, text).unwrap();
+    let theme = &Theme::builtin()[0];
+    let mut pane = DataPane::open(
+        &path,
+        Arc::new(Highlighter::default()),
+        theme.syntax.clone(),
+    )
+    .unwrap();
+    let start = Instant::now();
+    while !pane.findings.ready {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "validation hangs"
+        );
+        pane.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Fixture {
+        _dir: dir,
+        path,
+        pane,
+    }
+}
+
+/// Carries out the jobs that need no model, feeding their reports back.
+fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
+    let mut pending = effects;
+    let mut rest = Vec::new();
+    while let Some(effect) = pending.pop() {
+        let msgs = match effect {
+            Effect::Data(Job::Validate { generation, store }) => vec![Msg::Validated {
+                generation,
+                result: worker::validate_all(&store.0),
+            }],
+            Effect::Data(Job::Filter {
+                id,
+                store,
+                criteria,
+                flagged,
+                cancel,
+            }) => {
+                let got = std::sync::Mutex::new(Vec::new());
+                worker::filter(id, &store.0, &criteria, flagged, &cancel, &|m| {
+                    got.lock().unwrap().push(m);
+                    true
+                });
+                got.into_inner().unwrap()
+            }
+            other => {
+                rest.push(other);
+                continue;
+            }
+        };
+        for msg in msgs {
+            pending.extend(pane.message(msg));
+        }
+    }
+    rest
+}
+
+fn key(pane: &mut DataPane, code: KeyCode) -> Vec<Effect> {
+    let effects = pane.key(KeyEvent::new(code, KeyModifiers::NONE));
+    run_jobs(pane, effects)
+}
+
+fn chars(pane: &mut DataPane, text: &str) {
+    for c in text.chars() {
+        key(pane, KeyCode::Char(c));
+    }
+}
+
+fn draw(pane: &DataPane) -> Terminal<TestBackend> {
+    let theme = &Theme::builtin()[0];
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal
+        .draw(|frame| pane.render(frame, frame.area(), theme))
+        .unwrap();
+    terminal
+}
+
+fn selected(pane: &DataPane) -> usize {
+    pane.selected.as_ref().unwrap().record
+}
+
+#[test]
+fn validation_at_open_finds_each_problem() {
+    let f = fixture();
+    let kinds: Vec<(usize, &str)> = f
+        .pane
+        .findings
+        .items()
+        .iter()
+        .map(|i| (i.record, i.finding.kind.name()))
+        .collect();
+    assert!(kinds.contains(&(2, "invalid_json")), "{kinds:?}");
+    assert!(kinds.contains(&(3, "empty_reply")), "{kinds:?}");
+    assert!(f.pane.findings.counts().0 >= 2);
+    assert_eq!(f.pane.file_format, Some(Format::Chat));
+}
+
+#[test]
+fn moving_selects_samples_and_files() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    draw(pane);
+    assert_eq!(selected(pane), 0);
+    key(pane, KeyCode::Char('j'));
+    assert_eq!(selected(pane), 1);
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(sel.files.len(), 3);
+    assert_eq!(sel.tree[0].label, "app/");
+    let first_file = sel.file.unwrap();
+    assert_eq!(sel.files[first_file].path, "app/main.py");
+    assert!(!sel.code.is_empty(), "code is highlighted on selection");
+    key(pane, KeyCode::Tab);
+    assert_eq!(pane.focus, Focus::Sample);
+    // prompt, context.domain, two tech_stack entries, then the files.
+    for _ in 0..5 {
+        key(pane, KeyCode::Char('j'));
+    }
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(sel.files[sel.file.unwrap()].path, "tests/test_main.py");
+    key(pane, KeyCode::Tab);
+    assert_eq!(pane.focus, Focus::Findings);
+    key(pane, KeyCode::BackTab);
+    key(pane, KeyCode::BackTab);
+    key(pane, KeyCode::End);
+    assert_eq!(selected(pane), 3);
+    key(pane, KeyCode::Home);
+    assert_eq!(selected(pane), 0);
+}
+
+#[test]
+fn text_format_and_severity_filters() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('/'));
+    assert!(pane.captures_input());
+    chars(pane, "HELLO api");
+    assert_eq!(pane.prompt.as_ref().unwrap().text, "HELLO api");
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    key(pane, KeyCode::Backspace);
+    chars(pane, "hello api");
+    key(pane, KeyCode::Enter);
+    assert!(!pane.captures_input());
+    assert_eq!(pane.rows, list::Rows::Matches(vec![1]));
+    assert_eq!(selected(pane), 1);
+    key(pane, KeyCode::Esc);
+    assert_eq!(pane.rows, list::Rows::All);
+    key(pane, KeyCode::Char('f'));
+    assert_eq!(pane.filter.criteria.format, Some(Format::Chat));
+    assert_eq!(pane.rows, list::Rows::Matches(vec![0, 3]));
+    key(pane, KeyCode::Char('f'));
+    assert_eq!(pane.rows, list::Rows::Matches(vec![1]));
+    key(pane, KeyCode::Char('f'));
+    assert_eq!(pane.rows, list::Rows::All);
+    key(pane, KeyCode::Char('s'));
+    assert_eq!(pane.rows, list::Rows::Matches(vec![2, 3]));
+    assert_eq!(selected(pane), 2);
+}
+
+#[test]
+fn jump_to_line_and_to_a_finding() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char(':'));
+    assert_eq!(pane.prompt.as_ref().unwrap().kind, PromptKind::Jump);
+    chars(pane, "3x");
+    key(pane, KeyCode::Enter);
+    assert_eq!(selected(pane), 2);
+    key(pane, KeyCode::Char('g'));
+    chars(pane, "1");
+    key(pane, KeyCode::Enter);
+    assert_eq!(selected(pane), 0);
+    key(pane, KeyCode::Tab);
+    key(pane, KeyCode::Tab);
+    assert_eq!(pane.focus, Focus::Findings);
+    key(pane, KeyCode::End);
+    key(pane, KeyCode::Enter);
+    assert_eq!(selected(pane), 3);
+    // The empty reply's field is under the sample's cursor.
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(
+        sel.fields[sel.item].label,
+        "messages[1].content",
+        "{:?}",
+        pane.findings.of(3)
+    );
+}
+
+#[test]
+fn edit_a_field_undo_and_save() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Tab);
+    key(pane, KeyCode::Char('j'));
+    key(pane, KeyCode::Char('e'));
+    assert!(pane.captures_input());
+    assert_eq!(pane.editor.as_ref().unwrap().label, "messages[1].content");
+    key(pane, KeyCode::End);
+    chars(pane, " Briefly");
+    key(pane, KeyCode::Esc);
+    assert!(!pane.captures_input());
+    assert!(pane.is_dirty());
+    let value = pane.store.value(0).unwrap().unwrap();
+    assert_eq!(value["messages"][1]["content"], "What is Rust? Briefly");
+    assert_eq!(pane.selected.as_ref().unwrap().item, 1, "cursor kept");
+    key(pane, KeyCode::Char('u'));
+    assert_eq!(pane.store.raw(0).unwrap(), CHAT.as_bytes());
+    // Edit again and save: the other lines stay byte-identical.
+    key(pane, KeyCode::Char('e'));
+    chars(pane, "Q: ");
+    pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let effects = pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    run_jobs(pane, effects);
+    assert!(!pane.is_dirty());
+    let text = std::fs::read_to_string(&f.path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("Q: What is Rust?"));
+    assert_eq!(lines[1..], [CODE, BROKEN, EMPTY_REPLY]);
+}
+
+#[test]
+fn a_bad_json_edit_is_refused_and_kept() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('E'));
+    key(pane, KeyCode::Char('x'));
+    key(pane, KeyCode::Esc);
+    let editor = pane.editor.as_ref().expect("editor stays open");
+    assert!(editor.error.as_ref().unwrap().contains("not valid JSON"));
+    assert!(editor.text().starts_with("x{"));
+    pane.key(KeyEvent::new(KeyCode::Char('g'), KeyModifiers::CONTROL));
+    assert!(pane.editor.is_none());
+    assert!(!pane.is_dirty());
+}
+
+#[test]
+fn fixing_a_broken_record() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('j'));
+    key(pane, KeyCode::Char('j'));
+    let sel = pane.selected.as_ref().unwrap();
+    assert!(sel.syntax.is_some());
+    assert_eq!(sel.raw, BROKEN);
+    key(pane, KeyCode::Char('e'));
+    assert_eq!(pane.editor.as_ref().unwrap().target, editor::Target::Record);
+    key(pane, KeyCode::End);
+    chars(pane, "\"}]}");
+    key(pane, KeyCode::Esc);
+    assert!(pane.editor.is_none());
+    assert!(pane.selected.as_ref().unwrap().syntax.is_none());
+    assert!(
+        pane.findings
+            .of(2)
+            .iter()
+            .all(|i| i.finding.kind.name() != "invalid_json")
+    );
+}
+
+#[test]
+fn add_duplicate_delete_and_undo() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('d'));
+    assert_eq!(pane.store.len(), 5);
+    assert_eq!(selected(pane), 1);
+    assert_eq!(pane.store.raw(1).unwrap(), CHAT.as_bytes());
+    // Findings of later records moved down with them.
+    assert!(
+        pane.findings
+            .of(3)
+            .iter()
+            .any(|i| i.finding.kind.name() == "invalid_json")
+    );
+    key(pane, KeyCode::Char('x'));
+    assert_eq!(pane.store.len(), 4);
+    assert_eq!(pane.store.raw(1).unwrap(), CODE.as_bytes());
+    key(pane, KeyCode::Char('a'));
+    assert!(pane.editor.is_some(), "a new sample opens in the editor");
+    key(pane, KeyCode::Esc);
+    assert_eq!(pane.store.len(), 5);
+    let added = pane.store.value(2).unwrap().unwrap();
+    assert_eq!(added["messages"][0]["role"], "user");
+    key(pane, KeyCode::Char('u'));
+    key(pane, KeyCode::Char('u'));
+    key(pane, KeyCode::Char('u'));
+    assert_eq!(pane.store.len(), 4);
+    let all: Vec<Vec<u8>> = (0..4).map(|i| pane.store.raw(i).unwrap()).collect();
+    let expected: Vec<Vec<u8>> = [CHAT, CODE, BROKEN, EMPTY_REPLY]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn appended_chat_becomes_a_record_and_exchange_goes_to_chat() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    let exchange = pane.selected_exchange().unwrap();
+    assert_eq!(exchange.source, "data.jsonl:1");
+    assert_eq!(exchange.conversation.system.as_deref(), Some("Be brief."));
+    assert_eq!(exchange.conversation.messages.len(), 1);
+    assert_eq!(
+        exchange.reference.as_deref(),
+        Some("A systems programming language with memory safety.")
+    );
+    let chat = serde_json::json!({"messages": [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there, friend."}]});
+    let effects = pane.message(Msg::Append(chat));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Notify(n) if !n.is_error))
+    );
+    assert_eq!(pane.store.len(), 5);
+    assert_eq!(selected(pane), 4);
+    let v = pane.store.value(4).unwrap().unwrap();
+    assert_eq!(v["messages"][1]["content"], "Hello there, friend.");
+    let effects = pane.message(Msg::Append(serde_json::json!({"nope": 1})));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Notify(n) if n.is_error))
+    );
+}
+
+#[test]
+fn mouse_clicks_select_rows_and_files() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    draw(pane);
+    let areas = pane.areas.get();
+    let click = |column, row| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    pane.mouse(click(areas.list.x + 3, areas.list.y + 1), Rect::default());
+    assert_eq!(selected(pane), 1);
+    draw(pane);
+    let tree = pane.areas.get().tree;
+    // Rows: app/, main.py, tests/, test_main.py, README.md
+    pane.mouse(click(tree.x + 1, tree.y + 4), Rect::default());
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(sel.files[sel.file.unwrap()].path, "README.md");
+    assert_eq!(pane.focus, Focus::Sample);
+    let wheel = MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: areas.list.x + 3,
+        row: areas.list.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    pane.mouse(wheel, Rect::default());
+    assert_eq!(selected(pane), 3);
+}
+
+#[test]
+fn token_view_under_the_tiny_models_template() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+    let tokenizer = crate::model::tokenize::ChatTokenizer::load_dir(dir.path()).unwrap();
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('t'));
+    let info = ModelInfo {
+        name: "tiny".into(),
+        adapter: None,
+        generation: 1,
+    };
+    let effects = pane.model_ready(&info);
+    let mut jobs = 0;
+    for effect in effects {
+        if let Effect::Data(Job::Tokens { seq, sample }) = effect {
+            jobs += 1;
+            let result = worker::encode(&tokenizer, &sample);
+            pane.message(Msg::Tokens { seq, result });
+        }
+    }
+    assert_eq!(jobs, 1);
+    let tokens = pane
+        .tokens
+        .for_seq(pane.seq)
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .clone();
+    assert!(tokens.trained.iter().any(|t| *t) && tokens.trained.iter().any(|t| !*t));
+    let text: String = tokens.pieces.concat();
+    assert!(text.contains("<|im_start|>assistant"), "{text}");
+    for _ in 0..6 {
+        key(pane, KeyCode::Char('-'));
+    }
+    assert_eq!(pane.tokens.max_seq_len, 32);
+    insta::assert_snapshot!("token_view", draw(pane).backend());
+    // Per-file token counts for the multi-file sample.
+    key(pane, KeyCode::Char('t'));
+    let effects = key(pane, KeyCode::Char('j'));
+    let Some(Effect::Data(Job::FileTokens { seq, contents })) = effects.into_iter().next() else {
+        panic!("the multi-file sample asks for its files' token counts");
+    };
+    let result = worker::count_files(&tokenizer, &contents);
+    pane.message(Msg::FileTokens { seq, result });
+    let counts = pane.selected.as_ref().unwrap().file_tokens.clone().unwrap();
+    assert!(counts.iter().all(|&n| n > 0));
+}
+
+#[test]
+fn snapshot_chat_sample() {
+    let f = fixture();
+    insta::assert_snapshot!("chat_sample", draw(&f.pane).backend());
+}
+
+#[test]
+fn snapshot_multifile_sample() {
+    let mut f = fixture();
+    key(&mut f.pane, KeyCode::Char('j'));
+    key(&mut f.pane, KeyCode::Tab);
+    insta::assert_snapshot!("multifile_sample", draw(&f.pane).backend());
+}
+
+#[test]
+fn snapshot_broken_record_and_filter_prompt() {
+    let mut f = fixture();
+    key(&mut f.pane, KeyCode::Char('j'));
+    key(&mut f.pane, KeyCode::Char('j'));
+    key(&mut f.pane, KeyCode::Char('/'));
+    chars(&mut f.pane, "rust");
+    insta::assert_snapshot!("broken_record", draw(&f.pane).backend());
+}
+
+#[test]
+fn snapshot_editor() {
+    let mut f = fixture();
+    key(&mut f.pane, KeyCode::Char('E'));
+    insta::assert_snapshot!("editor", draw(&f.pane).backend());
+}
+
+#[test]
+fn editing_a_file_of_a_multifile_sample() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('j'));
+    key(pane, KeyCode::Tab);
+    key(pane, KeyCode::End);
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(sel.files[sel.file.unwrap()].path, "README.md");
+    key(pane, KeyCode::Char('e'));
+    assert_eq!(pane.editor.as_ref().unwrap().label, "README.md");
+    chars(pane, "New ");
+    key(pane, KeyCode::Esc);
+    let v = pane.store.value(1).unwrap().unwrap();
+    assert!(
+        v["output"]["files"]["README.md"]
+            .as_str()
+            .unwrap()
+            .starts_with("New # Hello")
+    );
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(
+        sel.files[sel.file.unwrap()].path,
+        "README.md",
+        "the file stays on show"
+    );
+    assert!(sel.code[0].to_string().starts_with("New # Hello"));
+    // Paging scrolls the code, but not past its end.
+    draw(pane);
+    for _ in 0..10 {
+        key(pane, KeyCode::PageDown);
+    }
+    assert!(pane.selected.as_ref().unwrap().scroll <= 3);
+}
