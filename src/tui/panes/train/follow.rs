@@ -1,0 +1,362 @@
+//! Following a run's metrics.jsonl as it grows: each poll reads only the
+//! bytes appended since the last one (one `stat` when nothing changed),
+//! keeps a half-written last line for the next poll, and folds the events
+//! into the series the charts draw.
+
+use serde_json::Value;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Weight of the past in the smoothed loss (debiased, as TensorBoard does).
+const EMA_BETA: f64 = 0.9;
+
+/// What the run's start event said (the latest one, after a resume).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartInfo {
+    pub model: String,
+    pub dataset: String,
+    pub total_steps: usize,
+    pub train_samples: usize,
+    pub eval_samples: usize,
+    pub pid: Option<u32>,
+    pub resumed_from: Option<usize>,
+}
+
+/// The latest step event.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepInfo {
+    pub step: usize,
+    pub epoch: f64,
+    pub loss: f64,
+    pub total_steps: usize,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndInfo {
+    pub status: String,
+    pub message: Option<String>,
+}
+
+/// Everything the charts and the runs list need, as (step, value) series.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub start: Option<StartInfo>,
+    pub loss: Vec<(f64, f64)>,
+    pub smooth: Vec<(f64, f64)>,
+    pub eval: Vec<(f64, f64)>,
+    pub lr: Vec<(f64, f64)>,
+    pub tok_s: Vec<(f64, f64)>,
+    pub grad_norm: Vec<(f64, f64)>,
+    pub last: Option<StepInfo>,
+    /// (step, elapsed_s) of the first step since the latest start, for the ETA.
+    pub session_first: Option<(usize, f64)>,
+    pub checkpoints: usize,
+    pub end: Option<EndInfo>,
+    /// Lines that were not JSON objects (a foreign or damaged file).
+    pub bad_lines: usize,
+    ema: f64,
+    ema_n: i32,
+}
+
+impl Metrics {
+    /// The lowest eval loss and its step.
+    pub fn best_eval(&self) -> Option<(usize, f64)> {
+        self.eval
+            .iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(s, l)| (s as usize, l))
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.last
+            .map(|l| l.total_steps)
+            .filter(|&t| t > 0)
+            .or(self.start.as_ref().map(|s| s.total_steps))
+            .unwrap_or(0)
+    }
+
+    /// Seconds left at this session's pace, once two steps are in.
+    pub fn eta_s(&self) -> Option<f64> {
+        let last = self.last?;
+        let (first_step, first_elapsed) = self.session_first?;
+        let steps = last.step.checked_sub(first_step).filter(|&s| s > 0)?;
+        let per_step = (last.elapsed_s - first_elapsed) / steps as f64;
+        Some(per_step * self.total_steps().saturating_sub(last.step) as f64)
+    }
+
+    /// Median tokens/s over the run's steps.
+    pub fn median_tok_s(&self) -> Option<f64> {
+        let mut values: Vec<f64> = self.tok_s.iter().map(|p| p.1).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        Some(values[values.len() / 2])
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, event: &Value) {
+        let num = |key: &str| event.get(key).and_then(Value::as_f64);
+        let int = |key: &str| event.get(key).and_then(Value::as_u64).map(|v| v as usize);
+        let text = |key: &str| {
+            event
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        match event.get("event").and_then(Value::as_str) {
+            Some("start") => {
+                let start = StartInfo {
+                    model: text("model"),
+                    dataset: text("dataset"),
+                    total_steps: int("total_steps").unwrap_or(0),
+                    train_samples: int("train_samples").unwrap_or(0),
+                    eval_samples: int("eval_samples").unwrap_or(0),
+                    pid: int("pid").map(|p| p as u32),
+                    resumed_from: int("resumed_from"),
+                };
+                // A resumed run repeats the steps after its checkpoint.
+                if let Some(from) = start.resumed_from {
+                    self.truncate_after(from);
+                }
+                self.start = Some(start);
+                self.end = None;
+                self.session_first = None;
+            }
+            Some("step") => {
+                let Some(step) = int("step") else { return };
+                let x = step as f64;
+                let loss = num("loss").unwrap_or(f64::NAN);
+                if loss.is_finite() {
+                    self.loss.push((x, loss));
+                    self.push_smooth(x, loss);
+                }
+                push_finite(&mut self.lr, x, num("lr"));
+                push_finite(&mut self.tok_s, x, num("tokens_per_s"));
+                push_finite(&mut self.grad_norm, x, num("grad_norm"));
+                let info = StepInfo {
+                    step,
+                    epoch: num("epoch").unwrap_or(0.0),
+                    loss,
+                    total_steps: int("total_steps").unwrap_or(0),
+                    elapsed_s: num("elapsed_s").unwrap_or(0.0),
+                };
+                if self.session_first.is_none() {
+                    self.session_first = Some((step, info.elapsed_s));
+                }
+                self.last = Some(info);
+            }
+            Some("eval") => {
+                if let Some(step) = int("step") {
+                    push_finite(&mut self.eval, step as f64, num("eval_loss"));
+                }
+            }
+            Some("checkpoint") => self.checkpoints += 1,
+            Some("end") => {
+                self.end = Some(EndInfo {
+                    status: text("status"),
+                    message: event
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn push_smooth(&mut self, x: f64, loss: f64) {
+        self.ema = EMA_BETA * self.ema + (1.0 - EMA_BETA) * loss;
+        self.ema_n += 1;
+        let debiased = self.ema / (1.0 - EMA_BETA.powi(self.ema_n));
+        self.smooth.push((x, debiased));
+    }
+
+    fn truncate_after(&mut self, step: usize) {
+        let keep = |series: &mut Vec<(f64, f64)>| series.retain(|p| p.0 <= step as f64);
+        for series in [
+            &mut self.loss,
+            &mut self.eval,
+            &mut self.lr,
+            &mut self.tok_s,
+            &mut self.grad_norm,
+        ] {
+            keep(series);
+        }
+        self.smooth.clear();
+        self.ema = 0.0;
+        self.ema_n = 0;
+        let losses = std::mem::take(&mut self.loss);
+        for &(x, loss) in &losses {
+            self.push_smooth(x, loss);
+        }
+        self.loss = losses;
+    }
+}
+
+fn push_finite(series: &mut Vec<(f64, f64)>, x: f64, y: Option<f64>) {
+    if let Some(y) = y.filter(|y| y.is_finite()) {
+        series.push((x, y));
+    }
+}
+
+/// An incremental reader of one metrics.jsonl.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    path: PathBuf,
+    offset: u64,
+    /// Bytes after the last newline: a line still being written.
+    partial: Vec<u8>,
+    pub metrics: Metrics,
+}
+
+impl Follower {
+    pub fn new(path: &Path) -> Follower {
+        Follower {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Reads what was appended since the last poll; true when an event
+    /// arrived. A file that shrank (replaced) is read again from the start.
+    pub fn poll(&mut self) -> bool {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return false;
+        };
+        let len = meta.len();
+        if len < self.offset {
+            *self = Follower::new(&self.path);
+        }
+        if len == self.offset {
+            return false;
+        }
+        let Ok(mut file) = File::open(&self.path) else {
+            return false;
+        };
+        let mut fresh = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.take(len - self.offset).read_to_end(&mut fresh));
+        if read.is_err() {
+            return false;
+        }
+        self.offset += fresh.len() as u64;
+        self.partial.extend_from_slice(&fresh);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return false;
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        let mut changed = false;
+        for line in complete.split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Value>(line) {
+                Ok(event) if event.is_object() => self.metrics.apply(&event),
+                _ => self.metrics.bad_lines += 1,
+            }
+            changed = true;
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn step(n: usize, loss: f64) -> String {
+        format!(
+            "{{\"event\":\"step\",\"step\":{n},\"epoch\":{},\"loss\":{loss},\"lr\":0.001,\"grad_norm\":1.5,\"tokens\":100,\"tokens_per_s\":{},\"elapsed_s\":{},\"total_steps\":10}}\n",
+            n as f64 / 5.0,
+            1000.0 + n as f64,
+            n as f64 * 2.0
+        )
+    }
+
+    #[test]
+    fn follows_a_growing_file_with_a_half_written_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let mut f = Follower::new(&path);
+        assert!(!f.poll(), "no file yet");
+        append(
+            &path,
+            "{\"event\":\"start\",\"model\":\"m\",\"total_steps\":10,\"pid\":4242}\n",
+        );
+        append(&path, &step(1, 4.0));
+        assert!(f.poll());
+        assert_eq!(f.metrics.loss, vec![(1.0, 4.0)]);
+        assert_eq!(f.metrics.start.as_ref().unwrap().pid, Some(4242));
+        assert!(!f.poll(), "nothing new: nothing changed");
+
+        let line = step(2, 3.0);
+        let (head, tail) = line.split_at(25);
+        append(&path, head);
+        assert!(!f.poll(), "half a line is not an event yet");
+        assert_eq!(f.metrics.loss.len(), 1);
+        append(&path, tail);
+        append(&path, "{\"event\":\"eval\",\"step\":2,\"eval_loss\":3.5}\n");
+        assert!(f.poll());
+        assert_eq!(f.metrics.loss, vec![(1.0, 4.0), (2.0, 3.0)]);
+        assert_eq!(f.metrics.eval, vec![(2.0, 3.5)]);
+        assert_eq!(f.metrics.best_eval(), Some((2, 3.5)));
+        assert_eq!(f.metrics.last.unwrap().step, 2);
+        assert_eq!(f.metrics.bad_lines, 0);
+        // Debiased EMA: the first point is the loss itself.
+        assert_eq!(f.metrics.smooth[0], (1.0, 4.0));
+        assert!(f.metrics.smooth[1].1 < 4.0 && f.metrics.smooth[1].1 > 3.0);
+        // 2 s per step, 8 steps to go.
+        assert_eq!(f.metrics.eta_s(), Some(16.0));
+
+        append(&path, "{\"event\":\"end\",\"status\":\"stopped\"}\n");
+        assert!(f.poll());
+        assert_eq!(f.metrics.end.as_ref().unwrap().status, "stopped");
+    }
+
+    #[test]
+    fn a_resume_drops_repeated_steps_and_clears_the_end() {
+        let mut m = Metrics::default();
+        for n in 1..=4 {
+            m.apply(&serde_json::from_str(&step(n, 5.0 - n as f64)).unwrap());
+        }
+        m.apply(&serde_json::json!({"event": "end", "status": "failed"}));
+        m.apply(&serde_json::json!({"event": "start", "resumed_from": 2, "total_steps": 10}));
+        assert!(m.end.is_none());
+        assert_eq!(m.loss.len(), 2);
+        assert_eq!(m.smooth.len(), 2);
+        m.apply(&serde_json::from_str(&step(3, 1.0)).unwrap());
+        assert_eq!(m.loss.last(), Some(&(3.0, 1.0)));
+    }
+
+    #[test]
+    fn a_replaced_file_is_read_again_and_junk_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        append(&path, &step(1, 2.0));
+        append(&path, &step(2, 2.0));
+        let mut f = Follower::new(&path);
+        assert!(f.poll());
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(f.poll());
+        assert!(f.metrics.loss.is_empty());
+        assert_eq!(f.metrics.bad_lines, 1);
+    }
+}

@@ -1,0 +1,517 @@
+//! The run form: the main hyperparameters as editable text, on top of a base
+//! configuration (the config file, or the defaults, with the workbench's
+//! model and dataset). Every change is checked by the config's own
+//! validator, so the form says exactly what `tunebench train` would.
+
+use super::TrainSetup;
+use crate::train::config::TrainConfig;
+use toml::{Table, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Text,
+    Number,
+    /// A number that may be left empty (unset).
+    OptionalNumber,
+    Flag,
+    Choice(&'static [&'static str]),
+    /// Comma-separated names.
+    List,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// `section.key` in the config.
+    pub key: &'static str,
+    pub label: &'static str,
+    pub kind: Kind,
+}
+
+const fn field(key: &'static str, label: &'static str, kind: Kind) -> Field {
+    Field { key, label, kind }
+}
+
+pub const FIELDS: [Field; 22] = [
+    field("model.name", "model", Kind::Text),
+    field("data.train", "dataset", Kind::Text),
+    field("model.device", "device", Kind::Choice(&["cpu", "cuda"])),
+    field("model.dtype", "dtype", Kind::Choice(&["f32", "bf16"])),
+    field("lora.r", "lora r", Kind::Number),
+    field("lora.alpha", "lora alpha", Kind::Number),
+    field("lora.dropout", "lora dropout", Kind::Number),
+    field("lora.targets", "targets", Kind::List),
+    field("training.lr", "learning rate", Kind::Number),
+    field(
+        "training.schedule",
+        "schedule",
+        Kind::Choice(&["constant", "linear", "cosine"]),
+    ),
+    field("training.warmup_ratio", "warmup ratio", Kind::Number),
+    field(
+        "training.warmup_steps",
+        "warmup steps",
+        Kind::OptionalNumber,
+    ),
+    field("training.epochs", "epochs", Kind::Number),
+    field("training.max_steps", "max steps", Kind::Number),
+    field("training.batch_size", "batch size", Kind::Number),
+    field("training.grad_accum", "grad accum", Kind::Number),
+    field("data.max_seq_len", "max seq len", Kind::Number),
+    field("data.eval_split", "eval split", Kind::Number),
+    field("training.eval_every", "eval every", Kind::Number),
+    field(
+        "training.checkpoint_every",
+        "checkpoint every",
+        Kind::Number,
+    ),
+    field("data.packing", "packing", Kind::Flag),
+    field("training.seed", "seed", Kind::Number),
+];
+
+/// A one-line text editor (char-indexed cursor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Editor {
+    pub text: String,
+    pub cursor: usize,
+}
+
+impl Editor {
+    fn new(text: &str) -> Editor {
+        Editor {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+        }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_index)
+            .map_or(self.text.len(), |(i, _)| i)
+    }
+
+    pub fn insert(&mut self, c: char) {
+        let at = self.byte(self.cursor);
+        self.text.insert(at, c);
+        self.cursor += 1;
+    }
+
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            let at = self.byte(self.cursor);
+            self.text.remove(at);
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.chars().count() {
+            let at = self.byte(self.cursor);
+            self.text.remove(at);
+        }
+    }
+
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.text.chars().count());
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.text.chars().count();
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+    }
+}
+
+pub struct Form {
+    base: TrainConfig,
+    /// One text per field, as shown and edited.
+    pub values: Vec<String>,
+    pub selected: usize,
+    pub editor: Option<Editor>,
+    /// Why the last edit was refused (the validator's words).
+    pub error: Option<String>,
+    /// Where the base configuration came from (and why not, if it failed).
+    pub source: String,
+    /// The whole form, validated after every change.
+    pub config: Result<TrainConfig, String>,
+}
+
+impl Form {
+    pub fn new(setup: &TrainSetup) -> Form {
+        let pinned = vec![
+            set("model.name", &Value::String(setup.model.clone())),
+            set(
+                "data.train",
+                &Value::String(setup.data.to_string_lossy().into_owned()),
+            ),
+        ];
+        let file = setup.config.as_deref();
+        let (base, source) = match TrainConfig::load(file, &pinned) {
+            Ok(config) => {
+                let from = file.map_or("defaults".to_string(), |p| p.display().to_string());
+                (config, format!("from {from}"))
+            }
+            Err(error) => {
+                let fallback = TrainConfig::load(None, &pinned)
+                    .or_else(|_| {
+                        TrainConfig::load(
+                            None,
+                            &["model.name=\"?\"".into(), "data.train=\"?\"".into()],
+                        )
+                    })
+                    .expect("the built-in defaults are valid");
+                let first = error.lines().next().unwrap_or("").to_string();
+                (fallback, format!("defaults ({first})"))
+            }
+        };
+        let values = values_of(&base);
+        let mut form = Form {
+            base,
+            values,
+            selected: 0,
+            editor: None,
+            error: None,
+            source,
+            config: Err(String::new()),
+        };
+        form.config = form.validate();
+        form
+    }
+
+    pub fn field(&self) -> &'static Field {
+        &FIELDS[self.selected]
+    }
+
+    pub fn value(&self, key: &str) -> Option<&str> {
+        FIELDS
+            .iter()
+            .position(|f| f.key == key)
+            .map(|i| self.values[i].as_str())
+    }
+
+    pub fn select(&mut self, index: usize) {
+        self.selected = index.min(FIELDS.len() - 1);
+        self.error = None;
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        let last = FIELDS.len() as isize - 1;
+        self.select((self.selected as isize + delta).clamp(0, last) as usize);
+    }
+
+    /// Enter on a field: flags toggle, choices cycle, the rest open an editor.
+    pub fn activate(&mut self) {
+        match self.field().kind {
+            Kind::Flag | Kind::Choice(_) => self.cycle(1),
+            _ => {
+                self.editor = Some(Editor::new(&self.values[self.selected]));
+                self.error = None;
+            }
+        }
+    }
+
+    /// Next (or previous) value of a flag or choice.
+    pub fn cycle(&mut self, step: isize) {
+        let current = &self.values[self.selected];
+        let next = match self.field().kind {
+            Kind::Flag => flag_text(current != "on").to_string(),
+            Kind::Choice(options) => {
+                let at = options.iter().position(|o| o == current).unwrap_or(0) as isize;
+                let n = options.len() as isize;
+                options[((at + step) % n + n) as usize % options.len()].to_string()
+            }
+            _ => return,
+        };
+        self.values[self.selected] = next;
+        self.config = self.validate();
+    }
+
+    pub fn cancel_edit(&mut self) {
+        self.editor = None;
+        self.error = None;
+    }
+
+    /// Applies the editor's text if it adds no validation error; otherwise
+    /// keeps editing and says why. Returns whether it was applied.
+    pub fn commit_edit(&mut self) -> bool {
+        let Some(editor) = self.editor.clone() else {
+            return false;
+        };
+        let before = error_lines(&self.config);
+        let old = std::mem::replace(&mut self.values[self.selected], editor.text.trim().into());
+        let after = self.validate();
+        let key = self.field().key;
+        // A type error does not name its key; this edit caused it.
+        let new: Vec<String> = error_lines(&after)
+            .into_iter()
+            .filter(|line| !before.contains(line))
+            .map(|line| match line.contains(key) {
+                true => line,
+                false => format!("{key}: {}", line.trim_start_matches("configuration: ")),
+            })
+            .collect();
+        if new.is_empty() {
+            self.config = after;
+            self.editor = None;
+            self.error = None;
+            true
+        } else {
+            self.values[self.selected] = old;
+            self.error = Some(new.join("\n"));
+            false
+        }
+    }
+
+    /// The form's values as `--set` overrides.
+    pub fn sets(&self) -> Vec<String> {
+        FIELDS
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(field, text)| {
+                let value = match field.kind {
+                    Kind::Text | Kind::Choice(_) => Value::String(text.clone()),
+                    Kind::Flag => Value::Boolean(text == "on"),
+                    Kind::List => Value::Array(
+                        text.split([',', ' '])
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Value::String(s.to_string()))
+                            .collect(),
+                    ),
+                    Kind::OptionalNumber if text.trim().is_empty() => return None,
+                    Kind::Number | Kind::OptionalNumber => {
+                        return Some(format!("{}={}", field.key, text.trim()));
+                    }
+                };
+                Some(set(field.key, &value))
+            })
+            .collect()
+    }
+
+    /// The base configuration file a launch writes: everything the form does
+    /// not show, with the form's optional keys left unset (the `--set`
+    /// overrides give them when the form does).
+    pub fn base_text(&self) -> String {
+        let mut base = self.base.clone();
+        base.training.warmup_steps = None;
+        base.to_toml()
+    }
+
+    /// The configuration the form describes, or the validator's message.
+    pub fn validate(&self) -> Result<TrainConfig, String> {
+        let table: Table = toml::from_str(&self.base_text()).map_err(|e| e.to_string())?;
+        let mut sets: Vec<String> = table
+            .iter()
+            .filter_map(|(section, keys)| Some((section, keys.as_table()?)))
+            .flat_map(|(section, keys)| {
+                keys.iter()
+                    .map(move |(key, value)| set(&format!("{section}.{key}"), value))
+            })
+            .collect();
+        sets.extend(self.sets());
+        TrainConfig::load(None, &sets)
+    }
+}
+
+fn set(key: &str, value: &Value) -> String {
+    format!("{key}={value}")
+}
+
+fn flag_text(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+fn error_lines(config: &Result<TrainConfig, String>) -> Vec<String> {
+    match config {
+        Ok(_) => Vec::new(),
+        Err(e) => e.lines().map(str::to_string).collect(),
+    }
+}
+
+/// Each field's text in `config`.
+fn values_of(config: &TrainConfig) -> Vec<String> {
+    let table = Table::try_from(config).unwrap_or_default();
+    FIELDS
+        .iter()
+        .map(|field| {
+            let (section, key) = field.key.split_once('.').unwrap_or(("", field.key));
+            let value = table
+                .get(section)
+                .and_then(Value::as_table)
+                .and_then(|s| s.get(key));
+            match value {
+                None => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Boolean(b)) => flag_text(*b).to_string(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Some(other) => other.to_string(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    pub fn setup(config: Option<PathBuf>) -> TrainSetup {
+        TrainSetup {
+            runs_dir: PathBuf::from("runs"),
+            model: "models/tiny".into(),
+            data: PathBuf::from("sample-data/fastapi_projects.jsonl"),
+            config,
+        }
+    }
+
+    fn index(key: &str) -> usize {
+        FIELDS.iter().position(|f| f.key == key).unwrap()
+    }
+
+    #[test]
+    fn prefilled_from_the_file_with_the_workbench_model_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[model]\nname = \"other\"\n[lora]\nr = 32\nalpha = 64\n[training]\nlr = 1e-2\nweight_decay = 0.1\nwarmup_steps = 5\n",
+        )
+        .unwrap();
+        let form = Form::new(&setup(Some(file.clone())));
+        assert_eq!(form.value("model.name"), Some("models/tiny"));
+        assert_eq!(
+            form.value("data.train"),
+            Some("sample-data/fastapi_projects.jsonl")
+        );
+        assert_eq!(form.value("lora.r"), Some("32"));
+        assert_eq!(form.value("lora.alpha"), Some("64.0"));
+        assert_eq!(form.value("training.lr"), Some("0.01"));
+        assert_eq!(form.value("training.warmup_steps"), Some("5"));
+        assert_eq!(form.value("data.packing"), Some("off"));
+        assert!(
+            form.value("lora.targets")
+                .unwrap()
+                .starts_with("q_proj, k_proj")
+        );
+        let config = form.config.clone().unwrap();
+        assert_eq!(
+            config.training.weight_decay, 0.1,
+            "keys the form lacks stay"
+        );
+        assert_eq!(config.training.warmup_steps, Some(5));
+        assert!(form.source.contains("c.toml"));
+
+        // What a launch passes (file + --set) resolves to the same config.
+        let written = dir.path().join("base.toml");
+        std::fs::write(&written, form.base_text()).unwrap();
+        let launched = TrainConfig::load(Some(&written), &form.sets()).unwrap();
+        assert_eq!(launched, config);
+    }
+
+    #[test]
+    fn defaults_without_a_file_and_a_broken_file_says_so() {
+        let form = Form::new(&setup(None));
+        assert_eq!(form.value("lora.r"), Some("16"));
+        assert_eq!(form.source, "from defaults");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[training]\nlearning_rate = 1\n").unwrap();
+        let form = Form::new(&setup(Some(file)));
+        assert!(
+            form.source.contains("unknown key training.learning_rate"),
+            "{}",
+            form.source
+        );
+        assert!(form.config.is_ok());
+    }
+
+    #[test]
+    fn invalid_edits_keep_editing_with_the_validators_message() {
+        let mut form = Form::new(&setup(None));
+        form.select(index("lora.dropout"));
+        form.activate();
+        let editor = form.editor.as_mut().unwrap();
+        editor.clear();
+        for c in "1.5".chars() {
+            editor.insert(c);
+        }
+        assert!(!form.commit_edit());
+        assert_eq!(
+            form.error.as_deref(),
+            Some("lora.dropout 1.5: must be in [0, 1)")
+        );
+        assert!(form.editor.is_some());
+        assert_eq!(form.value("lora.dropout"), Some("0.05"));
+
+        form.editor.as_mut().unwrap().clear();
+        "abc"
+            .chars()
+            .for_each(|c| form.editor.as_mut().unwrap().insert(c));
+        assert!(!form.commit_edit());
+        assert_eq!(
+            form.error.as_deref(),
+            Some("lora.dropout: invalid type: string \"abc\", expected f64")
+        );
+
+        let editor = form.editor.as_mut().unwrap();
+        editor.clear();
+        "0.1".chars().for_each(|c| editor.insert(c));
+        assert!(form.commit_edit());
+        assert_eq!(form.config.as_ref().unwrap().lora.dropout, 0.1);
+        assert!(form.sets().contains(&"lora.dropout=0.1".to_string()));
+    }
+
+    #[test]
+    fn choices_cycle_flags_toggle_lists_split() {
+        let mut form = Form::new(&setup(None));
+        form.select(index("training.schedule"));
+        form.activate();
+        assert_eq!(form.value("training.schedule"), Some("constant"));
+        form.cycle(-1);
+        assert_eq!(form.value("training.schedule"), Some("cosine"));
+        form.select(index("data.packing"));
+        form.activate();
+        assert!(form.config.as_ref().unwrap().data.packing);
+        form.select(index("lora.targets"));
+        form.activate();
+        let editor = form.editor.as_mut().unwrap();
+        editor.clear();
+        "q_proj,v_proj".chars().for_each(|c| editor.insert(c));
+        assert!(form.commit_edit());
+        assert_eq!(
+            form.config.as_ref().unwrap().lora.targets,
+            ["q_proj", "v_proj"]
+        );
+        form.select(index("training.warmup_steps"));
+        form.activate();
+        assert!(form.commit_edit(), "empty means unset");
+        assert_eq!(form.config.as_ref().unwrap().training.warmup_steps, None);
+    }
+
+    #[test]
+    fn editor_edits_at_the_cursor() {
+        let mut e = Editor::new("aé");
+        e.left();
+        e.insert('x');
+        assert_eq!(e.text, "axé");
+        e.home();
+        e.delete();
+        e.end();
+        e.backspace();
+        assert_eq!((e.text.as_str(), e.cursor), ("x", 1));
+    }
+}
