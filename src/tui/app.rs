@@ -5,7 +5,7 @@
 
 use super::action::{Action, Effect, ModelStatus, Notice};
 use super::panes::{
-    Binding, Pane, bind, chat::ChatPane, data::DataPane, eval::EvalPane, train::TrainPane,
+    Binding, Pane, Screen, bind, chat::ChatPane, data::DataPane, eval::EvalPane, train::TrainPane,
 };
 use super::theme::Theme;
 use crossterm::event::{
@@ -99,6 +99,34 @@ impl App {
         }
     }
 
+    /// The pane on screen.
+    pub fn screen(&self) -> &dyn Screen {
+        match self.tab {
+            Tab::Data => &self.data,
+            Tab::Train => &self.train,
+            Tab::Chat => &self.chat,
+            Tab::Eval => &self.eval,
+        }
+    }
+
+    fn screen_mut(&mut self) -> &mut dyn Screen {
+        match self.tab {
+            Tab::Data => &mut self.data,
+            Tab::Train => &mut self.train,
+            Tab::Chat => &mut self.chat,
+            Tab::Eval => &mut self.eval,
+        }
+    }
+
+    fn screens_mut(&mut self) -> [&mut dyn Screen; 4] {
+        [
+            &mut self.data,
+            &mut self.train,
+            &mut self.chat,
+            &mut self.eval,
+        ]
+    }
+
     pub fn theme(&self) -> &Theme {
         &self.themes[self.theme]
     }
@@ -115,11 +143,9 @@ impl App {
             Action::Mouse(event) => self.mouse(event),
             Action::Resize => Vec::new(),
             Action::Tick => {
-                let data = self.data.tick();
-                let train = self.train.tick();
-                let chat = self.chat.tick();
-                let eval = self.eval.tick();
-                self.dirty = data || train || chat || eval;
+                // Every pane follows its files, not just the one on screen.
+                let changed = self.screens_mut().map(|pane| pane.tick());
+                self.dirty = changed.contains(&true);
                 Vec::new()
             }
             Action::Model(status) => {
@@ -127,11 +153,10 @@ impl App {
                 match &self.model {
                     ModelStatus::Ready(info) => {
                         let info = info.clone();
-                        let mut effects = self.data.model_ready(&info);
-                        effects.extend(self.train.model_ready(&info));
-                        effects.extend(self.chat.model_ready(&info));
-                        effects.extend(self.eval.model_ready(&info));
-                        effects
+                        self.screens_mut()
+                            .into_iter()
+                            .flat_map(|pane| pane.model_ready(&info))
+                            .collect()
                     }
                     ModelStatus::Failed { message, .. } => vec![Notice::error(message.clone())],
                     ModelStatus::Loading { .. } => Vec::new(),
@@ -183,12 +208,7 @@ impl App {
     }
 
     fn pane_captures_input(&self) -> bool {
-        match self.tab {
-            Tab::Data => self.data.captures_input(),
-            Tab::Train => self.train.captures_input(),
-            Tab::Chat => self.chat.captures_input(),
-            Tab::Eval => self.eval.captures_input(),
-        }
+        self.screen().captures_input()
     }
 
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -233,12 +253,7 @@ impl App {
                 _ => {}
             }
         }
-        match self.tab {
-            Tab::Data => self.data.key(key),
-            Tab::Train => self.train.key(key),
-            Tab::Chat => self.chat.key(key),
-            Tab::Eval => self.eval.key(key),
-        }
+        self.screen_mut().key(key)
     }
 
     fn request_quit(&mut self) -> Vec<Effect> {
@@ -287,12 +302,7 @@ impl App {
             self.dirty = false;
             return Vec::new();
         }
-        match self.tab {
-            Tab::Data => self.data.mouse(event, layout.pane),
-            Tab::Train => self.train.mouse(event, layout.pane),
-            Tab::Chat => self.chat.mouse(event, layout.pane),
-            Tab::Eval => self.eval.mouse(event, layout.pane),
-        }
+        self.screen_mut().mouse(event, layout.pane)
     }
 }
 

@@ -51,3 +51,43 @@ pub trait Pane {
     /// The few keys worth showing in the status bar.
     fn hints(&self) -> &'static str;
 }
+
+/// The message-independent part of `Pane`, so the app can hold "the pane on
+/// screen" as one trait object instead of matching on the tab everywhere.
+pub trait Screen {
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect>;
+    fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect>;
+    fn tick(&mut self) -> bool;
+    fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect>;
+    fn captures_input(&self) -> bool;
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
+    fn bindings(&self) -> &'static [Binding];
+    fn hints(&self) -> &'static str;
+}
+
+impl<P: Pane> Screen for P {
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        Pane::key(self, key)
+    }
+    fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect> {
+        Pane::mouse(self, event, area)
+    }
+    fn tick(&mut self) -> bool {
+        Pane::tick(self)
+    }
+    fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {
+        Pane::model_ready(self, model)
+    }
+    fn captures_input(&self) -> bool {
+        Pane::captures_input(self)
+    }
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        Pane::render(self, frame, area, theme)
+    }
+    fn bindings(&self) -> &'static [Binding] {
+        Pane::bindings(self)
+    }
+    fn hints(&self) -> &'static str {
+        Pane::hints(self)
+    }
+}

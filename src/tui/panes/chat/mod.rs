@@ -14,7 +14,7 @@ mod render;
 pub mod settings;
 pub mod state;
 pub mod worker;
-mod wrap;
+pub(crate) mod wrap;
 
 #[cfg(test)]
 mod tests;
