@@ -118,6 +118,15 @@ impl App {
         }
     }
 
+    /// Puts `tab` on screen; the pane may start work on being shown.
+    fn show(&mut self, tab: Tab) -> Vec<Effect> {
+        if self.tab == tab {
+            return Vec::new();
+        }
+        self.tab = tab;
+        self.screen_mut().shown()
+    }
+
     fn screens_mut(&mut self) -> [&mut dyn Screen; 4] {
         [
             &mut self.data,
@@ -183,14 +192,14 @@ impl App {
             for effect in pending {
                 match effect {
                     Effect::Notify(notice) => self.notice = Some(notice),
-                    Effect::ShowTab(tab) => self.tab = tab,
+                    Effect::ShowTab(tab) => next.extend(self.show(tab)),
                     Effect::SendSampleToChat => match self.data.selected_exchange() {
                         Some(exchange) => {
                             next.extend(
                                 self.chat
                                     .message(super::panes::chat::Msg::UseSample(exchange)),
                             );
-                            self.tab = Tab::Chat;
+                            next.extend(self.show(Tab::Chat));
                         }
                         None => next.push(Notice::error(
                             "select a sample with a prompt in the Data tab first",
@@ -247,8 +256,7 @@ impl App {
                 }
                 KeyCode::Char('q') => return self.request_quit(),
                 KeyCode::Char(c @ '1'..='4') => {
-                    self.tab = Tab::ALL[c as usize - '1' as usize];
-                    return Vec::new();
+                    return self.show(Tab::ALL[c as usize - '1' as usize]);
                 }
                 _ => {}
             }
@@ -293,8 +301,7 @@ impl App {
         if let MouseEventKind::Down(MouseButton::Left) = event.kind {
             for (tab, rect) in Tab::ALL.iter().zip(layout.tabs) {
                 if contains(rect, event.column, event.row) {
-                    self.tab = *tab;
-                    return Vec::new();
+                    return self.show(*tab);
                 }
             }
         }

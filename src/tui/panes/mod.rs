@@ -40,6 +40,10 @@ pub trait Pane {
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         Vec::new()
     }
+    /// The pane's tab came on screen.
+    fn shown(&mut self) -> Vec<Effect> {
+        Vec::new()
+    }
     /// The pane is typing text (a filter, an editor, a prompt): global keys
     /// like `q` and `1` go to the pane.
     fn captures_input(&self) -> bool {
@@ -59,6 +63,7 @@ pub trait Screen {
     fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect>;
     fn tick(&mut self) -> bool;
     fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect>;
+    fn shown(&mut self) -> Vec<Effect>;
     fn captures_input(&self) -> bool;
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
     fn bindings(&self) -> &'static [Binding];
@@ -77,6 +82,9 @@ impl<P: Pane> Screen for P {
     }
     fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {
         Pane::model_ready(self, model)
+    }
+    fn shown(&mut self) -> Vec<Effect> {
+        Pane::shown(self)
     }
     fn captures_input(&self) -> bool {
         Pane::captures_input(self)

@@ -430,6 +430,16 @@ impl Pane for EvalPane {
         Vec::new()
     }
 
+    /// Coming to the tab with nothing open opens the newest results.
+    fn shown(&mut self) -> Vec<Effect> {
+        self.rescan();
+        if self.loaded.is_some() || self.loading.is_some() {
+            return Vec::new();
+        }
+        self.files.selected = 0;
+        self.open_selected()
+    }
+
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         render::render(self, frame, area, theme);
     }
