@@ -25,12 +25,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         .split(area);
     let tabs = render_tabs(app, frame, rows[0], theme);
     let pane = rows[1];
-    match app.tab {
-        Tab::Data => app.data.render(frame, pane, theme),
-        Tab::Train => app.train.render(frame, pane, theme),
-        Tab::Chat => app.chat.render(frame, pane, theme),
-        Tab::Eval => app.eval.render(frame, pane, theme),
-    }
+    app.screen().render(frame, pane, theme);
     render_status(app, frame, rows[2], theme);
     app.layout.set(Layout { tabs, pane });
     if let Some(scroll) = app.help {
@@ -81,7 +76,9 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     }
     spans.push(sep.clone());
     spans.push(match &app.model {
-        ModelStatus::Loading { name } => Span::styled(format!("loading {name}…"), theme.dimmed()),
+        ModelStatus::Loading { name } => {
+            Span::styled(format!("loading {}…", model_label(name)), theme.dimmed())
+        }
         ModelStatus::Ready(info) => {
             let adapter = info
                 .adapter
@@ -89,12 +86,12 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
                 .map(|a| format!(" + {}", short_path(a)))
                 .unwrap_or_default();
             Span::styled(
-                format!("{}{adapter}", info.name),
+                format!("{}{adapter}", model_label(&info.name)),
                 Style::default().fg(theme.text),
             )
         }
         ModelStatus::Failed { name, .. } => Span::styled(
-            format!("{name}: failed to load"),
+            format!("{}: failed to load", model_label(name)),
             Style::default().fg(theme.error),
         ),
     });
@@ -116,14 +113,26 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         ));
         spans.push(Span::styled(" │ ", theme.dimmed()));
     }
-    let hints = match app.tab {
-        Tab::Data => app.data.hints(),
-        Tab::Train => app.train.hints(),
-        Tab::Chat => app.chat.hints(),
-        Tab::Eval => app.eval.hints(),
-    };
+    let hints = app.screen().hints();
     spans.push(Span::styled(format!("{hints}  ? help"), theme.dimmed()));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A model as the status bar names it: a hub repo id (`Qwen/Qwen2.5-0.5B`)
+/// whole, a local directory by its last component (`tiny-model`). The test
+/// for a repo id is the one `model::hub::resolve` uses.
+fn model_label(name: &str) -> String {
+    let looks_like_repo =
+        name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/');
+    if looks_like_repo {
+        return name.to_string();
+    }
+    name.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|last| !last.is_empty())
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// The last two components of a path, enough to recognise a run.
@@ -204,4 +213,23 @@ fn render_confirm_quit(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) 
         Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_label;
+
+    #[test]
+    fn model_label_keeps_repo_ids_and_shortens_paths() {
+        assert_eq!(model_label("Qwen/Qwen2.5-0.5B"), "Qwen/Qwen2.5-0.5B");
+        assert_eq!(
+            model_label("/tmp/x/cache/tunebench/tiny-model"),
+            "tiny-model"
+        );
+        assert_eq!(model_label("/tmp/x/tiny-model/"), "tiny-model");
+        assert_eq!(model_label("./models/tiny"), "tiny");
+        assert_eq!(model_label("runs/a/merged"), "merged");
+        assert_eq!(model_label("tiny"), "tiny");
+        assert_eq!(model_label("/"), "/");
+    }
 }

@@ -250,8 +250,49 @@ fn push_message(
         label.to_string(),
         Style::default().fg(color).add_modifier(Modifier::BOLD),
     ));
+    lines.extend(body_lines(text, width, theme));
+}
+
+/// Blank lines in a row shown as they are; a longer run becomes one marker.
+const MAX_BLANK_LINES: usize = 2;
+
+/// A message's text wrapped to `width`, each run of more than
+/// `MAX_BLANK_LINES` blank lines drawn as one dim `⋯ N blank lines` (a
+/// rambling model's hundreds of newlines would push everything out of view).
+/// Only the drawing changes: the text itself stays as it was.
+fn body_lines(text: &str, width: usize, theme: &Theme) -> Vec<Line<'static>> {
     let body = Style::default().fg(theme.text);
-    lines.extend(wrap(text, width).into_iter().map(|l| Line::styled(l, body)));
+    let source: Vec<&str> = text.split('\n').collect();
+    let mut out = Vec::new();
+    let push_text = |lines: &[&str], out: &mut Vec<Line<'static>>| {
+        if !lines.is_empty() {
+            let wrapped = wrap(&lines.join("\n"), width);
+            out.extend(wrapped.into_iter().map(|l| Line::styled(l, body)));
+        }
+    };
+    // The first source line not drawn yet, and the one looked at.
+    let (mut start, mut at) = (0, 0);
+    while at < source.len() {
+        if !source[at].trim().is_empty() {
+            at += 1;
+            continue;
+        }
+        let end = source[at..]
+            .iter()
+            .position(|l| !l.trim().is_empty())
+            .map_or(source.len(), |n| at + n);
+        if end - at > MAX_BLANK_LINES {
+            push_text(&source[start..at], &mut out);
+            out.push(Line::styled(
+                format!("⋯ {} blank lines", end - at),
+                theme.dimmed(),
+            ));
+            start = end;
+        }
+        at = end;
+    }
+    push_text(&source[start..], &mut out);
+    out
 }
 
 fn render_input(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -86,7 +86,9 @@ impl Column {
             turns: Vec::new(),
             pending: None,
             status: Status::Idle,
-            scroll: None,
+            // History (a sample's turns, its reference) reads from the top;
+            // a generation switches to following the end.
+            scroll: Some(0),
         }
     }
 
@@ -298,7 +300,7 @@ impl Chat {
             column.turns.clear();
             column.pending = None;
             column.status = Status::Idle;
-            column.scroll = None;
+            column.scroll = Some(0);
         }
     }
 

@@ -403,3 +403,79 @@ fn snapshot_without_adapter_and_settings_popup() {
     pane.key(key(KeyCode::Char('s')));
     insta::assert_snapshot!("chat_no_adapter_settings", draw(&pane).backend());
 }
+
+/// The text of the drawn screen inside a column, row by row.
+fn column_rows(pane: &ChatPane, terminal: &Terminal<TestBackend>, side: Side) -> Vec<String> {
+    let rect = pane.drawn.get().columns[side.index()];
+    let buffer = terminal.backend().buffer();
+    (rect.y + 1..rect.bottom() - 1)
+        .map(|y| {
+            (rect.x + 1..rect.right() - 1)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_used_sample_reads_from_the_top_until_answers_stream() {
+    let mut pane = pane_with_adapter();
+    let mut sample = exchange();
+    let long: Vec<String> = (0..80).map(|i| format!("reference line {i}")).collect();
+    sample.reference = Some(long.join("\n"));
+    pane.message(Msg::UseSample(sample));
+    let terminal = draw(&pane);
+    for side in Side::ALL {
+        let rows = column_rows(&pane, &terminal, side);
+        assert_eq!(rows[0], "system", "{side:?} opens at the top: {rows:#?}");
+    }
+    let id = jobs(pane.key(key(KeyCode::Enter)))[0].generation_id;
+    assert_eq!(
+        pane.chat.column(Side::Base).scroll,
+        None,
+        "follows the answer"
+    );
+    assert_eq!(pane.chat.column(Side::Adapter).scroll, None);
+    assert_eq!(pane.chat.column(Side::Reference).scroll, Some(0));
+    let answer: Vec<String> = (0..40).map(|i| format!("answer line {i}")).collect();
+    pane.message(token(Side::Base, id, &answer.join("\n")));
+    let terminal = draw(&pane);
+    let base = column_rows(&pane, &terminal, Side::Base);
+    assert_eq!(base.last().unwrap(), "answer line 39▌", "{base:#?}");
+    let reference = column_rows(&pane, &terminal, Side::Reference);
+    assert_eq!(reference[0], "system");
+}
+
+#[test]
+fn runs_of_blank_lines_in_an_answer_collapse_when_drawn() {
+    let mut pane = pane_with_adapter();
+    let id = jobs(type_text(&mut pane, "Say hi"))[0].generation_id;
+    let rambling = format!("Hi\n\n\nthere{}x{}", "\n".repeat(301), "\n \n\t\n\n");
+    pane.message(token(Side::Base, id, &rambling));
+    pane.message(done(Side::Base, id, StopReason::MaxTokens));
+    let terminal = draw(&pane);
+    let rows = column_rows(&pane, &terminal, Side::Base);
+    assert_eq!(
+        rows[..11],
+        [
+            "you",
+            "Say hi",
+            "",
+            "base",
+            "Hi",
+            "",
+            "",
+            "there",
+            "⋯ 300 blank lines",
+            "x",
+            "⋯ 4 blank lines",
+        ],
+        "{rows:#?}"
+    );
+    // Only the drawing changed: the answer is kept byte for byte.
+    assert_eq!(pane.chat.last_answer(Side::Base), Some(rambling.as_str()));
+    let view = pane.drawn.get().views[Side::Base.index()];
+    assert_eq!(view.total, 11);
+}

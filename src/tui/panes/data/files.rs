@@ -86,6 +86,23 @@ fn flatten(folder: &Folder, depth: usize, rows: &mut Vec<TreeRow>) {
     }
 }
 
+/// The file to show first: the app's entry point (`app/main.py`, else
+/// `main.py`) when it has content, else the first file with content in tree
+/// order (an empty `__init__.py` tells nothing), else the first file.
+pub fn first_file(files: &[CodeFile], tree: &[TreeRow]) -> Option<usize> {
+    let has_content = |i: &usize| !files[*i].content.trim().is_empty();
+    let entry = ["app/main.py", "main.py"].iter().find_map(|name| {
+        files
+            .iter()
+            .position(|f| f.path.trim_start_matches("./") == *name)
+            .filter(has_content)
+    });
+    let in_order = || tree.iter().filter_map(|r| r.file);
+    entry
+        .or_else(|| in_order().find(has_content))
+        .or_else(|| in_order().next())
+}
+
 /// The file's lines coloured for its extension.
 pub fn highlight(highlighter: &Highlighter, file: &CodeFile, theme: &str) -> Vec<Line<'static>> {
     let cut = file
@@ -102,6 +119,45 @@ pub fn highlight(highlighter: &Highlighter, file: &CodeFile, theme: &str) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn files(list: &[(&str, &str)]) -> Vec<CodeFile> {
+        list.iter()
+            .map(|(path, content)| CodeFile {
+                path: path.to_string(),
+                content: content.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_file_shown_is_a_useful_one() {
+        let first = |list: &[(&str, &str)]| {
+            let files = files(list);
+            first_file(&files, &tree(&files)).map(|i| files[i].path.clone())
+        };
+        let app = [
+            ("README.md", "# x"),
+            ("app/__init__.py", ""),
+            ("app/models.py", "class M: ..."),
+            ("app/main.py", "app = FastAPI()"),
+        ];
+        assert_eq!(first(&app).as_deref(), Some("app/main.py"));
+        let flat = [
+            ("tests/test_x.py", "def test(): ..."),
+            ("main.py", "print()"),
+        ];
+        assert_eq!(first(&flat).as_deref(), Some("main.py"));
+        // An empty main.py is passed over like any empty file.
+        let empty_main = [
+            ("app/__init__.py", "\n"),
+            ("app/main.py", ""),
+            ("app/db.py", "engine = None"),
+        ];
+        assert_eq!(first(&empty_main).as_deref(), Some("app/db.py"));
+        let all_empty = [("b/__init__.py", ""), ("a/__init__.py", "")];
+        assert_eq!(first(&all_empty).as_deref(), Some("a/__init__.py"));
+        assert_eq!(first(&[]), None);
+    }
 
     #[test]
     fn folders_come_first_and_nest() {

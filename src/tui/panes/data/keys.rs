@@ -167,26 +167,45 @@ impl DataPane {
     /// Moves between the fields and files of the sample, scrolling the
     /// field into view.
     fn move_item(&mut self, step: isize) {
-        let width = self.areas.get().content.width as usize;
         let Some(sel) = &mut self.selected else {
             return;
         };
         let file_changed = sel.move_item(step);
-        if let (Some(Item::Field(i)), false) = (sel.current(), sel.is_multifile()) {
-            let starts = field_layout(&sel.fields, width).1;
-            sel.scroll = starts.get(i).copied().unwrap_or(0) as u16;
-        }
+        self.follow_field();
         if file_changed {
             self.rehighlight();
         }
     }
 
-    /// Chooses a file of the sample (a click in the tree).
+    /// Chooses a field or file of the sample (a click in the tree, a jump
+    /// to a finding).
     pub(super) fn choose_item(&mut self, item: Item) {
-        if let Some(sel) = &mut self.selected
-            && sel.select_item(item)
-        {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let file_changed = sel.select_item(item);
+        self.follow_field();
+        if file_changed {
             self.rehighlight();
+        }
+    }
+
+    /// Scrolls the field under the sample's cursor into view: to the top of
+    /// the content, or within the fields above a multi-file sample's files
+    /// (nothing before the first drawing: the sizes are not known yet).
+    fn follow_field(&mut self) {
+        let areas = self.areas.get();
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let Some(Item::Field(i)) = sel.current() else {
+            return;
+        };
+        if sel.is_multifile() {
+            sel.follow_field(areas.fields.width as usize, areas.fields.height as usize);
+        } else if sel.syntax.is_none() && areas.content.width > 0 {
+            let starts = field_layout(&sel.fields, areas.content.width as usize).1;
+            sel.scroll = starts.get(i).copied().unwrap_or(0) as u16;
         }
     }
 

@@ -196,6 +196,15 @@ impl DataPane {
         self.store.is_dirty()
     }
 
+    /// Samples in the open file, unsaved additions included.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
     pub fn file_label(&self) -> String {
         let path = self.store.path();
         path.file_name().map_or_else(

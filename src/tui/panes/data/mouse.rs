@@ -18,7 +18,10 @@ impl DataPane {
             Some(Focus::List)
         } else if contains(areas.findings, x, y) {
             Some(Focus::Findings)
-        } else if contains(areas.tree, x, y) || contains(areas.content, x, y) {
+        } else if contains(areas.tree, x, y)
+            || contains(areas.content, x, y)
+            || contains(areas.fields, x, y)
+        {
             Some(Focus::Sample)
         } else {
             None
@@ -41,6 +44,12 @@ impl DataPane {
                     -WHEEL_STEP
                 };
                 match part {
+                    Focus::Sample if contains(areas.fields, x, y) => {
+                        let (width, height) = (areas.fields.width, areas.fields.height);
+                        if let Some(sel) = &mut self.selected {
+                            sel.scroll_fields(step, width as usize, height as usize);
+                        }
+                    }
                     Focus::Sample => self.scroll_content(step),
                     _ => {
                         let focus = std::mem::replace(&mut self.focus, part);

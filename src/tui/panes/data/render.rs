@@ -21,7 +21,10 @@ const INLINE_FINDINGS: usize = 3;
 const TREE_WIDTH: u16 = 30;
 
 pub fn render(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let findings_height = if area.height >= 20 {
+    // With nothing to list, one line says so.
+    let findings_height = if pane.findings.len() == 0 {
+        3.min(area.height / 3)
+    } else if area.height >= 20 {
         8
     } else {
         area.height / 3
@@ -342,23 +345,40 @@ fn sample_title(pane: &DataPane, sel: &Selected) -> String {
     )
 }
 
-/// Each field: a header in its role's colour (highlighted under the
-/// cursor), its text, a blank line.
+/// Each field: a header in its role's colour, its text, a blank line. The
+/// header of the field under the cursor is marked (`▸` and a bar across the
+/// width while the sample has focus).
 fn field_lines(sel: &Selected, width: usize, focused: bool, theme: &Theme) -> Vec<Line<'static>> {
     let (wrapped, _) = field_layout(&sel.fields, width);
     let mut lines = Vec::new();
     for (i, (field, text)) in sel.fields.iter().zip(wrapped).enumerate() {
         let role = field.role.map_or("field", |r| r.as_str());
-        let mut style = Style::default()
+        let style = Style::default()
             .fg(role_color(field.role, theme))
             .add_modifier(Modifier::BOLD);
-        if sel.current() == Some(Item::Field(i)) {
-            style = style.patch(row_style(true, focused, theme));
-        }
-        lines.push(Line::from(vec![
-            Span::styled(format!("▍{role}"), style),
-            Span::styled(format!(" · {}", field.label), theme.dimmed()),
-        ]));
+        let current = sel.current() == Some(Item::Field(i));
+        let header = if current && focused {
+            let head = format!("▸{role}");
+            let label = format!(" · {}", field.label);
+            let pad = width.saturating_sub(head.chars().count() + label.chars().count());
+            let bar = theme.selected();
+            Line::from(vec![
+                Span::styled(head, style.patch(bar)),
+                Span::styled(label, theme.dimmed().patch(bar)),
+                Span::styled(" ".repeat(pad), bar),
+            ])
+        } else {
+            let mark = if current {
+                style.patch(row_style(true, false, theme))
+            } else {
+                style
+            };
+            Line::from(vec![
+                Span::styled(format!("▍{role}"), mark),
+                Span::styled(format!(" · {}", field.label), theme.dimmed()),
+            ])
+        };
+        lines.push(header);
         lines.extend(
             text.into_iter()
                 .map(|t| Line::styled(t, Style::default().fg(theme.text))),
@@ -384,7 +404,15 @@ fn draw_multifile(
     let fields_height = (fields.len() as u16).min(area.height / 3);
     let [fields_area, files_area] =
         Layout::vertical([Constraint::Length(fields_height), Constraint::Min(0)]).areas(area);
-    frame.render_widget(Paragraph::new(fields), fields_area);
+    // Keys scroll the field under the cursor into view; a resize may leave
+    // less to show.
+    let max_scroll = fields.len().saturating_sub(fields_height as usize);
+    let field_scroll = (sel.field_scroll as usize).min(max_scroll) as u16;
+    frame.render_widget(
+        Paragraph::new(fields).scroll((field_scroll, 0)),
+        fields_area,
+    );
+    areas.fields = fields_area;
     let tree_width = TREE_WIDTH.min(files_area.width / 2);
     let [tree_area, code_area] =
         Layout::horizontal([Constraint::Length(tree_width), Constraint::Min(0)]).areas(files_area);

@@ -52,6 +52,9 @@ pub struct Selected {
     pub file_tokens: Option<Vec<usize>>,
     /// First line of the content on screen.
     pub scroll: u16,
+    /// First line on screen of the fields above a multi-file sample's files
+    /// (`scroll` is its code's).
+    pub field_scroll: u16,
 }
 
 impl Selected {
@@ -78,7 +81,7 @@ impl Selected {
         let tree = files::tree(&files);
         let mut items: Vec<Item> = (0..fields.len()).map(Item::Field).collect();
         items.extend(tree.iter().filter_map(|r| r.file).map(Item::File));
-        let file = tree.iter().find_map(|r| r.file);
+        let file = files::first_file(&files, &tree);
         Selected {
             record,
             raw,
@@ -95,6 +98,7 @@ impl Selected {
             code: Vec::new(),
             file_tokens: None,
             scroll: 0,
+            field_scroll: 0,
         }
     }
 
@@ -105,6 +109,7 @@ impl Selected {
         }
         self.item = old.item.min(self.items.len().saturating_sub(1));
         self.scroll = old.scroll;
+        self.field_scroll = old.field_scroll;
         if let Some(file) = old.file.filter(|&f| f < self.files.len()) {
             self.file = Some(file);
         }
@@ -142,6 +147,38 @@ impl Selected {
             }
             _ => false,
         }
+    }
+
+    /// Scrolls the fields above a multi-file sample's files, `height` rows
+    /// of `width`, so the field under the cursor is in view: its header, and
+    /// as much of its text as fits.
+    pub fn follow_field(&mut self, width: usize, height: usize) {
+        let Some(Item::Field(i)) = self.current() else {
+            return;
+        };
+        if width == 0 || height == 0 {
+            return;
+        }
+        let (wrapped, starts) = field_layout(&self.fields, width);
+        let start = starts[i];
+        let end = start + 1 + wrapped[i].len();
+        let top = self.field_scroll as usize;
+        let top = if start < top {
+            start
+        } else if end > top + height {
+            start.min(end - height)
+        } else {
+            top
+        };
+        self.field_scroll = top.min(u16::MAX as usize) as u16;
+    }
+
+    /// Scrolls the fields of a multi-file sample by `step` lines, not past
+    /// the last screenful.
+    pub fn scroll_fields(&mut self, step: isize, width: usize, height: usize) {
+        let max = field_lines_total(&self.fields, width).saturating_sub(height);
+        let max = max.min(u16::MAX as usize) as isize;
+        self.field_scroll = (self.field_scroll as isize + step).clamp(0, max) as u16;
     }
 
     /// The first tree row on screen with `height` rows: the file on show
@@ -310,6 +347,13 @@ pub fn field_layout(fields: &[Field], width: usize) -> (Vec<Vec<String>>, Vec<us
         wrapped.push(text);
     }
     (wrapped, starts)
+}
+
+/// How many lines the fields take at `width` (as `field_layout` lays them
+/// out, a blank line after each).
+pub fn field_lines_total(fields: &[Field], width: usize) -> usize {
+    let (wrapped, _) = field_layout(fields, width);
+    wrapped.iter().map(|w| w.len() + 2).sum()
 }
 
 #[cfg(test)]

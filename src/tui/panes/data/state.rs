@@ -58,6 +58,8 @@ pub struct Areas {
     pub list: Rect,
     /// The sample's content (fields, code or tokens).
     pub content: Rect,
+    /// The fields above a multi-file sample's files.
+    pub fields: Rect,
     /// The file tree of a multi-file sample.
     pub tree: Rect,
     /// Rows of the findings list.

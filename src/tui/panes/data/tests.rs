@@ -505,3 +505,129 @@ fn editing_a_file_of_a_multifile_sample() {
     }
     assert!(pane.selected.as_ref().unwrap().scroll <= 3);
 }
+
+/// The text of the drawn screen, row by row.
+fn screen(terminal: &Terminal<TestBackend>) -> Vec<String> {
+    let buffer = terminal.backend().buffer();
+    (0..buffer.area.height)
+        .map(|y| {
+            (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn stepping_through_a_multifile_samples_fields_marks_and_scrolls_them() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('j'));
+    key(pane, KeyCode::Tab);
+    draw(pane);
+    let fields = pane.areas.get().fields;
+    assert!(fields.height >= 3, "{fields:?}");
+    // prompt, context.domain, tech_stack[0], tech_stack[1]: three lines
+    // each, more than the fields' share of the height.
+    for _ in 0..3 {
+        key(pane, KeyCode::Char('j'));
+        draw(pane);
+    }
+    let sel = pane.selected.as_ref().unwrap();
+    assert!(sel.field_scroll > 0, "the fields scrolled");
+    let terminal = draw(pane);
+    let rows = screen(&terminal);
+    let marked: Vec<&String> = rows.iter().filter(|r| r.contains('▸')).collect();
+    assert_eq!(marked.len(), 1, "{rows:#?}");
+    assert!(marked[0].contains("▸field · context.tech_stack[1]"));
+    // The marked header is inside the fields' area.
+    let at = rows.iter().position(|r| r.contains('▸')).unwrap() as u16;
+    assert!(
+        at >= fields.y && at < fields.y + fields.height,
+        "{at} {fields:?}"
+    );
+    let cell = &terminal.backend().buffer()[(fields.x + fields.width - 1, at)];
+    assert_eq!(
+        cell.bg,
+        Theme::builtin()[0].selection,
+        "the bar spans the width"
+    );
+    insta::assert_snapshot!("multifile_fields_scrolled", terminal.backend());
+    // Back up: the first field scrolls into view again.
+    key(pane, KeyCode::Home);
+    assert_eq!(pane.selected.as_ref().unwrap().field_scroll, 0);
+    // Onto the files: the fields stay, the cursor leaves them.
+    key(pane, KeyCode::End);
+    let rows = screen(&draw(pane));
+    assert!(!rows.iter().any(|r| r.contains('▸')));
+}
+
+#[test]
+fn the_wheel_scrolls_a_multifile_samples_fields() {
+    let mut f = fixture();
+    let pane = &mut f.pane;
+    key(pane, KeyCode::Char('j'));
+    draw(pane);
+    let fields = pane.areas.get().fields;
+    let wheel = |kind| MouseEvent {
+        kind,
+        column: fields.x + 1,
+        row: fields.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    pane.mouse(wheel(MouseEventKind::ScrollDown), Rect::default());
+    assert_eq!(pane.selected.as_ref().unwrap().field_scroll, 3);
+    for _ in 0..10 {
+        pane.mouse(wheel(MouseEventKind::ScrollDown), Rect::default());
+    }
+    // Four fields of three lines, the last screenful.
+    let max = 12 - fields.height;
+    assert_eq!(pane.selected.as_ref().unwrap().field_scroll, max);
+    assert_eq!(selected(pane), 1, "the list did not move");
+}
+
+#[test]
+fn the_first_file_shown_has_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("code.jsonl");
+    let record = r##"{"prompt": "p", "output": {"files": {"app/__init__.py": "", "app/api.py": "x = 1\n", "README.md": "# r\n"}}}"##;
+    std::fs::write(&path, format!("{record}\n")).unwrap();
+    let theme = &Theme::builtin()[0];
+    let pane = DataPane::open(
+        &path,
+        Arc::new(Highlighter::default()),
+        theme.syntax.clone(),
+    )
+    .unwrap();
+    let sel = pane.selected.as_ref().unwrap();
+    assert_eq!(sel.files[sel.file.unwrap()].path, "app/api.py");
+}
+
+#[test]
+fn the_findings_box_is_one_line_when_there_are_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clean.jsonl");
+    let other = CHAT.replace("Rust", "Go");
+    std::fs::write(&path, format!("{CHAT}\n{other}\n")).unwrap();
+    let theme = &Theme::builtin()[0];
+    let mut pane = DataPane::open(
+        &path,
+        Arc::new(Highlighter::default()),
+        theme.syntax.clone(),
+    )
+    .unwrap();
+    let start = Instant::now();
+    while !pane.findings.ready {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        pane.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(pane.findings.len(), 0, "{:?}", pane.findings.items());
+    let rows = screen(&draw(&pane));
+    assert_eq!(pane.areas.get().findings.height, 1);
+    assert!(rows[28].contains("no findings"), "{rows:#?}");
+    // With findings, the box keeps its room.
+    let f = fixture();
+    draw(&f.pane);
+    assert_eq!(f.pane.areas.get().findings.height, 6);
+}
