@@ -150,9 +150,10 @@ fn main() {
         "@app.get(",
         "\"/health\")\n",
     ];
-    let mut chat_frames = Vec::new();
-    let mut train_frames = Vec::new();
-    for frame in 0..FRAMES {
+    // Each frame both answers grow by a piece and the run logs a step; the
+    // app follows the run on ticks (every 8th frame on the Chat tab, as the
+    // real loop ticks 4 times a second at 30 frames a second).
+    let mut frame_with_traffic = |app: &mut App, frame: usize, tick: bool| {
         for (column, id) in &ids {
             app.update(Action::Chat(chat::Msg::Token {
                 column: *column,
@@ -160,33 +161,22 @@ fn main() {
                 text: pieces[frame % pieces.len()].to_string(),
             }));
         }
-        // The run logs a step every frame; the app follows it on ticks.
         step += 1;
         metrics.write_all(step_line(step).as_bytes()).unwrap();
-        if frame % 8 == 0 {
+        if tick {
             app.update(Action::Tick);
         }
-        chat_frames.push(draw(&mut terminal, &app));
-    }
+        draw(&mut terminal, app)
+    };
+    let chat_frames = (0..FRAMES)
+        .map(|frame| frame_with_traffic(&mut app, frame, frame % 8 == 0))
+        .collect();
     report("chat: frame with two streams + live run", chat_frames);
     key(&mut app, KeyCode::Esc);
     key(&mut app, KeyCode::Char('2'));
-    for frame in 0..FRAMES {
-        for (column, id) in &ids {
-            app.update(Action::Chat(chat::Msg::Token {
-                column: *column,
-                generation_id: *id,
-                text: pieces[frame % pieces.len()].to_string(),
-            }));
-        }
-        step += 1;
-        metrics.write_all(step_line(step).as_bytes()).unwrap();
-        app.update(Action::Tick);
-        train_frames.push(draw(&mut terminal, &app));
-    }
-    report(
-        &format!("train: frame, live run ({step} steps) + streams"),
-        train_frames,
-    );
+    let train_frames = (0..FRAMES)
+        .map(|frame| frame_with_traffic(&mut app, frame, true))
+        .collect();
+    report("train: frame following a live run + streams", train_frames);
     println!("peak RSS {:.0} MB", common::peak_rss_mb());
 }

@@ -548,7 +548,10 @@ fn samples_cut_before_their_answer_are_reported_not_dropped_silently() {
     )
     .err()
     .expect("nothing left to train on");
-    assert!(err.to_string().contains("no usable training sample"), "{err}");
+    assert!(
+        err.to_string().contains("no usable training sample"),
+        "{err}"
+    );
     let overrides = [
         format!("data.train={}", data.display()),
         "data.max_seq_len=240".to_string(),
@@ -559,9 +562,15 @@ fn samples_cut_before_their_answer_are_reported_not_dropped_silently() {
     )
     .unwrap();
     let skipped = &trainer.data.report.skipped;
-    assert!(!skipped.is_empty(), "some prompts are longer than 240 tokens");
+    assert!(
+        !skipped.is_empty(),
+        "some prompts are longer than 240 tokens"
+    );
     let (file, line, why) = &skipped[0];
-    assert!(file.ends_with("fastapi_projects.jsonl") && *line >= 1, "{file}:{line}");
+    assert!(
+        file.ends_with("fastapi_projects.jsonl") && *line >= 1,
+        "{file}:{line}"
+    );
     assert!(why.contains("max_seq_len"), "{why}");
     let used = trainer.data.report.train_samples + trainer.data.report.eval_samples;
     assert_eq!(used + skipped.len(), 30, "every record is used or reported");

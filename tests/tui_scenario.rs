@@ -97,7 +97,10 @@ fn edit_save_and_follow_a_growing_run() {
     type_text(&mut app, " Fast.");
     press(&mut app, KeyCode::Esc);
     assert!(app.data.is_dirty());
-    assert!(screen(&app).contains("[+]"), "the status bar marks unsaved changes");
+    assert!(
+        screen(&app).contains("[+]"),
+        "the status bar marks unsaved changes"
+    );
     // Quitting now asks first; Esc stays.
     assert!(press(&mut app, KeyCode::Char('q')).is_empty());
     assert!(app.confirm_quit);
@@ -110,8 +113,17 @@ fn edit_save_and_follow_a_growing_run() {
     assert!(!app.data.is_dirty());
     let saved = std::fs::read_to_string(&data).unwrap();
     let mut lines = saved.lines();
-    assert!(lines.next().unwrap().contains("A systems programming language. Fast."));
-    assert_eq!(lines.next().unwrap(), CHAT.lines().nth(1).unwrap(), "untouched line kept");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains("A systems programming language. Fast.")
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        CHAT.lines().nth(1).unwrap(),
+        "untouched line kept"
+    );
 
     // The Train tab lists the run and attaches to it.
     press(&mut app, KeyCode::Char('2'));
@@ -129,12 +141,18 @@ fn edit_save_and_follow_a_growing_run() {
     app.update(Action::Tick);
     assert!(app.dirty, "new metrics mark the screen for a redraw");
     let after = screen(&app);
-    assert!(after.contains("step 3/40") && after.contains("2.75"), "{after}");
+    assert!(
+        after.contains("step 3/40") && after.contains("2.75"),
+        "{after}"
+    );
     assert_ne!(before, after, "the chart changed");
     append(&metrics, &half[20..]);
     app.update(Action::Tick);
     let last = screen(&app);
-    assert!(last.contains("step 4/40") && last.contains("2.12"), "{last}");
+    assert!(
+        last.contains("step 4/40") && last.contains("2.12"),
+        "{last}"
+    );
     // Nothing new in the run: following it asks for no redraw.
     assert!(!Pane::tick(&mut app.train));
 

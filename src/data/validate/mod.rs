@@ -77,15 +77,7 @@ pub fn validate(store: &Store, options: &Options) -> io::Result<Report> {
         Some(format) => Some(format),
         None => parse::detect_file_format(store)?,
     };
-    let mut v = Validator {
-        options,
-        file_format,
-        findings: Vec::new(),
-        fingerprints: Vec::new(),
-        formats: BTreeMap::new(),
-        samples: 0,
-        excess: Vec::new(),
-    };
+    let mut v = Validator::new(options, file_format);
     if store.has_bom() {
         v.findings.push(
             Problem::warning(
@@ -113,15 +105,7 @@ pub fn check_record(
     file_format: Option<Format>,
     options: &Options,
 ) -> Vec<Finding> {
-    let mut v = Validator {
-        options,
-        file_format,
-        findings: Vec::new(),
-        fingerprints: Vec::new(),
-        formats: BTreeMap::new(),
-        samples: 0,
-        excess: Vec::new(),
-    };
+    let mut v = Validator::new(options, file_format);
     v.record(0, line, bytes);
     v.findings
 }
@@ -135,6 +119,20 @@ struct Validator<'o, 'a> {
     formats: BTreeMap<Format, usize>,
     samples: usize,
     excess: Vec<usize>,
+}
+
+impl<'o, 'a> Validator<'o, 'a> {
+    fn new(options: &'o Options<'a>, file_format: Option<Format>) -> Self {
+        Validator {
+            options,
+            file_format,
+            findings: Vec::new(),
+            fingerprints: Vec::new(),
+            formats: BTreeMap::new(),
+            samples: 0,
+            excess: Vec::new(),
+        }
+    }
 }
 
 impl Validator<'_, '_> {

@@ -5,6 +5,8 @@
 pub mod chat;
 pub mod data;
 pub mod eval;
+#[cfg(test)]
+mod testing;
 pub mod train;
 
 use super::action::{Effect, ModelInfo};

@@ -365,12 +365,7 @@ fn mouse_focuses_and_scrolls_the_column_under_it() {
 }
 
 fn draw(pane: &ChatPane) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
-    let theme = &crate::tui::theme::Theme::builtin()[0];
-    terminal
-        .draw(|frame| pane.render(frame, frame.area(), theme))
-        .unwrap();
-    terminal
+    crate::tui::panes::testing::draw_pane(pane, 120, 30)
 }
 
 #[test]

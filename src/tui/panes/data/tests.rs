@@ -3,7 +3,7 @@
 use super::state::{Focus, PromptKind};
 use super::*;
 use crate::tui::theme::Theme;
-use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEventKind};
+use crossterm::event::{KeyCode, KeyModifiers, MouseEventKind};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::{Duration, Instant};
@@ -95,12 +95,7 @@ fn chars(pane: &mut DataPane, text: &str) {
 }
 
 fn draw(pane: &DataPane) -> Terminal<TestBackend> {
-    let theme = &Theme::builtin()[0];
-    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    terminal
-        .draw(|frame| pane.render(frame, frame.area(), theme))
-        .unwrap();
-    terminal
+    crate::tui::panes::testing::draw_pane(pane, 100, 30)
 }
 
 fn selected(pane: &DataPane) -> usize {
@@ -365,12 +360,7 @@ fn mouse_clicks_select_rows_and_files() {
     let pane = &mut f.pane;
     draw(pane);
     let areas = pane.areas.get();
-    let click = |column, row| MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column,
-        row,
-        modifiers: KeyModifiers::NONE,
-    };
+    let click = crate::tui::panes::testing::left_click;
     pane.mouse(click(areas.list.x + 3, areas.list.y + 1), Rect::default());
     assert_eq!(selected(pane), 1);
     draw(pane);

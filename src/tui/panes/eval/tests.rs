@@ -203,12 +203,7 @@ fn selected_index(pane: &EvalPane) -> usize {
 }
 
 fn draw(pane: &EvalPane) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
-    let theme = &Theme::builtin()[0];
-    terminal
-        .draw(|frame| pane.render(frame, frame.area(), theme))
-        .unwrap();
-    terminal
+    crate::tui::panes::testing::draw_pane(pane, 120, 32)
 }
 
 #[test]
@@ -321,12 +316,7 @@ fn clicks_select_and_the_wheel_moves() {
     let (_dir, mut pane) = loaded_pane();
     draw(&pane);
     let drawn = pane.drawn.get();
-    let click = |column, row| MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column,
-        row,
-        modifiers: KeyModifiers::NONE,
-    };
+    let click = crate::tui::panes::testing::left_click;
     // The third row of the samples list.
     pane.mouse(
         click(drawn.samples.x + 3, drawn.samples.y + 2),

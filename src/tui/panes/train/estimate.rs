@@ -126,15 +126,7 @@ fn projection_shape(model: &ModelConfig, name: &str) -> (usize, usize) {
     }
 }
 
-const PROJECTIONS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+use crate::model::lora::ALL_TARGETS as PROJECTIONS;
 
 /// Parameters of the base model: (all, those in matrix products per token).
 pub fn base_params(model: &ModelConfig) -> (usize, usize) {

@@ -6,8 +6,6 @@ use crate::model::config::ModelConfig;
 use crate::tui::action::Notice as NoticeT;
 use crossterm::event::{KeyEventKind, KeyEventState};
 use estimate::DataSize;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use std::io::Write;
 
 fn key(code: KeyCode) -> KeyEvent {
@@ -146,12 +144,9 @@ fn draw(pane: &TrainPane) -> String {
 }
 
 fn draw_sized(pane: &TrainPane, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    let theme = Theme::builtin().remove(0);
-    terminal
-        .draw(|frame| pane.render(frame, frame.area(), &theme))
-        .unwrap();
-    terminal.backend().to_string()
+    crate::tui::panes::testing::draw_pane(pane, width, height)
+        .backend()
+        .to_string()
 }
 
 #[test]
@@ -370,12 +365,7 @@ fn mouse_selects_fields_and_runs_and_enlarges_charts() {
     let (_tmp, mut pane) = pane_with_runs();
     draw(&pane);
     let areas = pane.areas.get();
-    let click = |column, row| MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column,
-        row,
-        modifiers: KeyModifiers::NONE,
-    };
+    let click = crate::tui::panes::testing::left_click;
     let area = Rect::new(0, 0, 120, 35);
     pane.mouse(click(areas.form.x + 2, areas.form.y + 4), area);
     assert_eq!(pane.form.field().key, "lora.r");
