@@ -9,6 +9,7 @@
 mod atomic;
 mod blocks;
 mod index;
+mod style;
 mod writer;
 
 pub use atomic::atomic_write;
@@ -53,6 +54,8 @@ pub struct Store {
     separator: String,
     /// Indentation of records inside a pretty-printed array.
     indent: String,
+    /// How one-line records space their separators.
+    spacing: style::Spacing,
     dirty: bool,
 }
 
@@ -96,7 +99,7 @@ impl Store {
         if layout == Layout::JsonLines {
             separator = index.newline.to_string();
         }
-        Ok(Store {
+        let mut store = Store {
             path,
             file,
             layout,
@@ -106,8 +109,17 @@ impl Store {
             added: Vec::new(),
             separator,
             indent,
+            spacing: style::Spacing::Compact,
             dirty: false,
-        })
+        };
+        if !store.is_empty() {
+            let first = store.raw(0).map_err(|source| StoreError::Io {
+                path: store.path.clone(),
+                source,
+            })?;
+            store.spacing = style::Spacing::of(&first);
+        }
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -224,13 +236,13 @@ impl Store {
     /// like its neighbours in a pretty-printed array.
     pub fn format_record(&self, value: &Value) -> String {
         match self.layout {
-            Layout::JsonLines => value.to_string(),
+            Layout::JsonLines => self.spacing.format(value),
             Layout::JsonArray if self.separator.contains('\n') => {
                 let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
                 let newline = format!("{}{}", self.index.newline, self.indent);
                 pretty.replace('\n', &newline)
             }
-            Layout::JsonArray => value.to_string(),
+            Layout::JsonArray => self.spacing.format(value),
         }
     }
 
@@ -247,6 +259,7 @@ impl Store {
             added: self.added.clone(),
             separator: self.separator.clone(),
             indent: self.indent.clone(),
+            spacing: self.spacing,
             dirty: self.dirty,
         })
     }
