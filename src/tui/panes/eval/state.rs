@@ -201,8 +201,17 @@ pub fn sort_key(sample: &SampleResult, has_adapter: bool) -> Option<f64> {
     }
 }
 
-/// Positions in `samples`, in `order`; ties and samples without a key
-/// (last) go by index.
+/// The ROUGE-L change, which orders samples whose primary scores tie (two
+/// multi-file answers that both fail to parse score 0 as code).
+fn rouge_delta(sample: &SampleResult) -> f64 {
+    sample
+        .adapter
+        .as_ref()
+        .map_or(sample.base.rouge_l, |a| a.rouge_l - sample.base.rouge_l)
+}
+
+/// Positions in `samples`, in `order`; ties go by the ROUGE-L change, then
+/// by index; samples without a key come last.
 pub fn sorted(samples: &[SampleResult], order: Order) -> Vec<usize> {
     let has_adapter = samples.iter().any(|s| s.adapter.is_some());
     let mut rows: Vec<usize> = (0..samples.len()).collect();
@@ -220,7 +229,13 @@ pub fn sorted(samples: &[SampleResult], order: Order) -> Vec<usize> {
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,
         };
-        by_key.then(samples[a].index.cmp(&samples[b].index))
+        let by_rouge = match order {
+            Order::WorstFirst => rouge_delta(&samples[a]).total_cmp(&rouge_delta(&samples[b])),
+            Order::BestFirst => rouge_delta(&samples[b]).total_cmp(&rouge_delta(&samples[a])),
+        };
+        by_key
+            .then(by_rouge)
+            .then(samples[a].index.cmp(&samples[b].index))
     });
     rows
 }

@@ -563,3 +563,18 @@ fn snapshot_how_to_make_results() {
     });
     insta::assert_snapshot!("eval_how_to", draw(&pane).backend());
 }
+
+#[test]
+fn equal_primary_scores_are_ordered_by_the_rouge_change() {
+    let reference = "create the app and include the router";
+    let mut close = text_sample(0, "a", reference, "nothing", "create the app and include");
+    let mut far = text_sample(1, "b", reference, "nothing", "the");
+    // Both multi-file answers failed to parse: their code scores tie at 0.
+    for s in [&mut close, &mut far] {
+        s.primary = "code_score".into();
+        s.score_delta = Some(0.0);
+    }
+    let samples = [close, far];
+    assert_eq!(state::sorted(&samples, state::Order::WorstFirst), [1, 0]);
+    assert_eq!(state::sorted(&samples, state::Order::BestFirst), [0, 1]);
+}
