@@ -112,16 +112,45 @@ fn load_model(
     let name = services.model_name.clone();
     let _ = tx.send(Action::Model(ModelStatus::Loading { name: name.clone() }));
     std::thread::spawn(move || {
-        let status = match swap_model(&services, adapter.as_deref()) {
-            Ok(()) => ModelStatus::Ready(ModelInfo {
+        let ready = |adapter| {
+            ModelStatus::Ready(ModelInfo {
                 name: name.clone(),
                 adapter,
                 generation,
-            }),
-            Err(message) => ModelStatus::Failed { name, message },
+            })
         };
-        let _ = tx.send(Action::Model(status));
+        match swap_model(&services, adapter.as_deref()) {
+            Ok(()) => {
+                let _ = tx.send(Action::Model(ready(adapter)));
+            }
+            Err(message) => {
+                let base_still_loaded = adapter.is_some() && drop_adapter(&services);
+                let _ = tx.send(Action::Model(ModelStatus::Failed {
+                    name: name.clone(),
+                    message,
+                }));
+                // A bad adapter leaves the base model usable: say so, so
+                // the panes stop waiting for the adapter.
+                if base_still_loaded {
+                    let _ = tx.send(Action::Model(ready(None)));
+                }
+            }
+        }
     });
+}
+
+/// Detaches whatever a failed adapter load left; whether a model is loaded.
+fn drop_adapter(services: &Services) -> bool {
+    let Ok(mut slot) = services.model.write() else {
+        return false;
+    };
+    match slot.as_mut() {
+        Some(model) => {
+            clear_adapter(model);
+            true
+        }
+        None => false,
+    }
 }
 
 fn swap_model(services: &Services, adapter: Option<&std::path::Path>) -> Result<(), String> {
@@ -150,9 +179,13 @@ fn swap_model(services: &Services, adapter: Option<&std::path::Path>) -> Result<
             .load_adapter(dir)
             .map_err(|e| format!("adapter {}: {e}", dir.display())),
         None => {
-            crate::model::adapter::detach(&mut model.decoder);
-            model.adapter = None;
+            clear_adapter(model);
             Ok(())
         }
     }
+}
+
+fn clear_adapter(model: &mut crate::model::Model) {
+    crate::model::adapter::detach(&mut model.decoder);
+    model.adapter = None;
 }
