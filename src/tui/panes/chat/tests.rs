@@ -258,28 +258,12 @@ fn editing_an_answer_appends_the_exchange() {
     );
     assert!(pane.overlay.is_none());
     // Edited in place: the next turn builds on the edited answer.
-    assert_eq!(
-        pane.chat
-            .column(Side::Adapter)
-            .turns
-            .last()
-            .unwrap()
-            .content,
-        "good answer"
-    );
+    assert_eq!(last_turn(&pane, Side::Adapter), "good answer");
     // Esc in the editor changes nothing.
     pane.key(key(KeyCode::Char('e')));
     pane.key(key(KeyCode::Char('x')));
     assert!(pane.key(key(KeyCode::Esc)).is_empty());
-    assert_eq!(
-        pane.chat
-            .column(Side::Adapter)
-            .turns
-            .last()
-            .unwrap()
-            .content,
-        "good answer"
-    );
+    assert_eq!(last_turn(&pane, Side::Adapter), "good answer");
 }
 
 #[test]
@@ -473,4 +457,8 @@ fn runs_of_blank_lines_in_an_answer_collapse_when_drawn() {
     assert_eq!(pane.chat.last_answer(Side::Base), Some(rambling.as_str()));
     let view = pane.drawn.get().views[Side::Base.index()];
     assert_eq!(view.total, 11);
+}
+
+fn last_turn(pane: &ChatPane, side: Side) -> &str {
+    &pane.chat.column(side).turns.last().unwrap().content
 }

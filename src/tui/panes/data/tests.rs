@@ -19,18 +19,11 @@ struct Fixture {
     pane: DataPane,
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("data.jsonl");
-    let text = [CHAT, CODE, BROKEN, EMPTY_REPLY].join("\n") + "\n";
-    std::fs::write(&path, text).unwrap();
+/// The pane on `path`, once its opening validation has come in.
+fn open_validated(path: &std::path::Path) -> DataPane {
     let theme = &Theme::builtin()[0];
-    let mut pane = DataPane::open(
-        &path,
-        Arc::new(Highlighter::default()),
-        theme.syntax.clone(),
-    )
-    .unwrap();
+    let mut pane =
+        DataPane::open(path, Arc::new(Highlighter::default()), theme.syntax.clone()).unwrap();
     let start = Instant::now();
     while !pane.findings.ready {
         assert!(
@@ -40,6 +33,15 @@ fn fixture() -> Fixture {
         pane.tick();
         std::thread::sleep(Duration::from_millis(5));
     }
+    pane
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.jsonl");
+    let text = [CHAT, CODE, BROKEN, EMPTY_REPLY].join("\n") + "\n";
+    std::fs::write(&path, text).unwrap();
+    let pane = open_validated(&path);
     Fixture {
         _dir: dir,
         path,
@@ -599,19 +601,7 @@ fn the_findings_box_is_one_line_when_there_are_none() {
     let path = dir.path().join("clean.jsonl");
     let other = CHAT.replace("Rust", "Go");
     std::fs::write(&path, format!("{CHAT}\n{other}\n")).unwrap();
-    let theme = &Theme::builtin()[0];
-    let mut pane = DataPane::open(
-        &path,
-        Arc::new(Highlighter::default()),
-        theme.syntax.clone(),
-    )
-    .unwrap();
-    let start = Instant::now();
-    while !pane.findings.ready {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        pane.tick();
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let pane = open_validated(&path);
     assert_eq!(pane.findings.len(), 0, "{:?}", pane.findings.items());
     let rows = screen(&draw(&pane));
     assert_eq!(pane.areas.get().findings.height, 1);
