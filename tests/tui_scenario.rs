@@ -164,4 +164,25 @@ fn edit_save_and_follow_a_growing_run() {
         matches!(effects.as_slice(), [Effect::Eval(_)]),
         "{effects:?}"
     );
+
+    // Open another dataset from the Data tab; the Train form follows it.
+    let other = work.path().join("other.jsonl");
+    std::fs::write(&other, CHAT.lines().nth(1).unwrap()).unwrap();
+    press(&mut app, KeyCode::Char('1'));
+    press(&mut app, KeyCode::Char('o'));
+    for _ in 0..data.to_string_lossy().chars().count() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, &other.to_string_lossy());
+    press(&mut app, KeyCode::Enter);
+    let opened = screen(&app);
+    assert!(
+        opened.contains("other.jsonl") && opened.contains("Name a colour."),
+        "{opened}"
+    );
+    press(&mut app, KeyCode::Char('2'));
+    assert!(
+        screen(&app).contains("other.jsonl"),
+        "the Train form trains on it"
+    );
 }

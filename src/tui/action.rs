@@ -36,6 +36,8 @@ pub enum Effect {
     SendSampleToChat,
     /// Append a sample to the open dataset (from the chat pane).
     AppendToDataset(serde_json::Value),
+    /// Open another dataset in the Data tab.
+    OpenDataset(std::path::PathBuf),
     /// Show another tab.
     ShowTab(super::app::Tab),
 }

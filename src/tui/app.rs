@@ -118,6 +118,28 @@ impl App {
         }
     }
 
+    /// Replaces the Data tab's file (never over unsaved changes) and trains
+    /// on it from now on.
+    fn open_dataset(&mut self, path: std::path::PathBuf) -> Vec<Effect> {
+        if self.data.is_dirty() {
+            return vec![Notice::error(format!(
+                "{} has unsaved changes: save (w) or undo (u) them first",
+                self.data.file_label()
+            ))];
+        }
+        match self.data.open_other(&path) {
+            Ok(pane) => self.data = pane,
+            Err(message) => return vec![Notice::error(message)],
+        }
+        let mut effects = vec![Notice::info(format!("opened {}", path.display()))];
+        if let ModelStatus::Ready(info) = &self.model {
+            let info = info.clone();
+            effects.extend(Screen::model_ready(&mut self.data, &info));
+        }
+        effects.extend(self.train.message(super::panes::train::Msg::Dataset(path)));
+        effects
+    }
+
     /// Puts `tab` on screen; the pane may start work on being shown.
     fn show(&mut self, tab: Tab) -> Vec<Effect> {
         if self.tab == tab {
@@ -205,6 +227,7 @@ impl App {
                             "select a sample with a prompt in the Data tab first",
                         )),
                     },
+                    Effect::OpenDataset(path) => next.extend(self.open_dataset(path)),
                     Effect::AppendToDataset(value) => {
                         next.extend(self.data.message(super::panes::data::Msg::Append(value)));
                     }

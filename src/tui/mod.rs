@@ -74,6 +74,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 Effect::Notify(_)
                 | Effect::ShowTab(_)
                 | Effect::SendSampleToChat
+                | Effect::OpenDataset(_)
                 | Effect::AppendToDataset(_) => {}
             }
         }

@@ -25,6 +25,7 @@ impl DataPane {
             KeyCode::BackTab => self.focus = self.focus.next(true),
             KeyCode::Char('/') => self.open_prompt(PromptKind::Filter),
             KeyCode::Char(':') | KeyCode::Char('g') => self.open_prompt(PromptKind::Jump),
+            KeyCode::Char('o') => self.open_prompt(PromptKind::Open),
             KeyCode::Char('f') => {
                 self.filter.criteria.format =
                     next_format(self.filter.criteria.format, &self.formats);
@@ -243,6 +244,7 @@ impl DataPane {
         let text = match kind {
             PromptKind::Filter => self.filter.criteria.text.clone(),
             PromptKind::Jump => String::new(),
+            PromptKind::Open => self.store.path().to_string_lossy().into_owned(),
         };
         self.prompt = Some(Prompt { kind, text });
     }
@@ -258,7 +260,7 @@ impl DataPane {
             }
             KeyCode::Char(c)
                 if !key.modifiers.contains(KeyModifiers::CONTROL)
-                    && (prompt.kind == PromptKind::Filter || c.is_ascii_digit()) =>
+                    && (prompt.kind != PromptKind::Jump || c.is_ascii_digit()) =>
             {
                 prompt.text.push(c);
             }
@@ -270,6 +272,7 @@ impl DataPane {
                         self.focus = Focus::List;
                         self.start_filter()
                     }
+                    PromptKind::Open => vec![Effect::OpenDataset(prompt.text.trim().into())],
                     PromptKind::Jump => match prompt.text.parse::<usize>() {
                         Ok(line) => {
                             self.focus = Focus::List;

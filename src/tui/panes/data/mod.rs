@@ -130,6 +130,10 @@ const BINDINGS: &[Binding] = &[
     bind("s", "filter by findings: errors, then warnings and errors"),
     bind("Esc", "clear the filters"),
     bind(": g", "jump to a line of the file"),
+    bind(
+        "o",
+        "open another dataset file (type its path; unsaved changes must be saved first)",
+    ),
     bind("e", "edit the field or file under the cursor"),
     bind("E", "edit the whole record as JSON"),
     bind("a", "add a sample after this one"),
@@ -194,6 +198,15 @@ impl DataPane {
 
     pub fn is_dirty(&self) -> bool {
         self.store.is_dirty()
+    }
+
+    /// Another dataset in a pane like this one (same highlighter and theme).
+    pub fn open_other(&self, path: &Path) -> Result<DataPane, String> {
+        DataPane::open(
+            path,
+            Arc::clone(&self.highlighter),
+            self.syntax_theme.clone(),
+        )
     }
 
     /// Samples in the open file, unsaved additions included.

@@ -130,6 +130,7 @@ fn draw_list(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) -> R
         let label = match prompt.kind {
             PromptKind::Filter => "/",
             PromptKind::Jump => "line: ",
+            PromptKind::Open => "open: ",
         };
         let line = Line::from(vec![
             Span::styled(label, theme.title()),

@@ -42,6 +42,8 @@ impl Focus {
 pub enum PromptKind {
     Filter,
     Jump,
+    /// The path of another dataset to open.
+    Open,
 }
 
 /// A one-line prompt under the list.

@@ -193,6 +193,14 @@ impl Form {
         &FIELDS[self.selected]
     }
 
+    /// Sets a field from outside the form and validates the whole again.
+    pub fn set_text(&mut self, key: &str, text: &str) {
+        if let Some(i) = FIELDS.iter().position(|f| f.key == key) {
+            self.values[i] = text.to_string();
+            self.config = self.validate();
+        }
+    }
+
     pub fn value(&self, key: &str) -> Option<&str> {
         FIELDS
             .iter()

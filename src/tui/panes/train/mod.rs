@@ -40,6 +40,8 @@ const RESCAN: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub enum Msg {
+    /// The workbench opened another dataset: train on it.
+    Dataset(PathBuf),
     Measured(Measured),
     Launched {
         dir: PathBuf,
@@ -500,6 +502,10 @@ impl Pane for TrainPane {
     fn message(&mut self, msg: Msg) -> Vec<Effect> {
         let mut effects = Vec::new();
         match msg {
+            Msg::Dataset(path) => {
+                self.form.set_text("data.train", &path.to_string_lossy());
+                effects.extend(self.measure_if_stale());
+            }
             Msg::Measured(measured) => {
                 self.measuring = None;
                 self.measured = Some(measured);
