@@ -1,17 +1,14 @@
 //! The `tunebench data` commands as a user runs them.
 
+mod common;
+
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn tunebench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args(args)
-        .output()
-        .expect("run tunebench")
-}
+use common::tunebench;
 
 fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -23,9 +20,7 @@ fn json_of(output: &Output) -> Value {
 }
 
 fn sample_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sample-data")
-        .join(name)
+    common::root().join("sample-data").join(name)
 }
 
 #[test]

@@ -2,26 +2,17 @@
 //! an adapter, then base and adapter answer three records (two labelled, one
 //! multi-file project) and the results land in JSON, JSONL and Markdown.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tunebench::eval::results::read_results;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn tunebench(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args(args)
-        .output()
-        .expect("run tunebench");
-    assert!(
-        output.status.success(),
-        "tunebench {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::ok(common::tunebench(args))
 }
 
 /// A tiny model and an adapter trained on it for a few steps: (model, adapter).

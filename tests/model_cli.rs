@@ -1,29 +1,17 @@
 //! The model commands as a user runs them, on the tiny model.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use tunebench::model::decoder::Mode;
 use tunebench::model::generate::{GenerateParams, StopReason, generate};
 use tunebench::model::lora::LoraSpec;
 use tunebench::model::{LoadOptions, Model, adapter};
 
-fn tunebench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args(args)
-        .output()
-        .expect("run tunebench")
-}
-
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+use common::{ok, tunebench};
 
 fn tiny(dir: &Path) -> PathBuf {
     let out = dir.join("tiny");

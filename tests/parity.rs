@@ -1,6 +1,8 @@
 //! Loss equal to PyTorch: `eval` against `hf_loss.py` results kept in
 //! tests/fixtures/parity/expected.json (see tests/fixtures/parity/README.md).
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tunebench::data::Store;
@@ -9,9 +11,7 @@ use tunebench::model::decoder::Mode;
 use tunebench::model::lora::LoraSpec;
 use tunebench::model::{LoadOptions, Model, adapter};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/parity")
@@ -37,8 +37,7 @@ fn eval_loss_equals_transformers_and_peft() {
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
             .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let tiny = work.path().join("tiny");
-    tunebench::model::tiny::init_tiny(&tiny, 0, &Default::default()).unwrap();
+    let tiny = common::tiny_model(work.path());
     // The adapter written here, as make.sh wrote it with examples/parity_adapter.rs.
     let written = work.path().join("tiny-tunebench");
     {

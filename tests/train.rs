@@ -1,8 +1,10 @@
 //! The training engine on the tiny model: gradients, resume, signals.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tunebench::model::decoder::Mode;
@@ -15,15 +17,8 @@ use tunebench::train::config::TrainConfig;
 use tunebench::train::run_dir::RunLog;
 use tunebench::train::trainer::{Outcome, Trainer};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tiny(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny");
-    tunebench::model::tiny::init_tiny(&out, 0, &Default::default()).unwrap();
-    out
-}
+use common::{root, tiny_model as tiny};
+use tunebench::model::max_abs_diff;
 
 #[test]
 fn every_lora_parameter_gets_a_gradient_and_frozen_weights_none() {
@@ -327,7 +322,7 @@ fn one_adamw_step_equals_torch_and_peft() {
         for (suffix, var) in [("lora_A", &lora.a), ("lora_B", &lora.b)] {
             let name = format!("base_model.model.{path}.{suffix}.weight");
             let want = &expected[&name];
-            let diff = max_abs_diff(var.as_tensor(), want);
+            let diff = max_abs_diff(var.as_tensor(), want).unwrap();
             assert!(diff < 1e-5, "{name}: max difference {diff}");
             compared += 1;
         }
@@ -483,7 +478,7 @@ fn packed_rows_see_nothing_of_their_neighbours() {
             .hidden(&ids(&joined), None, Some(&[7, 5]), mode)
             .unwrap();
         let separate = Tensor::cat(&[alone_a, alone_b], 1).unwrap();
-        let diff = max_abs_diff(&packed, &separate);
+        let diff = max_abs_diff(&packed, &separate).unwrap();
         assert!(
             diff < 1e-4,
             "packed and separate hidden states differ by {diff}"
@@ -515,20 +510,6 @@ fn packed_training_runs() {
         Outcome::Completed
     );
     assert!(step_losses(&run).iter().all(|(_, l)| l.is_finite()));
-}
-
-/// Largest elementwise difference of two tensors.
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

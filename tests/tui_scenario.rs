@@ -3,6 +3,8 @@
 //! metrics file grows and watch the Train tab's chart follow it. Drawn into
 //! ratatui's TestBackend; no terminal, network or GPU.
 
+mod common;
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -61,8 +63,7 @@ fn edit_save_and_follow_a_growing_run() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("chat.jsonl");
     std::fs::write(&data, CHAT).unwrap();
-    let model = work.path().join("tiny");
-    tunebench::model::tiny::init_tiny(&model, 0, &Default::default()).unwrap();
+    let model = common::tiny_model(work.path());
     let runs = work.path().join("runs");
     let run = runs.join("tiny-chat-20261122-100000");
     std::fs::create_dir_all(&run).unwrap();

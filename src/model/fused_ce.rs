@@ -129,7 +129,7 @@ mod tests {
             .get(rows.as_tensor())
             .unwrap()
             .clone();
-        let diff = crate::model::max_abs_diff(&ga, &gb);
+        let diff = crate::model::max_abs_diff(&ga, &gb).unwrap();
         assert!(diff < 1e-4, "{diff}");
     }
 }

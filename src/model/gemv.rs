@@ -117,7 +117,7 @@ mod tests {
             .broadcast_matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap())
             .unwrap();
         let got = matmul_t(&x, &w).unwrap();
-        let diff = crate::model::max_abs_diff(&expected, &got);
+        let diff = crate::model::max_abs_diff(&expected, &got).unwrap();
         assert!(diff < 1e-3, "{diff}");
     }
 }
