@@ -5,7 +5,7 @@
 
 use super::action::{Action, Effect, ModelStatus, Notice};
 use super::panes::{
-    Binding, Pane, Screen, bind, chat::ChatPane, data::DataPane, eval::EvalPane, train::TrainPane,
+    Binding, Pane, bind, chat::ChatPane, data::DataPane, eval::EvalPane, train::TrainPane,
 };
 use super::theme::Theme;
 use crossterm::event::{
@@ -100,7 +100,7 @@ impl App {
     }
 
     /// The pane on screen.
-    pub fn screen(&self) -> &dyn Screen {
+    pub fn screen(&self) -> &dyn Pane {
         match self.tab {
             Tab::Data => &self.data,
             Tab::Train => &self.train,
@@ -109,7 +109,7 @@ impl App {
         }
     }
 
-    fn screen_mut(&mut self) -> &mut dyn Screen {
+    fn screen_mut(&mut self) -> &mut dyn Pane {
         match self.tab {
             Tab::Data => &mut self.data,
             Tab::Train => &mut self.train,
@@ -134,7 +134,7 @@ impl App {
         let mut effects = vec![Notice::info(format!("opened {}", path.display()))];
         if let ModelStatus::Ready(info) = &self.model {
             let info = info.clone();
-            effects.extend(Screen::model_ready(&mut self.data, &info));
+            effects.extend(self.data.model_ready(&info));
         }
         effects.extend(self.train.message(super::panes::train::Msg::Dataset(path)));
         effects
@@ -149,7 +149,7 @@ impl App {
         self.screen_mut().shown()
     }
 
-    fn screens_mut(&mut self) -> [&mut dyn Screen; 4] {
+    fn screens_mut(&mut self) -> [&mut dyn Pane; 4] {
         [
             &mut self.data,
             &mut self.train,

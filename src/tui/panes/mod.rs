@@ -1,6 +1,8 @@
-//! The three panes. Each owns its state and changes it only in its own
+//! The four panes. Each owns its state and changes it only in its own
 //! `key`/`mouse`/`message` handlers; what it needs from elsewhere arrives as
-//! a message, and what it wants done leaves as an `Effect`.
+//! a message, and what it wants done leaves as an `Effect`. Each pane's
+//! message type is its own, so `message` is an inherent method and `Pane`
+//! holds what the app calls on whichever pane is on screen.
 
 pub mod chat;
 pub mod data;
@@ -27,13 +29,9 @@ pub const fn bind(keys: &'static str, does: &'static str) -> Binding {
 }
 
 pub trait Pane {
-    type Msg;
-
     fn key(&mut self, key: KeyEvent) -> Vec<Effect>;
     /// `area` is where the pane was last drawn.
     fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect>;
-    /// A worker's report or a message routed from the app.
-    fn message(&mut self, msg: Self::Msg) -> Vec<Effect>;
     /// Periodic wake-up; returns whether anything changed.
     fn tick(&mut self) -> bool {
         false
@@ -56,48 +54,4 @@ pub trait Pane {
     fn bindings(&self) -> &'static [Binding];
     /// The few keys worth showing in the status bar.
     fn hints(&self) -> &'static str;
-}
-
-/// The message-independent part of `Pane`, so the app can hold "the pane on
-/// screen" as one trait object instead of matching on the tab everywhere.
-pub trait Screen {
-    fn key(&mut self, key: KeyEvent) -> Vec<Effect>;
-    fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect>;
-    fn tick(&mut self) -> bool;
-    fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect>;
-    fn shown(&mut self) -> Vec<Effect>;
-    fn captures_input(&self) -> bool;
-    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
-    fn bindings(&self) -> &'static [Binding];
-    fn hints(&self) -> &'static str;
-}
-
-impl<P: Pane> Screen for P {
-    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        Pane::key(self, key)
-    }
-    fn mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Effect> {
-        Pane::mouse(self, event, area)
-    }
-    fn tick(&mut self) -> bool {
-        Pane::tick(self)
-    }
-    fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {
-        Pane::model_ready(self, model)
-    }
-    fn shown(&mut self) -> Vec<Effect> {
-        Pane::shown(self)
-    }
-    fn captures_input(&self) -> bool {
-        Pane::captures_input(self)
-    }
-    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        Pane::render(self, frame, area, theme)
-    }
-    fn bindings(&self) -> &'static [Binding] {
-        Pane::bindings(self)
-    }
-    fn hints(&self) -> &'static str {
-        Pane::hints(self)
-    }
 }

@@ -383,9 +383,51 @@ impl ChatPane {
     }
 }
 
-impl Pane for ChatPane {
-    type Msg = Msg;
+impl ChatPane {
+    /// A worker's report or a message routed from the app.
+    pub fn message(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::UseSample(exchange) => {
+                let source = exchange.source.clone();
+                let has_reference = exchange.reference.is_some();
+                let prompt = self.chat.use_sample(exchange);
+                self.input.set_text(prompt.as_deref().unwrap_or(""));
+                self.set_focus(Focus::Input);
+                let mut note = format!("sample {source} loaded: Enter sends its prompt");
+                if !has_reference {
+                    note.push_str(" (it has no reference answer)");
+                }
+                vec![Notice::info(note)]
+            }
+            Msg::Token {
+                column,
+                generation_id,
+                text,
+            } => {
+                self.chat.token(column, generation_id, &text);
+                Vec::new()
+            }
+            Msg::Done {
+                column,
+                generation_id,
+                result,
+            } => {
+                let error = result.as_ref().err().cloned();
+                if self.chat.finish(column, generation_id, result)
+                    && let Some(message) = error
+                {
+                    return vec![Notice::error(format!(
+                        "{} column: {message}",
+                        column.title()
+                    ))];
+                }
+                Vec::new()
+            }
+        }
+    }
+}
 
+impl Pane for ChatPane {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if self.overlay.is_some() {
             return self.overlay_key(key);
@@ -442,47 +484,6 @@ impl Pane for ChatPane {
             _ => {}
         }
         Vec::new()
-    }
-
-    fn message(&mut self, msg: Msg) -> Vec<Effect> {
-        match msg {
-            Msg::UseSample(exchange) => {
-                let source = exchange.source.clone();
-                let has_reference = exchange.reference.is_some();
-                let prompt = self.chat.use_sample(exchange);
-                self.input.set_text(prompt.as_deref().unwrap_or(""));
-                self.set_focus(Focus::Input);
-                let mut note = format!("sample {source} loaded: Enter sends its prompt");
-                if !has_reference {
-                    note.push_str(" (it has no reference answer)");
-                }
-                vec![Notice::info(note)]
-            }
-            Msg::Token {
-                column,
-                generation_id,
-                text,
-            } => {
-                self.chat.token(column, generation_id, &text);
-                Vec::new()
-            }
-            Msg::Done {
-                column,
-                generation_id,
-                result,
-            } => {
-                let error = result.as_ref().err().cloned();
-                if self.chat.finish(column, generation_id, result)
-                    && let Some(message) = error
-                {
-                    return vec![Notice::error(format!(
-                        "{} column: {message}",
-                        column.title()
-                    ))];
-                }
-                Vec::new()
-            }
-        }
     }
 
     fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {

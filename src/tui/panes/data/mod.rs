@@ -266,19 +266,20 @@ impl DataPane {
     }
 }
 
-impl Pane for DataPane {
-    type Msg = Msg;
+impl DataPane {
+    /// A worker's report or a message routed from the app.
+    pub fn message(&mut self, msg: Msg) -> Vec<Effect> {
+        self.then_sync(|pane| pane.handle(msg))
+    }
+}
 
+impl Pane for DataPane {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         self.then_sync(|pane| pane.on_key(key))
     }
 
     fn mouse(&mut self, event: MouseEvent, _area: Rect) -> Vec<Effect> {
         self.then_sync(|pane| pane.on_mouse(event))
-    }
-
-    fn message(&mut self, msg: Msg) -> Vec<Effect> {
-        self.then_sync(|pane| pane.handle(msg))
     }
 
     fn tick(&mut self) -> bool {

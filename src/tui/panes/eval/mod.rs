@@ -301,9 +301,33 @@ impl EvalPane {
     }
 }
 
-impl Pane for EvalPane {
-    type Msg = Msg;
+impl EvalPane {
+    /// A worker's report or a message routed from the app.
+    pub fn message(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Open(path) => {
+                if !self.extra.contains(&path) {
+                    self.extra.push(path.clone());
+                }
+                self.rescan();
+                if let Some(at) = self.scan.files.iter().position(|f| f.path == path) {
+                    self.files.selected = at;
+                    self.follow_files();
+                }
+                self.load(path)
+            }
+            Msg::Loaded { id, path, result } => {
+                if self.loading.as_ref().map(|(i, _)| *i) != Some(id) {
+                    return Vec::new();
+                }
+                self.loading = None;
+                self.loaded(path, result)
+            }
+        }
+    }
+}
 
+impl Pane for EvalPane {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.modifiers.contains(KeyModifiers::CONTROL) {
             return Vec::new();
@@ -396,29 +420,6 @@ impl Pane for EvalPane {
             _ => {}
         }
         Vec::new()
-    }
-
-    fn message(&mut self, msg: Msg) -> Vec<Effect> {
-        match msg {
-            Msg::Open(path) => {
-                if !self.extra.contains(&path) {
-                    self.extra.push(path.clone());
-                }
-                self.rescan();
-                if let Some(at) = self.scan.files.iter().position(|f| f.path == path) {
-                    self.files.selected = at;
-                    self.follow_files();
-                }
-                self.load(path)
-            }
-            Msg::Loaded { id, path, result } => {
-                if self.loading.as_ref().map(|(i, _)| *i) != Some(id) {
-                    return Vec::new();
-                }
-                self.loading = None;
-                self.loaded(path, result)
-            }
-        }
     }
 
     fn tick(&mut self) -> bool {
