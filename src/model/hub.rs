@@ -26,6 +26,12 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("huggingface").join("hub")
 }
 
+/// Whether `name` has the shape of a hub repo id (`org/name`) rather than a
+/// local path.
+pub fn looks_like_repo_id(name: &str) -> bool {
+    name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/')
+}
+
 /// A directory holding the model's files: `model` itself when it is a
 /// directory, else the cached snapshot of the repo id, downloaded if needed.
 pub fn resolve(model: &str) -> Result<PathBuf, ModelError> {
@@ -38,9 +44,7 @@ pub fn resolve(model: &str) -> Result<PathBuf, ModelError> {
         return Ok(dir);
     }
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
-    let looks_like_repo =
-        model.split('/').count() == 2 && !model.starts_with('.') && !model.starts_with('/');
-    if offline || !looks_like_repo {
+    if offline || !looks_like_repo_id(model) {
         return Err(not_found(model, &repo_dir, None));
     }
     download(model).map_err(|e| not_found(model, &repo_dir, Some(e)))

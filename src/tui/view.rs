@@ -36,9 +36,10 @@ pub fn render(app: &App, frame: &mut Frame) {
 }
 
 fn render_tabs(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) -> [Rect; 4] {
-    let mut spans = vec![Span::styled(" tunebench ", theme.title())];
+    const TITLE: &str = " tunebench ";
+    let mut spans = vec![Span::styled(TITLE, theme.title())];
     let mut rects = [Rect::default(); 4];
-    let mut x = area.x + 11;
+    let mut x = area.x + TITLE.len() as u16;
     for (i, tab) in Tab::ALL.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, tab.title());
         let width = label.len() as u16;
@@ -119,12 +120,9 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 /// A model as the status bar names it: a hub repo id (`Qwen/Qwen2.5-0.5B`)
-/// whole, a local directory by its last component (`tiny-model`). The test
-/// for a repo id is the one `model::hub::resolve` uses.
+/// whole, a local directory by its last component (`tiny-model`).
 fn model_label(name: &str) -> String {
-    let looks_like_repo =
-        name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/');
-    if looks_like_repo {
+    if crate::model::hub::looks_like_repo_id(name) {
         return name.to_string();
     }
     name.trim_end_matches('/')
