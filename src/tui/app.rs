@@ -171,6 +171,12 @@ impl App {
                 self.dirty = false;
                 Vec::new()
             }
+            // Nothing reacts to the pointer merely moving; skipping it saves a
+            // redraw per motion event.
+            Action::Mouse(event) if matches!(event.kind, MouseEventKind::Moved) => {
+                self.dirty = false;
+                Vec::new()
+            }
             Action::Mouse(event) => self.mouse(event),
             Action::Resize => Vec::new(),
             Action::Tick => {
