@@ -556,3 +556,139 @@ fn samples_cut_before_their_answer_are_reported_not_dropped_silently() {
     let used = trainer.data.report.train_samples + trainer.data.report.eval_samples;
     assert_eq!(used + skipped.len(), 30, "every record is used or reported");
 }
+
+/// Waits (up to three minutes) until the run has logged an event of `kind`.
+fn wait_for_event(run: &Path, kind: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !events(run).iter().any(|e| e["event"] == kind) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} event within three minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_second_writer_is_refused_with_the_pid_that_holds_the_run() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 10_000);
+    let (config, run) = (work.path().join("config.toml"), work.path().join("run"));
+    let (config, run_arg) = (config.to_str().unwrap(), run.to_str().unwrap());
+    let mut child = spawn_train(&["--config", config, "--run-dir", run_arg]);
+    wait_for_event(&run, "step");
+    let holder = format!("in use by training process {}", child.id());
+    let before = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for second in [
+        vec!["train", "--resume", run_arg],
+        vec!["train", "--config", config, "--run-dir", run_arg],
+    ] {
+        let out = common::tunebench(&second);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&holder), "{second:?}: {stderr}");
+    }
+    // The refused process wrote nothing into the run.
+    let after = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(after.starts_with(&before) && !after[before.len()..].contains("\"start\""));
+    // The lock names the training process, which a viewer can stop.
+    let process = tunebench::train::run_lock::holder(&run).unwrap().unwrap();
+    assert_eq!(process.pid, child.id());
+    process.signal(libc::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(events(&run).last().unwrap()["status"], "stopped");
+    assert_eq!(tunebench::train::run_lock::holder(&run), Ok(None));
+}
+
+#[test]
+fn a_run_that_cannot_start_leaves_no_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 2);
+    let config = work.path().join("config.toml");
+    let runs = work.path().join("runs");
+    let missing_model = format!("model.name={:?}", work.path().join("no-model").display());
+    let missing_data = format!(
+        "data.train={:?}",
+        work.path().join("no-data.jsonl").display()
+    );
+    for (set, why) in [
+        (&missing_model, "no-model"),
+        (&missing_data, "no-data.jsonl"),
+    ] {
+        let out = common::tunebench(&[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--runs",
+            runs.to_str().unwrap(),
+            "--set",
+            set,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!runs.exists(), "a failed start made {}", runs.display());
+    }
+}
+
+#[test]
+fn resume_passes_over_a_damaged_last_checkpoint() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    let config = tiny_config(work.path(), &model, 6);
+    let run = work.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.toml"), config.to_toml()).unwrap();
+    let mut log = RunLog::open(&run, false).unwrap();
+    let mut trainer = Trainer::new(config.clone(), None).unwrap();
+    trainer
+        .run(&mut log, &AtomicBool::new(false), |_| {})
+        .unwrap();
+    drop(trainer);
+    let steps = |run: &Path| -> Vec<usize> {
+        tunebench::train::run_dir::checkpoints(run)
+            .iter()
+            .map(|c| c.0)
+            .collect()
+    };
+    assert_eq!(steps(&run), [3, 6]);
+    // A write cut short: the adapter file of the last checkpoint is truncated.
+    let damaged = run.join("checkpoints/step-6/adapter_model.safetensors");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&damaged)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    let out = common::tunebench(&["train", "--resume", run.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped checkpoints/step-6: ")
+            && stderr.contains("checkpoints/step-6/adapter_model.safetensors: "),
+        "{stderr}"
+    );
+    let start = events(&run)
+        .into_iter()
+        .rev()
+        .find(|e| e["event"] == "start")
+        .unwrap();
+    assert_eq!(start["resumed_from"], 3);
+    assert_eq!(steps(&run), [3, 6], "step 6 is written again, whole");
+    // Every checkpoint damaged: refused, naming each file, rather than
+    // silently starting over.
+    for step in [3, 6] {
+        let file = run.join(format!("checkpoints/step-{step}/trainer_state.json"));
+        std::fs::write(&file, "{\"step\": ").unwrap();
+    }
+    let err = Trainer::new(config, Some(&run)).err().unwrap();
+    for step in [3, 6] {
+        assert!(
+            err.contains(&format!("checkpoints/step-{step}/trainer_state.json: ")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("no intact checkpoint"), "{err}");
+}

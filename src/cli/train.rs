@@ -2,6 +2,7 @@
 
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::{RunLog, run_name};
+use crate::train::run_lock::RunLock;
 use crate::train::trainer::{Outcome, Trainer, stop_signal};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -31,11 +32,16 @@ pub struct TrainArgs {
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let (config, dir) = match &args.resume {
+    let (config, dir, lock) = match &args.resume {
         Some(dir) => {
+            if !dir.join("config.toml").exists() {
+                bail!("{}: no run to resume (no config.toml)", dir.display());
+            }
+            // Before anything is read: another process may be training it.
+            let lock = RunLock::acquire(dir)?;
             let config = TrainConfig::load(Some(&dir.join("config.toml")), &args.set)
                 .map_err(anyhow::Error::msg)?;
-            (config, dir.clone())
+            (config, dir.clone(), Some(lock))
         }
         None => {
             let Some(path) = &args.config else {
@@ -46,32 +52,51 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 args.runs
                     .join(run_name(&config.model.name, Path::new(&config.data.train)))
             });
-            if dir.join("metrics.jsonl").exists() {
-                bail!(
-                    "{} already holds a run; continue it with --resume {}",
-                    dir.display(),
-                    dir.display()
-                );
-            }
-            (config, dir)
+            // A launcher (the workbench) makes the folder for its console
+            // log. Locked first, so a run still training there is named.
+            let lock = dir.is_dir().then(|| RunLock::acquire(&dir)).transpose()?;
+            refuse_existing_run(&dir)?;
+            (config, dir, lock)
         }
     };
-    let mut log =
-        RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
-    // A resumed run keeps its config unless --set changed it.
-    if args.resume.is_none() || !args.set.is_empty() {
-        std::fs::write(dir.join("config.toml"), config.to_toml()).context("writing config.toml")?;
-    }
-    eprintln!("run directory: {}", dir.display());
-    let mut trainer = match Trainer::new(config, args.resume.as_deref()) {
+    // The model and data are checked before a new run's folder is made, so
+    // a run that cannot start leaves nothing behind.
+    let trainer = Trainer::new(config, args.resume.as_deref());
+    let mut trainer = match trainer {
         Ok(t) => t,
         Err(message) => {
-            log.event(&json!({"event": "end", "status": "failed", "message": message}))?;
-            log.line(&format!("failed: {message}"))?;
+            if lock.is_some() {
+                // The folder existed: it records why the run did not start.
+                let mut log = RunLog::open(&dir, args.json)?;
+                log.event(&json!({"event": "end", "status": "failed", "message": message}))?;
+                log.line(&format!("failed: {message}"))?;
+            }
             eprintln!("error: {message}");
             return Ok(ExitCode::from(super::EXIT_INPUT_ERRORS));
         }
     };
+    let _lock = match lock {
+        Some(lock) => lock,
+        None => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let lock = RunLock::acquire(&dir)?;
+            // Another run may have started here while this one loaded.
+            refuse_existing_run(&dir)?;
+            lock
+        }
+    };
+    let mut log =
+        RunLog::open(&dir, args.json).with_context(|| format!("opening {}", dir.display()))?;
+    // A resumed run keeps its config unless --set changed it.
+    if args.resume.is_none() || !args.set.is_empty() {
+        std::fs::write(dir.join("config.toml"), trainer.config.to_toml())
+            .context("writing config.toml")?;
+    }
+    eprintln!("run directory: {}", dir.display());
+    for skipped in &trainer.skipped_checkpoints {
+        eprintln!("{skipped}");
+        log.line(skipped)?;
+    }
     let report = &trainer.data.report;
     for (file, line, why) in report.skipped.iter().take(20) {
         eprintln!("{file}:{line}: skipped: {why}");
@@ -101,6 +126,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         "total_steps": trainer.total_steps,
         "trainable_parameters": trainable,
         "resumed_from": args.resume.as_ref().map(|_| trainer.state.step),
+        "skipped_checkpoints": trainer.skipped_checkpoints,
         // Lets a viewer (the workbench) stop a run started from a shell.
         "pid": std::process::id(),
     });
@@ -149,6 +175,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     log.event(&end)?;
     log.line(&format!("end: {status}"))?;
     Ok(code)
+}
+
+fn refuse_existing_run(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("metrics.jsonl").exists() {
+        bail!(
+            "{} already holds a run; continue it with --resume {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// `step 12/300  loss 2.3456  lr 1.2e-4  1234 tok/s  eta 3m20s`.
