@@ -4,7 +4,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tunebench::model::decoder::Mode;
@@ -220,32 +220,9 @@ fn resumed_run_repeats_the_uninterrupted_loss_curve() {
 #[test]
 fn sigint_saves_a_checkpoint_and_exits_cleanly() {
     let work = tempfile::tempdir().unwrap();
-    let model = tiny(work.path());
-    tiny_config(work.path(), &model, 10_000);
-    let run = work.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args([
-            "train",
-            "--config",
-            work.path().join("config.toml").to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, _, run) = spawn_long_run(work.path());
     let metrics = run.join("metrics.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !std::fs::read_to_string(&metrics)
-        .unwrap_or_default()
-        .contains("\"event\":\"step\"")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no step within two minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_event(&run, "step");
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -340,12 +317,39 @@ fn spawn_train(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// A 10,000-step run of the tiny model as its own process: (the process,
+/// its config file, its run folder).
+fn spawn_long_run(work: &Path) -> (std::process::Child, PathBuf, PathBuf) {
+    let model = tiny(work);
+    tiny_config(work, &model, 10_000);
+    let (config, run) = (work.join("config.toml"), work.join("run"));
+    let child = spawn_train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]);
+    (child, config, run)
+}
+
 fn events(run: &Path) -> Vec<Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Waits (up to three minutes) until the run has logged an event of `kind`.
+fn wait_for_event(run: &Path, kind: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !events(run).iter().any(|e| e["event"] == kind) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} event within three minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -402,23 +406,8 @@ fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
 #[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {
     let work = tempfile::tempdir().unwrap();
-    let model = tiny(work.path());
-    tiny_config(work.path(), &model, 10_000);
-    let (config, run) = (work.path().join("config.toml"), work.path().join("run"));
-    let mut child = spawn_train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--run-dir",
-        run.to_str().unwrap(),
-    ]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !events(&run).iter().any(|e| e["event"] == "checkpoint") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint within three minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut child, _, run) = spawn_long_run(work.path());
+    wait_for_event(&run, "checkpoint");
     child.kill().unwrap(); // SIGKILL: no chance to save anything
     child.wait().unwrap();
     let saved = tunebench::train::run_dir::checkpoints(&run)
@@ -557,26 +546,11 @@ fn samples_cut_before_their_answer_are_reported_not_dropped_silently() {
     assert_eq!(used + skipped.len(), 30, "every record is used or reported");
 }
 
-/// Waits (up to three minutes) until the run has logged an event of `kind`.
-fn wait_for_event(run: &Path, kind: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !events(run).iter().any(|e| e["event"] == kind) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {kind} event within three minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_second_writer_is_refused_with_the_pid_that_holds_the_run() {
     let work = tempfile::tempdir().unwrap();
-    let model = tiny(work.path());
-    tiny_config(work.path(), &model, 10_000);
-    let (config, run) = (work.path().join("config.toml"), work.path().join("run"));
+    let (mut child, config, run) = spawn_long_run(work.path());
     let (config, run_arg) = (config.to_str().unwrap(), run.to_str().unwrap());
-    let mut child = spawn_train(&["--config", config, "--run-dir", run_arg]);
     wait_for_event(&run, "step");
     let holder = format!("in use by training process {}", child.id());
     let before = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
