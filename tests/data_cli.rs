@@ -132,6 +132,55 @@ fn shipped_sample_data_validates_clean() {
     );
 }
 
+#[test]
+fn refinements_of_projects_with_test_time_code_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |id: &str, base: Option<&str>, files: Value| {
+        let mut context = json!({"task": "refine"});
+        if let Some(base) = base {
+            context["base_id"] = json!(base);
+        }
+        json!({"id": id, "prompt": "Add a feature to the project.", "context": context,
+               "output": {"files": files}})
+        .to_string()
+    };
+    // A refinement may come before its base; a base without hooks is fine.
+    let lines = [
+        record("r1", Some("hooked"), json!({"app/extra.py": "X = 1\n"})),
+        record("r2", Some("plain"), json!({"app/extra.py": "Y = 2\n"})),
+        record(
+            "hooked",
+            None,
+            json!({"app/main.py": "A = 1\n", "setup.py": "import os\n",
+                   "pyproject.toml": "[tool.pytest.ini_options]\naddopts = \"-q\"\n"}),
+        ),
+        record(
+            "plain",
+            None,
+            json!({"app/main.py": "B = 1\n", "app/__init__.py": ""}),
+        ),
+    ];
+    let path = dir.path().join("refine.jsonl");
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    let report = json_of(&out);
+    let listed: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "executable_test_config")
+        .collect();
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(listed[0]["line"], 1);
+    let message = listed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`hooked` (line 3)")
+            && message.contains("setup.py")
+            && message.contains("pyproject.toml"),
+        "{message}"
+    );
+}
+
 /// A word-level tokenizer and ChatML template written the way a model
 /// directory holds them.
 fn tiny_tokenizer_dir(dir: &Path) {

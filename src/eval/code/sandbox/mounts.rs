@@ -29,17 +29,19 @@ pub fn enter_root(spec: &Spec) -> Step {
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=0755,size=1m"),
     )?;
+    // The private /tmp first, so that an interpreter living under /tmp is
+    // bound on top of it rather than hidden by it.
+    let tmp = inside(root, Path::new("/tmp"));
+    make_dir(&tmp)?;
+    let tmp_options = format!("mode=1777,size={}", spec.limits.tmp_size);
+    let no_exec = libc::MS_NOSUID | libc::MS_NODEV;
+    sys::mount(None, &tmp, Some("tmpfs"), no_exec, Some(&tmp_options))?;
     for path in bind_list(&spec.read_only) {
         bind_read_only(root, &path)?;
     }
     let project = inside(root, Path::new(PROJECT_MOUNT));
     make_dir(&project)?;
     sys::mount(Some(&spec.project), &project, None, libc::MS_BIND, None)?;
-    let tmp = inside(root, Path::new("/tmp"));
-    make_dir(&tmp)?;
-    let tmp_options = format!("mode=1777,size={}", spec.limits.tmp_size);
-    let no_exec = libc::MS_NOSUID | libc::MS_NODEV;
-    sys::mount(None, &tmp, Some("tmpfs"), no_exec, Some(&tmp_options))?;
     build_dev(root)?;
     let proc = inside(root, Path::new("/proc"));
     make_dir(&proc)?;
@@ -53,11 +55,12 @@ pub fn enter_root(spec: &Spec) -> Step {
 }
 
 /// The paths to bind, parents first, without those a listed folder already
-/// holds (binding a folder brings what is under it).
+/// holds (binding a folder brings what is under it). The host's root is
+/// never bound: read-only does not stop connecting to the sockets under it.
 fn bind_list(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = paths
         .iter()
-        .filter(|p| p.is_absolute() && p.symlink_metadata().is_ok())
+        .filter(|p| p.is_absolute() && p.parent().is_some() && p.symlink_metadata().is_ok())
         .cloned()
         .collect();
     paths.sort();
@@ -163,6 +166,7 @@ mod tests {
             "relative".into(),
             "/no/such/path/anywhere".into(),
             "/usr".into(),
+            "/".into(),
         ]);
         assert_eq!(list, [PathBuf::from("/etc"), PathBuf::from("/usr")]);
         assert_eq!(
