@@ -48,6 +48,14 @@ fn sandboxed(work_dir: &Path, timeout: Duration) -> Option<Runner> {
     }
 }
 
+/// A work folder for the temporary projects and a sandboxed runner using
+/// it, or `None` as for [`sandboxed`].
+fn setup(timeout: Duration) -> Option<(tempfile::TempDir, Runner)> {
+    let work = tempfile::tempdir().unwrap();
+    let runner = sandboxed(work.path(), timeout)?;
+    Some((work, runner))
+}
+
 /// A project of `conftest.py` (the attempt) and one test that passes.
 fn project(conftest: &str) -> Vec<(String, String)> {
     vec![
@@ -82,8 +90,7 @@ fn unique(what: &str) -> String {
 
 #[test]
 fn writes_outside_the_project_folder_fail() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((work, runner)) = setup(Duration::from_secs(60)) else {
         return;
     };
     let name = unique("escape");
@@ -112,8 +119,7 @@ fn writes_outside_the_project_folder_fail() {
 
 #[test]
 fn host_unix_sockets_are_unreachable() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((work, runner)) = setup(Duration::from_secs(60)) else {
         return;
     };
     let paths = [
@@ -149,8 +155,7 @@ fn host_unix_sockets_are_unreachable() {
 
 #[test]
 fn the_network_is_unreachable() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((_work, runner)) = setup(Duration::from_secs(60)) else {
         return;
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -170,8 +175,7 @@ fn the_network_is_unreachable() {
 
 #[test]
 fn limits_hold_inside() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((_work, runner)) = setup(Duration::from_secs(60)) else {
         return;
     };
     let test = "import os, resource, pytest
@@ -206,8 +210,7 @@ fn processes_with(marker: &str) -> Vec<i32> {
 
 #[test]
 fn setsid_children_die_at_the_time_limit() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(4)) else {
+    let Some((_work, runner)) = setup(Duration::from_secs(4)) else {
         return;
     };
     let marker = unique("survivor");
@@ -241,8 +244,7 @@ fn setsid_children_die_at_the_time_limit() {
 
 #[test]
 fn a_parent_folders_pytest_config_is_never_read() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(sandboxed) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((work, sandboxed)) = setup(Duration::from_secs(60)) else {
         return;
     };
     // Pinning alone must keep it out too: try it without the sandbox.
@@ -280,8 +282,7 @@ fn peak_rss() -> u64 {
 
 #[test]
 fn an_output_flood_is_read_in_bounded_memory() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(120)) else {
+    let Some((_work, runner)) = setup(Duration::from_secs(120)) else {
         return;
     };
     let before = peak_rss();
@@ -302,8 +303,7 @@ fn an_output_flood_is_read_in_bounded_memory() {
 
 #[test]
 fn base_project_files_run_in_the_same_sandbox() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(runner) = sandboxed(work.path(), Duration::from_secs(60)) else {
+    let Some((_work, runner)) = setup(Duration::from_secs(60)) else {
         return;
     };
     let target = std::env::temp_dir().join(unique("base-escape"));

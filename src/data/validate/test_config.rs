@@ -38,17 +38,23 @@ mod tests {
 
     #[test]
     fn hooks_and_configs_are_recognised() {
-        assert!(runs_at_test_time("tests/conftest.py", "").is_some());
-        assert!(runs_at_test_time("setup.py", "").is_some());
-        assert!(runs_at_test_time("lib/evil.pth", "import os").is_some());
-        assert!(runs_at_test_time("sitecustomize.py", "").is_some());
-        assert!(runs_at_test_time("pytest.ini", "").is_some());
-        assert!(runs_at_test_time("pyproject.toml", "[tool.pytest.ini_options]\n").is_some());
-        assert!(runs_at_test_time("setup.cfg", "[tool:pytest]\naddopts=-x\n").is_some());
-        assert!(runs_at_test_time("tox.ini", " [pytest]\n").is_some());
-        assert!(runs_at_test_time("pyproject.toml", "[project]\nname='x'\n").is_none());
-        assert!(runs_at_test_time("setup.cfg", "[metadata]\n").is_none());
-        assert!(runs_at_test_time("app/__init__.py", "").is_none());
-        assert!(runs_at_test_time("tests/test_main.py", "").is_none());
+        // (path, content, whether it runs at test time)
+        let cases = [
+            ("tests/conftest.py", "", true),
+            ("setup.py", "", true),
+            ("lib/evil.pth", "import os", true),
+            ("sitecustomize.py", "", true),
+            ("pytest.ini", "", true),
+            ("pyproject.toml", "[tool.pytest.ini_options]\n", true),
+            ("setup.cfg", "[tool:pytest]\naddopts=-x\n", true),
+            ("tox.ini", " [pytest]\n", true),
+            ("pyproject.toml", "[project]\nname='x'\n", false),
+            ("setup.cfg", "[metadata]\n", false),
+            ("app/__init__.py", "", false),
+            ("tests/test_main.py", "", false),
+        ];
+        for (path, content, runs) in cases {
+            assert_eq!(runs_at_test_time(path, content).is_some(), runs, "{path}");
+        }
     }
 }

@@ -197,7 +197,10 @@ impl Runner {
         let last_line = || {
             let text = finished.output.text();
             let line = text.lines().rev().find(|l| !l.trim().is_empty());
-            line.unwrap_or("no output").trim().to_string()
+            let line = line.unwrap_or("no output").trim();
+            line.strip_prefix("tunebench sandbox: ")
+                .unwrap_or(line)
+                .to_string()
         };
         match finished.status.and_then(|s| s.code()) {
             Some(0) => Ok(()),
