@@ -60,7 +60,8 @@ pub struct GenerateEvalArgs {
     #[arg(long, requires = "exec")]
     pub exec_unsandboxed: bool,
     /// Address space each process of a sandboxed test run may use, in GiB.
-    #[arg(long, default_value_t = 4, requires = "exec")]
+    #[arg(long, default_value_t = 4, requires = "exec",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub exec_memory_gb: u64,
     /// Where eval-results.jsonl and the report go (default: beside the
     /// adapter directory, or the current directory without an adapter).
