@@ -311,6 +311,10 @@ struct ModelArgs {
 }
 
 fn main() -> ExitCode {
+    // `tunebench __sandbox` (hidden): must run before any thread exists.
+    if let Some(code) = tunebench::eval::code::sandbox::enter_if_requested() {
+        return code;
+    }
     tunebench::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
@@ -358,7 +362,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             generate,
         } if generate.generate => {
-            cli::eval::eval_generate(&model.load()?, &data, max_seq_len, json, &generate)
+            let exec = cli::eval::exec_runner(&generate)?;
+            cli::eval::eval_generate(&model.load()?, &data, max_seq_len, json, &generate, exec)
         }
         Command::Eval {
             model,

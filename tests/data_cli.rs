@@ -92,7 +92,31 @@ fn shipped_sample_data_validates_clean() {
             continue;
         }
         let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
-        let report = json_of(&out);
+        let mut report = json_of(&out);
+        let findings = report["findings"].as_array_mut().unwrap();
+        // The six refinements, whose base projects have a conftest.py, are
+        // listed (`eval --exec` runs those files); nothing else is.
+        let test_config = |f: &Value| f["kind"] == "executable_test_config";
+        let listed: Vec<Value> = findings
+            .iter()
+            .filter(|f| test_config(f))
+            .cloned()
+            .collect();
+        findings.retain(|f| !test_config(f));
+        if name == "fastapi_projects.jsonl" {
+            let lines: Vec<u64> = listed.iter().map(|f| f["line"].as_u64().unwrap()).collect();
+            assert_eq!(lines, [10, 14, 18, 22, 26, 30], "{listed:?}");
+            let last = &listed[5];
+            assert_eq!(last["field"], "context.base_id");
+            assert_eq!(last["severity"], "warning");
+            let message = last["message"].as_str().unwrap();
+            assert!(
+                message.contains("`tasks-001` (line 27)") && message.contains("tests/conftest.py"),
+                "{message}"
+            );
+        } else {
+            assert!(listed.is_empty(), "{name}: {listed:?}");
+        }
         assert_eq!(
             report["findings"],
             json!([]),
@@ -105,6 +129,55 @@ fn shipped_sample_data_validates_clean() {
     assert!(
         checked >= 4,
         "expected the sample datasets, found {checked}"
+    );
+}
+
+#[test]
+fn refinements_of_projects_with_test_time_code_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |id: &str, base: Option<&str>, files: Value| {
+        let mut context = json!({"task": "refine"});
+        if let Some(base) = base {
+            context["base_id"] = json!(base);
+        }
+        json!({"id": id, "prompt": "Add a feature to the project.", "context": context,
+               "output": {"files": files}})
+        .to_string()
+    };
+    // A refinement may come before its base; a base without hooks is fine.
+    let lines = [
+        record("r1", Some("hooked"), json!({"app/extra.py": "X = 1\n"})),
+        record("r2", Some("plain"), json!({"app/extra.py": "Y = 2\n"})),
+        record(
+            "hooked",
+            None,
+            json!({"app/main.py": "A = 1\n", "setup.py": "import os\n",
+                   "pyproject.toml": "[tool.pytest.ini_options]\naddopts = \"-q\"\n"}),
+        ),
+        record(
+            "plain",
+            None,
+            json!({"app/main.py": "B = 1\n", "app/__init__.py": ""}),
+        ),
+    ];
+    let path = dir.path().join("refine.jsonl");
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    let report = json_of(&out);
+    let listed: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "executable_test_config")
+        .collect();
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(listed[0]["line"], 1);
+    let message = listed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`hooked` (line 3)")
+            && message.contains("setup.py")
+            && message.contains("pyproject.toml"),
+        "{message}"
     );
 }
 

@@ -4,7 +4,8 @@
 
 use super::print_json;
 use crate::data::Store;
-use crate::eval::code::exec::{ExecOptions, Runner};
+use crate::eval::code::exec::{ExecOptions, ProbeError, Runner};
+use crate::eval::code::sandbox::Limits;
 use crate::eval::compare::{CompareOptions, Comparison, Progress, compare};
 use crate::eval::metrics::bleu::signature;
 use crate::eval::records::Note;
@@ -54,6 +55,14 @@ pub struct GenerateEvalArgs {
     /// The Python interpreter for --exec.
     #[arg(long, default_value = "python3", requires = "exec")]
     pub python: String,
+    /// Run the tests even where no sandbox can be made (namespaces refused):
+    /// generated code then runs with your user's rights, files and network.
+    #[arg(long, requires = "exec")]
+    pub exec_unsandboxed: bool,
+    /// Address space each process of a sandboxed test run may use, in GiB.
+    #[arg(long, default_value_t = 4, requires = "exec",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub exec_memory_gb: u64,
     /// Where eval-results.jsonl and the report go (default: beside the
     /// adapter directory, or the current directory without an adapter).
     #[arg(long, requires = "generate")]
@@ -125,10 +134,10 @@ pub fn eval_generate(
     max_seq_len: usize,
     json: bool,
     args: &GenerateEvalArgs,
+    (runner, exec_note): (Option<Runner>, Option<String>),
 ) -> anyhow::Result<ExitCode> {
     // The store's error names the file and the cause already.
     let store = Store::open(data).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (runner, exec_note) = exec_runner(args);
     if let Some(note) = &exec_note {
         eprintln!("--exec: {note}");
     }
@@ -212,25 +221,32 @@ fn side_name(adapter: bool) -> &'static str {
 }
 
 /// The test runner for `--exec`, and what the user should know about it.
-fn exec_runner(args: &GenerateEvalArgs) -> (Option<Runner>, Option<String>) {
+/// Fails when no sandbox can be made and `--exec-unsandboxed` was not given;
+/// a missing interpreter or pytest only leaves the tests out.
+pub fn exec_runner(args: &GenerateEvalArgs) -> anyhow::Result<(Option<Runner>, Option<String>)> {
     if !args.exec {
-        return (None, None);
+        return Ok((None, None));
     }
     let options = ExecOptions {
-        python: args.python.clone(),
-        timeout: Duration::from_secs(args.exec_timeout),
+        allow_unsandboxed: args.exec_unsandboxed,
+        limits: Limits {
+            memory: args.exec_memory_gb.saturating_mul(1 << 30),
+            ..Limits::default()
+        },
+        ..ExecOptions::new(args.python.clone(), Duration::from_secs(args.exec_timeout))
     };
     match Runner::probe(options) {
         Ok(runner) => {
-            let note = runner.isolation_note().to_string();
-            (Some(runner), Some(note))
+            let note = runner.note();
+            Ok((Some(runner), Some(note)))
         }
-        Err(why) => (
+        Err(e @ ProbeError::NoSandbox(_)) => Err(e.into()),
+        Err(ProbeError::Python(why)) => Ok((
             None,
             Some(format!(
                 "{why}; the tests of generated projects are not run"
             )),
-        ),
+        )),
     }
 }
 

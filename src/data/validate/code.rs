@@ -1,6 +1,7 @@
 //! Checks on the files of a multi-file answer: paths and syntax.
 
 use super::syntax;
+use super::test_config::runs_at_test_time;
 use crate::data::finding::{FindingKind, Problem};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -55,6 +56,18 @@ pub fn check_files(raw: &[u8], record: &Value, problems: &mut Vec<Problem>) {
             ));
         }
     }
+}
+
+/// The paths of a multi-file record's files that run code when its tests run.
+pub fn test_time_files(record: &Value) -> Vec<String> {
+    let Some(files) = crate::data::read::code_files(record) else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter(|(path, content)| runs_at_test_time(path, content.as_str().unwrap_or("")).is_some())
+        .map(|(path, _)| path.clone())
+        .collect()
 }
 
 /// Why a file path is unsafe to write (absolute, or climbing out with `..`), if it is.
