@@ -13,7 +13,6 @@ use crate::eval::results::{RESULTS_FILE, SampleResult, write_results};
 use crate::eval::summary::Aggregate;
 use crate::model::Model;
 use crate::model::generate::GenerateParams;
-use crate::model::sampler::SamplingParams;
 use anyhow::Context;
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -34,13 +33,8 @@ pub struct GenerateEvalArgs {
     pub generate: bool,
     #[arg(long, default_value_t = 256, requires = "generate")]
     pub max_new_tokens: usize,
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0, requires = "generate")]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 42, requires = "generate")]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1.0, requires = "generate")]
-    pub repetition_penalty: f32,
+    #[command(flatten)]
+    pub sampling: super::sampling::SamplingArgs,
     /// Evaluate only the first N usable records.
     #[arg(long, requires = "generate")]
     pub limit: Option<usize>,
@@ -66,12 +60,7 @@ pub struct GenerateEvalArgs {
 impl GenerateEvalArgs {
     fn params(&self) -> GenerateParams {
         GenerateParams {
-            sampling: SamplingParams {
-                temperature: self.temperature,
-                repetition_penalty: self.repetition_penalty,
-                seed: self.seed,
-                ..Default::default()
-            },
+            sampling: self.sampling.params(),
             max_new_tokens: self.max_new_tokens,
             stop_strings: Vec::new(),
         }
@@ -91,11 +80,10 @@ impl GenerateEvalArgs {
 }
 
 #[derive(Serialize)]
-struct GenerationSettings {
+struct GenerationSettings<'a> {
     max_new_tokens: usize,
-    temperature: f32,
-    seed: u64,
-    repetition_penalty: f32,
+    #[serde(flatten)]
+    sampling: &'a super::sampling::SamplingArgs,
 }
 
 /// The `--json` document. `samples`, `tokens`, `loss`, `perplexity` and
@@ -108,7 +96,7 @@ struct JsonReport<'a> {
     loss: f64,
     perplexity: f64,
     signature: String,
-    generation: GenerationSettings,
+    generation: GenerationSettings<'a>,
     base: &'a Aggregate,
     adapter: Option<&'a Aggregate>,
     truncated: usize,
@@ -236,7 +224,7 @@ fn exec_runner(args: &GenerateEvalArgs) -> (Option<Runner>, Option<String>) {
 
 fn json_report<'a>(
     c: &'a Comparison,
-    args: &GenerateEvalArgs,
+    args: &'a GenerateEvalArgs,
     exec_note: &'a Option<String>,
     results: &Path,
     report: &Path,
@@ -250,9 +238,7 @@ fn json_report<'a>(
         signature: signature(),
         generation: GenerationSettings {
             max_new_tokens: args.max_new_tokens,
-            temperature: args.temperature,
-            seed: args.seed,
-            repetition_penalty: args.repetition_penalty,
+            sampling: &args.sampling,
         },
         base: &c.base,
         adapter: c.adapter.as_ref(),

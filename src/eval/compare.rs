@@ -105,7 +105,14 @@ pub fn compare(
         let ids = model
             .tokenizer
             .prompt_ids(&record.prompt, record.tools.as_ref())?;
-        let run = |mode| generate(model, &ids, &options.params, mode, cancel, |_| {});
+        let run = |mode| {
+            generate(model, &ids, &options.params, mode, cancel, |_| {}).map_err(|source| {
+                EvalError::Record {
+                    line: record.line,
+                    source,
+                }
+            })
+        };
         let base = scorer.side(record, run(Mode::BASE)?, base_losses.get(&record.index));
         let adapter = match &adapter_losses {
             Some(losses) => {

@@ -2,6 +2,7 @@
 //! and turning samples into tokens.
 
 pub mod adapter;
+pub mod attend;
 pub mod config;
 pub mod decoder;
 pub mod frozen;
