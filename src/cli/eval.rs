@@ -3,6 +3,7 @@
 //! `eval-results.jsonl` and a Markdown report.
 
 use super::print_json;
+use super::progress::{Ticker, duration, is_milestone};
 use crate::data::Store;
 use crate::eval::code::exec::{ExecOptions, Runner};
 use crate::eval::compare::{CompareOptions, Comparison, Progress, compare};
@@ -15,7 +16,6 @@ use crate::model::Model;
 use crate::model::generate::GenerateParams;
 use anyhow::Context;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -126,22 +126,43 @@ pub fn eval_generate(
         limit: args.limit,
         runner,
     };
-    let show_progress = !json && std::io::stderr().is_terminal();
-    let comparison = compare(model, &store, &options, &AtomicBool::new(false), |p| {
-        if show_progress {
-            match p {
-                Progress::Loss { adapter } => {
-                    eprint!("\rloss on the references ({})   ", side_name(adapter))
-                }
-                Progress::Generating { done, total } => {
-                    eprint!("\rgenerating {}/{total}                  ", done + 1)
-                }
+    // stdout carries only --json; progress goes to stderr either way.
+    let mut ticker = Ticker::stderr();
+    let started = std::time::Instant::now();
+    let comparison = compare(
+        model,
+        &store,
+        &options,
+        &AtomicBool::new(false),
+        |p| match p {
+            Progress::Loss { adapter } => {
+                ticker.update(
+                    &format!("loss on the references ({})", side_name(adapter)),
+                    true,
+                );
             }
-        }
-    })?;
-    if show_progress {
-        eprint!("\r{:40}\r", "");
-    }
+            Progress::Generating {
+                done,
+                total,
+                new_tokens,
+            } => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let eta = match done {
+                    0 => String::new(),
+                    _ => format!(
+                        "  eta {}",
+                        duration(elapsed / done as f64 * (total - done) as f64)
+                    ),
+                };
+                let line = format!(
+                    "generated {done}/{total} samples  {:.1} tok/s{eta}",
+                    new_tokens as f64 / elapsed.max(1e-9)
+                );
+                ticker.update(&line, is_milestone(done, total));
+            }
+        },
+    )?;
+    ticker.finish();
     for note in &comparison.notes {
         eprintln!("{}:{}: {}", data.display(), note.line, note.message);
     }
@@ -176,6 +197,7 @@ pub fn eval_generate(
     let report = markdown(&comparison, &meta);
     crate::data::store::atomic_write(&report_path, |out| out.write_all(report.as_bytes()))
         .with_context(|| format!("writing {}", report_path.display()))?;
+    eprint!("{}", terminal_table(&comparison));
     if json {
         print_json(&json_report(
             &comparison,
@@ -184,8 +206,6 @@ pub fn eval_generate(
             &results_path,
             &report_path,
         ))?;
-    } else {
-        eprint!("{}", terminal_table(&comparison));
     }
     eprintln!(
         "wrote {} and {}",

@@ -65,21 +65,15 @@ impl Visibility {
 }
 
 /// `softmax(q kᵀ · scale + mask) v` for `q [b, h, t, d]` and `k`, `v`
-/// `[b, h, T, d]`. Training keeps the whole differentiable graph (candle's
-/// fused softmax drops gradients); inference goes block by block.
+/// `[b, kv, T, d]`, each key/value head serving `h / kv` query heads (GQA)
+/// without copying it per query head. Training keeps the whole
+/// differentiable graph (candle's fused softmax drops gradients); inference
+/// goes block by block.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool) -> Result<Tensor> {
-    let (_, _, t, d) = q.dims4()?;
-    let scale = 1.0 / (d as f64).sqrt();
+    let (_, _, t, _) = q.dims4()?;
     if train {
         let keys = k.dim(2)?;
-        return block(
-            q,
-            k,
-            v,
-            vis.mask(0..t, keys, q.device())?.as_ref(),
-            scale,
-            true,
-        );
+        return grouped(q, k, v, vis.mask(0..t, keys, q.device())?.as_ref(), true);
     }
     let mut outputs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
     for start in (0..t).step_by(QUERY_BLOCK) {
@@ -89,14 +83,7 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool)
         let k_seen = k.narrow(2, 0, keys)?;
         let v_seen = v.narrow(2, 0, keys)?;
         let mask = vis.mask(rows, keys, q.device())?;
-        outputs.push(block(
-            &q_rows,
-            &k_seen,
-            &v_seen,
-            mask.as_ref(),
-            scale,
-            false,
-        )?);
+        outputs.push(grouped(&q_rows, &k_seen, &v_seen, mask.as_ref(), false)?);
     }
     if outputs.len() == 1 {
         return Ok(outputs.pop().expect("one block"));
@@ -104,17 +91,27 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool)
     Tensor::cat(&outputs, 2)
 }
 
-fn block(
+/// Attention with the query heads of each key/value head stacked as extra
+/// rows: `[b, kv, group * t, d]` against `[b, kv, T, d]`.
+fn grouped(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: Option<&Tensor>,
-    scale: f64,
     train: bool,
 ) -> Result<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let (kv, keys) = (k.dim(1)?, k.dim(2)?);
+    let group = h / kv;
+    let q = q.contiguous()?.reshape((b, kv, group * t, d))?;
+    let scale = 1.0 / (d as f64).sqrt();
     let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
     let scores = match mask {
-        Some(m) => scores.broadcast_add(m)?,
+        // The mask `[1, 1, t, keys]` repeats for every head of a group.
+        Some(m) => scores
+            .reshape((b, kv, group, t, keys))?
+            .broadcast_add(m)?
+            .reshape((b, kv, group * t, keys))?,
         None => scores,
     };
     let probs = if train {
@@ -122,7 +119,7 @@ fn block(
     } else {
         candle_nn::ops::softmax_last_dim(&scores)?
     };
-    probs.to_dtype(v.dtype())?.matmul(v)
+    probs.to_dtype(v.dtype())?.matmul(v)?.reshape((b, h, t, d))
 }
 
 #[cfg(test)]
@@ -136,18 +133,33 @@ mod tests {
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
     }
 
-    /// Attention with the whole mask at once, as the decoder did before blocks.
+    /// Attention as the decoder computed it before blocks and groups: key
+    /// and value heads copied per query head, the whole mask at once.
     fn whole(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility) -> Tensor {
         let (t, keys) = (q.dim(2).unwrap(), k.dim(2).unwrap());
-        let mask = vis.mask(0..t, keys, &Device::Cpu).unwrap();
-        block(q, k, v, mask.as_ref(), 0.125, true).unwrap()
+        let group = q.dim(1).unwrap() / k.dim(1).unwrap();
+        let repeat = |x: &Tensor| {
+            let (b, kv, n, d) = x.dims4().unwrap();
+            x.unsqueeze(2)
+                .unwrap()
+                .expand((b, kv, group, n, d))
+                .unwrap()
+                .reshape((b, kv * group, n, d))
+                .unwrap()
+        };
+        let mask = vis.mask(0..t, keys, &Device::Cpu).unwrap().unwrap();
+        let scores = (q.matmul(&repeat(k).t().unwrap()).unwrap() * 0.125).unwrap();
+        let probs =
+            candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+        probs.matmul(&repeat(v)).unwrap()
     }
 
     #[test]
     fn blocks_equal_the_whole_matrix_on_a_ragged_prompt_after_a_cache() {
         // 600 queries: two full blocks and a ragged one, after 37 cached keys.
         let (offset, t) = (37, 600);
-        let q = random((1, 2, t, 64), 1);
+        // Six query heads over two key/value heads (GQA 3:1).
+        let q = random((1, 6, t, 64), 1);
         let k = random((1, 2, offset + t, 64), 2);
         let v = random((1, 2, offset + t, 64), 3);
         let vis = Visibility::new(offset, None);

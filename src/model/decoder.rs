@@ -6,6 +6,7 @@
 
 use super::attend::{Visibility, attend};
 use super::config::ModelConfig;
+pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
@@ -40,32 +41,6 @@ impl Mode {
             train: true,
             dropout_seed,
         }
-    }
-}
-
-/// Keys and values of earlier positions, per layer.
-#[derive(Default)]
-pub struct Cache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl Cache {
-    pub fn new(layers: usize) -> Self {
-        Cache {
-            layers: (0..layers).map(|_| None).collect(),
-        }
-    }
-
-    /// Positions already in the cache.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -286,7 +261,7 @@ impl Decoder {
         let visibility = Visibility::new(offset, segments);
         let mut cache = cache;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let slot = cache.as_deref_mut().map(|c| (c, i));
             let residual = x.clone();
             let h = layer.input_norm.forward(&x, mode.train)?;
             let h = layer
@@ -345,7 +320,7 @@ impl Attention {
         cos: &Tensor,
         sin: &Tensor,
         visibility: &Visibility,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -373,33 +348,13 @@ impl Attention {
             )
         };
         let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+            Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let k = repeat_kv(&k, h / kvh)?;
-        let v = repeat_kv(&v, h / kvh)?;
         let out = attend(&q, &k, &v, visibility, mode.train)?;
         let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
         self.o_proj.forward(&out, mode)
     }
-}
-
-/// `[b, kv, T, d]` to `[b, kv * n, T, d]`, each kv head serving `n` query heads.
-fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, kv, n, t, d))?
-        .reshape((b, kv * n, t, d))
 }
 
 impl Mlp {

@@ -10,6 +10,7 @@ pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
 pub mod hub;
+pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
 pub mod loss;
