@@ -12,7 +12,6 @@ use tunebench::data::validate::Options;
 use tunebench::data::{Format, Sample};
 use tunebench::model::LoadOptions;
 use tunebench::model::generate::GenerateParams;
-use tunebench::model::sampler::SamplingParams;
 use tunebench::model::template::BuiltinTemplate;
 
 #[derive(Parser)]
@@ -186,17 +185,8 @@ struct PromptArgs {
     raw: bool,
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    #[arg(long)]
-    top_k: Option<usize>,
-    #[arg(long)]
-    top_p: Option<f32>,
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: cli::sampling::SamplingArgs,
     /// Stop when the text ends with this (repeatable).
     #[arg(long)]
     stop: Vec<String>,
@@ -212,13 +202,7 @@ impl PromptArgs {
             raw: self.raw,
             base: self.base,
             params: GenerateParams {
-                sampling: SamplingParams {
-                    temperature: self.temperature,
-                    top_k: self.top_k,
-                    top_p: self.top_p,
-                    repetition_penalty: self.repetition_penalty,
-                    seed: self.seed,
-                },
+                sampling: self.sampling.params(),
                 max_new_tokens: self.max_new_tokens,
                 stop_strings: self.stop.clone(),
             },

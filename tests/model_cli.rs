@@ -393,3 +393,51 @@ fn generate_takes_its_prompt_from_a_dataset_record() {
             .contains("--index 999 but the file has 30 records")
     );
 }
+
+/// The tiny model with its context cut to `positions`.
+fn tiny_with_context(dir: &Path, positions: usize) -> PathBuf {
+    let model = tiny(dir);
+    let path = model.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["max_position_embeddings"] = positions.into();
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    model
+}
+
+#[test]
+fn prompts_past_the_models_context_are_refused_and_answers_stop_at_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny_with_context(work.path(), 64);
+    let model_arg = dir.to_str().unwrap();
+    let long = "word ".repeat(200);
+    let refused = tunebench(&["generate", "--model", model_arg, "--prompt", &long]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("more than the model's 64 positions (max_position_embeddings"),
+        "{stderr}"
+    );
+
+    let model = Model::load(model_arg, &LoadOptions::default()).unwrap();
+    let prompt = model.tokenizer.text_ids("def main():").unwrap();
+    let params = GenerateParams {
+        max_new_tokens: 500,
+        sampling: tunebench::model::sampler::SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = generate(
+        &model,
+        &prompt,
+        &params,
+        Mode::BASE,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    // The random base never ends its turn, so it runs into the context.
+    assert_eq!(out.stop, StopReason::ContextFull);
+    assert_eq!(prompt.len() + out.tokens.len(), 64);
+}

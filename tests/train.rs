@@ -179,7 +179,7 @@ fn resumed_run_repeats_the_uninterrupted_loss_curve() {
     let mut trainer = Trainer::new(config.clone(), None).unwrap();
     assert_eq!(
         trainer
-            .run(&mut log, &AtomicBool::new(false), |_| {})
+            .run(&mut log, &AtomicBool::new(false), |_| None)
             .unwrap(),
         Outcome::Completed
     );
@@ -193,13 +193,14 @@ fn resumed_run_repeats_the_uninterrupted_loss_curve() {
         if e["event"] == "step" && e["step"] == 3 {
             stop.store(true, Ordering::Relaxed);
         }
+        None
     });
     assert_eq!(outcome.unwrap(), Outcome::Stopped);
     let mut resumed = Trainer::new(config, Some(&parts)).unwrap();
     assert_eq!(resumed.state.step, 3);
     assert_eq!(
         resumed
-            .run(&mut log, &AtomicBool::new(false), |_| {})
+            .run(&mut log, &AtomicBool::new(false), |_| None)
             .unwrap(),
         Outcome::Completed
     );
@@ -281,7 +282,7 @@ fn one_adamw_step_equals_torch_and_peft() {
     let mut trainer = Trainer::new(config, None).unwrap();
     assert_eq!(
         trainer
-            .run(&mut log, &AtomicBool::new(false), |_| {})
+            .run(&mut log, &AtomicBool::new(false), |_| None)
             .unwrap(),
         Outcome::Completed
     );
@@ -494,7 +495,7 @@ fn packed_training_runs() {
     );
     assert_eq!(
         trainer
-            .run(&mut log, &AtomicBool::new(false), |_| {})
+            .run(&mut log, &AtomicBool::new(false), |_| None)
             .unwrap(),
         Outcome::Completed
     );
@@ -618,7 +619,7 @@ fn resume_passes_over_a_damaged_last_checkpoint() {
     let mut log = RunLog::open(&run, false).unwrap();
     let mut trainer = Trainer::new(config.clone(), None).unwrap();
     trainer
-        .run(&mut log, &AtomicBool::new(false), |_| {})
+        .run(&mut log, &AtomicBool::new(false), |_| None)
         .unwrap();
     drop(trainer);
     let steps = |run: &Path| -> Vec<usize> {
@@ -665,4 +666,74 @@ fn resume_passes_over_a_damaged_last_checkpoint() {
         );
     }
     assert!(err.contains("no intact checkpoint"), "{err}");
+}
+
+#[test]
+fn a_redirected_run_prints_plain_progress_lines_and_starts_its_eval_curve_at_the_base() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny(work.path());
+    tiny_config(work.path(), &model, 4);
+    let run = work.path().join("run");
+    // stderr is a pipe here, as under nohup or a scheduler.
+    let out = common::ok(common::tunebench(&[
+        "train",
+        "--config",
+        work.path().join("config.toml").to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("step ")).collect();
+    for step in 1..=4 {
+        let line = progress
+            .iter()
+            .find(|l| l.starts_with(&format!("step {step}/4 ")))
+            .unwrap_or_else(|| panic!("no line for step {step}:\n{stderr}"));
+        for part in ["loss ", "lr ", "tok/s", "eta "] {
+            assert!(line.contains(part), "{line}");
+        }
+    }
+    assert!(
+        !stderr.contains('\r'),
+        "no terminal redraws in a redirected log"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.starts_with("step 4/4 ") && l.contains(" eval ")),
+        "the eval loss joins the lines once there is one:\n{stderr}"
+    );
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log.contains("step 4/4 "),
+        "train.log keeps the same lines:\n{log}"
+    );
+
+    let base = events(&run)
+        .into_iter()
+        .find(|e| e["event"] == "eval")
+        .expect("an eval event");
+    assert_eq!(base["step"], 0, "the first eval is the base, before step 1");
+    assert_eq!(base["base"], true);
+    assert!(base["eval_loss"].as_f64().unwrap().is_finite());
+    assert!(log.contains("step 0: eval loss"), "{log}");
+
+    // The config key turns it off.
+    let off = work.path().join("off");
+    common::ok(common::tunebench(&[
+        "train",
+        "--config",
+        work.path().join("config.toml").to_str().unwrap(),
+        "--run-dir",
+        off.to_str().unwrap(),
+        "--set",
+        "training.eval_at_start=false",
+        "--set",
+        "training.max_steps=1",
+    ]));
+    assert!(
+        events(&off)
+            .iter()
+            .all(|e| e["event"] != "eval" || e["step"] != 0)
+    );
 }

@@ -4,6 +4,8 @@
 pub mod data;
 pub mod eval;
 pub mod model;
+pub mod progress;
+pub mod sampling;
 pub mod train;
 
 use std::process::ExitCode;

@@ -1,12 +1,12 @@
 //! `tunebench train`: runs a LoRA training into a run directory.
 
+use super::progress::{Ticker, duration, is_milestone};
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::{RunLog, run_name};
 use crate::train::run_lock::RunLock;
 use crate::train::trainer::{Outcome, Trainer, stop_signal};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -133,19 +133,41 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     log.event(&start)?;
     log.line(&format!("start: {start}"))?;
     let stop = stop_signal();
-    let show = !args.json && std::io::stderr().is_terminal();
+    // With --json, stdout carries the events and stderr stays quiet.
+    let mut ticker = (!args.json).then(Ticker::stderr);
     let started = std::time::Instant::now();
     let first_step = trainer.state.step;
+    let mut last_eval: Option<f64> = None;
     let outcome = trainer.run(&mut log, &stop, |event| {
-        if show && event["event"] == "step" {
-            eprint!(
-                "\r{}",
-                progress_line(event, first_step, started.elapsed().as_secs_f64())
-            );
+        let ticker = ticker.as_mut()?;
+        match event["event"].as_str() {
+            Some("eval") => {
+                last_eval = event["eval_loss"].as_f64();
+                let step = event["step"].as_u64().unwrap_or(0);
+                let line = format!(
+                    "step {step}: eval loss {:.4}",
+                    last_eval.unwrap_or(f64::NAN)
+                );
+                ticker.update(&line, true);
+                None
+            }
+            Some("step") => {
+                let line = progress_line(
+                    event,
+                    first_step,
+                    started.elapsed().as_secs_f64(),
+                    last_eval,
+                );
+                let (step, total) = (event["step"].as_u64(), event["total_steps"].as_u64());
+                let milestone =
+                    is_milestone(step.unwrap_or(0) as usize, total.unwrap_or(0) as usize);
+                ticker.update(&line, milestone)
+            }
+            _ => None,
         }
     });
-    if show {
-        eprintln!();
+    if let Some(ticker) = &mut ticker {
+        ticker.finish();
     }
     let (status, message, code) = match outcome {
         Ok(Outcome::Completed) => ("completed", None, ExitCode::SUCCESS),
@@ -188,18 +210,17 @@ fn refuse_existing_run(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `step 12/300  loss 2.3456  lr 1.2e-4  1234 tok/s  eta 3m20s`.
-fn progress_line(event: &Value, first_step: usize, elapsed: f64) -> String {
+/// `step 12/300  loss 2.3456  eval 2.1000  lr 1.20e-4  1234 tok/s  eta 3m20s`.
+fn progress_line(event: &Value, first_step: usize, elapsed: f64, eval: Option<f64>) -> String {
     let step = event["step"].as_u64().unwrap_or(0) as usize;
     let total = event["total_steps"].as_u64().unwrap_or(0) as usize;
     let per_step = elapsed / (step - first_step).max(1) as f64;
-    let eta = (per_step * total.saturating_sub(step) as f64) as u64;
+    let eval = eval.map_or(String::new(), |e| format!("  eval {e:.4}"));
     format!(
-        "step {step}/{total}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {}m{:02}s   ",
+        "step {step}/{total}  loss {:.4}{eval}  lr {:.2e}  {:.0} tok/s  eta {}",
         event["loss"].as_f64().unwrap_or(f64::NAN),
         event["lr"].as_f64().unwrap_or(0.0),
         event["tokens_per_s"].as_f64().unwrap_or(0.0),
-        eta / 60,
-        eta % 60
+        duration(per_step * total.saturating_sub(step) as f64)
     )
 }

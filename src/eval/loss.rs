@@ -39,6 +39,11 @@ pub enum EvalError {
     Model(#[from] crate::model::ModelError),
     #[error("computing: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error("line {line}: {source}")]
+    Record {
+        line: usize,
+        source: candle_core::Error,
+    },
 }
 
 /// Evaluates every usable record of `store`; `progress` gets (done, total).

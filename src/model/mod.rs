@@ -2,6 +2,7 @@
 //! and turning samples into tokens.
 
 pub mod adapter;
+pub mod attend;
 pub mod config;
 pub mod decoder;
 pub mod frozen;
@@ -9,6 +10,7 @@ pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
 pub mod hub;
+pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
 pub mod loss;

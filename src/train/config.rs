@@ -60,6 +60,8 @@ pub struct TrainingSection {
     pub batch_size: usize,
     pub grad_accum: usize,
     pub eval_every: usize,
+    /// Evaluate once before the first step, so every eval curve starts at the base.
+    pub eval_at_start: bool,
     pub checkpoint_every: usize,
     pub keep_checkpoints: usize,
     pub max_grad_norm: f64,
@@ -111,6 +113,7 @@ warmup_ratio = 0.03
 batch_size = 1
 grad_accum = 4
 eval_every = 50
+eval_at_start = true
 checkpoint_every = 100
 keep_checkpoints = 3
 max_grad_norm = 1.0

@@ -254,11 +254,19 @@ impl Trainer {
         &mut self,
         log: &mut RunLog,
         stop: &AtomicBool,
-        mut progress: impl FnMut(&Value),
+        mut progress: impl FnMut(&Value) -> Option<String>,
     ) -> Result<Outcome, String> {
         let io = |e: std::io::Error| e.to_string();
+        // What `progress` asks to keep goes to train.log too.
+        let mut report = |log: &mut RunLog, event: &Value| match progress(event) {
+            Some(line) => log.line(&line).map_err(io),
+            None => Ok(()),
+        };
         let started = Instant::now();
         let t = self.config.training.clone();
+        if t.eval_at_start && self.state.step == 0 {
+            self.evaluate_base(log, &mut report)?;
+        }
         while self.state.step < self.total_steps {
             let step = self.state.step;
             let step_started = Instant::now();
@@ -289,7 +297,7 @@ impl Trainer {
                 "total_steps": self.total_steps,
             });
             log.event(&event).map_err(io)?;
-            progress(&event);
+            report(log, &event)?;
             let last = self.state.step == self.total_steps;
             let mut early_stop = false;
             if self.state.step % t.eval_every == 0 || last {
@@ -310,7 +318,7 @@ impl Trainer {
                         if improved { " (best)" } else { "" }
                     ))
                     .map_err(io)?;
-                    progress(&event);
+                    report(log, &event)?;
                     // The best model must be on disk to be kept.
                     if improved && self.state.step % t.checkpoint_every != 0 && !last {
                         self.checkpoint(log)?;
@@ -336,6 +344,26 @@ impl Trainer {
             }
         }
         Ok(Outcome::Completed)
+    }
+
+    /// The eval loss before any step (the adapter's B is zero, so this is
+    /// the base model): step 0 of the eval curve. It is not a candidate for
+    /// the best checkpoint, which must be a trained adapter.
+    fn evaluate_base(
+        &self,
+        log: &mut RunLog,
+        report: &mut impl FnMut(&mut RunLog, &Value) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(eval_loss) = self.evaluate().map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let event = json!({"event": "eval", "step": 0, "eval_loss": eval_loss, "base": true});
+        log.event(&event).map_err(|e| e.to_string())?;
+        log.line(&format!(
+            "step 0: eval loss {eval_loss:.4} (the base model)"
+        ))
+        .map_err(|e| e.to_string())?;
+        report(log, &event)
     }
 
     fn checkpoint(&self, log: &mut RunLog) -> Result<(), String> {
