@@ -34,6 +34,7 @@ pub enum FindingKind {
     DuplicatePath,
     SyntaxError,
     TooLong,
+    DuplicateKey,
 }
 
 impl FindingKind {
@@ -59,6 +60,7 @@ impl FindingKind {
             FindingKind::DuplicatePath => "duplicate_path",
             FindingKind::SyntaxError => "syntax_error",
             FindingKind::TooLong => "too_long",
+            FindingKind::DuplicateKey => "duplicate_key",
         }
     }
 }

@@ -24,6 +24,11 @@ pub struct SyntaxProblem {
 
 /// Parses a record's bytes as UTF-8 JSON.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxProblem> {
+    parse_json_noting_duplicates(bytes).map(|(value, _)| value)
+}
+
+/// [`parse_json`], also returning the keys that appear twice in one object.
+fn parse_json_noting_duplicates(bytes: &[u8]) -> Result<(Value, Vec<String>), SyntaxProblem> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
         let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -38,7 +43,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxProblem> {
             ),
         }
     })?;
-    serde_json::from_str(text).map_err(|e| SyntaxProblem {
+    super::dup_keys::from_str(text).map_err(|e| SyntaxProblem {
         kind: FindingKind::InvalidJson,
         line_offset: e.line().saturating_sub(1),
         column: e.column(),
@@ -90,13 +95,16 @@ pub struct Parsed {
 /// `file_format` is reported.
 pub fn parse_record(bytes: &[u8], file_format: Option<Format>, forced: Option<Format>) -> Parsed {
     let mut parsed = Parsed::default();
-    let value = match parse_json(bytes) {
-        Ok(value) => value,
+    let (value, duplicates) = match parse_json_noting_duplicates(bytes) {
+        Ok(parsed) => parsed,
         Err(problem) => {
             parsed.syntax = Some(problem);
             return parsed;
         }
     };
+    parsed
+        .problems
+        .extend(duplicates.into_iter().map(duplicate_key));
     let format = forced.or_else(|| Format::detect(&value));
     match format {
         None => parsed.problems.push(unknown_shape(&value)),
@@ -118,6 +126,13 @@ pub fn parse_record(bytes: &[u8], file_format: Option<Format>, forced: Option<Fo
     parsed.format = format;
     parsed.value = Some(value);
     parsed
+}
+
+fn duplicate_key(key: String) -> Problem {
+    let message = format!(
+        "key `{key}` appears more than once in one object; JSON readers keep only its last value"
+    );
+    Problem::warning(FindingKind::DuplicateKey, key, message)
 }
 
 fn unknown_shape(value: &Value) -> Problem {

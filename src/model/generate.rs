@@ -55,6 +55,10 @@ impl Generation {
     }
 }
 
+/// Why a prompt of no tokens cannot be answered.
+pub const EMPTY_PROMPT: &str =
+    "the prompt is empty: it renders to 0 tokens; give it some text (or a chat template)";
+
 /// Generates a continuation of `prompt` (token ids). `on_text` receives each
 /// new piece of text as soon as it decodes to whole characters.
 pub fn generate(
@@ -65,6 +69,9 @@ pub fn generate(
     cancel: &AtomicBool,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(candle_core::Error::Msg(EMPTY_PROMPT.into()));
+    }
     let decoder = &model.decoder;
     let mut cache = Cache::new(decoder.layers.len());
     let mut sampler = Sampler::new(params.sampling.clone());

@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod config;
+mod config_check;
 pub mod decoder;
 pub mod frozen;
 pub mod fused_ce;
