@@ -54,6 +54,7 @@ fn broken_file_triggers_every_finding() {
         "unsafe_path",
         "duplicate_path",
         "syntax_error",
+        "duplicate_key",
     ];
     for kind in expected {
         assert!(kinds.contains(kind), "no `{kind}` finding; got {kinds:?}");

@@ -1,6 +1,7 @@
 //! From a record's bytes to a sample: UTF-8, JSON, format, canonical form.
 //! Validation, statistics, split and conversion all go through here.
 
+pub use super::dup_keys::DuplicateKey;
 use super::finding::{FindingKind, Problem};
 use super::format::Format;
 use super::read;
@@ -28,7 +29,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxProblem> {
 }
 
 /// [`parse_json`], also returning the keys that appear twice in one object.
-fn parse_json_noting_duplicates(bytes: &[u8]) -> Result<(Value, Vec<String>), SyntaxProblem> {
+fn parse_json_noting_duplicates(bytes: &[u8]) -> Result<(Value, Vec<DuplicateKey>), SyntaxProblem> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
         let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -87,6 +88,8 @@ pub struct Parsed {
     pub format: Option<Format>,
     pub sample: Option<Sample>,
     pub syntax: Option<SyntaxProblem>,
+    /// Keys given twice in one object (JSON readers keep the last value).
+    pub duplicate_keys: Vec<DuplicateKey>,
     pub problems: Vec<Problem>,
 }
 
@@ -102,9 +105,7 @@ pub fn parse_record(bytes: &[u8], file_format: Option<Format>, forced: Option<Fo
             return parsed;
         }
     };
-    parsed
-        .problems
-        .extend(duplicates.into_iter().map(duplicate_key));
+    parsed.duplicate_keys = duplicates;
     let format = forced.or_else(|| Format::detect(&value));
     match format {
         None => parsed.problems.push(unknown_shape(&value)),
@@ -126,13 +127,6 @@ pub fn parse_record(bytes: &[u8], file_format: Option<Format>, forced: Option<Fo
     parsed.format = format;
     parsed.value = Some(value);
     parsed
-}
-
-fn duplicate_key(key: String) -> Problem {
-    let message = format!(
-        "key `{key}` appears more than once in one object; JSON readers keep only its last value"
-    );
-    Problem::warning(FindingKind::DuplicateKey, key, message)
 }
 
 fn unknown_shape(value: &Value) -> Problem {

@@ -108,39 +108,42 @@ mod tests {
         assert_eq!(check(&config(), &weights_of(config())), Ok(()));
     }
 
+    type Edit = fn(&mut ModelConfig);
+
+    /// The check's message for the tiny config changed by `edit`, against
+    /// weights of the unchanged one.
+    fn error_after(edit: impl FnOnce(&mut ModelConfig)) -> String {
+        let mut changed = config();
+        edit(&mut changed);
+        check(&changed, &weights_of(config())).unwrap_err()
+    }
+
     #[test]
     fn each_disagreement_names_tensor_key_and_shapes() {
-        let weights = weights_of(config());
-        let mut wide = config();
-        wide.hidden_size = 48;
-        let e = check(&wide, &weights).unwrap_err();
         assert_eq!(
-            e,
+            error_after(|c| c.hidden_size = 48),
             "`model.embed_tokens.weight` is [100, 32] in the weights, but config.json's \
              vocab_size 100, hidden_size 48 make it [100, 48]"
         );
-        let mut huge = config();
-        huge.vocab_size = 1_000_000_000_000;
-        let e = check(&huge, &weights).unwrap_err();
-        assert!(e.contains("vocab_size 1000000000000"), "{e}");
-        let mut deep = config();
-        deep.num_layers = 1_000_000_000;
-        let e = check(&deep, &weights).unwrap_err();
-        assert!(
-            e.contains("num_hidden_layers is 1000000000, but the weights hold 2 layers"),
-            "{e}"
-        );
-        let mut shallow = config();
-        shallow.num_layers = 1;
-        let e = check(&shallow, &weights).unwrap_err();
-        assert!(e.contains("hold more than 1 layers"), "{e}");
-        let mut heads = config();
-        heads.intermediate_size = 60;
-        let e = check(&heads, &weights).unwrap_err();
-        assert!(
-            e.contains("mlp.gate_proj.weight` is [64, 32]")
-                && e.contains("intermediate_size 60, hidden_size 32 make it [60, 32]"),
-            "{e}"
-        );
+        let cases: [(Edit, &str); 4] = [
+            (
+                |c| c.vocab_size = 1_000_000_000_000,
+                "vocab_size 1000000000000",
+            ),
+            (
+                |c| c.num_layers = 1_000_000_000,
+                "num_hidden_layers is 1000000000, but the weights hold 2 layers",
+            ),
+            (|c| c.num_layers = 1, "hold more than 1 layers"),
+            (
+                |c| c.intermediate_size = 60,
+                "`model.layers.0.mlp.gate_proj.weight` is [64, 32] in the weights, but \
+                 config.json's intermediate_size 60, hidden_size 32 make it [60, 32]",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let e = error_after(edit);
+            assert!(e.contains(expected), "{e}");
+        }
     }
 }
