@@ -114,11 +114,11 @@ impl Store {
                 });
             }
             Sniffed::Binary { offset } => return Err(StoreError::Binary { path, offset }),
-            Sniffed::Records(Layout::JsonLines) => (
+            Sniffed::JsonLines => (
                 Layout::JsonLines,
                 index::index_lines(&file).map_err(io_err)?,
             ),
-            Sniffed::Records(_) => {
+            Sniffed::JsonArray => {
                 let bytes = std::fs::read(&path).map_err(io_err)?;
                 let index = index::index_array(&bytes).map_err(malformed)?;
                 (separator, indent) = array_style(&bytes, &index);

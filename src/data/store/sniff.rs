@@ -2,7 +2,7 @@
 //! records, or why it cannot be read as JSON at all (UTF-16, binary).
 
 use super::blocks::read_at_most;
-use super::index::{Layout, first_value_spans_lines};
+use super::index::first_value_spans_lines;
 use std::fs::File;
 use std::io;
 
@@ -13,7 +13,9 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// What the first bytes say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
-    Records(Layout),
+    JsonLines,
+    /// A top-level array.
+    JsonArray,
     /// One JSON value written over several lines: either a pretty-printed
     /// object (or several in a row), or a broken first line of JSON Lines.
     /// Only indexing the whole file tells which.
@@ -43,9 +45,9 @@ fn sniff_bytes(head: &[u8]) -> Sniffed {
     }
     let text = head.strip_prefix(UTF8_BOM).unwrap_or(head);
     match text.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Sniffed::Records(Layout::JsonArray),
+        Some(b'[') => Sniffed::JsonArray,
         Some(b'{') if first_value_spans_lines(text) => Sniffed::MultiLineValue,
-        _ => Sniffed::Records(Layout::JsonLines),
+        _ => Sniffed::JsonLines,
     }
 }
 
@@ -146,13 +148,10 @@ mod tests {
         assert_eq!(sniff_bytes(&blob), Sniffed::Binary { offset: 7 });
         assert_eq!(
             sniff_bytes(b"\xEF\xBB\xBF{\"text\": \"\xC3\xA9\"}\n"),
-            Sniffed::Records(Layout::JsonLines)
+            Sniffed::JsonLines
         );
-        assert_eq!(sniff_bytes(b""), Sniffed::Records(Layout::JsonLines));
-        assert_eq!(
-            sniff_bytes(b"  [{\"text\": \"x\"}]"),
-            Sniffed::Records(Layout::JsonArray)
-        );
+        assert_eq!(sniff_bytes(b""), Sniffed::JsonLines);
+        assert_eq!(sniff_bytes(b"  [{\"text\": \"x\"}]"), Sniffed::JsonArray);
     }
 
     #[test]
@@ -163,7 +162,7 @@ mod tests {
         );
         assert_eq!(
             sniff_bytes(b"{\"text\": \"a\"}\n{\"text\": \"b\"}\n"),
-            Sniffed::Records(Layout::JsonLines)
+            Sniffed::JsonLines
         );
     }
 }
