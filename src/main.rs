@@ -70,7 +70,8 @@ enum Command {
         model: LoadArgs,
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value_t = 2048)]
+        /// Samples are cut to this many tokens (at least 2: a loss needs a next token).
+        #[arg(long, default_value_t = 2048, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
         max_seq_len: usize,
         #[arg(long)]
         json: bool,
@@ -304,7 +305,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::error_text(&e));
             ExitCode::from(cli::EXIT_INPUT_ERRORS)
         }
     }

@@ -35,6 +35,7 @@ pub enum FindingKind {
     SyntaxError,
     TooLong,
     ExecutableTestConfig,
+    DuplicateKey,
 }
 
 impl FindingKind {
@@ -61,6 +62,7 @@ impl FindingKind {
             FindingKind::SyntaxError => "syntax_error",
             FindingKind::TooLong => "too_long",
             FindingKind::ExecutableTestConfig => "executable_test_config",
+            FindingKind::DuplicateKey => "duplicate_key",
         }
     }
 }

@@ -57,6 +57,10 @@ impl Generation {
     }
 }
 
+/// Why a prompt of no tokens cannot be answered.
+pub const EMPTY_PROMPT: &str =
+    "the prompt is empty: it renders to 0 tokens; give it some text (or a chat template)";
+
 /// Generates a continuation of `prompt` (token ids). `on_text` receives each
 /// new piece of text as soon as it decodes to whole characters.
 pub fn generate(
@@ -67,6 +71,9 @@ pub fn generate(
     cancel: &AtomicBool,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(candle_core::Error::Msg(EMPTY_PROMPT.into()));
+    }
     let decoder = &model.decoder;
     let context_limit = decoder.config.max_position_embeddings;
     check_prompt_fits(prompt.len(), context_limit)?;

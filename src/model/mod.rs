@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod attend;
 pub mod config;
+mod config_check;
 pub mod decoder;
 pub mod frozen;
 pub mod fused_ce;

@@ -158,6 +158,7 @@ impl Validator<'_, '_> {
             format,
             sample,
             syntax,
+            duplicate_keys,
             mut problems,
         } = parsed;
         if let Some(s) = syntax {
@@ -174,13 +175,19 @@ impl Validator<'_, '_> {
         if let Some(format) = format {
             *self.formats.entry(format).or_default() += 1;
         }
+        let multifile = format == Some(Format::MultiFile);
+        // A file path given twice is the multi-file check's to report.
+        let (repeated_paths, duplicate_keys): (Vec<_>, Vec<_>) = duplicate_keys
+            .into_iter()
+            .partition(|d| multifile && d.object == code::FILES_PATH);
         if let Some(value) = &value {
             text::check_control_characters(value, &mut problems);
-            if format == Some(Format::MultiFile) {
-                code::check_files(bytes, value, &mut problems);
+            if multifile {
+                code::check_files(value, &repeated_paths, &mut problems);
                 self.remember_project(line, value);
             }
         }
+        report_duplicate_keys(duplicate_keys, &mut problems);
         if let Some(sample) = &sample {
             self.samples += 1;
             self.fingerprints.push((sample.fingerprint(), index as u32));
@@ -302,6 +309,21 @@ impl Validator<'_, '_> {
             warnings: self.findings.len() - errors,
             overlength,
             findings: self.findings,
+        }
+    }
+}
+
+/// A warning per key given twice in one object (once however many times).
+fn report_duplicate_keys(duplicates: Vec<parse::DuplicateKey>, problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashSet::new();
+    for d in duplicates {
+        let field = crate::data::read::join_key(&d.object, &d.key);
+        if seen.insert(field.clone()) {
+            let message = format!(
+                "key `{}` appears more than once in one object; JSON readers keep only its last value",
+                d.key
+            );
+            problems.push(Problem::warning(FindingKind::DuplicateKey, field, message));
         }
     }
 }
