@@ -49,11 +49,11 @@ fn a_huge_message_is_shown_in_part_with_a_notice() {
     assert!(shown.contains("[3.2 MB] The quick brown fox."), "{shown}");
     // A frame builds the lines on screen, not the field's thousands.
     let theme = &Theme::builtin()[0];
-    let lines = render::field_lines(sel, 80, false, theme, 3000, 20);
+    let lines = sample_lines::field_lines(sel, 80, false, theme, 3000, 20);
     assert_eq!(lines.len(), 20);
     // The end of the shown part says how much more there is.
     let rows = sample_view::field_rows(&sel.fields[0], 80);
-    let tail = render::field_lines(sel, 80, false, theme, rows, 1);
+    let tail = sample_lines::field_lines(sel, 80, false, theme, rows, 1);
     assert_eq!(tail[0].to_string(), "… 2.9 MB more not shown");
 }
 

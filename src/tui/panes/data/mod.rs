@@ -16,6 +16,7 @@ mod keys;
 mod list;
 mod mouse;
 mod render;
+mod sample_lines;
 mod sample_view;
 mod state;
 mod tokens;

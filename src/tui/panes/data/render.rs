@@ -4,11 +4,9 @@
 //! a `Cell` for the mouse.
 
 use super::bounds;
-use super::files::CodeFile;
 use super::list::{self, RowSummary};
-use super::sample_view::{
-    Field, Item, Selected, field_layout, field_lines_total, wrap_window, wrapped_len,
-};
+use super::sample_lines::{code_lines, field_lines, shown_part};
+use super::sample_view::{Item, Selected, field_lines_total, wrap_window, wrapped_len};
 use super::state::{Areas, DataPane, Focus, PromptKind};
 use super::tokens;
 use crate::data::finding::{Finding, Severity};
@@ -16,7 +14,7 @@ use crate::data::sample::Role;
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
@@ -53,7 +51,7 @@ fn block(title: String, focused: bool, theme: &Theme) -> Block<'static> {
         .title(Span::styled(title, theme.title()))
 }
 
-fn row_style(selected: bool, focused: bool, theme: &Theme) -> Style {
+pub(super) fn row_style(selected: bool, focused: bool, theme: &Theme) -> Style {
     match (selected, focused) {
         (true, true) => theme.selected(),
         (true, false) => Style::default().bg(theme.selection),
@@ -69,7 +67,7 @@ fn severity_mark(severity: Option<Severity>, theme: &Theme) -> Span<'static> {
     }
 }
 
-fn role_color(role: Option<Role>, theme: &Theme) -> ratatui::style::Color {
+pub(super) fn role_color(role: Option<Role>, theme: &Theme) -> ratatui::style::Color {
     match role {
         Some(Role::User) => theme.user,
         Some(Role::Assistant) => theme.assistant,
@@ -351,31 +349,6 @@ fn draw_sample(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme, ar
     }
 }
 
-/// What the view of a record too large to show whole does show.
-fn shown_part(sel: &Selected) -> String {
-    let mut part = match &sel.syntax {
-        Some(_) => format!("its first {}", bounds::size(sel.raw.len())),
-        None => format!(
-            "fields show up to {} each",
-            bounds::size(bounds::FIELD_BYTES)
-        ),
-    };
-    if sel.omitted_fields > 0 {
-        part.push_str(&format!(
-            ", {} of {} fields listed",
-            sel.fields.len(),
-            sel.fields.len() + sel.omitted_fields
-        ));
-    }
-    if sel.files.iter().any(|f| f.is_cut()) {
-        part.push_str(&format!(
-            ", files up to {}",
-            bounds::size(bounds::FILE_BYTES)
-        ));
-    }
-    part
-}
-
 fn sample_title(pane: &DataPane, sel: &Selected) -> String {
     let kind = sel.format.map_or("unknown shape", |f| f.label());
     let kind = if sel.syntax.is_some() {
@@ -393,95 +366,6 @@ fn sample_title(pane: &DataPane, sel: &Selected) -> String {
         sel.record + 1,
         pane.record_count()
     )
-}
-
-/// Lines `top..top + height` of the fields: each a header in its role's
-/// colour, its text (and what was cut), a blank line. The header of the
-/// field under the cursor is marked (`▸` and a bar across the width while
-/// the sample has focus). Only the lines on screen are built.
-pub(super) fn field_lines(
-    sel: &Selected,
-    width: usize,
-    focused: bool,
-    theme: &Theme,
-    top: usize,
-    height: usize,
-) -> Vec<Line<'static>> {
-    if sel.fields.is_empty() {
-        return vec![Line::styled("no text fields", theme.dimmed())];
-    }
-    let (rows, starts) = field_layout(&sel.fields, width);
-    let end = top + height;
-    let mut lines = Vec::new();
-    for (i, field) in sel.fields.iter().enumerate() {
-        let start = starts[i];
-        if start >= end {
-            break;
-        }
-        if start + rows[i] + 2 <= top {
-            continue;
-        }
-        // Rows of this field in its own numbering: header 0, text from 1.
-        let (from, to) = (top.saturating_sub(start), end - start);
-        if from == 0 {
-            lines.push(field_header(sel, i, field, width, focused, theme));
-        }
-        let text_rows = rows[i] - usize::from(field.is_cut());
-        let skip = from.saturating_sub(1);
-        let take = to.saturating_sub(1).min(text_rows).saturating_sub(skip);
-        lines.extend(
-            wrap_window(&field.text, width, skip, take)
-                .into_iter()
-                .map(|t| Line::styled(t, Style::default().fg(theme.text))),
-        );
-        let marker = 1 + text_rows;
-        if field.is_cut() && (from..to).contains(&marker) {
-            lines.push(Line::styled(
-                bounds::more_not_shown(field.text.len(), field.len),
-                theme.dimmed(),
-            ));
-        }
-        if (from..to).contains(&(rows[i] + 1)) {
-            lines.push(Line::raw(""));
-        }
-    }
-    lines
-}
-
-fn field_header(
-    sel: &Selected,
-    i: usize,
-    field: &Field,
-    width: usize,
-    focused: bool,
-    theme: &Theme,
-) -> Line<'static> {
-    let role = field.role.map_or("field", |r| r.as_str());
-    let style = Style::default()
-        .fg(role_color(field.role, theme))
-        .add_modifier(Modifier::BOLD);
-    let current = sel.current() == Some(Item::Field(i));
-    if current && focused {
-        let head = format!("▸{role}");
-        let label = format!(" · {}", field.label);
-        let pad = width.saturating_sub(head.chars().count() + label.chars().count());
-        let bar = theme.selected();
-        Line::from(vec![
-            Span::styled(head, style.patch(bar)),
-            Span::styled(label, theme.dimmed().patch(bar)),
-            Span::styled(" ".repeat(pad), bar),
-        ])
-    } else {
-        let mark = if current {
-            style.patch(row_style(true, false, theme))
-        } else {
-            style
-        };
-        Line::from(vec![
-            Span::styled(format!("▍{role}"), mark),
-            Span::styled(format!(" · {}", field.label), theme.dimmed()),
-        ])
-    }
 }
 
 fn draw_multifile(
@@ -592,40 +476,6 @@ fn draw_multifile(
     });
     frame.render_widget(Paragraph::new(code), code_inner);
     areas.content = code_inner;
-}
-
-/// Lines `top..top + height` of the code view, numbered: highlighted ones
-/// first, then the content's lines plain, then what was cut.
-fn code_lines(
-    sel: &Selected,
-    file: &CodeFile,
-    top: usize,
-    height: usize,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
-    let digits = sel.code_lines.to_string().len().max(3);
-    let number = |n: usize| Span::styled(format!("{:>digits$} ", n + 1), theme.dimmed());
-    let coloured = sel.code.iter().map(|line| line.spans.clone());
-    let plain = file
-        .content
-        .lines()
-        .skip(sel.code.len())
-        .map(|l| vec![Span::raw(l.to_string())]);
-    let mut lines: Vec<Line> = coloured
-        .chain(plain)
-        .enumerate()
-        .skip(top)
-        .take(height)
-        .map(|(n, spans)| Line::from([vec![number(n)], spans].concat()))
-        .collect();
-    let marker = sel.code_lines.saturating_sub(1);
-    if file.is_cut() && lines.len() < height && (top..top + height).contains(&marker) {
-        lines.push(Line::styled(
-            bounds::more_not_shown(file.content.len(), file.len),
-            theme.dimmed(),
-        ));
-    }
-    lines
 }
 
 fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
