@@ -307,7 +307,8 @@ mod tests {
     fn a_huge_row_is_summarised_from_its_head() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.jsonl");
-        let message = "word ".repeat(ROW_BYTES);
+        // 100 KB, over `ROW_BYTES`.
+        let message = "word ".repeat(20_000);
         let record = serde_json::json!({"messages": [
             {"role": "user", "content": format!("Explain this {message}")},
             {"role": "assistant", "content": "ok"}]});
@@ -320,7 +321,7 @@ mod tests {
         let row = summarize(&store, 0);
         assert_eq!(row.kind, "chat");
         assert!(
-            row.preview.starts_with("[320.1 KB] Explain this word word"),
+            row.preview.starts_with("[100.1 KB] Explain this word word"),
             "{}",
             row.preview
         );
