@@ -227,6 +227,33 @@ impl Store {
         Ok(buf)
     }
 
+    /// At most the first `max` bytes of record `i`, and its length in bytes
+    /// (for a long record on disk, with the separator after it), so a
+    /// preview of a huge record reads only what it shows.
+    pub fn raw_head(&self, i: usize, max: usize) -> io::Result<(Vec<u8>, usize)> {
+        let row = self.row(i);
+        let in_memory = if row >= ADDED {
+            Some(&self.added[(row - ADDED) as usize])
+        } else {
+            self.edits.get(&row)
+        };
+        if let Some(text) = in_memory {
+            let head = &text.as_bytes()[..text.len().min(max)];
+            return Ok((head.to_vec(), text.len()));
+        }
+        let start = self.index.starts[row as usize];
+        let len = (self.index.region_end(row as usize) - start) as usize;
+        if len <= max {
+            let whole = self.raw(i)?;
+            let len = whole.len();
+            return Ok((whole, len));
+        }
+        let mut buf = vec![0u8; max];
+        let got = blocks::read_at_most(&self.file, &mut buf, start)?;
+        buf.truncate(got);
+        Ok((buf, len))
+    }
+
     /// Parses record `i`.
     pub fn value(&self, i: usize) -> io::Result<Result<Value, serde_json::Error>> {
         Ok(serde_json::from_slice(&self.raw(i)?))

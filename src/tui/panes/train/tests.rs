@@ -584,3 +584,22 @@ fn a_real_run_starts_streams_stops_and_resumes() {
     });
     assert!(!runs.join(format!(".{}.toml", dir_name(&dir))).exists());
 }
+
+#[test]
+fn a_metrics_line_that_never_ends_is_reported_on_the_run() {
+    let (tmp, mut pane) = pane_with_runs();
+    let dir = tmp.path().join("runs/tiny-fastapi-20260101-000003");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("metrics.jsonl"))
+        .unwrap();
+    // The fixture has 127 lines; line 128 is 5 MiB and still unfinished.
+    write!(f, "{{\"event\":\"step\",\"x\":\"{}", "x".repeat(5 << 20)).unwrap();
+    f.flush().unwrap();
+    assert!(pane.tick());
+    let notice = "metrics.jsonl: line 128 longer than 4 MiB skipped";
+    let run = pane.attached_run().unwrap();
+    assert_eq!(run.metrics().notice().as_deref(), Some(notice));
+    let screen = draw_sized(&pane, 240, 60);
+    assert!(screen.contains("line 128 longer than 4 MiB"), "{screen}");
+}
