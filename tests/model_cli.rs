@@ -397,10 +397,11 @@ fn generate_takes_its_prompt_from_a_dataset_record() {
 /// The tiny model with its context cut to `positions`.
 fn tiny_with_context(dir: &Path, positions: usize) -> PathBuf {
     let model = tiny(dir);
-    let path = model.join("config.json");
-    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["max_position_embeddings"] = positions.into();
-    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    set_json_key(
+        &model.join("config.json"),
+        "max_position_embeddings",
+        positions.into(),
+    );
     model
 }
 
