@@ -249,7 +249,7 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
     }
     let attached = pane.attached.as_ref().and_then(|d| pane.runs.find(d));
     let first = offset(attached.unwrap_or(0), inner.height as usize);
-    let name_width = (inner.width as usize).saturating_sub(11 + 12 + 12);
+    let name_width = (inner.width as usize).saturating_sub(11 + 12 + 17);
     let lines: Vec<Line> = pane
         .runs
         .list
@@ -258,10 +258,13 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
         .skip(first)
         .take(inner.height as usize)
         .map(|(i, run)| {
-            let best = run
-                .metrics()
+            let m = run.metrics();
+            let change = m
+                .change_from_base()
+                .map_or(String::new(), |c| format!(" {c:+.0}%"));
+            let best = m
                 .best_eval()
-                .map_or(String::new(), |(_, l)| format!("best {l:.3}"));
+                .map_or(String::new(), |(_, l)| format!("best {l:.3}{change}"));
             let line = Line::from(vec![
                 Span::styled(
                     format!(" {:<10}", run.status.label()),
@@ -273,7 +276,7 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
                     w = name_width
                 )),
                 Span::raw(format!("{:>11} ", run.steps_label())),
-                Span::styled(format!("{best:>11}"), Style::default().fg(theme.chart_eval)),
+                Span::styled(format!("{best:>16}"), Style::default().fg(theme.chart_eval)),
             ]);
             match (Some(i) == attached, focused) {
                 (true, true) => line.style(theme.selected()),
@@ -388,9 +391,18 @@ fn render_details(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme
                 lines.push(Line::styled(format!("pid {pid}"), dim));
             }
         }
-        if let Some((step, loss)) = m.best_eval() {
+        if let Some(base) = m.base_eval() {
             lines.push(Line::styled(
-                format!("best eval {loss:.3} @{step}"),
+                format!("base eval {base:.3}"),
+                Style::default().fg(theme.chart_eval),
+            ));
+        }
+        if let Some((step, loss)) = m.best_eval() {
+            let change = m
+                .change_from_base()
+                .map_or(String::new(), |c| format!(" ({c:+.1}%)"));
+            lines.push(Line::styled(
+                format!("best eval {loss:.3} @{step}{change}"),
                 Style::default().fg(theme.chart_eval),
             ));
         }
