@@ -349,3 +349,41 @@ fn stats_on_multifile_data() {
     assert!(code["files_per_sample"]["max"].as_u64().unwrap() >= 8);
     assert!(code["tech_stack"]["fastapi"].as_u64().unwrap() >= 24);
 }
+
+#[test]
+fn split_and_convert_never_write_over_their_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("chat.jsonl");
+    let text = fs::read_to_string(sample_data("sharegpt_small.jsonl")).unwrap();
+    fs::write(&input, &text).unwrap();
+    // Through a symbolic link: what split would write as its eval part.
+    std::os::unix::fs::symlink("chat.jsonl", dir.path().join("chat.eval.jsonl")).unwrap();
+    let split = tunebench(&[
+        "data",
+        "split",
+        input.to_str().unwrap(),
+        "--eval-count",
+        "1",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&split.stderr);
+    assert!(!split.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chat.eval.jsonl is the input file"),
+        "{stderr}"
+    );
+    let convert = tunebench(&[
+        "data",
+        "convert",
+        input.to_str().unwrap(),
+        "--to",
+        "chat",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&convert.stderr);
+    assert!(!convert.status.success(), "{stderr}");
+    assert!(stderr.contains("refusing to write over it"), "{stderr}");
+    assert_eq!(fs::read_to_string(&input).unwrap(), text);
+}
