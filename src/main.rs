@@ -12,7 +12,6 @@ use tunebench::data::validate::Options;
 use tunebench::data::{Format, Sample};
 use tunebench::model::LoadOptions;
 use tunebench::model::generate::GenerateParams;
-use tunebench::model::sampler::SamplingParams;
 use tunebench::model::template::BuiltinTemplate;
 
 #[derive(Parser)]
@@ -71,7 +70,8 @@ enum Command {
         model: LoadArgs,
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value_t = 2048)]
+        /// Samples are cut to this many tokens (at least 2: a loss needs a next token).
+        #[arg(long, default_value_t = 2048, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
         max_seq_len: usize,
         #[arg(long)]
         json: bool,
@@ -186,17 +186,8 @@ struct PromptArgs {
     raw: bool,
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    #[arg(long)]
-    top_k: Option<usize>,
-    #[arg(long)]
-    top_p: Option<f32>,
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: cli::sampling::SamplingArgs,
     /// Stop when the text ends with this (repeatable).
     #[arg(long)]
     stop: Vec<String>,
@@ -212,13 +203,7 @@ impl PromptArgs {
             raw: self.raw,
             base: self.base,
             params: GenerateParams {
-                sampling: SamplingParams {
-                    temperature: self.temperature,
-                    top_k: self.top_k,
-                    top_p: self.top_p,
-                    repetition_penalty: self.repetition_penalty,
-                    seed: self.seed,
-                },
+                sampling: self.sampling.params(),
                 max_new_tokens: self.max_new_tokens,
                 stop_strings: self.stop.clone(),
             },
@@ -311,12 +296,16 @@ struct ModelArgs {
 }
 
 fn main() -> ExitCode {
+    // `tunebench __sandbox` (hidden): must run before any thread exists.
+    if let Some(code) = tunebench::eval::code::sandbox::enter_if_requested() {
+        return code;
+    }
     tunebench::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::error_text(&e));
             ExitCode::from(cli::EXIT_INPUT_ERRORS)
         }
     }
@@ -358,7 +347,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             generate,
         } if generate.generate => {
-            cli::eval::eval_generate(&model.load()?, &data, max_seq_len, json, &generate)
+            let exec = cli::eval::exec_runner(&generate)?;
+            cli::eval::eval_generate(&model.load()?, &data, max_seq_len, json, &generate, exec)
         }
         Command::Eval {
             model,

@@ -54,6 +54,7 @@ fn broken_file_triggers_every_finding() {
         "unsafe_path",
         "duplicate_path",
         "syntax_error",
+        "duplicate_key",
     ];
     for kind in expected {
         assert!(kinds.contains(kind), "no `{kind}` finding; got {kinds:?}");
@@ -92,7 +93,31 @@ fn shipped_sample_data_validates_clean() {
             continue;
         }
         let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
-        let report = json_of(&out);
+        let mut report = json_of(&out);
+        let findings = report["findings"].as_array_mut().unwrap();
+        // The six refinements, whose base projects have a conftest.py, are
+        // listed (`eval --exec` runs those files); nothing else is.
+        let test_config = |f: &Value| f["kind"] == "executable_test_config";
+        let listed: Vec<Value> = findings
+            .iter()
+            .filter(|f| test_config(f))
+            .cloned()
+            .collect();
+        findings.retain(|f| !test_config(f));
+        if name == "fastapi_projects.jsonl" {
+            let lines: Vec<u64> = listed.iter().map(|f| f["line"].as_u64().unwrap()).collect();
+            assert_eq!(lines, [10, 14, 18, 22, 26, 30], "{listed:?}");
+            let last = &listed[5];
+            assert_eq!(last["field"], "context.base_id");
+            assert_eq!(last["severity"], "warning");
+            let message = last["message"].as_str().unwrap();
+            assert!(
+                message.contains("`tasks-001` (line 27)") && message.contains("tests/conftest.py"),
+                "{message}"
+            );
+        } else {
+            assert!(listed.is_empty(), "{name}: {listed:?}");
+        }
         assert_eq!(
             report["findings"],
             json!([]),
@@ -105,6 +130,55 @@ fn shipped_sample_data_validates_clean() {
     assert!(
         checked >= 4,
         "expected the sample datasets, found {checked}"
+    );
+}
+
+#[test]
+fn refinements_of_projects_with_test_time_code_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |id: &str, base: Option<&str>, files: Value| {
+        let mut context = json!({"task": "refine"});
+        if let Some(base) = base {
+            context["base_id"] = json!(base);
+        }
+        json!({"id": id, "prompt": "Add a feature to the project.", "context": context,
+               "output": {"files": files}})
+        .to_string()
+    };
+    // A refinement may come before its base; a base without hooks is fine.
+    let lines = [
+        record("r1", Some("hooked"), json!({"app/extra.py": "X = 1\n"})),
+        record("r2", Some("plain"), json!({"app/extra.py": "Y = 2\n"})),
+        record(
+            "hooked",
+            None,
+            json!({"app/main.py": "A = 1\n", "setup.py": "import os\n",
+                   "pyproject.toml": "[tool.pytest.ini_options]\naddopts = \"-q\"\n"}),
+        ),
+        record(
+            "plain",
+            None,
+            json!({"app/main.py": "B = 1\n", "app/__init__.py": ""}),
+        ),
+    ];
+    let path = dir.path().join("refine.jsonl");
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    let report = json_of(&out);
+    let listed: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "executable_test_config")
+        .collect();
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(listed[0]["line"], 1);
+    let message = listed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`hooked` (line 3)")
+            && message.contains("setup.py")
+            && message.contains("pyproject.toml"),
+        "{message}"
     );
 }
 
@@ -350,6 +424,219 @@ fn stats_on_multifile_data() {
     assert!(code["tech_stack"]["fastapi"].as_u64().unwrap() >= 24);
 }
 
+/// Runs tunebench with a time limit, so a command that would block forever
+/// fails the test instead of hanging it.
+fn tunebench_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("tunebench {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn convert_that_writes_nothing_fails_and_leaves_the_output_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("raw.jsonl");
+    fs::write(&input, "{\"text\": \"one\"}\n{\"text\": \"two\"}\n").unwrap();
+    let fresh = dir.path().join("fresh.jsonl");
+    let existing = dir.path().join("existing.jsonl");
+    fs::write(&existing, "keep me\n").unwrap();
+    for out in [&fresh, &existing] {
+        let args = ["data", "convert", input.to_str().unwrap(), "--to", "alpaca"];
+        let result = tunebench(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        assert_eq!(result.status.code(), Some(1), "{}", stderr_of(&result));
+        assert!(
+            stderr_of(&result).contains("nothing to write: 2 of 2 records skipped"),
+            "{}",
+            stderr_of(&result)
+        );
+    }
+    assert!(!fresh.exists(), "no empty output file");
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep me\n");
+}
+
+#[test]
+fn utf16_and_binary_files_are_named_once_not_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": \"three\"}\n";
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let with_bom = [&b"\xFF\xFE"[..], &le].concat();
+    let mut binary = b"\x1F\x8B\x08\x00\x00\x00\x00\x00".to_vec();
+    binary.extend((0..5000u32).map(|i| (i * 7 % 251) as u8));
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "bom.jsonl",
+            &with_bom,
+            "UTF-16 file; convert it to UTF-8, e.g. `iconv -f UTF-16 -t UTF-8",
+        ),
+        (
+            "le.jsonl",
+            &le,
+            "UTF-16 file (no byte-order mark); convert it to UTF-8, e.g. `iconv -f UTF-16LE",
+        ),
+        ("be.jsonl", &be, "`iconv -f UTF-16BE -t UTF-8"),
+        ("blob.jsonl", &binary, "binary file, not JSON Lines"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        for command in ["validate", "stats"] {
+            let out = tunebench(&["data", command, path.to_str().unwrap()]);
+            let stderr = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+            assert_eq!(stderr.matches(expected).count(), 1, "{name}: {stderr}");
+            assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+            assert!(!stderr.contains("invalid"), "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_pretty_printed_object_is_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.json");
+    let record = json!({"messages": [
+        {"role": "user", "content": "What is Rust?"},
+        {"role": "assistant", "content": "A systems programming language."}
+    ]});
+    fs::write(&path, serde_json::to_string_pretty(&record).unwrap() + "\n").unwrap();
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(
+        (report["records"].as_u64(), report["samples"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(report["format"], "chat");
+    // A syntax error inside it is one finding, on the line it is on.
+    let broken = "{\n  \"text\": \"a\",\n  \"oops\" 1\n}\n";
+    fs::write(&path, broken).unwrap();
+    let report = json_of(&tunebench(&[
+        "data",
+        "validate",
+        path.to_str().unwrap(),
+        "--json",
+    ]));
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0]["kind"].as_str(), findings[0]["line"].as_u64()),
+        (Some("invalid_json"), Some(3))
+    );
+}
+
+#[test]
+fn duplicate_keys_are_a_warning_with_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.jsonl");
+    let lines = [
+        r#"{"prompt": "Say hi to me", "completion": "Hello there, friend"}"#,
+        r#"{"prompt": "Say hi", "completion": "Hello there", "prompt": "Say bye"}"#,
+    ];
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = tunebench(&["data", "validate", path.to_str().unwrap(), "--json"]);
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "a warning, not an error");
+    let dup: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "duplicate_key")
+        .collect();
+    assert_eq!(dup.len(), 1, "{report}");
+    assert_eq!(
+        (dup[0]["line"].as_u64(), dup[0]["field"].as_str()),
+        (Some(2), Some("prompt"))
+    );
+    assert_eq!(dup[0]["severity"], "warning");
+    assert!(stderr_of(&out).contains("dup.jsonl:2: prompt: key `prompt` appears more than once"));
+}
+
+#[test]
+fn fifos_devices_and_folders_are_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let limit = std::time::Duration::from_secs(20);
+    let cases = [
+        (
+            fifo.to_str().unwrap(),
+            "a named pipe (FIFO), not a dataset file",
+        ),
+        ("/dev/zero", "/dev/zero: a device, not a dataset file"),
+        (dir.path().to_str().unwrap(), "a folder, not a dataset file"),
+    ];
+    for (path, expected) in cases {
+        let out = tunebench_within(&["data", "validate", path], limit);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains(path),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn split_names_the_path_it_cannot_write_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = split_input(dir.path());
+    let run = |out_dir: &Path| {
+        let out = tunebench(&[
+            "data",
+            "split",
+            input.to_str().unwrap(),
+            "--eval-count",
+            "5",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        stderr_of(&out)
+    };
+    // A file where a folder should be (root may write anywhere, so no chmod).
+    let blocked = dir.path().join("file");
+    fs::write(&blocked, "").unwrap();
+    let stderr = run(&blocked.join("splits"));
+    assert!(
+        stderr.contains(&format!("{}: ", blocked.join("splits").display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+    // A folder where an output file should be.
+    let out_dir = dir.path().join("out");
+    fs::create_dir_all(out_dir.join("projects.train.jsonl")).unwrap();
+    let stderr = run(&out_dir);
+    assert!(
+        stderr.contains(&format!(
+            "{}: ",
+            out_dir.join("projects.train.jsonl").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
+}
+
 #[test]
 fn split_and_convert_never_write_over_their_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,7 +657,7 @@ fn split_and_convert_never_write_over_their_input() {
     let stderr = String::from_utf8_lossy(&split.stderr);
     assert!(!split.status.success(), "{stderr}");
     assert!(
-        stderr.contains("chat.eval.jsonl is the input file"),
+        stderr.contains("chat.eval.jsonl: it is the input file"),
         "{stderr}"
     );
     let convert = tunebench(&[

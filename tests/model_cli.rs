@@ -393,3 +393,193 @@ fn generate_takes_its_prompt_from_a_dataset_record() {
             .contains("--index 999 but the file has 30 records")
     );
 }
+
+/// The tiny model with its context cut to `positions`.
+fn tiny_with_context(dir: &Path, positions: usize) -> PathBuf {
+    let model = tiny(dir);
+    set_json_key(
+        &model.join("config.json"),
+        "max_position_embeddings",
+        positions.into(),
+    );
+    model
+}
+
+#[test]
+fn prompts_past_the_models_context_are_refused_and_answers_stop_at_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny_with_context(work.path(), 64);
+    let model_arg = dir.to_str().unwrap();
+    let long = "word ".repeat(200);
+    let refused = tunebench(&["generate", "--model", model_arg, "--prompt", &long]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("more than the model's 64 positions (max_position_embeddings"),
+        "{stderr}"
+    );
+
+    let model = Model::load(model_arg, &LoadOptions::default()).unwrap();
+    let prompt = model.tokenizer.text_ids("def main():").unwrap();
+    let params = GenerateParams {
+        max_new_tokens: 500,
+        sampling: tunebench::model::sampler::SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = generate(
+        &model,
+        &prompt,
+        &params,
+        Mode::BASE,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    // The random base never ends its turn, so it runs into the context.
+    assert_eq!(out.stop, StopReason::ContextFull);
+    assert_eq!(prompt.len() + out.tokens.len(), 64);
+}
+
+/// Rewrites one key of a JSON file in place.
+fn set_json_key(path: &Path, key: &str, value: Value) {
+    let mut json: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    json[key] = value;
+    std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+}
+
+fn load_error(dir: &Path) -> String {
+    let out = tunebench(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "hi",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_config_that_disagrees_with_its_weights_is_named_before_loading() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let config_path = dir.join("config.json");
+    let config: Value = serde_json::from_slice(&file_bytes(&dir, "config.json")).unwrap();
+    let (vocab, hidden) = (&config["vocab_size"], &config["hidden_size"]);
+    let wider = hidden.as_u64().unwrap() * 2;
+    set_json_key(&config_path, "hidden_size", wider.into());
+    let stderr = load_error(&dir);
+    assert!(
+        stderr.contains(&format!(
+            "`model.embed_tokens.weight` is [{vocab}, {hidden}] in the weights, but config.json's \
+             vocab_size {vocab}, hidden_size {wider} make it [{vocab}, {wider}]"
+        )),
+        "{stderr}"
+    );
+    set_json_key(&config_path, "hidden_size", hidden.clone());
+    set_json_key(&config_path, "vocab_size", 1_000_000_000_000u64.into());
+    let stderr = load_error(&dir);
+    assert!(stderr.contains("vocab_size 1000000000000"), "{stderr}");
+    set_json_key(&config_path, "vocab_size", vocab.clone());
+    set_json_key(&config_path, "num_hidden_layers", 4_000_000_000u64.into());
+    let stderr = load_error(&dir);
+    assert!(
+        stderr.contains("num_hidden_layers is 4000000000, but the weights hold"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn adapters_that_do_not_fit_their_config_or_hold_nan_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let mut model = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let spec = LoraSpec::all_linear(4, 8.0);
+    adapter::attach_new(&mut model.decoder, &spec, 3).unwrap();
+    let saved = work.path().join("adapter");
+    adapter::save(&model.decoder, &spec, "tiny", &saved).unwrap();
+    let config = saved.join("adapter_config.json");
+    let error = |model: &mut Model| model.load_adapter(&saved).unwrap_err().to_string();
+
+    set_json_key(&config, "r", 64.into());
+    let e = error(&mut model);
+    assert!(
+        e.contains("has rank 4, but adapter_config.json says r 64"),
+        "{e}"
+    );
+    set_json_key(&config, "r", 4.into());
+    set_json_key(
+        &config,
+        "target_modules",
+        serde_json::json!(["q_proj", "qkv_proj"]),
+    );
+    let e = error(&mut model);
+    assert!(
+        e.contains("target_modules names `qkv_proj`, which this model does not have; its projections are q_proj"),
+        "{e}"
+    );
+    set_json_key(&config, "target_modules", serde_json::json!(["q_proj"]));
+    let e = error(&mut model);
+    assert!(e.contains("do not name k_proj"), "{e}");
+    set_json_key(&config, "target_modules", serde_json::json!(["all-linear"]));
+    model.load_adapter(&saved).unwrap();
+
+    let mut poisoned = false;
+    model.decoder.for_each_projection_mut(|_, _, linear| {
+        if let (Some(lora), false) = (&linear.lora, poisoned) {
+            let nan = candle_core::Tensor::full(f32::NAN, lora.b.shape(), lora.b.device()).unwrap();
+            lora.b.set(&nan).unwrap();
+            poisoned = true;
+        }
+    });
+    adapter::save(&model.decoder, &spec, "tiny", &saved).unwrap();
+    let e = error(&mut model);
+    assert!(
+        e.contains("`base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight` holds")
+            && e.contains("NaN or infinite"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_empty_prompt_and_a_zero_max_seq_len_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = tiny(work.path());
+    let m = dir.to_str().unwrap();
+    let model = Model::load(m, &LoadOptions::default()).unwrap();
+    let never = AtomicBool::new(false);
+    let params = GenerateParams::default();
+    let e = generate(&model, &[], &params, Mode::BASE, &never, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("the prompt is empty"), "{e}");
+    let out = tunebench(&["generate", "--model", m, "--raw", "--prompt", ""]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the prompt is empty: it renders to 0 tokens"),
+        "{stderr}"
+    );
+
+    let data = common::root().join("sample-data/chat_small.jsonl");
+    let out = tunebench(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        data.to_str().unwrap(),
+        "--max-seq-len",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-seq-len"), "{stderr}");
+    let store = tunebench::data::Store::open(&data).unwrap();
+    let e = tunebench::eval::loss::evaluate(&model, &store, 1, Mode::BASE, |_, _| {}).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("max_seq_len 1: a loss needs at least 2 tokens"),
+        "{e}"
+    );
+}

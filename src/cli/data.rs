@@ -173,7 +173,7 @@ pub fn split(
             eprintln!("error: {message}");
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
-        Err(split::SplitError::Io(e)) => return Err(e).context("writing the split"),
+        Err(e @ split::SplitError::Io { .. }) => return Err(e.into()),
     };
     if json {
         print_json(&report)?;
@@ -231,6 +231,15 @@ pub fn convert(
         );
     }
     let skipped = report.lossy.iter().filter(|l| l.skipped).count();
+    if report.written == 0 {
+        eprintln!(
+            "error: nothing to write: {} of {} records skipped; {} was not written",
+            skipped,
+            store.len(),
+            out.display()
+        );
+        return Ok(ExitCode::from(super::EXIT_INPUT_ERRORS));
+    }
     eprintln!(
         "wrote {} records to {} ({} lossy, {} skipped)",
         report.written,

@@ -3,8 +3,10 @@
 //! `eval-results.jsonl` and a Markdown report.
 
 use super::print_json;
+use super::progress::{Ticker, duration, is_milestone};
 use crate::data::Store;
-use crate::eval::code::exec::{ExecOptions, Runner};
+use crate::eval::code::exec::{ExecOptions, ProbeError, Runner};
+use crate::eval::code::sandbox::Limits;
 use crate::eval::compare::{CompareOptions, Comparison, Progress, compare};
 use crate::eval::metrics::bleu::signature;
 use crate::eval::records::Note;
@@ -13,10 +15,8 @@ use crate::eval::results::{RESULTS_FILE, SampleResult, write_results};
 use crate::eval::summary::Aggregate;
 use crate::model::Model;
 use crate::model::generate::GenerateParams;
-use crate::model::sampler::SamplingParams;
 use anyhow::Context;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -34,13 +34,8 @@ pub struct GenerateEvalArgs {
     pub generate: bool,
     #[arg(long, default_value_t = 256, requires = "generate")]
     pub max_new_tokens: usize,
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0, requires = "generate")]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 42, requires = "generate")]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1.0, requires = "generate")]
-    pub repetition_penalty: f32,
+    #[command(flatten)]
+    pub sampling: super::sampling::SamplingArgs,
     /// Evaluate only the first N usable records.
     #[arg(long, requires = "generate")]
     pub limit: Option<usize>,
@@ -54,6 +49,14 @@ pub struct GenerateEvalArgs {
     /// The Python interpreter for --exec.
     #[arg(long, default_value = "python3", requires = "exec")]
     pub python: String,
+    /// Run the tests even where no sandbox can be made (namespaces refused):
+    /// generated code then runs with your user's rights, files and network.
+    #[arg(long, requires = "exec")]
+    pub exec_unsandboxed: bool,
+    /// Address space each process of a sandboxed test run may use, in GiB.
+    #[arg(long, default_value_t = 4, requires = "exec",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub exec_memory_gb: u64,
     /// Where eval-results.jsonl and the report go (default: beside the
     /// adapter directory, or the current directory without an adapter).
     #[arg(long, requires = "generate")]
@@ -66,12 +69,7 @@ pub struct GenerateEvalArgs {
 impl GenerateEvalArgs {
     fn params(&self) -> GenerateParams {
         GenerateParams {
-            sampling: SamplingParams {
-                temperature: self.temperature,
-                repetition_penalty: self.repetition_penalty,
-                seed: self.seed,
-                ..Default::default()
-            },
+            sampling: self.sampling.params(),
             max_new_tokens: self.max_new_tokens,
             stop_strings: Vec::new(),
         }
@@ -91,11 +89,10 @@ impl GenerateEvalArgs {
 }
 
 #[derive(Serialize)]
-struct GenerationSettings {
+struct GenerationSettings<'a> {
     max_new_tokens: usize,
-    temperature: f32,
-    seed: u64,
-    repetition_penalty: f32,
+    #[serde(flatten)]
+    sampling: &'a super::sampling::SamplingArgs,
 }
 
 /// The `--json` document. `samples`, `tokens`, `loss`, `perplexity` and
@@ -108,7 +105,7 @@ struct JsonReport<'a> {
     loss: f64,
     perplexity: f64,
     signature: String,
-    generation: GenerationSettings,
+    generation: GenerationSettings<'a>,
     base: &'a Aggregate,
     adapter: Option<&'a Aggregate>,
     truncated: usize,
@@ -125,10 +122,10 @@ pub fn eval_generate(
     max_seq_len: usize,
     json: bool,
     args: &GenerateEvalArgs,
+    (runner, exec_note): (Option<Runner>, Option<String>),
 ) -> anyhow::Result<ExitCode> {
     // The store's error names the file and the cause already.
     let store = Store::open(data).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (runner, exec_note) = exec_runner(args);
     if let Some(note) = &exec_note {
         eprintln!("--exec: {note}");
     }
@@ -138,22 +135,43 @@ pub fn eval_generate(
         limit: args.limit,
         runner,
     };
-    let show_progress = !json && std::io::stderr().is_terminal();
-    let comparison = compare(model, &store, &options, &AtomicBool::new(false), |p| {
-        if show_progress {
-            match p {
-                Progress::Loss { adapter } => {
-                    eprint!("\rloss on the references ({})   ", side_name(adapter))
-                }
-                Progress::Generating { done, total } => {
-                    eprint!("\rgenerating {}/{total}                  ", done + 1)
-                }
+    // stdout carries only --json; progress goes to stderr either way.
+    let mut ticker = Ticker::stderr();
+    let started = std::time::Instant::now();
+    let comparison = compare(
+        model,
+        &store,
+        &options,
+        &AtomicBool::new(false),
+        |p| match p {
+            Progress::Loss { adapter } => {
+                ticker.update(
+                    &format!("loss on the references ({})", side_name(adapter)),
+                    true,
+                );
             }
-        }
-    })?;
-    if show_progress {
-        eprint!("\r{:40}\r", "");
-    }
+            Progress::Generating {
+                done,
+                total,
+                new_tokens,
+            } => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let eta = match done {
+                    0 => String::new(),
+                    _ => format!(
+                        "  eta {}",
+                        duration(elapsed / done as f64 * (total - done) as f64)
+                    ),
+                };
+                let line = format!(
+                    "generated {done}/{total} samples  {:.1} tok/s{eta}",
+                    new_tokens as f64 / elapsed.max(1e-9)
+                );
+                ticker.update(&line, is_milestone(done, total));
+            }
+        },
+    )?;
+    ticker.finish();
     for note in &comparison.notes {
         eprintln!("{}:{}: {}", data.display(), note.line, note.message);
     }
@@ -188,6 +206,7 @@ pub fn eval_generate(
     let report = markdown(&comparison, &meta);
     crate::data::store::atomic_write(&report_path, |out| out.write_all(report.as_bytes()))
         .with_context(|| format!("writing {}", report_path.display()))?;
+    eprint!("{}", terminal_table(&comparison));
     if json {
         print_json(&json_report(
             &comparison,
@@ -196,8 +215,6 @@ pub fn eval_generate(
             &results_path,
             &report_path,
         ))?;
-    } else {
-        eprint!("{}", terminal_table(&comparison));
     }
     eprintln!(
         "wrote {} and {}",
@@ -212,31 +229,38 @@ fn side_name(adapter: bool) -> &'static str {
 }
 
 /// The test runner for `--exec`, and what the user should know about it.
-fn exec_runner(args: &GenerateEvalArgs) -> (Option<Runner>, Option<String>) {
+/// Fails when no sandbox can be made and `--exec-unsandboxed` was not given;
+/// a missing interpreter or pytest only leaves the tests out.
+pub fn exec_runner(args: &GenerateEvalArgs) -> anyhow::Result<(Option<Runner>, Option<String>)> {
     if !args.exec {
-        return (None, None);
+        return Ok((None, None));
     }
     let options = ExecOptions {
-        python: args.python.clone(),
-        timeout: Duration::from_secs(args.exec_timeout),
+        allow_unsandboxed: args.exec_unsandboxed,
+        limits: Limits {
+            memory: args.exec_memory_gb.saturating_mul(1 << 30),
+            ..Limits::default()
+        },
+        ..ExecOptions::new(args.python.clone(), Duration::from_secs(args.exec_timeout))
     };
     match Runner::probe(options) {
         Ok(runner) => {
-            let note = runner.isolation_note().to_string();
-            (Some(runner), Some(note))
+            let note = runner.note();
+            Ok((Some(runner), Some(note)))
         }
-        Err(why) => (
+        Err(e @ ProbeError::NoSandbox(_)) => Err(e.into()),
+        Err(ProbeError::Python(why)) => Ok((
             None,
             Some(format!(
                 "{why}; the tests of generated projects are not run"
             )),
-        ),
+        )),
     }
 }
 
 fn json_report<'a>(
     c: &'a Comparison,
-    args: &GenerateEvalArgs,
+    args: &'a GenerateEvalArgs,
     exec_note: &'a Option<String>,
     results: &Path,
     report: &Path,
@@ -250,9 +274,7 @@ fn json_report<'a>(
         signature: signature(),
         generation: GenerationSettings {
             max_new_tokens: args.max_new_tokens,
-            temperature: args.temperature,
-            seed: args.seed,
-            repetition_penalty: args.repetition_penalty,
+            sampling: &args.sampling,
         },
         base: &c.base,
         adapter: c.adapter.as_ref(),

@@ -1,11 +1,12 @@
 //! `tunebench train`: runs a LoRA training into a run directory.
 
+use super::progress::{Ticker, duration, is_milestone};
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::{RunLog, run_name};
+use crate::train::run_lock::RunLock;
 use crate::train::trainer::{Outcome, Trainer, stop_signal};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,11 +32,16 @@ pub struct TrainArgs {
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let (config, dir) = match &args.resume {
+    let (config, dir, lock) = match &args.resume {
         Some(dir) => {
+            if !dir.join("config.toml").exists() {
+                bail!("{}: no run to resume (no config.toml)", dir.display());
+            }
+            // Before anything is read: another process may be training it.
+            let lock = RunLock::acquire(dir)?;
             let config = TrainConfig::load(Some(&dir.join("config.toml")), &args.set)
                 .map_err(anyhow::Error::msg)?;
-            (config, dir.clone())
+            (config, dir.clone(), Some(lock))
         }
         None => {
             let Some(path) = &args.config else {
@@ -46,32 +52,51 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 args.runs
                     .join(run_name(&config.model.name, Path::new(&config.data.train)))
             });
-            if dir.join("metrics.jsonl").exists() {
-                bail!(
-                    "{} already holds a run; continue it with --resume {}",
-                    dir.display(),
-                    dir.display()
-                );
-            }
-            (config, dir)
+            // A launcher (the workbench) makes the folder for its console
+            // log. Locked first, so a run still training there is named.
+            let lock = dir.is_dir().then(|| RunLock::acquire(&dir)).transpose()?;
+            refuse_existing_run(&dir)?;
+            (config, dir, lock)
         }
     };
-    let mut log =
-        RunLog::open(&dir, args.json).with_context(|| format!("creating {}", dir.display()))?;
-    // A resumed run keeps its config unless --set changed it.
-    if args.resume.is_none() || !args.set.is_empty() {
-        std::fs::write(dir.join("config.toml"), config.to_toml()).context("writing config.toml")?;
-    }
-    eprintln!("run directory: {}", dir.display());
-    let mut trainer = match Trainer::new(config, args.resume.as_deref()) {
+    // The model and data are checked before a new run's folder is made, so
+    // a run that cannot start leaves nothing behind.
+    let trainer = Trainer::new(config, args.resume.as_deref());
+    let mut trainer = match trainer {
         Ok(t) => t,
         Err(message) => {
-            log.event(&json!({"event": "end", "status": "failed", "message": message}))?;
-            log.line(&format!("failed: {message}"))?;
+            if lock.is_some() {
+                // The folder existed: it records why the run did not start.
+                let mut log = RunLog::open(&dir, args.json)?;
+                log.event(&json!({"event": "end", "status": "failed", "message": message}))?;
+                log.line(&format!("failed: {message}"))?;
+            }
             eprintln!("error: {message}");
             return Ok(ExitCode::from(super::EXIT_INPUT_ERRORS));
         }
     };
+    let _lock = match lock {
+        Some(lock) => lock,
+        None => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let lock = RunLock::acquire(&dir)?;
+            // Another run may have started here while this one loaded.
+            refuse_existing_run(&dir)?;
+            lock
+        }
+    };
+    let mut log =
+        RunLog::open(&dir, args.json).with_context(|| format!("opening {}", dir.display()))?;
+    // A resumed run keeps its config unless --set changed it.
+    if args.resume.is_none() || !args.set.is_empty() {
+        std::fs::write(dir.join("config.toml"), trainer.config.to_toml())
+            .context("writing config.toml")?;
+    }
+    eprintln!("run directory: {}", dir.display());
+    for skipped in &trainer.skipped_checkpoints {
+        eprintln!("{skipped}");
+        log.line(skipped)?;
+    }
     let report = &trainer.data.report;
     for (file, line, why) in report.skipped.iter().take(20) {
         eprintln!("{file}:{line}: skipped: {why}");
@@ -101,25 +126,48 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         "total_steps": trainer.total_steps,
         "trainable_parameters": trainable,
         "resumed_from": args.resume.as_ref().map(|_| trainer.state.step),
+        "skipped_checkpoints": trainer.skipped_checkpoints,
         // Lets a viewer (the workbench) stop a run started from a shell.
         "pid": std::process::id(),
     });
     log.event(&start)?;
     log.line(&format!("start: {start}"))?;
     let stop = stop_signal();
-    let show = !args.json && std::io::stderr().is_terminal();
+    // With --json, stdout carries the events and stderr stays quiet.
+    let mut ticker = (!args.json).then(Ticker::stderr);
     let started = std::time::Instant::now();
     let first_step = trainer.state.step;
+    let mut last_eval: Option<f64> = None;
     let outcome = trainer.run(&mut log, &stop, |event| {
-        if show && event["event"] == "step" {
-            eprint!(
-                "\r{}",
-                progress_line(event, first_step, started.elapsed().as_secs_f64())
-            );
+        let ticker = ticker.as_mut()?;
+        match event["event"].as_str() {
+            Some("eval") => {
+                last_eval = event["eval_loss"].as_f64();
+                let step = event["step"].as_u64().unwrap_or(0);
+                let line = format!(
+                    "step {step}: eval loss {:.4}",
+                    last_eval.unwrap_or(f64::NAN)
+                );
+                ticker.update(&line, true);
+                None
+            }
+            Some("step") => {
+                let line = progress_line(
+                    event,
+                    first_step,
+                    started.elapsed().as_secs_f64(),
+                    last_eval,
+                );
+                let (step, total) = (event["step"].as_u64(), event["total_steps"].as_u64());
+                let milestone =
+                    is_milestone(step.unwrap_or(0) as usize, total.unwrap_or(0) as usize);
+                ticker.update(&line, milestone)
+            }
+            _ => None,
         }
     });
-    if show {
-        eprintln!();
+    if let Some(ticker) = &mut ticker {
+        ticker.finish();
     }
     let (status, message, code) = match outcome {
         Ok(Outcome::Completed) => ("completed", None, ExitCode::SUCCESS),
@@ -151,18 +199,28 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// `step 12/300  loss 2.3456  lr 1.2e-4  1234 tok/s  eta 3m20s`.
-fn progress_line(event: &Value, first_step: usize, elapsed: f64) -> String {
+fn refuse_existing_run(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("metrics.jsonl").exists() {
+        bail!(
+            "{} already holds a run; continue it with --resume {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `step 12/300  loss 2.3456  eval 2.1000  lr 1.20e-4  1234 tok/s  eta 3m20s`.
+fn progress_line(event: &Value, first_step: usize, elapsed: f64, eval: Option<f64>) -> String {
     let step = event["step"].as_u64().unwrap_or(0) as usize;
     let total = event["total_steps"].as_u64().unwrap_or(0) as usize;
     let per_step = elapsed / (step - first_step).max(1) as f64;
-    let eta = (per_step * total.saturating_sub(step) as f64) as u64;
+    let eval = eval.map_or(String::new(), |e| format!("  eval {e:.4}"));
     format!(
-        "step {step}/{total}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {}m{:02}s   ",
+        "step {step}/{total}  loss {:.4}{eval}  lr {:.2e}  {:.0} tok/s  eta {}",
         event["loss"].as_f64().unwrap_or(f64::NAN),
         event["lr"].as_f64().unwrap_or(0.0),
         event["tokens_per_s"].as_f64().unwrap_or(0.0),
-        eta / 60,
-        eta % 60
+        duration(per_step * total.saturating_sub(step) as f64)
     )
 }

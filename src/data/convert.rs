@@ -205,7 +205,22 @@ fn to_alpaca(conv: &Conversation, notes: &mut Vec<String>) -> Option<Value> {
     Some(Value::Object(record))
 }
 
+/// Why [`convert`] stopped writing: no record could be converted, so `out`
+/// is left as it was (not created, or not replaced).
+#[derive(Debug)]
+struct NothingToWrite;
+
+impl std::fmt::Display for NothingToWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no record could be converted")
+    }
+}
+
+impl std::error::Error for NothingToWrite {}
+
 /// Converts a whole file; `out`'s extension chooses JSON Lines or a JSON array.
+/// When no record converts, `out` is not written and the report's `written`
+/// is 0.
 pub fn convert(
     store: &Store,
     target: Target,
@@ -222,7 +237,7 @@ pub fn convert(
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let mut lossy = Vec::new();
     let mut written = 0;
-    atomic_write(out, |sink| {
+    let result = atomic_write(out, |sink| {
         let (layout, indent) = match as_array {
             true => (Layout::JsonArray, "  "),
             false => (Layout::JsonLines, ""),
@@ -271,7 +286,17 @@ pub fn convert(
             Ok(())
         })?;
         written = writer.finish()?;
+        if written == 0 {
+            // Abandons the temporary file: an empty output helps no one.
+            return Err(io::Error::other(NothingToWrite));
+        }
         Ok(())
-    })?;
+    });
+    match result {
+        Err(e)
+            if e.get_ref()
+                .is_some_and(|inner| inner.is::<NothingToWrite>()) => {}
+        other => other?,
+    }
     Ok(ConvertReport { written, lossy })
 }

@@ -34,6 +34,8 @@ pub enum FindingKind {
     DuplicatePath,
     SyntaxError,
     TooLong,
+    ExecutableTestConfig,
+    DuplicateKey,
 }
 
 impl FindingKind {
@@ -59,6 +61,8 @@ impl FindingKind {
             FindingKind::DuplicatePath => "duplicate_path",
             FindingKind::SyntaxError => "syntax_error",
             FindingKind::TooLong => "too_long",
+            FindingKind::ExecutableTestConfig => "executable_test_config",
+            FindingKind::DuplicateKey => "duplicate_key",
         }
     }
 }

@@ -14,6 +14,7 @@ pub use format::Format;
 pub use sample::{Conversation, Message, Role, Sample, ToolCall};
 pub use store::{Layout, Store, StoreError};
 pub mod convert;
+mod dup_keys;
 pub mod language;
 pub mod parse;
 pub mod rng;

@@ -1,6 +1,7 @@
 //! From a record's bytes to a sample: UTF-8, JSON, format, canonical form.
 //! Validation, statistics, split and conversion all go through here.
 
+pub use super::dup_keys::DuplicateKey;
 use super::finding::{FindingKind, Problem};
 use super::format::Format;
 use super::read;
@@ -24,6 +25,11 @@ pub struct SyntaxProblem {
 
 /// Parses a record's bytes as UTF-8 JSON.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxProblem> {
+    parse_json_noting_duplicates(bytes).map(|(value, _)| value)
+}
+
+/// [`parse_json`], also returning the keys that appear twice in one object.
+fn parse_json_noting_duplicates(bytes: &[u8]) -> Result<(Value, Vec<DuplicateKey>), SyntaxProblem> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
         let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -38,7 +44,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxProblem> {
             ),
         }
     })?;
-    serde_json::from_str(text).map_err(|e| SyntaxProblem {
+    super::dup_keys::from_str(text).map_err(|e| SyntaxProblem {
         kind: FindingKind::InvalidJson,
         line_offset: e.line().saturating_sub(1),
         column: e.column(),
@@ -82,6 +88,8 @@ pub struct Parsed {
     pub format: Option<Format>,
     pub sample: Option<Sample>,
     pub syntax: Option<SyntaxProblem>,
+    /// Keys given twice in one object (JSON readers keep the last value).
+    pub duplicate_keys: Vec<DuplicateKey>,
     pub problems: Vec<Problem>,
 }
 
@@ -90,13 +98,14 @@ pub struct Parsed {
 /// `file_format` is reported.
 pub fn parse_record(bytes: &[u8], file_format: Option<Format>, forced: Option<Format>) -> Parsed {
     let mut parsed = Parsed::default();
-    let value = match parse_json(bytes) {
-        Ok(value) => value,
+    let (value, duplicates) = match parse_json_noting_duplicates(bytes) {
+        Ok(parsed) => parsed,
         Err(problem) => {
             parsed.syntax = Some(problem);
             return parsed;
         }
     };
+    parsed.duplicate_keys = duplicates;
     let format = forced.or_else(|| Format::detect(&value));
     match format {
         None => parsed.problems.push(unknown_shape(&value)),

@@ -29,10 +29,19 @@ pub struct SplitReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SplitError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// Reading the input or writing an output failed; `path` says which.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
     #[error("{0}")]
     Size(String),
+}
+
+/// Ties an I/O error to the file or folder it happened on.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> SplitError + '_ {
+    move |source| SplitError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Records that are exact copies of each other travel together.
@@ -49,40 +58,42 @@ pub struct Choice {
 
 /// Chooses which records go to eval.
 pub fn choose_eval(store: &Store, size: EvalSize, seed: u64) -> Result<Choice, SplitError> {
-    let file_format = parse::detect_file_format(store)?;
+    let file_format = parse::detect_file_format(store).map_err(at(store.path()))?;
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of: HashMap<u64, usize> = HashMap::new();
     let mut strata: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut invalid = 0;
-    store.visit(|record| {
-        let parsed = parse::parse_record(record.bytes, file_format, None);
-        if parsed.syntax.is_some() {
-            invalid += 1;
-        }
-        let key = match &parsed.sample {
-            Some(sample) => sample.fingerprint(),
-            None => stable_hash(&String::from_utf8_lossy(record.bytes)) ^ 0x5555,
-        };
-        let id = *group_of.entry(key).or_insert_with(|| {
-            let domain = parsed
-                .value
-                .as_ref()
-                .and_then(|v| {
-                    v.get("context")?
-                        .get("domain")?
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            strata.entry(domain).or_default().push(groups.len());
-            groups.push(Group {
-                members: Vec::new(),
+    store
+        .visit(|record| {
+            let parsed = parse::parse_record(record.bytes, file_format, None);
+            if parsed.syntax.is_some() {
+                invalid += 1;
+            }
+            let key = match &parsed.sample {
+                Some(sample) => sample.fingerprint(),
+                None => stable_hash(&String::from_utf8_lossy(record.bytes)) ^ 0x5555,
+            };
+            let id = *group_of.entry(key).or_insert_with(|| {
+                let domain = parsed
+                    .value
+                    .as_ref()
+                    .and_then(|v| {
+                        v.get("context")?
+                            .get("domain")?
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                strata.entry(domain).or_default().push(groups.len());
+                groups.push(Group {
+                    members: Vec::new(),
+                });
+                groups.len() - 1
             });
-            groups.len() - 1
-        });
-        groups[id].members.push(record.index as u32);
-        Ok(())
-    })?;
+            groups[id].members.push(record.index as u32);
+            Ok(())
+        })
+        .map_err(at(store.path()))?;
     let n = store.len();
     let target = match size {
         EvalSize::Ratio(r) if (0.0..1.0).contains(&r) && r > 0.0 => (r * n as f64).round() as usize,
@@ -167,12 +178,14 @@ pub fn split(
         strata,
         invalid_json,
     } = choose_eval(store, size, seed)?;
-    std::fs::create_dir_all(out_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(at(out_dir))?;
     let (stem, ext) = stem_and_ext(store.path());
     let train_file = out_dir.join(format!("{stem}.train.{ext}"));
     let eval_file = out_dir.join(format!("{stem}.eval.{ext}"));
-    store.refuse_as_output(&train_file)?;
-    store.refuse_as_output(&eval_file)?;
+    store
+        .refuse_as_output(&train_file)
+        .map_err(at(&train_file))?;
+    store.refuse_as_output(&eval_file).map_err(at(&eval_file))?;
     for (path, want_eval) in [(&train_file, false), (&eval_file, true)] {
         atomic_write(path, |out| {
             let mut writer = RecordWriter::like(out, store);
@@ -181,7 +194,8 @@ pub fn split(
                 false => Ok(()),
             })?;
             writer.finish().map(|_| ())
-        })?;
+        })
+        .map_err(at(path))?;
     }
     let eval_count = eval.iter().filter(|&&e| e).count();
     Ok(SplitReport {

@@ -44,8 +44,13 @@ pub struct Comparison {
 pub enum Progress {
     /// Computing the loss of one side.
     Loss { adapter: bool },
-    /// Generating for record `done + 1` of `total`.
-    Generating { done: usize, total: usize },
+    /// `done` of `total` records answered so far, with `new_tokens`
+    /// generated in all (both sides).
+    Generating {
+        done: usize,
+        total: usize,
+        new_tokens: usize,
+    },
 }
 
 /// Runs the comparison on `store`. `cancel` stops generation early (the
@@ -94,18 +99,22 @@ pub fn compare(
     let base_losses = by_index(&base_loss);
     let adapter_losses = adapter_loss.as_ref().map(by_index);
     let mut samples = Vec::with_capacity(records.len());
+    let mut new_tokens = 0;
     for (done, record) in records.iter().enumerate() {
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
-        progress(Progress::Generating {
-            done,
-            total: records.len(),
-        });
         let ids = model
             .tokenizer
             .prompt_ids(&record.prompt, record.tools.as_ref())?;
-        let run = |mode| generate(model, &ids, &options.params, mode, cancel, |_| {});
+        let run = |mode| {
+            generate(model, &ids, &options.params, mode, cancel, |_| {}).map_err(|source| {
+                EvalError::Record {
+                    line: record.line,
+                    source,
+                }
+            })
+        };
         let base = scorer.side(record, run(Mode::BASE)?, base_losses.get(&record.index));
         let adapter = match &adapter_losses {
             Some(losses) => {
@@ -113,6 +122,12 @@ pub fn compare(
             }
             None => None,
         };
+        new_tokens += base.new_tokens + adapter.as_ref().map_or(0, |a| a.new_tokens);
+        progress(Progress::Generating {
+            done: done + 1,
+            total: records.len(),
+            new_tokens,
+        });
         let loaded = adapter.as_ref().unwrap_or(&base);
         samples.push(SampleResult {
             index: record.index,

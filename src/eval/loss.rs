@@ -39,7 +39,17 @@ pub enum EvalError {
     Model(#[from] crate::model::ModelError),
     #[error("computing: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error("line {line}: {source}")]
+    Record {
+        line: usize,
+        source: candle_core::Error,
+    },
+    #[error("max_seq_len {0}: a loss needs at least {MIN_SEQ_LEN} tokens per sample")]
+    SeqLen(usize),
 }
+
+/// The shortest sample with a next token to predict.
+pub const MIN_SEQ_LEN: usize = 2;
 
 /// Evaluates every usable record of `store`; `progress` gets (done, total).
 pub fn evaluate(
@@ -61,6 +71,9 @@ pub fn evaluate_where(
     keep: impl Fn(usize) -> bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<LossReport, EvalError> {
+    if max_seq_len < MIN_SEQ_LEN {
+        return Err(EvalError::SeqLen(max_seq_len));
+    }
     let file_format = parse::detect_file_format(store)?;
     let mut records = Vec::new();
     store.visit(|r| {

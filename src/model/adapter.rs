@@ -4,7 +4,7 @@
 //! q_proj.lora_A.weight`, ...) and `adapter_config.json`.
 
 use super::decoder::Decoder;
-use super::lora::{Linear, LoraPair, LoraSpec};
+use super::lora::{ALL_TARGETS, Linear, LoraPair, LoraSpec};
 use super::st_write::{named, write_f32};
 use crate::data::rng::SplitMix64;
 use candle_core::{Device, Tensor};
@@ -176,6 +176,7 @@ pub fn read_spec(dir: &Path) -> Result<LoraSpec, AdapterError> {
 /// Loads a PEFT adapter directory onto `decoder`, replacing any adapter.
 pub fn load(decoder: &mut Decoder, dir: &Path) -> Result<LoraSpec, AdapterError> {
     let spec = read_spec(dir)?;
+    check_targets(&spec.targets, &dir.join("adapter_config.json"))?;
     let path = dir.join("adapter_model.safetensors");
     let tensors = if path.exists() {
         candle_core::safetensors::load(&path, &Device::Cpu)?
@@ -185,6 +186,19 @@ pub fn load(decoder: &mut Decoder, dir: &Path) -> Result<LoraSpec, AdapterError>
             "no adapter_model.safetensors (adapter_model.bin is not read; re-save it with safe_serialization=True)",
         ));
     };
+    if let Some((name, bad)) = tensors
+        .iter()
+        .find_map(|(name, t)| non_finite(t).transpose().map(|bad| (name, bad)))
+    {
+        let (count, total) = bad?;
+        return Err(file_error(
+            &path,
+            format!(
+                "`{name}` holds {count} NaN or infinite value(s) of {total}; the adapter is broken \
+                 (a diverged run?) and would make the model produce nothing"
+            ),
+        ));
+    }
     // PEFT files may carry the adapter name (".default") in tensor names.
     let mut by_name: HashMap<String, Tensor> = tensors
         .into_iter()
@@ -241,6 +255,24 @@ fn attach_loaded(
     };
     let (ar, a_in) = a.dims2()?;
     let (b_out, br) = b.dims2()?;
+    if ar != spec.r {
+        return Err(file_error(
+            path,
+            format!(
+                "{prefix}.lora_A.weight has rank {ar}, but adapter_config.json says r {}",
+                spec.r
+            ),
+        ));
+    }
+    if targets_cover(&spec.targets, kind) == Some(false) {
+        return Err(file_error(
+            path,
+            format!(
+                "the file adapts {module}, but adapter_config.json's target_modules {:?} do not name {kind}",
+                spec.targets
+            ),
+        ));
+    }
     if a_in != linear.in_dim() || b_out != linear.out_dim() || ar != br {
         return Err(file_error(
             path,
@@ -253,16 +285,57 @@ fn attach_loaded(
             ),
         ));
     }
-    let pair_spec = LoraSpec {
-        r: ar,
-        ..spec.clone()
-    };
-    let pair = LoraPair::from_tensors(&a.to_device(device)?, &b.to_device(device)?, &pair_spec)?;
+    let pair = LoraPair::from_tensors(&a.to_device(device)?, &b.to_device(device)?, spec)?;
     linear.lora = Some(LoraPair {
         id: linear_id(module),
         ..pair
     });
     Ok(true)
+}
+
+/// Refuses a target module this model does not have. A target that is a
+/// regular expression (PEFT allows one) is left to the tensors to settle.
+fn check_targets(targets: &[String], config_path: &Path) -> Result<(), AdapterError> {
+    let unknown = targets
+        .iter()
+        .find(|t| !is_pattern(t) && !is_all_linear(t) && !ALL_TARGETS.contains(&t.as_str()));
+    match unknown {
+        Some(name) => Err(file_error(
+            config_path,
+            format!(
+                "target_modules names `{name}`, which this model does not have; its projections are {}",
+                ALL_TARGETS.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `targets` cover projections named `kind`; `None` when a pattern
+/// among them makes that unknowable here.
+fn targets_cover(targets: &[String], kind: &str) -> Option<bool> {
+    if targets.iter().any(|t| is_pattern(t)) {
+        return None;
+    }
+    Some(targets.iter().any(|t| t == kind || is_all_linear(t)))
+}
+
+fn is_all_linear(target: &str) -> bool {
+    matches!(target, "all-linear" | "all_linear")
+}
+
+fn is_pattern(target: &str) -> bool {
+    target.contains(|c| "\\.*+?[](){}|^$".contains(c))
+}
+
+/// (non-finite values, all values) of a tensor that has any non-finite one.
+fn non_finite(t: &Tensor) -> candle_core::Result<Option<(usize, usize)>> {
+    let values = t
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    Ok((bad > 0).then_some((bad, values.len())))
 }
 
 /// A stable id for a module path (`model.layers.3.mlp.up_proj`).

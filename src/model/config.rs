@@ -98,7 +98,7 @@ impl ModelConfig {
             c.get(key)
                 .and_then(Value::as_u64)
                 .map(|v| v as usize)
-                .ok_or_else(|| format!("`{key}` is missing or not a number"))
+                .ok_or_else(|| format!("`{key}` is missing or not a whole number"))
         };
         let float = |key: &str, default: f64| c.get(key).and_then(Value::as_f64).unwrap_or(default);
         let flag =
@@ -162,6 +162,95 @@ impl ModelConfig {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         })
+    }
+
+    /// The shape a tensor of this name has under the config, with the
+    /// config keys that decide it; `None` for a name the decoder never reads.
+    pub fn tensor_shape(&self, name: &str) -> Option<(Vec<usize>, &'static str)> {
+        let (h, q, kv) = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+        );
+        const Q: &str = "num_attention_heads x head_dim";
+        const KV: &str = "num_key_value_heads x head_dim";
+        // `model.layers.3.self_attn.q_proj.weight` -> `self_attn.q_proj.weight`.
+        let leaf = match name.strip_prefix("model.layers.") {
+            Some(rest) => rest.split_once('.').map_or(rest, |(_, leaf)| leaf),
+            None => name,
+        };
+        Some(match leaf {
+            "model.embed_tokens.weight" | "lm_head.weight" => {
+                (vec![self.vocab_size, h], "vocab_size, hidden_size")
+            }
+            "model.norm.weight" | "input_layernorm.weight" | "post_attention_layernorm.weight" => {
+                (vec![h], "hidden_size")
+            }
+            "self_attn.q_proj.weight" => {
+                (vec![q, h], "num_attention_heads x head_dim, hidden_size")
+            }
+            "self_attn.k_proj.weight" | "self_attn.v_proj.weight" => {
+                (vec![kv, h], "num_key_value_heads x head_dim, hidden_size")
+            }
+            "self_attn.o_proj.weight" => {
+                (vec![h, q], "hidden_size, num_attention_heads x head_dim")
+            }
+            "self_attn.q_proj.bias" => (vec![q], Q),
+            "self_attn.k_proj.bias" | "self_attn.v_proj.bias" => (vec![kv], KV),
+            "self_attn.o_proj.bias" => (vec![h], "hidden_size"),
+            "self_attn.q_norm.weight" | "self_attn.k_norm.weight" => {
+                (vec![self.head_dim], "head_dim")
+            }
+            "mlp.gate_proj.weight" | "mlp.up_proj.weight" => (
+                vec![self.intermediate_size, h],
+                "intermediate_size, hidden_size",
+            ),
+            "mlp.down_proj.weight" => (
+                vec![h, self.intermediate_size],
+                "hidden_size, intermediate_size",
+            ),
+            "mlp.gate_proj.bias" | "mlp.up_proj.bias" => {
+                (vec![self.intermediate_size], "intermediate_size")
+            }
+            "mlp.down_proj.bias" => (vec![h], "hidden_size"),
+            _ => return None,
+        })
+    }
+
+    /// Every tensor the decoder reads under this config, in load order.
+    pub fn tensor_names(&self) -> Vec<String> {
+        let mut names = vec!["model.embed_tokens.weight".to_string()];
+        if !self.tie_word_embeddings {
+            names.push("lm_head.weight".into());
+        }
+        names.push("model.norm.weight".into());
+        for i in 0..self.num_layers {
+            let p = format!("model.layers.{i}");
+            names.push(format!("{p}.input_layernorm.weight"));
+            names.push(format!("{p}.post_attention_layernorm.weight"));
+            for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+                names.push(format!("{p}.self_attn.{proj}.weight"));
+                let bias = if proj == "o_proj" {
+                    self.o_bias
+                } else {
+                    self.qkv_bias
+                };
+                if bias {
+                    names.push(format!("{p}.self_attn.{proj}.bias"));
+                }
+            }
+            if self.qk_norm {
+                names.push(format!("{p}.self_attn.q_norm.weight"));
+                names.push(format!("{p}.self_attn.k_norm.weight"));
+            }
+            for proj in ["gate_proj", "up_proj", "down_proj"] {
+                names.push(format!("{p}.mlp.{proj}.weight"));
+                if self.mlp_bias {
+                    names.push(format!("{p}.mlp.{proj}.bias"));
+                }
+            }
+        }
+        names
     }
 
     /// Parameters of the base model (for memory estimates and reports).

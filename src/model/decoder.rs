@@ -4,7 +4,9 @@
 //! differentiable forms, because the fused softmax, RMSNorm and RoPE drop
 //! gradients silently.
 
+use super::attend::{Visibility, attend};
 use super::config::ModelConfig;
+pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
@@ -39,32 +41,6 @@ impl Mode {
             train: true,
             dropout_seed,
         }
-    }
-}
-
-/// Keys and values of earlier positions, per layer.
-#[derive(Default)]
-pub struct Cache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl Cache {
-    pub fn new(layers: usize) -> Self {
-        Cache {
-            layers: (0..layers).map(|_| None).collect(),
-        }
-    }
-
-    /// Positions already in the cache.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -282,15 +258,15 @@ impl Decoder {
             None => (offset as u32..(offset + seq) as u32).collect(),
         };
         let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
-        let mask = attention_mask(seq, offset, segments, self.device())?;
+        let visibility = Visibility::new(offset, segments);
         let mut cache = cache;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let slot = cache.as_deref_mut().map(|c| (c, i));
             let residual = x.clone();
             let h = layer.input_norm.forward(&x, mode.train)?;
             let h = layer
                 .attn
-                .forward(&h, &cos, &sin, mask.as_ref(), slot, mode)?;
+                .forward(&h, &cos, &sin, &visibility, slot, mode)?;
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_norm.forward(&x, mode.train)?;
@@ -337,49 +313,14 @@ impl Decoder {
     }
 }
 
-/// The additive attention mask `[1, 1, seq, offset + seq]`: causal, and
-/// block-diagonal over packed segments. `None` when a single new token may
-/// see everything.
-fn attention_mask(
-    seq: usize,
-    offset: usize,
-    segments: Option<&[usize]>,
-    device: &candle_core::Device,
-) -> Result<Option<Tensor>> {
-    if seq == 1 && segments.is_none() {
-        return Ok(None);
-    }
-    let total = offset + seq;
-    // Segment of each position (all one segment when not packing).
-    let segment_of: Vec<usize> = match segments {
-        Some(lengths) => lengths
-            .iter()
-            .enumerate()
-            .flat_map(|(s, &n)| std::iter::repeat_n(s, n))
-            .collect(),
-        None => vec![0; total],
-    };
-    let values: Vec<f32> = (0..seq)
-        .flat_map(|i| {
-            let query = offset + i;
-            let segment_of = &segment_of;
-            (0..total).map(move |j| {
-                let visible = j <= query && segment_of[j] == segment_of[query];
-                if visible { 0.0 } else { f32::NEG_INFINITY }
-            })
-        })
-        .collect();
-    Ok(Some(Tensor::from_vec(values, (1, 1, seq, total), device)?))
-}
-
 impl Attention {
     fn forward(
         &self,
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        visibility: &Visibility,
+        cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -407,44 +348,13 @@ impl Attention {
             )
         };
         let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+            Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let k = repeat_kv(&k, h / kvh)?;
-        let v = repeat_kv(&v, h / kvh)?;
-        let scale = 1.0 / (d as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let probs = if mode.train {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
-        let out = probs.to_dtype(v.dtype())?.matmul(&v)?;
+        let out = attend(&q, &k, &v, visibility, mode.train)?;
         let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
         self.o_proj.forward(&out, mode)
     }
-}
-
-/// `[b, kv, T, d]` to `[b, kv * n, T, d]`, each kv head serving `n` query heads.
-fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, kv, n, t, d))?
-        .reshape((b, kv * n, t, d))
 }
 
 impl Mlp {

@@ -32,6 +32,8 @@ pub enum StopReason {
     EndOfTurn,
     StopString,
     MaxTokens,
+    /// The model's last position (`max_position_embeddings`) was reached.
+    ContextFull,
     Cancelled,
 }
 
@@ -55,6 +57,10 @@ impl Generation {
     }
 }
 
+/// Why a prompt of no tokens cannot be answered.
+pub const EMPTY_PROMPT: &str =
+    "the prompt is empty: it renders to 0 tokens; give it some text (or a chat template)";
+
 /// Generates a continuation of `prompt` (token ids). `on_text` receives each
 /// new piece of text as soon as it decodes to whole characters.
 pub fn generate(
@@ -65,7 +71,12 @@ pub fn generate(
     cancel: &AtomicBool,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(candle_core::Error::Msg(EMPTY_PROMPT.into()));
+    }
     let decoder = &model.decoder;
+    let context_limit = decoder.config.max_position_embeddings;
+    check_prompt_fits(prompt.len(), context_limit)?;
     let mut cache = Cache::new(decoder.layers.len());
     let mut sampler = Sampler::new(params.sampling.clone());
     let mut context = prompt.to_vec();
@@ -80,6 +91,10 @@ pub fn generate(
             stop = StopReason::Cancelled;
             break;
         }
+        if context.len() >= context_limit {
+            stop = StopReason::ContextFull;
+            break;
+        }
         let hidden = decoder.hidden(&input, Some(&mut cache), None, mode)?;
         let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
         let mut logits = decoder
@@ -90,7 +105,7 @@ pub fn generate(
         if step == 0 {
             prefill_s = start.elapsed().as_secs_f64();
         }
-        let token = sampler.sample(&mut logits, &context);
+        let token = sampler.sample(&mut logits, &context, prompt.len());
         if model.stop_ids.contains(&token) {
             stop = StopReason::EndOfTurn;
             break;
@@ -124,6 +139,19 @@ pub fn generate(
         prefill_s,
         decode_s: start.elapsed().as_secs_f64() - prefill_s,
     })
+}
+
+/// Refuses a prompt the model has no positions for: past
+/// `max_position_embeddings` RoPE extrapolates into noise and attention
+/// memory keeps growing.
+pub fn check_prompt_fits(prompt_tokens: usize, context_limit: usize) -> Result<()> {
+    if prompt_tokens > context_limit {
+        candle_core::bail!(
+            "the prompt is {prompt_tokens} tokens, more than the model's {context_limit} positions \
+             (max_position_embeddings in its config.json); shorten the prompt or the chat history"
+        );
+    }
+    Ok(())
 }
 
 /// Where the first stop string starts, if the text holds one.

@@ -68,6 +68,10 @@ impl Model {
         let dir = hub::resolve(name)?;
         let config = ModelConfig::load(&dir)?;
         let weights = Weights::open(&dir, options.dtype, &options.device)?;
+        super::config_check::check(&config, &weights).map_err(|message| ModelError::File {
+            path: dir.join("config.json").display().to_string(),
+            message,
+        })?;
         let decoder = Decoder::load(config, &weights)?;
         let mut tokenizer = ChatTokenizer::load_dir(&dir)?;
         if let Some(builtin) = options.template {

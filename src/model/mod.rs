@@ -2,13 +2,16 @@
 //! and turning samples into tokens.
 
 pub mod adapter;
+pub mod attend;
 pub mod config;
+mod config_check;
 pub mod decoder;
 pub mod frozen;
 pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
 pub mod hub;
+pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
 pub mod loss;

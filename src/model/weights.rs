@@ -12,6 +12,8 @@ pub trait TensorSource {
     /// The tensor in the working dtype on the working device.
     fn get(&self, name: &str) -> candle_core::Result<Tensor>;
     fn contains(&self, name: &str) -> bool;
+    /// The tensor's shape, read without loading it; `None` if it is absent.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
     fn device(&self) -> &Device;
     fn dtype(&self) -> DType;
 
@@ -86,6 +88,10 @@ impl TensorSource for Weights {
         self.files.get(name).is_ok()
     }
 
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.files.get(name).ok().map(|view| view.shape().to_vec())
+    }
+
     fn get(&self, name: &str) -> candle_core::Result<Tensor> {
         self.files.load(name, &self.device)?.to_dtype(self.dtype)
     }
@@ -109,42 +115,11 @@ pub struct RandomWeights {
     pub seed: u64,
 }
 
-impl RandomWeights {
-    /// The shape a tensor of this name has under the config.
-    fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let c = &self.config;
-        let (h, q, kv) = (
-            c.hidden_size,
-            c.num_heads * c.head_dim,
-            c.num_kv_heads * c.head_dim,
-        );
-        // `model.layers.3.self_attn.q_proj.weight` -> `self_attn.q_proj.weight`.
-        let leaf = match name.strip_prefix("model.layers.") {
-            Some(rest) => rest.split_once('.').map_or(rest, |(_, leaf)| leaf),
-            None => name,
-        };
-        Some(match leaf {
-            "model.embed_tokens.weight" | "lm_head.weight" => vec![c.vocab_size, h],
-            "model.norm.weight" | "input_layernorm.weight" | "post_attention_layernorm.weight" => {
-                vec![h]
-            }
-            "self_attn.q_proj.weight" => vec![q, h],
-            "self_attn.k_proj.weight" | "self_attn.v_proj.weight" => vec![kv, h],
-            "self_attn.o_proj.weight" => vec![h, q],
-            "self_attn.q_proj.bias" => vec![q],
-            "self_attn.k_proj.bias" | "self_attn.v_proj.bias" => vec![kv],
-            "self_attn.q_norm.weight" | "self_attn.k_norm.weight" => vec![c.head_dim],
-            "mlp.gate_proj.weight" | "mlp.up_proj.weight" => vec![c.intermediate_size, h],
-            "mlp.down_proj.weight" => vec![h, c.intermediate_size],
-            _ => return None,
-        })
-    }
-}
-
 impl TensorSource for RandomWeights {
     fn get(&self, name: &str) -> candle_core::Result<Tensor> {
-        let shape = self
-            .shape(name)
+        let (shape, _) = self
+            .config
+            .tensor_shape(name)
             .ok_or_else(|| candle_core::Error::Msg(format!("no tensor named {name}")))?;
         let n: usize = shape.iter().product();
         let values = if name.ends_with("norm.weight") {
@@ -160,7 +135,19 @@ impl TensorSource for RandomWeights {
 
     fn contains(&self, name: &str) -> bool {
         let tied_head = name == "lm_head.weight" && self.config.tie_word_embeddings;
-        self.shape(name).is_some() && !tied_head
+        let layer_in_range = match name.strip_prefix("model.layers.") {
+            Some(rest) => rest
+                .split_once('.')
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+                .is_some_and(|i| i < self.config.num_layers),
+            None => true,
+        };
+        self.config.tensor_shape(name).is_some() && !tied_head && layer_in_range
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.contains(name)
+            .then(|| self.config.tensor_shape(name).map(|(shape, _)| shape))?
     }
 
     fn device(&self) -> &Device {

@@ -60,6 +60,8 @@ pub struct TrainingSection {
     pub batch_size: usize,
     pub grad_accum: usize,
     pub eval_every: usize,
+    /// Evaluate once before the first step, so every eval curve starts at the base.
+    pub eval_at_start: bool,
     pub checkpoint_every: usize,
     pub keep_checkpoints: usize,
     pub max_grad_norm: f64,
@@ -111,6 +113,7 @@ warmup_ratio = 0.03
 batch_size = 1
 grad_accum = 4
 eval_every = 50
+eval_at_start = true
 checkpoint_every = 100
 keep_checkpoints = 3
 max_grad_norm = 1.0
@@ -122,14 +125,46 @@ adam_beta2 = 0.999
 adam_eps = 1e-8
 "#;
 
-/// Keys that may be absent from the defaults (optional values).
-const OPTIONAL_KEYS: [(&str, &str); 5] = [
-    ("model", "template"),
-    ("lora", "init_from"),
-    ("data", "eval"),
-    ("data", "format"),
-    ("training", "warmup_steps"),
+/// Keys that may be absent from the defaults (optional values), with the
+/// TOML type each takes.
+const OPTIONAL_KEYS: [(&str, &str, &str); 5] = [
+    ("model", "template", "string"),
+    ("lora", "init_from", "string"),
+    ("data", "eval", "string"),
+    ("data", "format", "string"),
+    ("training", "warmup_steps", "integer"),
 ];
+
+/// Where settings come from, for messages: a file (with its text, to find
+/// the line of a key) or `--set`.
+enum Origin<'a> {
+    File { path: &'a Path, text: &'a str },
+    Set,
+}
+
+impl Origin<'_> {
+    /// "config.toml:7" for a key set in a file; the file or "--set" otherwise.
+    fn at(&self, section: &str, key: Option<&str>) -> String {
+        match self {
+            Origin::Set => "--set".into(),
+            Origin::File { path, text } => {
+                let line = key.and_then(|key| line_of(text, section, key));
+                match line {
+                    Some(line) => format!("{}:{line}", path.display()),
+                    None => path.display().to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The 1-based line where `section.key` gets its value in a TOML text.
+fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let table = toml::de::DeValue::Table(doc.into_inner());
+    let value = table.get(section)?.get_ref().get(key)?;
+    Some(text[..value.span().start].matches('\n').count() + 1)
+}
 
 impl TrainConfig {
     /// Reads `path` (if any), applies `--set` overrides, fills defaults and checks it all.
@@ -140,10 +175,13 @@ impl TrainConfig {
         if let Some(path) = path {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let user: Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
-            merge_checked(&mut table, user, &path.display().to_string())?;
+            let user: Table = text.parse().map_err(|e: toml::de::Error| {
+                let line = e.span().map_or(String::new(), |span| {
+                    format!(":{}", text[..span.start].matches('\n').count() + 1)
+                });
+                format!("{}{line}: {}", path.display(), e.message())
+            })?;
+            merge_checked(&mut table, user, &Origin::File { path, text: &text })?;
         }
         for item in overrides {
             let (key, value) = item
@@ -158,7 +196,7 @@ impl TrainConfig {
                 section.to_string(),
                 Value::Table(Table::from_iter([(name.to_string(), value)])),
             );
-            merge_checked(&mut table, one, "--set")?;
+            merge_checked(&mut table, one, &Origin::Set)?;
         }
         let config: TrainConfig = Value::Table(table)
             .try_into()
@@ -323,37 +361,53 @@ fn parse_value(text: &str) -> Value {
         .unwrap_or_else(|| Value::String(text.to_string()))
 }
 
-/// Copies `user` over `base`, refusing keys the defaults do not know.
-fn merge_checked(base: &mut Table, user: Table, origin: &str) -> Result<(), String> {
+/// Copies `user` over `base`, refusing keys the defaults do not know and
+/// values of the wrong type.
+fn merge_checked(base: &mut Table, user: Table, origin: &Origin) -> Result<(), String> {
     for (section, value) in user {
         let Some(Value::Table(known)) = base.get_mut(&section) else {
             let names: Vec<&str> = vec!["model", "lora", "data", "training"];
             return Err(format!(
-                "{origin}: unknown section [{section}]{}",
+                "{}: unknown section [{section}]{}",
+                origin.at(&section, None),
                 did_you_mean(&section, &names)
             ));
         };
         let Value::Table(entries) = value else {
             return Err(format!(
-                "{origin}: `{section}` must be a section ([{section}])"
+                "{}: `{section}` must be a section ([{section}])",
+                origin.at(&section, None)
             ));
         };
         for (key, value) in entries {
-            let optional = OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str()));
-            if !known.contains_key(&key) && !optional {
+            let optional_type = OPTIONAL_KEYS
+                .iter()
+                .find(|(s, k, _)| *s == section && *k == key)
+                .map(|(_, _, kind)| *kind);
+            if !known.contains_key(&key) && optional_type.is_none() {
                 let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
                 names.extend(
                     OPTIONAL_KEYS
                         .iter()
-                        .filter(|(s, _)| *s == section)
-                        .map(|(_, k)| *k),
+                        .filter(|(s, _, _)| *s == section)
+                        .map(|(_, k, _)| *k),
                 );
                 return Err(format!(
-                    "{origin}: unknown key {section}.{key}{}",
+                    "{}: unknown key {section}.{key}{}",
+                    origin.at(&section, Some(&key)),
                     did_you_mean(&key, &names)
                 ));
             }
             let value = coerce(known.get(&key), value);
+            let expected = known
+                .get(&key)
+                .map_or(optional_type, |v| Some(v.type_str()));
+            if let Some(problem) = expected.and_then(|expected| wrong_type(expected, &value)) {
+                return Err(format!(
+                    "{}: {section}.{key}: {problem}",
+                    origin.at(&section, Some(&key))
+                ));
+            }
             known.insert(key, value);
         }
     }
@@ -365,6 +419,32 @@ fn coerce(default: Option<&Value>, value: Value) -> Value {
     match (default, value) {
         (Some(Value::Float(_)), Value::Integer(i)) => Value::Float(i as f64),
         (_, value) => value,
+    }
+}
+
+/// What is wrong with `value` where a value of TOML type `expected` goes
+/// (every integer setting counts something, so none is negative).
+fn wrong_type(expected: &str, value: &Value) -> Option<String> {
+    let found = match value {
+        Value::String(s) => format!("the string {s:?}"),
+        other => format!("{} {other}", other.type_str()),
+    };
+    match (expected, value) {
+        ("integer", Value::Integer(i)) if *i < 0 => {
+            Some(format!("expected a whole number, 0 or more; found {i}"))
+        }
+        (expected, value) if value.type_str() != expected => {
+            let wanted = match expected {
+                "integer" => "a whole number",
+                "float" => "a number",
+                "boolean" => "true or false",
+                "string" => "a string (in quotes)",
+                "array" => "a list ([...])",
+                other => other,
+            };
+            Some(format!("expected {wanted}, found {found}"))
+        }
+        _ => None,
     }
 }
 
@@ -457,5 +537,35 @@ mod tests {
         let e =
             TrainConfig::load(Some(ok.path()), &["lora.targets=[\"qproj\"]".into()]).unwrap_err();
         assert!(e.contains("unknown LoRA target `qproj`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_file_line_key_and_type() {
+        let f = write(
+            "[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n[training]\nepochs = 2\nlr = \"fast\"\n",
+        );
+        let e = TrainConfig::load(Some(f.path()), &[]).unwrap_err();
+        let expected = format!(
+            "{}:7: training.lr: expected a number, found the string \"fast\"",
+            f.path().display()
+        );
+        assert_eq!(e, expected);
+        let ok = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n");
+        let e = TrainConfig::load(Some(ok.path()), &["lora.r=-4".into()]).unwrap_err();
+        assert_eq!(
+            e,
+            "--set: lora.r: expected a whole number, 0 or more; found -4"
+        );
+        let e = TrainConfig::load(Some(ok.path()), &["data.packing=yes".into()]).unwrap_err();
+        assert!(
+            e.contains("data.packing: expected true or false, found the string \"yes\""),
+            "{e}"
+        );
+        let e =
+            TrainConfig::load(Some(ok.path()), &["training.warmup_steps=1.5".into()]).unwrap_err();
+        assert!(
+            e.contains("training.warmup_steps: expected a whole number, found float 1.5"),
+            "{e}"
+        );
     }
 }

@@ -5,5 +5,6 @@ pub mod batches;
 pub mod config;
 pub mod optim;
 pub mod run_dir;
+pub mod run_lock;
 pub mod schedule;
 pub mod trainer;

@@ -49,7 +49,7 @@ pub struct RunLog {
 
 impl RunLog {
     pub fn open(dir: &Path, echo_json: bool) -> io::Result<Self> {
-        std::fs::create_dir_all(dir.join("checkpoints"))?;
+        std::fs::create_dir_all(dir)?;
         let append = |name: &str| {
             OpenOptions::new()
                 .create(true)
@@ -80,7 +80,14 @@ impl RunLog {
     }
 }
 
-/// Checkpoint directories `step-N` in step order.
+/// Prefix of a checkpoint being deleted: out of the `step-N` namespace, so
+/// a kill during the delete never leaves a partial folder that is taken for
+/// a checkpoint.
+const DELETING: &str = ".deleting-";
+
+/// Checkpoint directories `step-N` in step order. Only whole ones have that
+/// name: they are written under another and renamed into place, and renamed
+/// away before they are deleted.
 pub fn checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
     let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir.join("checkpoints"))
         .into_iter()
@@ -99,16 +106,50 @@ pub fn checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
     found
 }
 
-/// Deletes the oldest checkpoints beyond `keep`, never the one named `best`.
-pub fn rotate(dir: &Path, keep: usize, best: Option<usize>) -> io::Result<()> {
+/// Deletes the oldest checkpoints beyond `keep`, never the one named `best`,
+/// and what an interrupted write or rotation left behind.
+pub fn rotate(dir: &Path, keep: usize, best: Option<usize>) -> Result<(), String> {
+    rotate_with(dir, keep, best, |path| std::fs::remove_dir_all(path))
+}
+
+/// `rotate` with the deletion passed in, so a test can die halfway through.
+fn rotate_with(
+    dir: &Path,
+    keep: usize,
+    best: Option<usize>,
+    mut delete: impl FnMut(&Path) -> io::Result<()>,
+) -> Result<(), String> {
+    let mut remove = |path: &Path| delete(path).map_err(|e| format!("{}: {e}", path.display()));
+    // Only the process holding the run's lock gets here, so nothing else is
+    // writing these.
+    for leftover in leftovers(&dir.join("checkpoints")) {
+        remove(&leftover)?;
+    }
     let all = checkpoints(dir);
     let removable: Vec<_> = all.iter().filter(|(s, _)| Some(*s) != best).collect();
-    if removable.len() > keep {
-        for (_, path) in &removable[..removable.len() - keep] {
-            std::fs::remove_dir_all(path)?;
-        }
+    for (step, path) in &removable[..removable.len().saturating_sub(keep)] {
+        let doomed = dir
+            .join("checkpoints")
+            .join(format!("{DELETING}step-{step}"));
+        std::fs::rename(path, &doomed).map_err(|e| format!("{}: {e}", path.display()))?;
+        remove(&doomed)?;
     }
     Ok(())
+}
+
+/// Checkpoints half deleted, or half written (`.step-N.partial`) by a
+/// process that was killed.
+fn leftovers(checkpoints: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(checkpoints)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(DELETING) || (name.starts_with(".step-") && name.ends_with(".partial"))
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Writes a checkpoint through a temporary directory renamed into place, so
@@ -190,5 +231,45 @@ mod tests {
         rotate(dir.path(), 2, Some(10)).unwrap();
         let steps: Vec<usize> = checkpoints(dir.path()).iter().map(|c| c.0).collect();
         assert_eq!(steps, vec![10, 30, 40]);
+    }
+
+    fn checkpoint_with_adapter(dir: &Path, step: usize) {
+        write_checkpoint(dir, step, |p| {
+            std::fs::write(p.join("adapter_model.safetensors"), "weights")
+                .and_then(|()| std::fs::write(p.join("trainer_state.json"), "{}"))
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_kill_during_rotation_leaves_no_partial_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in [10, 20, 30] {
+            checkpoint_with_adapter(dir.path(), step);
+        }
+        // The process dies after deleting one file of the oldest checkpoint.
+        let killed = rotate_with(dir.path(), 1, None, |doomed| {
+            std::fs::remove_file(doomed.join("adapter_model.safetensors"))?;
+            Err(io::Error::other("killed"))
+        })
+        .unwrap_err();
+        assert!(killed.contains("killed"), "{killed}");
+        let found = checkpoints(dir.path());
+        assert_eq!(found.iter().map(|c| c.0).collect::<Vec<_>>(), [20, 30]);
+        for (step, path) in &found {
+            assert!(
+                path.join("adapter_model.safetensors").exists(),
+                "step-{step} is listed but half deleted"
+            );
+        }
+        // The next rotation finishes the job and leaves nothing else behind.
+        std::fs::create_dir_all(dir.path().join("checkpoints/.step-40.partial")).unwrap();
+        rotate(dir.path(), 1, None).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["step-30"]);
     }
 }

@@ -47,6 +47,8 @@ pub struct Trainer {
     steps_per_epoch: usize,
     pub total_steps: usize,
     pad_id: u32,
+    /// Damaged checkpoints a resume passed over, each with the reason.
+    pub skipped_checkpoints: Vec<String>,
 }
 
 fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
@@ -114,30 +116,33 @@ impl Trainer {
             eps: t.adam_eps,
             weight_decay: t.weight_decay,
         };
-        let mut state = TrainerState::default();
-        let checkpoint = resume_from.and_then(|dir| checkpoints(dir).pop());
-        if let Some((_, path)) = &checkpoint {
-            adapter::load(&mut model.decoder, path).map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(path.join("trainer_state.json"))
-                .map_err(|e| e.to_string())?;
-            state = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        } else if let Some(init) = &config.lora.init_from {
-            spec = adapter::load(&mut model.decoder, Path::new(init)).map_err(|e| e.to_string())?;
-            spec.dropout = config.lora.dropout;
-            let dropout = spec.dropout as f32;
-            model.decoder.for_each_projection_mut(|_, _, linear| {
-                if let Some(lora) = &mut linear.lora {
-                    lora.dropout = dropout;
+        let mut skipped_checkpoints = Vec::new();
+        let resumed = match resume_from {
+            Some(run) => resume(&mut model, run, hyper, &mut skipped_checkpoints)?,
+            None => None,
+        };
+        let (state, optimizer) = match resumed {
+            Some(resumed) => resumed,
+            None => {
+                if let Some(init) = &config.lora.init_from {
+                    spec = adapter::load(&mut model.decoder, Path::new(init))
+                        .map_err(|e| e.to_string())?;
+                    spec.dropout = config.lora.dropout;
+                    let dropout = spec.dropout as f32;
+                    model.decoder.for_each_projection_mut(|_, _, linear| {
+                        if let Some(lora) = &mut linear.lora {
+                            lora.dropout = dropout;
+                        }
+                    });
+                } else {
+                    adapter::attach_new(&mut model.decoder, &spec, t.seed)
+                        .map_err(|e| e.to_string())?;
                 }
-            });
-        } else {
-            adapter::attach_new(&mut model.decoder, &spec, t.seed).map_err(|e| e.to_string())?;
-        }
-        let mut optimizer =
-            AdamW::new(lora_params(&model.decoder), hyper).map_err(|e| e.to_string())?;
-        if let Some((_, path)) = &checkpoint {
-            restore_moments(&mut optimizer, path, state.step)?;
-        }
+                let optimizer =
+                    AdamW::new(lora_params(&model.decoder), hyper).map_err(|e| e.to_string())?;
+                (TrainerState::default(), optimizer)
+            }
+        };
         let micro_per_epoch = data.train.len().div_ceil(t.batch_size);
         let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum).max(1);
         let total_steps = if t.max_steps > 0 {
@@ -169,6 +174,7 @@ impl Trainer {
             steps_per_epoch,
             total_steps,
             pad_id,
+            skipped_checkpoints,
         })
     }
 
@@ -248,11 +254,19 @@ impl Trainer {
         &mut self,
         log: &mut RunLog,
         stop: &AtomicBool,
-        mut progress: impl FnMut(&Value),
+        mut progress: impl FnMut(&Value) -> Option<String>,
     ) -> Result<Outcome, String> {
         let io = |e: std::io::Error| e.to_string();
+        // What `progress` asks to keep goes to train.log too.
+        let mut report = |log: &mut RunLog, event: &Value| match progress(event) {
+            Some(line) => log.line(&line).map_err(io),
+            None => Ok(()),
+        };
         let started = Instant::now();
         let t = self.config.training.clone();
+        if t.eval_at_start && self.state.step == 0 {
+            self.evaluate_base(log, &mut report)?;
+        }
         while self.state.step < self.total_steps {
             let step = self.state.step;
             let step_started = Instant::now();
@@ -283,7 +297,7 @@ impl Trainer {
                 "total_steps": self.total_steps,
             });
             log.event(&event).map_err(io)?;
-            progress(&event);
+            report(log, &event)?;
             let last = self.state.step == self.total_steps;
             let mut early_stop = false;
             if self.state.step % t.eval_every == 0 || last {
@@ -304,7 +318,7 @@ impl Trainer {
                         if improved { " (best)" } else { "" }
                     ))
                     .map_err(io)?;
-                    progress(&event);
+                    report(log, &event)?;
                     // The best model must be on disk to be kept.
                     if improved && self.state.step % t.checkpoint_every != 0 && !last {
                         self.checkpoint(log)?;
@@ -332,14 +346,33 @@ impl Trainer {
         Ok(Outcome::Completed)
     }
 
+    /// The eval loss before any step (the adapter's B is zero, so this is
+    /// the base model): step 0 of the eval curve. It is not a candidate for
+    /// the best checkpoint, which must be a trained adapter.
+    fn evaluate_base(
+        &self,
+        log: &mut RunLog,
+        report: &mut impl FnMut(&mut RunLog, &Value) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(eval_loss) = self.evaluate().map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let event = json!({"event": "eval", "step": 0, "eval_loss": eval_loss, "base": true});
+        log.event(&event).map_err(|e| e.to_string())?;
+        log.line(&format!(
+            "step 0: eval loss {eval_loss:.4} (the base model)"
+        ))
+        .map_err(|e| e.to_string())?;
+        report(log, &event)
+    }
+
     fn checkpoint(&self, log: &mut RunLog) -> Result<(), String> {
         let path = self.save_checkpoint(&log.dir)?;
         rotate(
             &log.dir,
             self.config.training.keep_checkpoints,
             self.state.best_step,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         log.event(&json!({"event": "checkpoint", "step": self.state.step, "path": path.display().to_string()})).map_err(|e| e.to_string())?;
         log.line(&format!("checkpoint {}", path.display()))
             .map_err(|e| e.to_string())
@@ -401,6 +434,56 @@ pub fn optimizer_step(
     Ok((loss, norm))
 }
 
+/// Loads the newest checkpoint of `run` that reads whole (its adapter onto
+/// the model, the trainer state, the optimizer moments), passing over damaged
+/// ones with the reason in `skipped`. None when the run has no checkpoint.
+fn resume(
+    model: &mut Model,
+    run: &Path,
+    hyper: AdamWParams,
+    skipped: &mut Vec<String>,
+) -> Result<Option<(TrainerState, AdamW)>, String> {
+    let all = checkpoints(run);
+    if all.is_empty() {
+        return Ok(None);
+    }
+    for (_, path) in all.iter().rev() {
+        match load_checkpoint(model, path, hyper) {
+            Ok(loaded) => return Ok(Some(loaded)),
+            Err(why) => {
+                let name = path.strip_prefix(run).unwrap_or(path);
+                skipped.push(format!("skipped {}: {why}", name.display()));
+            }
+        }
+    }
+    Err(format!(
+        "{}: no intact checkpoint to resume from ({})",
+        run.display(),
+        skipped.join("; ")
+    ))
+}
+
+fn load_checkpoint(
+    model: &mut Model,
+    path: &Path,
+    hyper: AdamWParams,
+) -> Result<(TrainerState, AdamW), String> {
+    adapter::load(&mut model.decoder, path).map_err(|e| match e {
+        adapter::AdapterError::File { .. } => e.to_string(),
+        // Errors from reading the tensors do not say which file they read.
+        _ => format!("{}: {e}", path.join("adapter_model.safetensors").display()),
+    })?;
+    let state_file = path.join("trainer_state.json");
+    let state: TrainerState = std::fs::read_to_string(&state_file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", state_file.display()))?;
+    let mut optimizer =
+        AdamW::new(lora_params(&model.decoder), hyper).map_err(|e| e.to_string())?;
+    restore_moments(&mut optimizer, path, state.step)?;
+    Ok((state, optimizer))
+}
+
 fn restore_moments(optimizer: &mut AdamW, checkpoint: &Path, steps: usize) -> Result<(), String> {
     let path = checkpoint.join("optimizer.safetensors");
     let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
@@ -411,7 +494,7 @@ fn restore_moments(optimizer: &mut AdamW, checkpoint: &Path, steps: usize) -> Re
                 .get(&format!("{}.{suffix}", p.name))
                 .ok_or_else(|| format!("{}: no {suffix} for {}", path.display(), p.name))?
                 .to_device(p.var.device())
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{}: {e}", path.display()))
         };
         let moments = (get("exp_avg")?, get("exp_avg_sq")?);
         optimizer.moments.insert(p.name.clone(), moments);

@@ -2,7 +2,8 @@
 //!
 //! JSON Lines: every non-blank line is a record. A `.json` file holding a
 //! top-level array: every element is a record, found by a scanner that only
-//! tracks strings and nesting.
+//! tracks strings and nesting. A pretty-printed object (or several, one after
+//! another, as `jq .` writes them): every top-level value is a record.
 
 use super::blocks::read_at_most;
 use super::digest::Digest;
@@ -17,6 +18,8 @@ pub enum Layout {
     JsonLines,
     /// One top-level JSON array of records.
     JsonArray,
+    /// Top-level JSON values written over several lines, one after another.
+    JsonValues,
 }
 
 /// Where the records of a file are.
@@ -164,6 +167,61 @@ pub struct ArrayError {
 
 /// Indexes a file holding one top-level JSON array.
 pub fn index_array(bytes: &[u8]) -> Result<Index, ArrayError> {
+    let (mut index, mut scan) = start_scan(bytes);
+    scan.expect(b'[', "expected `[` opening an array of records")?;
+    scan.skip_ws();
+    if scan.peek() == Some(b']') {
+        index.content_end = scan.pos as u64;
+    } else {
+        loop {
+            scan.record(&mut index)?;
+            match scan.peek() {
+                Some(b',') => {
+                    scan.pos += 1;
+                    scan.skip_ws();
+                }
+                Some(b']') => {
+                    index.content_end = scan.pos as u64;
+                    break;
+                }
+                _ => return Err(scan.error("expected `,` or `]` after a record")),
+            }
+        }
+    }
+    scan.pos += 1;
+    scan.skip_ws();
+    if scan.pos < bytes.len() {
+        return Err(scan.error("unexpected text after the closing `]`"));
+    }
+    Ok(index)
+}
+
+/// Indexes a file of top-level values separated only by whitespace.
+pub fn index_values(bytes: &[u8]) -> Result<Index, ArrayError> {
+    let (mut index, mut scan) = start_scan(bytes);
+    while let Some(b) = scan.peek() {
+        if matches!(b, b',' | b']' | b'}') {
+            return Err(
+                scan.error("expected a JSON object; records are separated by line breaks only")
+            );
+        }
+        scan.record(&mut index)?;
+    }
+    index.content_end = bytes.len() as u64;
+    Ok(index)
+}
+
+/// Whether the first value of `bytes` (which may be cut short) has a line
+/// break inside it, which no JSON Lines record has.
+pub fn first_value_spans_lines(bytes: &[u8]) -> bool {
+    let (_, mut scan) = start_scan(bytes);
+    let first_line = scan.line;
+    let _ = scan.skip_value();
+    scan.line > first_line
+}
+
+/// An index for a file held in memory, and a scanner at its first value.
+fn start_scan(bytes: &[u8]) -> (Index, Scanner<'_>) {
     let mut index = Index {
         newline: if memchr::memmem::find(bytes, b"\r\n").is_some() {
             "\r\n"
@@ -187,37 +245,7 @@ pub fn index_array(bytes: &[u8]) -> Result<Index, ArrayError> {
         scan.line_start = BOM.len();
     }
     scan.skip_ws();
-    scan.expect(b'[', "expected `[` opening an array of records")?;
-    scan.skip_ws();
-    if scan.peek() == Some(b']') {
-        index.content_end = scan.pos as u64;
-    } else {
-        loop {
-            index.starts.push(scan.pos as u64);
-            if let Some(lines) = &mut index.lines {
-                lines.push(scan.line as u32);
-            }
-            scan.skip_value()?;
-            scan.skip_ws();
-            match scan.peek() {
-                Some(b',') => {
-                    scan.pos += 1;
-                    scan.skip_ws();
-                }
-                Some(b']') => {
-                    index.content_end = scan.pos as u64;
-                    break;
-                }
-                _ => return Err(scan.error("expected `,` or `]` after a record")),
-            }
-        }
-    }
-    scan.pos += 1;
-    scan.skip_ws();
-    if scan.pos < bytes.len() {
-        return Err(scan.error("unexpected text after the closing `]`"));
-    }
-    Ok(index)
+    (index, scan)
 }
 
 struct Scanner<'a> {
@@ -228,6 +256,17 @@ struct Scanner<'a> {
 }
 
 impl Scanner<'_> {
+    /// Notes a record starting here and moves past it and the blanks after.
+    fn record(&mut self, index: &mut Index) -> Result<(), ArrayError> {
+        index.starts.push(self.pos as u64);
+        if let Some(lines) = &mut index.lines {
+            lines.push(self.line as u32);
+        }
+        self.skip_value()?;
+        self.skip_ws();
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -346,6 +385,20 @@ mod tests {
         assert_eq!((err.line, err.column), (3, 2));
         let err = index_array(b"[{\"a\": \"open").unwrap_err();
         assert!(err.message.contains("not closed"), "{err:?}");
+    }
+
+    #[test]
+    fn values_one_after_another() {
+        let text = b"{\n  \"a\": \"}{\"\n}\n{\n  \"b\": [1,\n 2]\n}\n";
+        let index = index_values(text).unwrap();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.lines.as_deref(), Some(&[1, 4][..]));
+        let last = &text[index.starts[1] as usize..index.region_end(1) as usize];
+        assert_eq!(trim_record(last).0, b"{\n  \"b\": [1,\n 2]\n}");
+        assert!(index_values(b"{\"a\": {").is_err());
+        assert!(index_values(b"{\n}, {}").is_err());
+        assert!(first_value_spans_lines(b"\xEF\xBB\xBF {\n\"a\": 1}"));
+        assert!(!first_value_spans_lines(b"{\"a\": 1}\n{\"b\": 2}"));
     }
 
     #[test]

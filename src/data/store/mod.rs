@@ -17,6 +17,7 @@ mod disk;
 mod index;
 mod reload;
 mod save;
+mod sniff;
 mod style;
 mod writer;
 
@@ -26,6 +27,7 @@ pub use disk::{DiskChange, same_file};
 pub use index::{ArrayError, Index, Layout, trim_record};
 pub use reload::{Reloaded, Unmatched, UnmatchedKind};
 pub use save::SaveOptions;
+use sniff::Sniffed;
 pub use writer::RecordWriter;
 
 use serde_json::Value;
@@ -47,6 +49,19 @@ pub enum StoreError {
     },
     #[error("{path}: more than {} records; split the file first", u32::MAX >> 1)]
     TooLarge { path: PathBuf },
+    #[error("{path}: {what}, not a dataset file; give a .jsonl or .json file")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "{path}: UTF-16 file{}; convert it to UTF-8, e.g. `iconv -f {encoding} -t UTF-8 FILE > FILE.utf8`",
+        if *bom { "" } else { " (no byte-order mark)" }
+    )]
+    Utf16 {
+        path: PathBuf,
+        encoding: &'static str,
+        bom: bool,
+    },
+    #[error("{path}: binary file, not JSON Lines (a NUL byte at offset {offset})")]
+    Binary { path: PathBuf, offset: usize },
     #[error(
         "{path} changed on disk since it was opened ({change}); nothing was written: \
          reload it (your changes are kept), save under another name, or overwrite it"
@@ -105,31 +120,60 @@ impl Store {
             path: path.clone(),
             source,
         };
+        refuse_special_file(&path)?;
         let file = File::open(&path).map_err(io_err)?;
         // Taken before indexing: a change while indexing then shows up as a
         // difference from the stamp.
         let meta = file.metadata().map_err(io_err)?;
-        let layout = sniff_layout(&file).map_err(io_err)?;
         let mut separator = String::new();
         let mut indent = String::new();
-        let index = match layout {
-            Layout::JsonLines => index::index_lines(&file).map_err(io_err)?,
-            Layout::JsonArray => {
+        let malformed = |e: ArrayError| StoreError::Malformed {
+            path: path.clone(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        };
+        let (layout, index) = match sniff::sniff(&file).map_err(io_err)? {
+            Sniffed::Utf16 { big_endian, bom } => {
+                let encoding = match (bom, big_endian) {
+                    (true, _) => "UTF-16",
+                    (false, true) => "UTF-16BE",
+                    (false, false) => "UTF-16LE",
+                };
+                return Err(StoreError::Utf16 {
+                    path,
+                    encoding,
+                    bom,
+                });
+            }
+            Sniffed::Binary { offset } => return Err(StoreError::Binary { path, offset }),
+            Sniffed::JsonLines => (
+                Layout::JsonLines,
+                index::index_lines(&file).map_err(io_err)?,
+            ),
+            Sniffed::JsonArray => {
                 let bytes = std::fs::read(&path).map_err(io_err)?;
-                let index = index::index_array(&bytes).map_err(|e| StoreError::Malformed {
-                    path: path.clone(),
-                    line: e.line,
-                    column: e.column,
-                    message: e.message,
-                })?;
+                let index = index::index_array(&bytes).map_err(malformed)?;
                 (separator, indent) = array_style(&bytes, &index);
-                index
+                (Layout::JsonArray, index)
+            }
+            // Pretty-printed objects when they index as such; otherwise a
+            // broken first line, which JSON Lines reports line by line.
+            Sniffed::MultiLineValue => {
+                let bytes = std::fs::read(&path).map_err(io_err)?;
+                match index::index_values(&bytes) {
+                    Ok(index) => (Layout::JsonValues, index),
+                    Err(_) => (
+                        Layout::JsonLines,
+                        index::index_lines(&file).map_err(io_err)?,
+                    ),
+                }
             }
         };
         if index.len() >= ADDED as usize {
             return Err(StoreError::TooLarge { path });
         }
-        if layout == Layout::JsonLines {
+        if layout != Layout::JsonArray {
             separator = index.newline.to_string();
         }
         let stamp = disk::Stamp::new(&meta, index.content_hash);
@@ -222,6 +266,33 @@ impl Store {
         let keep = trim_record(&buf).0.len();
         buf.truncate(keep);
         Ok(buf)
+    }
+
+    /// At most the first `max` bytes of record `i`, and its length in bytes
+    /// (for a long record on disk, with the separator after it), so a
+    /// preview of a huge record reads only what it shows.
+    pub fn raw_head(&self, i: usize, max: usize) -> io::Result<(Vec<u8>, usize)> {
+        let row = self.row(i);
+        let in_memory = if row >= ADDED {
+            Some(&self.added[(row - ADDED) as usize])
+        } else {
+            self.edits.get(&row)
+        };
+        if let Some(text) = in_memory {
+            let head = &text.as_bytes()[..text.len().min(max)];
+            return Ok((head.to_vec(), text.len()));
+        }
+        let start = self.index.starts[row as usize];
+        let len = (self.index.region_end(row as usize) - start) as usize;
+        if len <= max {
+            let whole = self.raw(i)?;
+            let len = whole.len();
+            return Ok((whole, len));
+        }
+        let mut buf = vec![0u8; max];
+        let got = blocks::read_at_most(&self.file, &mut buf, start)?;
+        buf.truncate(got);
+        Ok((buf, len))
     }
 
     /// Parses record `i`.
@@ -323,6 +394,10 @@ impl Store {
     pub fn format_record(&self, value: &Value) -> String {
         match self.layout {
             Layout::JsonLines => self.spacing.format(value),
+            Layout::JsonValues => {
+                let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+                pretty.replace('\n', self.index.newline)
+            }
             Layout::JsonArray if self.separator.contains('\n') => {
                 let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
                 let newline = format!("{}{}", self.index.newline, self.indent);
@@ -443,20 +518,45 @@ pub fn index_array_bytes(bytes: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
         .collect())
 }
 
-/// A file whose first meaningful byte is `[` is a JSON array; anything else
-/// is read as JSON Lines (whatever its extension).
-fn sniff_layout(file: &File) -> io::Result<Layout> {
-    let mut head = [0u8; 4096];
-    let got = blocks::read_at_most(file, &mut head, 0)?;
-    let head = head[..got]
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(&head[..got]);
-    let first = head.iter().find(|b| !b.is_ascii_whitespace());
-    Ok(if first == Some(&b'[') {
-        Layout::JsonArray
+/// Refuses what is not a regular file (a folder, a FIFO, a device such as
+/// /dev/zero) before opening it: reading one would fail, block forever or
+/// never end.
+fn refuse_special_file(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a folder"
     } else {
-        Layout::JsonLines
+        special_kind(&kind)
+    };
+    Err(StoreError::NotAFile {
+        path: path.to_path_buf(),
+        what,
     })
+}
+
+#[cfg(unix)]
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
 }
 
 /// The separator and indentation that records of an array are written with.

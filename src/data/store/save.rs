@@ -106,14 +106,14 @@ impl Store {
     }
 
     /// Refuses `out` as a place to write this file's records into when it is
-    /// this very file (by any name: a symbolic or hard link counts).
+    /// this very file (by any name: a symbolic or hard link counts). The
+    /// caller names `out` in the message.
     pub fn refuse_as_output(&self, out: &Path) -> io::Result<()> {
         if super::disk::same_file(out, &self.path) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "{} is the input file {}; refusing to write over it (choose another path)",
-                    out.display(),
+                    "it is the input file {}; refusing to write over it (choose another path)",
                     self.path.display()
                 ),
             ));

@@ -137,3 +137,52 @@ fn compact_files_get_compact_records() {
         b"{\"text\":\"a\"}\n{\"text\":\"b\",\"n\":[1,2]}\n"
     );
 }
+
+#[test]
+fn pretty_printed_objects_are_records_and_edits_keep_their_style() {
+    let text = "{\n  \"text\": \"a\"\n}\n\n{\n  \"text\": \"b\"\n}\n";
+    let (_dir, mut store) = store_with("two.json", text.as_bytes());
+    assert_eq!(store.layout(), Layout::JsonValues);
+    assert_eq!((store.len(), store.line(1)), (2, Some(5)));
+    assert_eq!(store.value(1).unwrap().unwrap(), json!({"text": "b"}));
+    store.set_value(0, &json!({"text": "A"}));
+    store.insert_value(2, &json!({"text": "c"}));
+    let expected = "{\n  \"text\": \"A\"\n}\n\n{\n  \"text\": \"b\"\n}\n{\n  \"text\": \"c\"\n}\n";
+    assert_eq!(String::from_utf8(saved(&mut store)).unwrap(), expected);
+    // An unclosed first line is broken JSON Lines, reported line by line.
+    let (_dir, store) = store_with("bad.jsonl", b"{\"text\": \"a\"\n{\"text\": \"b\"}\n");
+    assert_eq!((store.layout(), store.len()), (Layout::JsonLines, 2));
+}
+
+#[test]
+fn what_is_not_a_utf8_text_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_err = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        Store::open(&path).err().unwrap()
+    };
+    let utf16: Vec<u8> = "\u{feff}{\"text\": \"x\"}\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert!(matches!(
+        open_err("u.jsonl", &utf16),
+        StoreError::Utf16 { bom: true, .. }
+    ));
+    assert!(matches!(
+        open_err("b.jsonl", b"{\"text\": \"x\"}\n\0\0\x01"),
+        StoreError::Binary { offset: 14, .. }
+    ));
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotAFile {
+                what: "a folder",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

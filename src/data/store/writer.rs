@@ -1,5 +1,6 @@
 //! Writing a fresh file of records in the layout of a source file: one per
-//! line, or a JSON array styled like the source's.
+//! line (pretty-printed ones one after another), or a JSON array styled like
+//! the source's.
 
 use super::{Layout, Store};
 use std::io::{self, Write};
@@ -16,7 +17,9 @@ impl<'w> RecordWriter<'w> {
     /// Writes JSON Lines, or a pretty JSON array when `layout` says so.
     pub fn new(out: &'w mut dyn Write, layout: Layout, newline: &str, indent: &str) -> Self {
         let (header, separator, footer) = match layout {
-            Layout::JsonLines => (String::new(), newline.to_string(), newline.to_string()),
+            Layout::JsonLines | Layout::JsonValues => {
+                (String::new(), newline.to_string(), newline.to_string())
+            }
             Layout::JsonArray if indent.is_empty() && !newline.is_empty() => {
                 ("[".into(), ",".into(), format!("]{newline}"))
             }

@@ -1,27 +1,30 @@
 //! Checks on the files of a multi-file answer: paths and syntax.
 
 use super::syntax;
+use super::test_config::runs_at_test_time;
 use crate::data::finding::{FindingKind, Problem};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use crate::data::parse::DuplicateKey;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 
-const FILES_PATH: &str = "output.files";
+pub const FILES_PATH: &str = "output.files";
 
-/// Checks paths (absolute, `..`, duplicates) and per-file syntax. `raw` is the
-/// record's text, needed to see duplicate keys that parsing merged.
-pub fn check_files(raw: &[u8], record: &Value, problems: &mut Vec<Problem>) {
+/// Checks paths (absolute, `..`, duplicates) and per-file syntax.
+/// `repeated` holds the keys of `files` that parsing saw twice (and merged).
+pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec<Problem>) {
     let Some(files) = crate::data::read::code_files(record) else {
         return;
     };
     let field = |path: &str| format!("{FILES_PATH}[{}]", Value::String(path.to_string()));
-    for path in duplicate_keys(raw) {
-        problems.push(Problem::error(
-            FindingKind::DuplicatePath,
-            field(&path),
-            format!("`{path}` appears more than once in `files`; only the last copy is kept by JSON readers"),
-        ));
+    let mut reported = HashSet::new();
+    for path in repeated.iter().map(|d| &d.key) {
+        if reported.insert(path) {
+            problems.push(Problem::error(
+                FindingKind::DuplicatePath,
+                field(path),
+                format!("`{path}` appears more than once in `files`; only the last copy is kept by JSON readers"),
+            ));
+        }
     }
     let mut normalised: HashMap<String, &str> = HashMap::new();
     for (path, content) in files {
@@ -57,6 +60,18 @@ pub fn check_files(raw: &[u8], record: &Value, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The paths of a multi-file record's files that run code when its tests run.
+pub fn test_time_files(record: &Value) -> Vec<String> {
+    let Some(files) = crate::data::read::code_files(record) else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter(|(path, content)| runs_at_test_time(path, content.as_str().unwrap_or("")).is_some())
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
 /// Why a file path is unsafe to write (absolute, or climbing out with `..`), if it is.
 pub fn unsafe_path(path: &str) -> Option<&'static str> {
     if path.trim().is_empty() {
@@ -79,49 +94,4 @@ pub fn normalise(path: &str) -> String {
         .filter(|part| !part.is_empty() && *part != ".")
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// Keys of `output.files` that occur more than once in the raw text.
-fn duplicate_keys(raw: &[u8]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Record {
-        output: Output,
-    }
-    #[derive(serde::Deserialize)]
-    struct Output {
-        #[serde(deserialize_with = "keys_in_order")]
-        files: Vec<String>,
-    }
-    let Ok(record) = serde_json::from_slice::<Record>(raw) else {
-        return Vec::new();
-    };
-    let mut seen = HashMap::new();
-    let mut repeated = Vec::new();
-    for key in record.output.files {
-        let count = seen.entry(key.clone()).or_insert(0);
-        *count += 1;
-        if *count == 2 {
-            repeated.push(key);
-        }
-    }
-    repeated
-}
-
-fn keys_in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct Keys;
-    impl<'de> Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-            let mut keys = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
-                keys.push(key);
-            }
-            Ok(keys)
-        }
-    }
-    d.deserialize_map(Keys)
 }

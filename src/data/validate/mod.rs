@@ -3,10 +3,12 @@
 
 mod code;
 mod syntax;
+mod test_config;
 mod text;
 
 pub use code::{normalise as normalise_path, unsafe_path};
 pub use syntax::{SyntaxError, check as check_syntax, checked_language};
+pub use test_config::{PYTEST_CONFIGS, is_pytest_config, runs_at_test_time};
 
 use super::finding::{Finding, FindingKind, Problem, Severity};
 use super::format::Format;
@@ -15,7 +17,7 @@ use super::sample::Sample;
 use super::store::Store;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 /// Counts a sample's tokens after the chat template (supplied by the model layer).
@@ -94,6 +96,7 @@ pub fn validate(store: &Store, options: &Options) -> io::Result<Report> {
         Ok(())
     })?;
     v.report_duplicates(store);
+    v.report_base_projects();
     Ok(v.finish(store))
 }
 
@@ -119,6 +122,16 @@ struct Validator<'o, 'a> {
     formats: BTreeMap<Format, usize>,
     samples: usize,
     excess: Vec<usize>,
+    /// Test-time files of every multi-file record with an `id`, by id.
+    base_projects: HashMap<String, BaseProject>,
+    /// (line, `context.base_id`) of every record that refines another.
+    refinements: Vec<(usize, String)>,
+}
+
+/// A project other records refine: where it is and its test-time files.
+struct BaseProject {
+    line: usize,
+    test_time_files: Vec<String>,
 }
 
 impl<'o, 'a> Validator<'o, 'a> {
@@ -131,6 +144,8 @@ impl<'o, 'a> Validator<'o, 'a> {
             formats: BTreeMap::new(),
             samples: 0,
             excess: Vec::new(),
+            base_projects: HashMap::new(),
+            refinements: Vec::new(),
         }
     }
 }
@@ -143,6 +158,7 @@ impl Validator<'_, '_> {
             format,
             sample,
             syntax,
+            duplicate_keys,
             mut problems,
         } = parsed;
         if let Some(s) = syntax {
@@ -159,12 +175,19 @@ impl Validator<'_, '_> {
         if let Some(format) = format {
             *self.formats.entry(format).or_default() += 1;
         }
+        let multifile = format == Some(Format::MultiFile);
+        // A file path given twice is the multi-file check's to report.
+        let (repeated_paths, duplicate_keys): (Vec<_>, Vec<_>) = duplicate_keys
+            .into_iter()
+            .partition(|d| multifile && d.object == code::FILES_PATH);
         if let Some(value) = &value {
             text::check_control_characters(value, &mut problems);
-            if format == Some(Format::MultiFile) {
-                code::check_files(bytes, value, &mut problems);
+            if multifile {
+                code::check_files(value, &repeated_paths, &mut problems);
+                self.remember_project(line, value);
             }
         }
+        report_duplicate_keys(duplicate_keys, &mut problems);
         if let Some(sample) = &sample {
             self.samples += 1;
             self.fingerprints.push((sample.fingerprint(), index as u32));
@@ -224,6 +247,45 @@ impl Validator<'_, '_> {
         }
     }
 
+    fn remember_project(&mut self, line: usize, value: &Value) {
+        if let Some(id) = value.get("id").and_then(Value::as_str) {
+            let test_time_files = code::test_time_files(value);
+            let project = BaseProject {
+                line,
+                test_time_files,
+            };
+            self.base_projects.insert(id.to_string(), project);
+        }
+        if let Some(base) = value.pointer("/context/base_id").and_then(Value::as_str) {
+            self.refinements.push((line, base.to_string()));
+        }
+    }
+
+    /// A refinement runs its base project's files too: each whose base
+    /// carries test-time code gets a finding of its own.
+    fn report_base_projects(&mut self) {
+        for (line, base) in std::mem::take(&mut self.refinements) {
+            let Some(project) = self.base_projects.get(&base) else {
+                continue;
+            };
+            if project.test_time_files.is_empty() {
+                continue;
+            }
+            self.findings.push(
+                Problem::warning(
+                    FindingKind::ExecutableTestConfig,
+                    "context.base_id",
+                    format!(
+                        "base project `{base}` (line {}) carries code that runs when the tests run: {}; `eval --exec` runs it with this record's answer, in its sandbox",
+                        project.line,
+                        project.test_time_files.join(", ")
+                    ),
+                )
+                .at_line(line),
+            );
+        }
+    }
+
     fn finish(mut self, store: &Store) -> Report {
         self.findings.sort_by_key(|f| f.line);
         let errors = self
@@ -247,6 +309,21 @@ impl Validator<'_, '_> {
             warnings: self.findings.len() - errors,
             overlength,
             findings: self.findings,
+        }
+    }
+}
+
+/// A warning per key given twice in one object (once however many times).
+fn report_duplicate_keys(duplicates: Vec<parse::DuplicateKey>, problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashSet::new();
+    for d in duplicates {
+        let field = crate::data::read::join_key(&d.object, &d.key);
+        if seen.insert(field.clone()) {
+            let message = format!(
+                "key `{}` appears more than once in one object; JSON readers keep only its last value",
+                d.key
+            );
+            problems.push(Problem::warning(FindingKind::DuplicateKey, field, message));
         }
     }
 }

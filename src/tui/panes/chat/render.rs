@@ -113,6 +113,7 @@ fn status_span(column: &Column, theme: &Theme) -> Span<'static> {
             let how = match done.stop {
                 StopReason::Cancelled => " · stopped",
                 StopReason::MaxTokens => " · hit max tokens",
+                StopReason::ContextFull => " · model context full",
                 StopReason::EndOfTurn | StopReason::StopString => "",
             };
             Span::styled(

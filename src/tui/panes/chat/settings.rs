@@ -13,8 +13,16 @@ pub struct Settings {
     pub top_p: f32,
     /// 0 is off.
     pub top_k: usize,
+    /// 0 is off.
+    pub min_p: f32,
     /// 1.0 is off.
     pub repetition_penalty: f32,
+    /// 0 is off.
+    pub presence_penalty: f32,
+    /// 0 is off.
+    pub frequency_penalty: f32,
+    /// 0 is off.
+    pub no_repeat_ngram_size: usize,
     pub max_new_tokens: usize,
     pub seed: u64,
 }
@@ -25,7 +33,11 @@ impl Default for Settings {
             temperature: 0.7,
             top_p: 0.9,
             top_k: 40,
+            min_p: 0.0,
             repetition_penalty: 1.1,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            no_repeat_ngram_size: 0,
             max_new_tokens: 256,
             seed: 42,
         }
@@ -39,7 +51,11 @@ impl Settings {
                 temperature: self.temperature,
                 top_k: (self.top_k > 0).then_some(self.top_k),
                 top_p: (self.top_p < 1.0).then_some(self.top_p),
+                min_p: (self.min_p > 0.0).then_some(self.min_p),
                 repetition_penalty: self.repetition_penalty,
+                presence_penalty: self.presence_penalty,
+                frequency_penalty: self.frequency_penalty,
+                no_repeat_ngram_size: self.no_repeat_ngram_size,
                 seed: self.seed,
             },
             max_new_tokens: self.max_new_tokens,
@@ -47,10 +63,12 @@ impl Settings {
         }
     }
 
-    /// One line: `temp 0.70  top-p 0.90  ...`.
+    /// One line: `temp 0.70  top-p 0.90  ...`; the optional penalties only
+    /// when they are on.
     pub fn summary(&self) -> String {
         Field::ALL
             .iter()
+            .filter(|f| !f.is_off(self))
             .map(|f| format!("{} {}", f.short(), f.get(self)))
             .collect::<Vec<_>>()
             .join("  ")
@@ -62,27 +80,50 @@ pub enum Field {
     Temperature,
     TopP,
     TopK,
+    MinP,
     RepetitionPenalty,
+    PresencePenalty,
+    FrequencyPenalty,
+    NoRepeatNgram,
     MaxNewTokens,
     Seed,
 }
 
 impl Field {
-    pub const ALL: [Field; 6] = [
+    pub const ALL: [Field; 10] = [
         Field::Temperature,
         Field::TopP,
         Field::TopK,
+        Field::MinP,
         Field::RepetitionPenalty,
+        Field::PresencePenalty,
+        Field::FrequencyPenalty,
+        Field::NoRepeatNgram,
         Field::MaxNewTokens,
         Field::Seed,
     ];
+
+    /// The controls that are usually off, when they are.
+    fn is_off(self, s: &Settings) -> bool {
+        match self {
+            Field::MinP => s.min_p == 0.0,
+            Field::PresencePenalty => s.presence_penalty == 0.0,
+            Field::FrequencyPenalty => s.frequency_penalty == 0.0,
+            Field::NoRepeatNgram => s.no_repeat_ngram_size == 0,
+            _ => false,
+        }
+    }
 
     pub fn label(self) -> &'static str {
         match self {
             Field::Temperature => "temperature (0 = greedy)",
             Field::TopP => "top-p (1 = off)",
             Field::TopK => "top-k (0 = off)",
+            Field::MinP => "min-p (0 = off)",
             Field::RepetitionPenalty => "repetition penalty (1 = off)",
+            Field::PresencePenalty => "presence penalty (0 = off)",
+            Field::FrequencyPenalty => "frequency penalty (0 = off)",
+            Field::NoRepeatNgram => "no-repeat n-gram size (0 = off)",
             Field::MaxNewTokens => "max new tokens",
             Field::Seed => "seed",
         }
@@ -93,7 +134,11 @@ impl Field {
             Field::Temperature => "temp",
             Field::TopP => "top-p",
             Field::TopK => "top-k",
+            Field::MinP => "min-p",
             Field::RepetitionPenalty => "rep",
+            Field::PresencePenalty => "pres",
+            Field::FrequencyPenalty => "freq",
+            Field::NoRepeatNgram => "ngram",
             Field::MaxNewTokens => "max",
             Field::Seed => "seed",
         }
@@ -104,7 +149,11 @@ impl Field {
             Field::Temperature => format!("{:.2}", s.temperature),
             Field::TopP => format!("{:.2}", s.top_p),
             Field::TopK => s.top_k.to_string(),
+            Field::MinP => format!("{:.2}", s.min_p),
             Field::RepetitionPenalty => format!("{:.2}", s.repetition_penalty),
+            Field::PresencePenalty => format!("{:.2}", s.presence_penalty),
+            Field::FrequencyPenalty => format!("{:.2}", s.frequency_penalty),
+            Field::NoRepeatNgram => s.no_repeat_ngram_size.to_string(),
             Field::MaxNewTokens => s.max_new_tokens.to_string(),
             Field::Seed => s.seed.to_string(),
         }
@@ -132,7 +181,11 @@ impl Field {
             Field::Temperature => s.temperature = float(0.0, 5.0)?,
             Field::TopP => s.top_p = float(0.01, 1.0)?,
             Field::TopK => s.top_k = int(0, 100_000)? as usize,
+            Field::MinP => s.min_p = float(0.0, 1.0)?,
             Field::RepetitionPenalty => s.repetition_penalty = float(0.5, 3.0)?,
+            Field::PresencePenalty => s.presence_penalty = float(-2.0, 2.0)?,
+            Field::FrequencyPenalty => s.frequency_penalty = float(-2.0, 2.0)?,
+            Field::NoRepeatNgram => s.no_repeat_ngram_size = int(0, 64)? as usize,
             Field::MaxNewTokens => s.max_new_tokens = int(1, 32_768)? as usize,
             Field::Seed => s.seed = int(0, u64::MAX)?,
         }
@@ -155,8 +208,22 @@ impl Field {
                     s.top_k.saturating_sub(5)
                 }
             }
+            Field::MinP => s.min_p = step_f(s.min_p, 0.05, 0.0, 1.0),
             Field::RepetitionPenalty => {
                 s.repetition_penalty = step_f(s.repetition_penalty, 0.05, 0.5, 3.0)
+            }
+            Field::PresencePenalty => {
+                s.presence_penalty = step_f(s.presence_penalty, 0.1, -2.0, 2.0)
+            }
+            Field::FrequencyPenalty => {
+                s.frequency_penalty = step_f(s.frequency_penalty, 0.1, -2.0, 2.0)
+            }
+            Field::NoRepeatNgram => {
+                s.no_repeat_ngram_size = if up {
+                    (s.no_repeat_ngram_size + 1).min(64)
+                } else {
+                    s.no_repeat_ngram_size.saturating_sub(1)
+                }
             }
             Field::MaxNewTokens => {
                 s.max_new_tokens = if up {
@@ -208,7 +275,7 @@ impl SettingsEditor {
                 KeyCode::Backspace => {
                     text.pop();
                 }
-                KeyCode::Char(c) if c.is_ascii_digit() || c == '.' => text.push(c),
+                KeyCode::Char(c) if c.is_ascii_digit() || c == '.' || c == '-' => text.push(c),
                 _ => {}
             }
             return true;

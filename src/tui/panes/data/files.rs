@@ -1,20 +1,33 @@
 //! The files of a multi-file sample: a tree of their paths (folders first,
 //! then files, each level sorted) and the highlighted lines of the one on
-//! show, computed when the choice changes, never while drawing.
+//! show, computed when the choice changes, never while drawing. A huge file
+//! keeps its first `FILE_BYTES`, of which the first `HIGHLIGHT_BYTES` are
+//! coloured.
 
+use super::bounds::{self, FILE_BYTES, HIGHLIGHT_BYTES, HIGHLIGHT_LINES};
 use crate::tui::highlight::Highlighter;
 use ratatui::text::Line;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Lines past this are shown plain: highlighting is for reading, and a
-/// huge generated file would stall the UI.
-const HIGHLIGHT_LINES: usize = 4000;
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodeFile {
     pub path: String,
+    /// What is shown: all of it, or its first `FILE_BYTES`.
     pub content: String,
+    /// The whole content's length in bytes.
+    pub len: usize,
+}
+
+impl CodeFile {
+    pub fn is_cut(&self) -> bool {
+        self.content.len() < self.len
+    }
+
+    /// Lines of the code view: the content's, and one saying what was cut.
+    pub fn view_lines(&self) -> usize {
+        self.content.lines().count() + usize::from(self.is_cut())
+    }
 }
 
 /// One row of the tree: a folder (no file) or a file.
@@ -31,12 +44,20 @@ pub fn code_files(value: &Value) -> Vec<CodeFile> {
         .map(|files| {
             files
                 .iter()
-                .map(|(path, content)| CodeFile {
-                    path: path.clone(),
-                    content: match content {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    },
+                .map(|(path, content)| {
+                    let json;
+                    let text = match content {
+                        Value::String(s) => s,
+                        other => {
+                            json = other.to_string();
+                            &json
+                        }
+                    };
+                    CodeFile {
+                        path: path.clone(),
+                        content: bounds::cut(text, FILE_BYTES).to_string(),
+                        len: text.len(),
+                    }
                 })
                 .collect()
         })
@@ -103,17 +124,22 @@ pub fn first_file(files: &[CodeFile], tree: &[TreeRow]) -> Option<usize> {
         .or_else(|| in_order().next())
 }
 
-/// The file's lines coloured for its extension.
+/// The file's first lines coloured for its extension: at most
+/// `HIGHLIGHT_LINES` whole lines in at most `HIGHLIGHT_BYTES` (the code view
+/// draws the lines after them plain).
 pub fn highlight(highlighter: &Highlighter, file: &CodeFile, theme: &str) -> Vec<Line<'static>> {
-    let cut = file
-        .content
+    let limit = bounds::cut(&file.content, HIGHLIGHT_BYTES);
+    let whole_lines = if limit.len() < file.content.len() {
+        limit.rfind('\n').map_or(0, |at| at + 1)
+    } else {
+        limit.len()
+    };
+    let head = &limit[..whole_lines];
+    let end = head
         .match_indices('\n')
         .nth(HIGHLIGHT_LINES - 1)
-        .map_or(file.content.len(), |(at, _)| at + 1);
-    let (head, rest) = file.content.split_at(cut);
-    let mut lines = highlighter.highlight(&file.path, head, theme);
-    lines.extend(rest.lines().map(|l| Line::raw(l.to_string())));
-    lines
+        .map_or(head.len(), |(at, _)| at + 1);
+    highlighter.highlight(&file.path, &head[..end], theme)
 }
 
 #[cfg(test)]
@@ -125,6 +151,7 @@ mod tests {
             .map(|(path, content)| CodeFile {
                 path: path.to_string(),
                 content: content.to_string(),
+                len: content.len(),
             })
             .collect()
     }
@@ -160,12 +187,35 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_file_is_kept_in_part_and_coloured_in_part() {
+        let code = "x = 1\n".repeat(FILE_BYTES);
+        let value = serde_json::json!({"prompt": "p", "output": {"files": {"big.py": code}}});
+        let file = &code_files(&value)[0];
+        assert_eq!((file.content.len(), file.len), (FILE_BYTES, code.len()));
+        assert_eq!(
+            file.view_lines(),
+            FILE_BYTES / 6 + 2,
+            "lines shown, the last cut, a marker"
+        );
+        let lines = highlight(&Highlighter::default(), file, "base16-ocean.dark");
+        assert_eq!(lines.len(), HIGHLIGHT_LINES);
+        // One line longer than the colouring budget is left plain.
+        let long = CodeFile {
+            path: "long.py".into(),
+            content: "y".repeat(HIGHLIGHT_BYTES + 1),
+            len: HIGHLIGHT_BYTES + 1,
+        };
+        assert!(highlight(&Highlighter::default(), &long, "base16-ocean.dark").is_empty());
+    }
+
+    #[test]
     fn folders_come_first_and_nest() {
         let files: Vec<CodeFile> = ["README.md", "app/main.py", "app/db/x.py", "Dockerfile"]
             .iter()
             .map(|p| CodeFile {
                 path: p.to_string(),
                 content: String::new(),
+                len: 0,
             })
             .collect();
         let tree = tree(&files);

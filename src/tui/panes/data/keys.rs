@@ -1,10 +1,11 @@
 //! Keys: the editor and the prompt take every key while open; otherwise
 //! pane-wide commands, then movement in the focused part.
 
+use super::bounds::{self, EDIT_BYTES};
 use super::editor::{Editor, Outcome, Target};
 use super::filter::{next_format, next_severity};
 use super::history::Op;
-use super::sample_view::{Item, field_layout, wrap};
+use super::sample_view::{Item, field_layout, field_lines_total, wrapped_len};
 use super::state::{DataPane, Focus, Prompt, PromptKind};
 use crate::data::Format;
 use crate::tui::action::{Effect, Notice};
@@ -159,12 +160,11 @@ impl DataPane {
             };
         }
         if sel.syntax.is_some() {
-            wrap(&sel.raw, width).len() + 2
+            wrapped_len(&sel.raw, width) + 3
         } else if sel.is_multifile() {
-            sel.code.len()
+            sel.code_lines
         } else {
-            let (wrapped, _) = field_layout(&sel.fields, width);
-            wrapped.iter().map(|w| w.len() + 2).sum()
+            field_lines_total(&sel.fields, width)
         }
     }
 
@@ -299,11 +299,20 @@ impl DataPane {
         let Some(sel) = &self.selected else {
             return vec![Notice::info("no sample to edit")];
         };
-        let target = if whole || sel.value.is_none() {
-            None
-        } else {
-            sel.edit_target()
+        let whole = whole || sel.value.is_none();
+        let len = match sel.edit_len() {
+            Some(len) if !whole => len,
+            _ => sel.bytes,
         };
+        if len > EDIT_BYTES {
+            return vec![Notice::error(format!(
+                "too large to edit here ({}; the editor takes up to {}): edit the file in a \
+                 text editor",
+                bounds::size(len),
+                bounds::size(EDIT_BYTES)
+            ))];
+        }
+        let target = if whole { None } else { sel.edit_target() };
         let editor = match target {
             Some((pointer, label, text)) => {
                 Editor::new(sel.record, Target::Field { pointer }, label, text)
@@ -311,7 +320,11 @@ impl DataPane {
             None => {
                 let text = match &sel.value {
                     Some(value) => serde_json::to_string_pretty(value).unwrap_or_default(),
-                    None => sel.raw.clone(),
+                    // The view holds only the head of a long broken record.
+                    None => match self.store.raw(sel.record) {
+                        Ok(raw) => String::from_utf8_lossy(&raw).into_owned(),
+                        Err(e) => return vec![Notice::error(format!("cannot read: {e}"))],
+                    },
                 };
                 let label = format!("sample {}", sel.record + 1);
                 Editor::new(sel.record, Target::Record, label, text)

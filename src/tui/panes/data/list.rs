@@ -1,7 +1,10 @@
 //! The sample list: which records it shows (all of them, or a filter's
 //! matches), a cursor with the first row on screen, and the one-line summary
-//! of a row, parsed from the store only for the rows on screen.
+//! of a row, parsed from the store only for the rows on screen (and only
+//! the head of a huge record).
 
+use super::bounds::{self, ROW_BYTES};
+use super::head;
 use crate::data::Format;
 use crate::data::parse::parse_json;
 use crate::data::store::Store;
@@ -136,8 +139,8 @@ pub struct RowSummary {
 /// Reads and summarises one record; never fails (a read error is the preview).
 pub fn summarize(store: &Store, record: usize) -> RowSummary {
     let line = store.line(record);
-    let bytes = match store.raw(record) {
-        Ok(bytes) => bytes,
+    let (bytes, len) = match store.raw_head(record, ROW_BYTES) {
+        Ok(read) => read,
         Err(e) => {
             return RowSummary {
                 line,
@@ -147,6 +150,9 @@ pub fn summarize(store: &Store, record: usize) -> RowSummary {
             };
         }
     };
+    if len > bytes.len() {
+        return summarize_head(line, &bytes, len);
+    }
     match parse_json(&bytes) {
         Err(problem) => RowSummary {
             line,
@@ -154,15 +160,32 @@ pub fn summarize(store: &Store, record: usize) -> RowSummary {
             preview: problem.message,
             broken: true,
         },
-        Ok(value) => {
-            let format = Format::detect(&value);
-            RowSummary {
-                line,
-                kind: short_name(format),
-                preview: one_line(&preview(&value, format), 160),
-                broken: false,
-            }
-        }
+        Ok(value) => summary_of(line, &value, ""),
+    }
+}
+
+/// A record of `len` bytes known by its first bytes: its shape and first
+/// request as far as the head shows them, after its size.
+fn summarize_head(line: Option<usize>, head: &[u8], len: usize) -> RowSummary {
+    let size = format!("[{}] ", bounds::size(len));
+    match head::close(head).and_then(|json| parse_json(&json).ok()) {
+        Some(value) => summary_of(line, &value, &size),
+        None => RowSummary {
+            line,
+            kind: "?",
+            preview: format!("{size}{}", bounds::too_large(len)),
+            broken: false,
+        },
+    }
+}
+
+fn summary_of(line: Option<usize>, value: &Value, before: &str) -> RowSummary {
+    let format = Format::detect(value);
+    RowSummary {
+        line,
+        kind: short_name(format),
+        preview: format!("{before}{}", one_line(&preview(value, format), 160)),
+        broken: false,
     }
 }
 
@@ -278,6 +301,33 @@ mod tests {
         assert_eq!(rows.position(7), Some(2));
         assert_eq!(rows.record(3, 100), None);
         assert_eq!(Rows::All.record(3, 4), Some(3));
+    }
+
+    #[test]
+    fn a_huge_row_is_summarised_from_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        // 100 KB, over `ROW_BYTES`.
+        let message = "word ".repeat(20_000);
+        let record = serde_json::json!({"messages": [
+            {"role": "user", "content": format!("Explain this {message}")},
+            {"role": "assistant", "content": "ok"}]});
+        // The record's end is damaged: a row that parsed it whole would
+        // say so; one that reads only its head cannot know.
+        let text = record.to_string();
+        let damaged = &text[..text.len() - 3];
+        std::fs::write(&path, format!("{damaged}\n{{\"text\": \"small\"}}\n")).unwrap();
+        let store = Store::open(&path).unwrap();
+        let row = summarize(&store, 0);
+        assert_eq!(row.kind, "chat");
+        assert!(
+            row.preview.starts_with("[100.1 KB] Explain this word word"),
+            "{}",
+            row.preview
+        );
+        assert!(!row.broken);
+        let small = summarize(&store, 1);
+        assert_eq!((small.kind, small.preview.as_str()), ("text", "small"));
     }
 
     #[test]

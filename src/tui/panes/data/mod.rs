@@ -4,22 +4,27 @@
 //! and report back as `Msg`s.
 
 mod append;
+mod bounds;
 mod conflict;
 mod editor;
 mod files;
 mod filter;
 mod findings;
+mod head;
 mod history;
 mod journal;
 mod keys;
 mod list;
 mod mouse;
 mod render;
+mod sample_lines;
 mod sample_view;
 mod state;
 mod tokens;
 pub mod worker;
 
+#[cfg(test)]
+mod huge_tests;
 #[cfg(test)]
 mod tests;
 
@@ -53,9 +58,10 @@ pub enum Msg {
         result: Result<Validated, String>,
     },
     Filtered(FilterBatch),
+    /// Tokens per file; `None` for a file over the counting budget.
     FileTokens {
         seq: u64,
-        result: Result<Vec<usize>, String>,
+        result: Result<Vec<Option<usize>>, String>,
     },
     Tokens {
         seq: u64,
@@ -105,9 +111,10 @@ pub enum Job {
         flagged: Vec<usize>,
         cancel: Arc<AtomicU64>,
     },
+    /// The files to count; `None` for one over the counting budget.
     FileTokens {
         seq: u64,
-        contents: Vec<String>,
+        contents: Vec<Option<String>>,
     },
     Tokens {
         seq: u64,

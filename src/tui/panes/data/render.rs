@@ -3,8 +3,10 @@
 //! findings. Nothing here changes state; where things were drawn is kept in
 //! a `Cell` for the mouse.
 
+use super::bounds;
 use super::list::{self, RowSummary};
-use super::sample_view::{Item, Selected, field_layout, wrap};
+use super::sample_lines::{code_lines, field_lines, shown_part};
+use super::sample_view::{Item, Selected, field_lines_total, wrap_window, wrapped_len};
 use super::state::{Areas, DataPane, Focus, PromptKind};
 use super::tokens;
 use crate::data::finding::{Finding, Severity};
@@ -12,7 +14,7 @@ use crate::data::sample::Role;
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
@@ -52,7 +54,7 @@ fn block(title: String, focused: bool, theme: &Theme) -> Block<'static> {
         .title(Span::styled(title, theme.title()))
 }
 
-fn row_style(selected: bool, focused: bool, theme: &Theme) -> Style {
+pub(super) fn row_style(selected: bool, focused: bool, theme: &Theme) -> Style {
     match (selected, focused) {
         (true, true) => theme.selected(),
         (true, false) => Style::default().bg(theme.selection),
@@ -68,7 +70,7 @@ fn severity_mark(severity: Option<Severity>, theme: &Theme) -> Span<'static> {
     }
 }
 
-fn role_color(role: Option<Role>, theme: &Theme) -> ratatui::style::Color {
+pub(super) fn role_color(role: Option<Role>, theme: &Theme) -> ratatui::style::Color {
     match role {
         Some(Role::User) => theme.user,
         Some(Role::Assistant) => theme.assistant,
@@ -300,15 +302,26 @@ fn draw_sample(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme, ar
             theme.dimmed(),
         ));
     }
+    if sel.is_cut() {
+        inline.push(Line::styled(
+            format!("{}: {}", bounds::too_large(sel.bytes), shown_part(sel)),
+            Style::default().fg(theme.warning),
+        ));
+    }
     let [findings_area, body] =
         Layout::vertical([Constraint::Length(inline.len() as u16), Constraint::Min(0)])
             .areas(inner);
     frame.render_widget(Paragraph::new(inline), findings_area);
     areas.content = body;
+    let (width, top, height) = (
+        body.width as usize,
+        sel.scroll as usize,
+        body.height as usize,
+    );
     if pane.tokens.on {
         draw_tokens(pane, frame, body, theme);
     } else if let Some(problem) = &sel.syntax {
-        let mut lines = vec![
+        let head = [
             Line::styled(
                 format!(
                     "✗ {} (line {}, column {})",
@@ -320,17 +333,26 @@ fn draw_sample(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme, ar
             ),
             Line::styled("raw text (e edits it):", theme.dimmed()),
         ];
+        let mut lines: Vec<Line> = head.into_iter().skip(top).collect();
+        let (skip, take) = (top.saturating_sub(2), height - lines.len().min(height));
         lines.extend(
-            wrap(&sel.raw, body.width as usize)
+            wrap_window(&sel.raw, width, skip, take)
                 .into_iter()
                 .map(Line::raw),
         );
-        frame.render_widget(Paragraph::new(lines).scroll((sel.scroll, 0)), body);
+        let rows = 2 + wrapped_len(&sel.raw, width);
+        if sel.raw.len() < sel.bytes && (top..top + height).contains(&rows) {
+            lines.push(Line::styled(
+                bounds::more_not_shown(sel.raw.len(), sel.bytes),
+                theme.dimmed(),
+            ));
+        }
+        frame.render_widget(Paragraph::new(lines), body);
     } else if sel.is_multifile() {
         draw_multifile(pane, sel, frame, body, theme, areas);
     } else {
-        let lines = field_lines(sel, body.width as usize, focused, theme);
-        frame.render_widget(Paragraph::new(lines).scroll((sel.scroll, 0)), body);
+        let lines = field_lines(sel, width, focused, theme, top, height);
+        frame.render_widget(Paragraph::new(lines), body);
     }
 }
 
@@ -353,52 +375,6 @@ fn sample_title(pane: &DataPane, sel: &Selected) -> String {
     )
 }
 
-/// Each field: a header in its role's colour, its text, a blank line. The
-/// header of the field under the cursor is marked (`▸` and a bar across the
-/// width while the sample has focus).
-fn field_lines(sel: &Selected, width: usize, focused: bool, theme: &Theme) -> Vec<Line<'static>> {
-    let (wrapped, _) = field_layout(&sel.fields, width);
-    let mut lines = Vec::new();
-    for (i, (field, text)) in sel.fields.iter().zip(wrapped).enumerate() {
-        let role = field.role.map_or("field", |r| r.as_str());
-        let style = Style::default()
-            .fg(role_color(field.role, theme))
-            .add_modifier(Modifier::BOLD);
-        let current = sel.current() == Some(Item::Field(i));
-        let header = if current && focused {
-            let head = format!("▸{role}");
-            let label = format!(" · {}", field.label);
-            let pad = width.saturating_sub(head.chars().count() + label.chars().count());
-            let bar = theme.selected();
-            Line::from(vec![
-                Span::styled(head, style.patch(bar)),
-                Span::styled(label, theme.dimmed().patch(bar)),
-                Span::styled(" ".repeat(pad), bar),
-            ])
-        } else {
-            let mark = if current {
-                style.patch(row_style(true, false, theme))
-            } else {
-                style
-            };
-            Line::from(vec![
-                Span::styled(format!("▍{role}"), mark),
-                Span::styled(format!(" · {}", field.label), theme.dimmed()),
-            ])
-        };
-        lines.push(header);
-        lines.extend(
-            text.into_iter()
-                .map(|t| Line::styled(t, Style::default().fg(theme.text))),
-        );
-        lines.push(Line::raw(""));
-    }
-    if lines.is_empty() {
-        lines.push(Line::styled("no text fields", theme.dimmed()));
-    }
-    lines
-}
-
 fn draw_multifile(
     pane: &DataPane,
     sel: &Selected,
@@ -408,18 +384,17 @@ fn draw_multifile(
     areas: &mut Areas,
 ) {
     let focused = pane.focus == Focus::Sample;
-    let fields = field_lines(sel, area.width as usize, focused, theme);
-    let fields_height = (fields.len() as u16).min(area.height / 3);
+    let width = area.width as usize;
+    let total = field_lines_total(&sel.fields, width).max(1);
+    let fields_height = total.min(area.height as usize / 3);
     let [fields_area, files_area] =
-        Layout::vertical([Constraint::Length(fields_height), Constraint::Min(0)]).areas(area);
+        Layout::vertical([Constraint::Length(fields_height as u16), Constraint::Min(0)])
+            .areas(area);
     // Keys scroll the field under the cursor into view; a resize may leave
     // less to show.
-    let max_scroll = fields.len().saturating_sub(fields_height as usize);
-    let field_scroll = (sel.field_scroll as usize).min(max_scroll) as u16;
-    frame.render_widget(
-        Paragraph::new(fields).scroll((field_scroll, 0)),
-        fields_area,
-    );
+    let field_scroll = (sel.field_scroll as usize).min(total - fields_height);
+    let fields = field_lines(sel, width, focused, theme, field_scroll, fields_height);
+    frame.render_widget(Paragraph::new(fields), fields_area);
     areas.fields = fields_area;
     let tree_width = TREE_WIDTH.min(files_area.width / 2);
     let [tree_area, code_area] =
@@ -445,7 +420,7 @@ fn draw_multifile(
             let indent = "  ".repeat(row.depth);
             let count = row
                 .file
-                .and_then(|f| sel.file_tokens.as_ref()?.get(f).copied())
+                .and_then(|f| *sel.file_tokens.as_ref()?.get(f)?)
                 .map(|n| format!(" {n}t"))
                 .unwrap_or_default();
             let name_width = width.saturating_sub(indent.len() + count.len());
@@ -473,13 +448,21 @@ fn draw_multifile(
     let file = sel.file.and_then(|f| sel.files.get(f));
     let code_title = match file {
         Some(file) => {
-            let tokens = sel
-                .file_tokens
-                .as_ref()
-                .and_then(|t| t.get(sel.file.unwrap_or(0)))
-                .map(|n| format!(" · {n} tokens"))
-                .unwrap_or_default();
-            format!(" {}{tokens} ", file.path)
+            let tokens = match sel.file_tokens.as_ref().map(|t| t[sel.file.unwrap_or(0)]) {
+                Some(Some(n)) => format!(" · {n} tokens"),
+                Some(None) => " · too large to count tokens".to_string(),
+                None => String::new(),
+            };
+            let part = if file.is_cut() {
+                format!(
+                    " · first {} of {}",
+                    bounds::size(file.content.len()),
+                    bounds::size(file.len)
+                )
+            } else {
+                String::new()
+            };
+            format!(" {}{tokens}{part} ", file.path)
         }
         None => " no files ".to_string(),
     };
@@ -489,20 +472,15 @@ fn draw_multifile(
         .title(Span::styled(code_title, theme.title()));
     let code_inner = code_block.inner(code_area);
     frame.render_widget(code_block, code_area);
-    let digits = sel.code.len().to_string().len().max(3);
-    let start = sel.scroll as usize;
-    let code: Vec<Line> = sel
-        .code
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(code_inner.height as usize)
-        .map(|(n, line)| {
-            let mut spans = vec![Span::styled(format!("{:>digits$} ", n + 1), theme.dimmed())];
-            spans.extend(line.spans.iter().cloned());
-            Line::from(spans)
-        })
-        .collect();
+    let code = file.map_or_else(Vec::new, |file| {
+        code_lines(
+            sel,
+            file,
+            sel.scroll as usize,
+            code_inner.height as usize,
+            theme,
+        )
+    });
     frame.render_widget(Paragraph::new(code), code_inner);
     areas.content = code_inner;
 }
@@ -510,10 +488,19 @@ fn draw_multifile(
 fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
     let max = pane.tokens.max_seq_len;
     let has_sample = pane.selected.as_ref().is_some_and(|s| s.sample.is_some());
+    let bytes = pane.selected.as_ref().map_or(0, |s| s.bytes);
     let lines = match pane.tokens.for_seq(pane.seq) {
         None if !has_sample => vec![Line::styled(
             "this record is no training sample: nothing to tokenise",
             theme.dimmed(),
+        )],
+        None if bytes > bounds::TOKEN_BYTES => vec![Line::styled(
+            format!(
+                "{}: the token view takes records up to {}",
+                bounds::too_large(bytes),
+                bounds::size(bounds::TOKEN_BYTES)
+            ),
+            Style::default().fg(theme.warning),
         )],
         None if !pane.model_ready => vec![Line::styled(
             "waiting for the model to load…",
@@ -526,7 +513,9 @@ fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
         )],
         Some(Ok(t)) => {
             let mut lines = vec![tokens::header(t, max, theme), Line::raw("")];
-            lines.extend(tokens::lines(t, max, theme));
+            // A line wraps into one row or more: later lines are off screen.
+            let rows = pane.tokens.scroll as usize + area.height as usize;
+            lines.extend(tokens::lines(t, max, theme, rows));
             lines
         }
     };

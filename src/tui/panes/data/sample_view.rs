@@ -2,7 +2,10 @@
 //! fields with the role each speaks for, its files (multi-file samples), or
 //! the raw text and the error of a record that does not parse. The cursor
 //! over fields and files, and the wrapping shared by drawing and scrolling.
+//! Of a huge record it keeps only what `bounds` lets the views show; the
+//! parsed value keeps the whole, for editing.
 
+use super::bounds::{self, FIELD_BYTES, FIELDS, FILE_BYTES, RECORD_BYTES};
 use super::files::{self, CodeFile, TreeRow};
 use crate::data::Format;
 use crate::data::parse::{SyntaxProblem, parse_record};
@@ -20,7 +23,35 @@ pub struct Field {
     /// JSON path as validation names it, e.g. `messages[1].content`.
     pub label: String,
     pub role: Option<Role>,
+    /// The text shown: all of it, or its first `FIELD_BYTES` (less when the
+    /// record's budget runs out).
     pub text: String,
+    /// The whole text's length in bytes.
+    pub len: usize,
+}
+
+impl Field {
+    pub fn is_cut(&self) -> bool {
+        self.text.len() < self.len
+    }
+}
+
+/// What is left of a record's display budget while its fields are collected.
+struct Budget {
+    bytes: usize,
+    fields: usize,
+    /// Fields past the count, not listed.
+    omitted: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            bytes: RECORD_BYTES,
+            fields: FIELDS,
+            omitted: 0,
+        }
+    }
 }
 
 /// What the cursor in the sample can rest on.
@@ -33,6 +64,9 @@ pub enum Item {
 #[derive(Debug)]
 pub struct Selected {
     pub record: usize,
+    /// The record's length in bytes.
+    pub bytes: usize,
+    /// The text of a record that does not parse (at most `FILE_BYTES`).
     pub raw: String,
     pub value: Option<Value>,
     pub format: Option<Format>,
@@ -41,15 +75,21 @@ pub struct Selected {
     pub fields: Vec<Field>,
     pub files: Vec<CodeFile>,
     pub tree: Vec<TreeRow>,
+    /// String fields past `FIELDS`, not listed.
+    pub omitted_fields: usize,
     /// Fields, then files in tree order.
     pub items: Vec<Item>,
     pub item: usize,
     /// The file on show.
     pub file: Option<usize>,
-    /// Its highlighted lines.
+    /// Its first lines, highlighted (the rest is drawn plain).
     pub code: Vec<Line<'static>>,
-    /// Tokens per file, once a worker counted them.
-    pub file_tokens: Option<Vec<usize>>,
+    /// Lines of the code view: the shown content's, and one saying what was
+    /// cut.
+    pub code_lines: usize,
+    /// Tokens per file, once a worker counted them (`None`: over the
+    /// counting budget).
+    pub file_tokens: Option<Vec<Option<usize>>>,
     /// First line of the content on screen.
     pub scroll: u16,
     /// First line on screen of the fields above a multi-file sample's files
@@ -63,12 +103,16 @@ impl Selected {
             .raw(record)
             .unwrap_or_else(|e| e.to_string().into_bytes());
         let parsed = parse_record(&bytes, file_format, None);
-        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let raw = match parsed.syntax {
+            Some(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(FILE_BYTES)]).into_owned(),
+            None => String::new(),
+        };
+        let mut budget = Budget::default();
         let (fields, files) = match &parsed.value {
             Some(value) => {
                 let mut fields = Vec::new();
                 let skip = (parsed.format == Some(Format::MultiFile)).then_some("/output/files");
-                walk(value, "", "", None, skip, &mut fields);
+                walk(value, "", "", None, skip, &mut budget, &mut fields);
                 let files = if skip.is_some() {
                     files::code_files(value)
                 } else {
@@ -84,6 +128,7 @@ impl Selected {
         let file = files::first_file(&files, &tree);
         Selected {
             record,
+            bytes: bytes.len(),
             raw,
             value: parsed.value,
             format: parsed.format,
@@ -92,14 +137,24 @@ impl Selected {
             fields,
             files,
             tree,
+            omitted_fields: budget.omitted,
             items,
             item: 0,
             file,
             code: Vec::new(),
+            code_lines: 0,
             file_tokens: None,
             scroll: 0,
             field_scroll: 0,
         }
+    }
+
+    /// Whether the views show only part of the record.
+    pub fn is_cut(&self) -> bool {
+        self.omitted_fields > 0
+            || self.raw.len() < self.bytes && self.syntax.is_some()
+            || self.fields.iter().any(Field::is_cut)
+            || self.files.iter().any(CodeFile::is_cut)
     }
 
     /// Keeps the cursor and scroll of the same record loaded before an edit.
@@ -159,9 +214,9 @@ impl Selected {
         if width == 0 || height == 0 {
             return;
         }
-        let (wrapped, starts) = field_layout(&self.fields, width);
+        let (rows, starts) = field_layout(&self.fields, width);
         let start = starts[i];
-        let end = start + 1 + wrapped[i].len();
+        let end = start + 1 + rows[i];
         let top = self.field_scroll as usize;
         let top = if start < top {
             start
@@ -196,23 +251,35 @@ impl Selected {
         .visible_offset(height)
     }
 
-    /// The pointer and label of what `e` edits: the file or field under the
+    /// The size in bytes of what `e` edits: the file or field under the
     /// cursor.
-    pub fn edit_target(&self) -> Option<(String, String, String)> {
+    pub fn edit_len(&self) -> Option<usize> {
         match self.current()? {
+            Item::Field(i) => Some(self.fields[i].len),
+            Item::File(i) => Some(self.files[i].len),
+        }
+    }
+
+    /// The pointer, label and whole text of what `e` edits: the file or
+    /// field under the cursor (from the parsed record: the view may hold
+    /// only part of it).
+    pub fn edit_target(&self) -> Option<(String, String, String)> {
+        let (pointer, label) = match self.current()? {
             Item::Field(i) => {
                 let f = &self.fields[i];
-                Some((f.pointer.clone(), f.label.clone(), f.text.clone()))
+                (f.pointer.clone(), f.label.clone())
             }
             Item::File(i) => {
                 let f = &self.files[i];
-                Some((
-                    format!("/output/files/{}", escape_pointer(&f.path)),
-                    f.path.clone(),
-                    f.content.clone(),
-                ))
+                let pointer = format!("/output/files/{}", escape_pointer(&f.path));
+                (pointer, f.path.clone())
             }
-        }
+        };
+        let text = match self.value.as_ref()?.pointer(&pointer)? {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Some((pointer, label, text))
     }
 }
 
@@ -223,6 +290,7 @@ fn walk(
     pointer: &str,
     role: Option<Role>,
     skip: Option<&str>,
+    budget: &mut Budget,
     out: &mut Vec<Field>,
 ) {
     if skip == Some(pointer) {
@@ -251,6 +319,7 @@ fn walk(
                     &child_pointer,
                     child_role,
                     skip,
+                    budget,
                     out,
                 );
             }
@@ -276,16 +345,27 @@ fn walk(
                     &format!("{pointer}/{i}"),
                     child_role,
                     skip,
+                    budget,
                     out,
                 );
             }
         }
-        Value::String(text) => out.push(Field {
-            pointer: pointer.to_string(),
-            label: label.to_string(),
-            role,
-            text: text.clone(),
-        }),
+        Value::String(text) => {
+            if budget.fields == 0 {
+                budget.omitted += 1;
+                return;
+            }
+            budget.fields -= 1;
+            let shown = bounds::cut(text, FIELD_BYTES.min(budget.bytes));
+            budget.bytes -= shown.len();
+            out.push(Field {
+                pointer: pointer.to_string(),
+                label: label.to_string(),
+                role,
+                text: shown.to_string(),
+                len: text.len(),
+            });
+        }
         _ => {}
     }
 }
@@ -317,43 +397,74 @@ pub fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// `text` cut into lines of at most `width` characters (tabs as 4 spaces).
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
+/// How many lines `wrap_window` makes of `text`, counted without building
+/// them.
+pub fn wrapped_len(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    text.split('\n').map(|line| line_rows(line, width)).sum()
+}
+
+/// Rows one line of text takes at `width`.
+fn line_rows(line: &str, width: usize) -> usize {
+    let line = line.trim_end_matches('\r');
+    let chars: usize = line.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum();
+    chars.div_ceil(width).max(1)
+}
+
+/// Lines `skip..skip + take` of `text` cut into lines of at most `width`
+/// characters (tabs as 4 spaces), building only those.
+pub fn wrap_window(text: &str, width: usize, skip: usize, take: usize) -> Vec<String> {
     let width = width.max(1);
     let mut out = Vec::new();
+    let mut row = 0;
     for line in text.split('\n') {
+        if out.len() >= take {
+            break;
+        }
+        let rows = line_rows(line, width);
+        if row + rows <= skip {
+            row += rows;
+            continue;
+        }
         let line = line.trim_end_matches('\r').replace('\t', "    ");
         let chars: Vec<char> = line.chars().collect();
-        if chars.is_empty() {
-            out.push(String::new());
-        }
-        for chunk in chars.chunks(width) {
-            out.push(chunk.iter().collect());
-        }
+        let pieces: Vec<String> = if chars.is_empty() {
+            vec![String::new()]
+        } else {
+            chars.chunks(width).map(|c| c.iter().collect()).collect()
+        };
+        let from = skip.saturating_sub(row);
+        out.extend(pieces.into_iter().skip(from).take(take - out.len()));
+        row += rows;
     }
     out
 }
 
-/// Each field's text wrapped to `width`, and the line its header is on
-/// (header, text, blank line between fields).
-pub fn field_layout(fields: &[Field], width: usize) -> (Vec<Vec<String>>, Vec<usize>) {
+/// Rows of a field's text: the text wrapped, and a line saying what was
+/// cut.
+pub fn field_rows(field: &Field, width: usize) -> usize {
+    wrapped_len(&field.text, width) + usize::from(field.is_cut())
+}
+
+/// Each field's rows at `width`, and the line its header is on (header,
+/// rows, blank line between fields).
+pub fn field_layout(fields: &[Field], width: usize) -> (Vec<usize>, Vec<usize>) {
     let mut starts = Vec::with_capacity(fields.len());
-    let mut wrapped = Vec::with_capacity(fields.len());
+    let mut rows = Vec::with_capacity(fields.len());
     let mut line = 0;
     for field in fields {
         starts.push(line);
-        let text = wrap(&field.text, width);
-        line += 2 + text.len();
-        wrapped.push(text);
+        let n = field_rows(field, width);
+        line += 2 + n;
+        rows.push(n);
     }
-    (wrapped, starts)
+    (rows, starts)
 }
 
 /// How many lines the fields take at `width` (as `field_layout` lays them
 /// out, a blank line after each).
 pub fn field_lines_total(fields: &[Field], width: usize) -> usize {
-    let (wrapped, _) = field_layout(fields, width);
-    wrapped.iter().map(|w| w.len() + 2).sum()
+    fields.iter().map(|f| field_rows(f, width) + 2).sum()
 }
 
 #[cfg(test)]
@@ -363,7 +474,7 @@ mod tests {
 
     fn fields_of(value: Value, skip: Option<&str>) -> Vec<(String, String, Option<Role>)> {
         let mut out = Vec::new();
-        walk(&value, "", "", None, skip, &mut out);
+        walk(&value, "", "", None, skip, &mut Budget::default(), &mut out);
         out.into_iter()
             .map(|f| (f.pointer, f.label, f.role))
             .collect()
@@ -414,6 +525,10 @@ mod tests {
         assert_eq!(labels, vec!["prompt", "output.note"]);
     }
 
+    fn wrap(text: &str, width: usize) -> Vec<String> {
+        wrap_window(text, width, 0, usize::MAX)
+    }
+
     #[test]
     fn wrapping_counts_lines() {
         assert_eq!(wrap("abcde\n\nxy", 2), vec!["ab", "cd", "e", "", "xy"]);
@@ -423,9 +538,61 @@ mod tests {
                 label: String::new(),
                 role: None,
                 text: "abcd".into(),
+                len: 4,
             };
             2
         ];
         assert_eq!(field_layout(&fields, 2).1, vec![0, 4]);
+        let text = "abcde\n\tx\r\n\nlong line here";
+        for width in 1..8 {
+            let all = wrap(text, width);
+            assert_eq!(wrapped_len(text, width), all.len());
+            for skip in 0..=all.len() {
+                for take in 0..4 {
+                    let end = (skip + take).min(all.len());
+                    assert_eq!(wrap_window(text, width, skip, take), all[skip..end]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_record_keeps_a_bounded_part_of_each_field() {
+        let huge = "x".repeat(3 * FIELD_BYTES);
+        let mut many: Vec<Value> = vec![json!({"role": "user", "content": huge})];
+        many.extend((0..FIELDS).map(|i| json!({"role": "assistant", "content": format!("m{i}")})));
+        let mut budget = Budget::default();
+        let mut out = Vec::new();
+        walk(
+            &json!({"messages": many}),
+            "",
+            "",
+            None,
+            None,
+            &mut budget,
+            &mut out,
+        );
+        assert_eq!(out.len(), FIELDS);
+        assert_eq!(budget.omitted, 1);
+        assert_eq!(
+            (out[0].text.len(), out[0].len),
+            (FIELD_BYTES, 3 * FIELD_BYTES)
+        );
+        assert!(out[0].is_cut() && !out[1].is_cut());
+        // Four huge fields use up the record's budget; later ones show nothing.
+        let fields: Vec<Value> = (0..6).map(|_| json!(huge)).collect();
+        let mut out = Vec::new();
+        walk(
+            &json!(fields),
+            "",
+            "",
+            None,
+            None,
+            &mut Budget::default(),
+            &mut out,
+        );
+        let shown: usize = out.iter().map(|f| f.text.len()).sum();
+        assert_eq!(shown, RECORD_BYTES);
+        assert_eq!(out[5].text, "");
     }
 }

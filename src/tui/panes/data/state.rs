@@ -2,6 +2,7 @@
 //! the selection, starting and merging filters and validations, jumping to
 //! a record, worker reports.
 
+use super::bounds::TOKEN_BYTES;
 use super::editor::Editor;
 use super::filter::FilterState;
 use super::findings::{self, Findings};
@@ -150,26 +151,41 @@ impl DataPane {
     /// Highlights the file on show (when it changes, or the theme does).
     pub(super) fn rehighlight(&mut self) {
         if let Some(sel) = &mut self.selected {
-            sel.code = match sel.file.and_then(|f| sel.files.get(f)) {
+            let file = sel.file.and_then(|f| sel.files.get(f));
+            sel.code = match file {
                 Some(file) => files::highlight(&self.highlighter, file, &self.syntax_theme),
                 None => Vec::new(),
             };
+            sel.code_lines = file.map_or(0, files::CodeFile::view_lines);
         }
     }
 
-    /// Tokenisation for the selected sample, when a model is there to do it.
+    /// Tokenisation for the selected sample, when a model is there to do it:
+    /// files counted in order while they fit `TOKEN_BYTES`, and the token
+    /// view for a record that fits it.
     pub(super) fn token_jobs(&self) -> Vec<Effect> {
         let mut jobs = Vec::new();
         let Some(sel) = self.selected.as_ref().filter(|_| self.model_ready) else {
             return jobs;
         };
         if !sel.files.is_empty() {
+            let mut budget = TOKEN_BYTES;
+            let contents = sel
+                .files
+                .iter()
+                .map(|f| {
+                    let fits = !f.is_cut() && f.len <= budget;
+                    budget -= if fits { f.len } else { 0 };
+                    fits.then(|| f.content.clone())
+                })
+                .collect();
             jobs.push(Effect::Data(Job::FileTokens {
                 seq: self.seq,
-                contents: sel.files.iter().map(|f| f.content.clone()).collect(),
+                contents,
             }));
         }
-        if let (true, Some(sample)) = (self.tokens.on, &sel.sample) {
+        let fits = sel.bytes <= TOKEN_BYTES;
+        if let (true, true, Some(sample)) = (self.tokens.on, fits, &sel.sample) {
             jobs.push(Effect::Data(Job::Tokens {
                 seq: self.seq,
                 sample: sample.clone(),

@@ -20,7 +20,7 @@ struct Fixture {
 }
 
 /// The pane on `path`, once its opening validation has come in.
-fn open_validated(path: &std::path::Path) -> DataPane {
+pub(super) fn open_validated(path: &std::path::Path) -> DataPane {
     let theme = &Theme::builtin()[0];
     let mut pane =
         DataPane::open(path, Arc::new(Highlighter::default()), theme.syntax.clone()).unwrap();
@@ -85,7 +85,7 @@ fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
     rest
 }
 
-fn key(pane: &mut DataPane, code: KeyCode) -> Vec<Effect> {
+pub(super) fn key(pane: &mut DataPane, code: KeyCode) -> Vec<Effect> {
     let effects = pane.key(KeyEvent::new(code, KeyModifiers::NONE));
     run_jobs(pane, effects)
 }
@@ -96,7 +96,7 @@ fn chars(pane: &mut DataPane, text: &str) {
     }
 }
 
-fn draw(pane: &DataPane) -> Terminal<TestBackend> {
+pub(super) fn draw(pane: &DataPane) -> Terminal<TestBackend> {
     crate::tui::panes::testing::draw_pane(pane, 100, 30)
 }
 
@@ -429,7 +429,7 @@ fn token_view_under_the_tiny_models_template() {
     let result = worker::count_files(&tokenizer, &contents);
     pane.message(Msg::FileTokens { seq, result });
     let counts = pane.selected.as_ref().unwrap().file_tokens.clone().unwrap();
-    assert!(counts.iter().all(|&n| n > 0));
+    assert!(counts.iter().all(|&n| n.is_some_and(|n| n > 0)));
 }
 
 #[test]
@@ -499,7 +499,7 @@ fn editing_a_file_of_a_multifile_sample() {
 }
 
 /// The text of the drawn screen, row by row.
-fn screen(terminal: &Terminal<TestBackend>) -> Vec<String> {
+pub(super) fn screen(terminal: &Terminal<TestBackend>) -> Vec<String> {
     let buffer = terminal.backend().buffer();
     (0..buffer.area.height)
         .map(|y| {

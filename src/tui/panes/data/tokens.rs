@@ -92,13 +92,21 @@ pub fn header(tokens: &Tokens, max_seq_len: usize, theme: &Theme) -> Line<'stati
     Line::from(spans)
 }
 
-/// The tokens as lines: trained in `theme.trained`, masked in
-/// `theme.masked`, every other token underlined so boundaries show, line
-/// breaks as `↵`, and a marker where `max_seq_len` cuts.
-pub fn lines(tokens: &Tokens, max_seq_len: usize, theme: &Theme) -> Vec<Line<'static>> {
+/// The first `max_lines` lines of the tokens: trained in `theme.trained`,
+/// masked in `theme.masked`, every other token underlined so boundaries
+/// show, line breaks as `↵`, and a marker where `max_seq_len` cuts.
+pub fn lines(
+    tokens: &Tokens,
+    max_seq_len: usize,
+    theme: &Theme,
+    max_lines: usize,
+) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let mut spans: Vec<Span<'static>> = Vec::new();
     for (i, piece) in tokens.pieces.iter().enumerate() {
+        if lines.len() >= max_lines {
+            return lines;
+        }
         if i == max_seq_len {
             spans.push(Span::styled(
                 format!("✂ {max_seq_len} "),
@@ -149,7 +157,8 @@ mod tests {
             pieces: vec!["a".into(), "b\nc".into(), "d".into()],
             trained: vec![false, true, true],
         };
-        let lines = lines(&tokens, 2, theme);
+        assert_eq!(lines(&tokens, 2, theme, 1).len(), 1);
+        let lines = lines(&tokens, 2, theme, usize::MAX);
         assert_eq!(lines.len(), 2);
         let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         assert_eq!(text, vec!["ab↵", "c✂ 2 d"]);

@@ -147,16 +147,23 @@ pub fn filter(
     send(batch(rows, total, true, error));
 }
 
-/// Tokens of each file's content.
-pub fn count_files(tokenizer: &ChatTokenizer, contents: &[String]) -> Result<Vec<usize>, String> {
+/// Tokens of each file's content (`None` stays uncounted).
+pub fn count_files(
+    tokenizer: &ChatTokenizer,
+    contents: &[Option<String>],
+) -> Result<Vec<Option<usize>>, String> {
     contents
         .iter()
         .map(|c| {
-            tokenizer
-                .tokenizer
-                .encode(c.as_str(), false)
-                .map(|e| e.len())
-                .map_err(|e| e.to_string())
+            c.as_ref()
+                .map(|c| {
+                    tokenizer
+                        .tokenizer
+                        .encode(c.as_str(), false)
+                        .map(|e| e.len())
+                        .map_err(|e| e.to_string())
+                })
+                .transpose()
         })
         .collect()
 }

@@ -3,12 +3,18 @@
 //! throughput figure (the last run's on this model, else a FLOP guess).
 //! Both are estimates and are shown as such.
 
+use crate::data::store::Store;
 use crate::model::config::ModelConfig;
 use crate::model::lora::LoraSpec;
 use crate::model::tokenize::ChatTokenizer;
 use crate::train::batches::prepare;
 use crate::train::config::{DataSection, TrainConfig};
 use std::path::{Path, PathBuf};
+
+/// Records longer than this are not tokenised for an estimate: the
+/// tokenizer takes about 250 bytes of memory per byte of text, so one huge
+/// record would take GBs.
+const MEASURE_RECORD_BYTES: usize = 1_000_000;
 
 /// Effective training FLOP/s assumed when no run on the model was measured.
 const ASSUMED_CPU_FLOPS: f64 = 25e9;
@@ -79,6 +85,7 @@ pub fn measure(job: &MeasureJob) -> Measured {
                 .use_builtin_template(name.parse()?)
                 .map_err(|e| e.to_string())?;
         }
+        check_record_sizes(&job.data)?;
         let prepared = prepare(&tokenizer, &job.data, job.seed)?;
         let tokens = |rows: &[crate::train::batches::Example]| -> usize {
             rows.iter().map(|e| e.encoded.ids.len()).sum()
@@ -95,6 +102,30 @@ pub fn measure(job: &MeasureJob) -> Measured {
         model,
         data,
     }
+}
+
+/// Refuses data with a record over `MEASURE_RECORD_BYTES`, naming it (the
+/// lengths come from the index: nothing is read).
+fn check_record_sizes(data: &DataSection) -> Result<(), String> {
+    let files = std::iter::once(data.train.as_str()).chain(data.eval.as_deref());
+    for file in files {
+        let Ok(store) = Store::open(file) else {
+            continue; // preparing the data names what is wrong with it
+        };
+        for i in 0..store.len() {
+            let (_, len) = store.raw_head(i, 0).map_err(|e| format!("{file}: {e}"))?;
+            if len > MEASURE_RECORD_BYTES {
+                return Err(format!(
+                    "{file}: the record at line {} is {:.1} MB; estimates tokenise records up \
+                     to {} MB (training needs as much memory for it: split or trim it)",
+                    store.line(i).unwrap_or(i + 1),
+                    len as f64 / 1e6,
+                    MEASURE_RECORD_BYTES / 1_000_000
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A model directory, or a repo id's snapshot already in the Hugging Face
@@ -348,6 +379,20 @@ mod tests {
         let guess = time(&data, &m, &c, None);
         assert!(matches!(guess.speed, Speed::Assumed { .. }));
         assert!(guess.tok_s > 100.0 && guess.tok_s < 1e5, "{}", guess.tok_s);
+    }
+
+    #[test]
+    fn a_record_too_large_to_tokenise_is_named_not_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let big = serde_json::json!({"text": "z".repeat(MEASURE_RECORD_BYTES)});
+        std::fs::write(&path, format!("{{\"text\": \"small\"}}\n{big}\n")).unwrap();
+        let mut c = config();
+        c.data.train = path.to_string_lossy().into_owned();
+        let error = check_record_sizes(&c.data).unwrap_err();
+        assert!(error.contains("the record at line 2 is 1.0 MB"), "{error}");
+        c.data.train = dir.path().join("none.jsonl").to_string_lossy().into_owned();
+        assert!(check_record_sizes(&c.data).is_ok(), "left to preparing");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Following a run's metrics.jsonl as it grows: each poll reads only the
-//! bytes appended since the last one (one `stat` when nothing changed),
-//! keeps a half-written last line for the next poll, and folds the events
-//! into the series the charts draw.
+//! bytes appended since the last one (one `stat` when nothing changed), in
+//! chunks, keeps a half-written last line for the next poll (up to
+//! `MAX_LINE`: a line that never ends is skipped, not held), and folds the
+//! events into the series the charts draw.
 
 use serde_json::Value;
 use std::fs::File;
@@ -10,6 +11,14 @@ use std::path::{Path, PathBuf};
 
 /// Weight of the past in the smoothed loss (debiased, as TensorBoard does).
 const EMA_BETA: f64 = 0.9;
+
+/// The longest line kept: events are a few hundred bytes, so a longer line
+/// is damage (or a writer gone wrong) and is skipped up to its newline.
+const MAX_LINE: usize = 4 << 20;
+
+/// How much of the file one read takes, so memory stays bounded however
+/// much was appended between polls.
+const READ_CHUNK: usize = 1 << 20;
 
 /// What the run's start event said (the latest one, after a resume).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,6 +65,8 @@ pub struct Metrics {
     pub end: Option<EndInfo>,
     /// Lines that were not JSON objects (a foreign or damaged file).
     pub bad_lines: usize,
+    /// 1-based numbers of lines longer than `MAX_LINE`, skipped unread.
+    pub long_lines: Vec<usize>,
     ema: f64,
     ema_n: i32,
 }
@@ -85,6 +96,19 @@ impl Metrics {
         let steps = last.step.checked_sub(first_step).filter(|&s| s > 0)?;
         let per_step = (last.elapsed_s - first_elapsed) / steps as f64;
         Some(per_step * self.total_steps().saturating_sub(last.step) as f64)
+    }
+
+    /// What the run should say about lines it skipped, if any.
+    pub fn notice(&self) -> Option<String> {
+        let (first, rest) = self.long_lines.split_first()?;
+        let more = match rest.len() {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        Some(format!(
+            "metrics.jsonl: line {first} longer than {} MiB skipped{more}",
+            MAX_LINE >> 20
+        ))
     }
 
     /// Median tokens/s over the run's steps.
@@ -211,6 +235,10 @@ pub struct Follower {
     offset: u64,
     /// Bytes after the last newline: a line still being written.
     partial: Vec<u8>,
+    /// Newlines read so far (the pending line is number `lines + 1`).
+    lines: usize,
+    /// The pending line passed `MAX_LINE`: drop bytes up to its newline.
+    skipping: bool,
     pub metrics: Metrics,
 }
 
@@ -220,12 +248,15 @@ impl Follower {
             path: path.to_path_buf(),
             offset: 0,
             partial: Vec::new(),
+            lines: 0,
+            skipping: false,
             metrics: Metrics::default(),
         }
     }
 
     /// Reads what was appended since the last poll; true when an event
-    /// arrived. A file that shrank (replaced) is read again from the start.
+    /// arrived (or a line was skipped). A file that shrank (replaced) is
+    /// read again from the start.
     pub fn poll(&mut self) -> bool {
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return false;
@@ -240,31 +271,69 @@ impl Follower {
         let Ok(mut file) = File::open(&self.path) else {
             return false;
         };
-        let mut fresh = Vec::new();
-        let read = file
-            .seek(SeekFrom::Start(self.offset))
-            .and_then(|_| file.take(len - self.offset).read_to_end(&mut fresh));
-        if read.is_err() {
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
             return false;
         }
-        self.offset += fresh.len() as u64;
-        self.partial.extend_from_slice(&fresh);
-        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
-            return false;
-        };
-        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        let mut chunk = vec![0u8; READ_CHUNK];
         let mut changed = false;
-        for line in complete.split(|&b| b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Value>(line) {
-                Ok(event) if event.is_object() => self.metrics.apply(&event),
-                _ => self.metrics.bad_lines += 1,
-            }
-            changed = true;
+        while self.offset < len {
+            let want = (len - self.offset).min(READ_CHUNK as u64) as usize;
+            let got = match file.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(got) => got,
+            };
+            self.offset += got as u64;
+            changed |= self.feed(&chunk[..got]);
         }
         changed
+    }
+
+    /// Splits fresh bytes into lines and applies each complete one.
+    fn feed(&mut self, mut fresh: &[u8]) -> bool {
+        let mut changed = false;
+        while let Some(end) = memchr::memchr(b'\n', fresh) {
+            let (head, rest) = (&fresh[..end], &fresh[end + 1..]);
+            fresh = rest;
+            self.lines += 1;
+            if std::mem::take(&mut self.skipping) {
+                continue;
+            }
+            if self.partial.len() + head.len() > MAX_LINE {
+                self.skip_line(self.lines);
+                changed = true;
+                continue;
+            }
+            self.partial.extend_from_slice(head);
+            let line = std::mem::take(&mut self.partial);
+            changed |= self.apply_line(&line);
+        }
+        if !self.skipping {
+            if self.partial.len() + fresh.len() > MAX_LINE {
+                self.skipping = true;
+                self.skip_line(self.lines + 1);
+                changed = true;
+            } else {
+                self.partial.extend_from_slice(fresh);
+            }
+        }
+        changed
+    }
+
+    fn skip_line(&mut self, number: usize) {
+        self.partial = Vec::new();
+        self.metrics.long_lines.push(number);
+    }
+
+    /// Folds one complete line in; false for a blank one.
+    fn apply_line(&mut self, line: &[u8]) -> bool {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return false;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(event) if event.is_object() => self.metrics.apply(&event),
+            _ => self.metrics.bad_lines += 1,
+        }
+        true
     }
 }
 
@@ -358,5 +427,47 @@ mod tests {
         assert!(f.poll());
         assert!(f.metrics.loss.is_empty());
         assert_eq!(f.metrics.bad_lines, 1);
+    }
+    #[test]
+    fn a_line_that_never_ends_is_skipped_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        append(&path, &step(1, 4.0));
+        let mut f = Follower::new(&path);
+        assert!(f.poll());
+        // Line 2 grows past the cap over several polls, without a newline.
+        let junk = "x".repeat(3 << 20);
+        append(&path, &format!("{{\"event\":\"step\",\"note\":\"{junk}"));
+        assert!(!f.poll(), "3 MiB of a line: still pending");
+        assert!(f.metrics.notice().is_none());
+        append(&path, &junk);
+        assert!(f.poll(), "the skip is news");
+        assert!(f.partial.len() <= MAX_LINE, "the pending line is not held");
+        append(&path, &junk);
+        f.poll();
+        assert!(f.partial.is_empty(), "a skipped line is not held at all");
+        // It ends, and the events after it are read as before.
+        append(&path, &format!("{junk}\"}}\n"));
+        append(&path, &step(3, 2.0));
+        assert!(f.poll());
+        assert_eq!(f.metrics.loss, vec![(1.0, 4.0), (3.0, 2.0)]);
+        assert_eq!(f.metrics.long_lines, vec![2]);
+        assert_eq!(f.metrics.bad_lines, 0);
+        assert_eq!(
+            f.metrics.notice().as_deref(),
+            Some("metrics.jsonl: line 2 longer than 4 MiB skipped")
+        );
+        // A long line that arrives whole in one poll, then a short one.
+        append(&path, &format!("{}\n", "y".repeat(MAX_LINE + 1)));
+        append(&path, &step(5, 1.0));
+        assert!(f.poll());
+        assert_eq!(f.metrics.long_lines, vec![2, 4]);
+        assert_eq!(f.metrics.last.unwrap().step, 5);
+        assert!(
+            f.metrics
+                .notice()
+                .unwrap()
+                .ends_with("skipped (and 1 more)")
+        );
     }
 }

@@ -260,10 +260,12 @@ impl Form {
         let old = std::mem::replace(&mut self.values[self.selected], editor.text.trim().into());
         let after = self.validate();
         let key = self.field().key;
-        // A type error does not name its key; this edit caused it.
+        // The form's values reach the config as `--set`s, which the user
+        // never typed; an error that names no key was caused by this edit.
         let new: Vec<String> = error_lines(&after)
             .into_iter()
             .filter(|line| !before.contains(line))
+            .map(|line| line.trim_start_matches("--set: ").to_string())
             .map(|line| match line.contains(key) {
                 true => line,
                 false => format!("{key}: {}", line.trim_start_matches("configuration: ")),
@@ -472,7 +474,7 @@ mod tests {
         assert!(!form.commit_edit());
         assert_eq!(
             form.error.as_deref(),
-            Some("lora.dropout: invalid type: string \"abc\", expected f64")
+            Some("lora.dropout: expected a number, found the string \"abc\"")
         );
 
         let editor = form.editor.as_mut().unwrap();

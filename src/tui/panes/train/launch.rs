@@ -2,6 +2,7 @@
 //! outlives the workbench), its output into the run's console.log (never on
 //! the workbench's screen), and SIGTERM for a graceful stop.
 
+use crate::train::run_lock::{self, ProcessId};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io;
@@ -122,21 +123,22 @@ pub fn new_run_dir(runs: &Path, name: &str) -> PathBuf {
     dir
 }
 
-/// Asks a run to stop: it saves a checkpoint and ends with status "stopped".
-pub fn terminate(pid: u32) -> Result<(), String> {
-    let id = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} is out of range"))?;
-    if id <= 0 {
-        return Err(format!("pid {pid} is not a process"));
-    }
-    // SAFETY: kill only sends a signal.
-    if unsafe { libc::kill(id, libc::SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "stopping pid {pid}: {}",
-            io::Error::last_os_error()
-        ))
-    }
+/// Asks the process training `dir` to stop (it saves a checkpoint and ends
+/// with status "stopped"); returns its pid. That process is the holder of
+/// the run's lock, else `child`, a run we launched that has not taken the
+/// lock yet; either is checked by pid and start time before the signal.
+pub fn stop(dir: &Path, child: Option<ProcessId>) -> Result<u32, String> {
+    let process = match run_lock::holder(dir)? {
+        Some(holder) => holder,
+        None => child.ok_or_else(|| {
+            format!(
+                "{}: no process holds the run's lock, so nothing is training it",
+                dir.display()
+            )
+        })?,
+    };
+    process.signal(libc::SIGTERM)?;
+    Ok(process.pid)
 }
 
 /// The last non-empty line of the run's console.log, to explain a failure.
@@ -236,6 +238,5 @@ mod tests {
         let first = new_run_dir(dir.path(), "a");
         std::fs::create_dir_all(&first).unwrap();
         assert_eq!(new_run_dir(dir.path(), "a"), dir.path().join("a-2"));
-        assert!(terminate(0).is_err());
     }
 }

@@ -17,6 +17,7 @@ pub mod runs;
 pub mod worker;
 
 use crate::train::run_dir::{checkpoints, run_name};
+use crate::train::run_lock::ProcessId;
 use crate::tui::action::{Effect, ModelInfo, Notice};
 use crate::tui::app::contains;
 use crate::tui::panes::{Binding, Pane, bind};
@@ -45,7 +46,7 @@ pub enum Msg {
     Measured(Measured),
     Launched {
         dir: PathBuf,
-        pid: u32,
+        process: ProcessId,
         resumed: bool,
     },
     LaunchFailed {
@@ -59,10 +60,10 @@ pub enum Msg {
         code: Option<i32>,
         tail: Option<String>,
     },
+    /// A stop request was sent (to this pid) or refused.
     Signalled {
         dir: PathBuf,
-        pid: u32,
-        result: Result<(), String>,
+        result: Result<u32, String>,
     },
 }
 
@@ -70,7 +71,12 @@ pub enum Msg {
 pub enum Job {
     Measure(MeasureJob),
     Launch(Launch),
-    Stop { dir: PathBuf, pid: u32 },
+    /// Stop the process holding the run's lock, else `child`: a run we
+    /// launched that has not taken the lock yet.
+    Stop {
+        dir: PathBuf,
+        child: Option<ProcessId>,
+    },
 }
 
 /// What the Train pane starts from.
@@ -124,7 +130,7 @@ pub struct TrainPane {
     pub focus: Focus,
     pub chart: ChartView,
     /// Children we launched that are still running, by run directory.
-    launched: HashMap<PathBuf, u32>,
+    launched: HashMap<PathBuf, ProcessId>,
     pub measured: Option<Measured>,
     measuring: Option<String>,
     last_scan: Option<Instant>,
@@ -297,16 +303,14 @@ impl TrainPane {
                 "no run attached: select one in the runs list",
             )];
         };
-        match (run.status, run.pid(&self.launched)) {
-            (Status::Running | Status::Starting, Some(pid)) => vec![Effect::Train(Job::Stop {
+        // The worker finds the process by the run's lock, never by the pid
+        // the start event names (it may since belong to another program).
+        match run.status {
+            Status::Running | Status::Starting => vec![Effect::Train(Job::Stop {
                 dir: run.dir.clone(),
-                pid,
+                child: self.launched.get(&run.dir).copied(),
             })],
-            (Status::Starting, None) => vec![Notice::error(format!(
-                "{} has not reported its pid yet; try again in a moment",
-                run.name
-            ))],
-            (status, _) => vec![Notice::error(format!(
+            status => vec![Notice::error(format!(
                 "{} is {}, not running",
                 run.name,
                 status.label()
@@ -400,14 +404,19 @@ impl TrainPane {
                 self.measuring = None;
                 self.measured = Some(measured);
             }
-            Msg::Launched { dir, pid, resumed } => {
-                self.launched.insert(dir.clone(), pid);
+            Msg::Launched {
+                dir,
+                process,
+                resumed,
+            } => {
+                self.launched.insert(dir.clone(), process);
                 self.attached = Some(dir.clone());
                 self.rescan();
                 let verb = if resumed { "resumed" } else { "started" };
                 effects.push(Notice::info(format!(
-                    "{verb} {} (pid {pid}); output in {}",
+                    "{verb} {} (pid {}); output in {}",
                     dir_name(&dir),
+                    process.pid,
                     dir.join(launch::CONSOLE_LOG).display()
                 )));
             }
@@ -436,8 +445,8 @@ impl TrainPane {
                     )),
                 });
             }
-            Msg::Signalled { dir, pid, result } => effects.push(match result {
-                Ok(()) => Notice::info(format!(
+            Msg::Signalled { dir, result } => effects.push(match result {
+                Ok(pid) => Notice::info(format!(
                     "stopping {} (pid {pid}): saving a checkpoint…",
                     dir_name(&dir)
                 )),

@@ -395,11 +395,10 @@ fn render_details(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme
             ));
         }
         lines.push(Line::styled(format!("checkpoints {}", m.checkpoints), dim));
-        if let Some(message) = m.end.as_ref().and_then(|e| e.message.as_ref()) {
-            lines.push(Line::styled(
-                message.clone(),
-                Style::default().fg(theme.warning),
-            ));
+        let skipped = m.notice();
+        let end = m.end.as_ref().and_then(|e| e.message.clone());
+        for message in [end, skipped].into_iter().flatten() {
+            lines.push(Line::styled(message, Style::default().fg(theme.warning)));
         }
     }
     frame.render_widget(

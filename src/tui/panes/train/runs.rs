@@ -2,6 +2,7 @@
 //! its own incremental reader, and what state each is in.
 
 use super::follow::{Follower, Metrics};
+use crate::train::run_lock::{ProcessId, is_held};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -53,14 +54,6 @@ impl Run {
         &self.follower.metrics
     }
 
-    /// The training process, from the start event or our own launch.
-    pub fn pid(&self, launched: &HashMap<PathBuf, u32>) -> Option<u32> {
-        launched
-            .get(&self.dir)
-            .copied()
-            .or_else(|| self.metrics().start.as_ref().and_then(|s| s.pid))
-    }
-
     pub fn steps_label(&self) -> String {
         let m = self.metrics();
         let step = m.last.map_or(0, |l| l.step);
@@ -71,8 +64,10 @@ impl Run {
     }
 }
 
-/// The status a run's events and process say it has.
-pub fn status_of(metrics: &Metrics, pid: Option<u32>, recently_touched: bool) -> Status {
+/// The status a run's events say it has, given whether a process is
+/// training it (it holds the run's lock, or it is a child we launched that
+/// has not taken the lock yet).
+pub fn status_of(metrics: &Metrics, alive: bool, recently_touched: bool) -> Status {
     if let Some(end) = &metrics.end {
         return match end.status.as_str() {
             "completed" => Status::Completed,
@@ -80,45 +75,11 @@ pub fn status_of(metrics: &Metrics, pid: Option<u32>, recently_touched: bool) ->
             _ => Status::Failed,
         };
     }
-    let alive = pid.is_some_and(training_process_alive);
     match (metrics.start.is_some(), alive) {
         (true, true) => Status::Running,
         (false, true) => Status::Starting,
-        (false, false) if recently_touched && pid.is_none() => Status::Starting,
+        (false, false) if recently_touched => Status::Starting,
         _ => Status::Crashed,
-    }
-}
-
-/// Whether `pid` is a live process that is a training run: `kill(pid, 0)`,
-/// and where /proc exists, a command line with `train` in it (a crashed
-/// run's pid may since belong to something else).
-pub fn training_process_alive(pid: u32) -> bool {
-    let Ok(id) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if id <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(id, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        // Empty for a zombie (exited, not yet reaped), and for a moment
-        // while a fresh child is still inside exec.
-        Ok(cmdline) if cmdline.is_empty() => std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| {
-                !stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            }),
-        Ok(cmdline) => cmdline.split(|&b| b == 0).any(|arg| arg == b"train"),
-        Err(_) => !Path::new("/proc/self").exists(),
     }
 }
 
@@ -144,7 +105,7 @@ impl Runs {
 
     /// Lists the run directories again, reads what every run appended and
     /// re-checks which processes live; true when anything shown changed.
-    pub fn rescan(&mut self, launched: &HashMap<PathBuf, u32>) -> bool {
+    pub fn rescan(&mut self, launched: &HashMap<PathBuf, ProcessId>) -> bool {
         let found = list_run_dirs(&self.dir);
         let mut changed = found.len() != self.list.len();
         let mut old: HashMap<PathBuf, Run> =
@@ -173,20 +134,22 @@ impl Runs {
     }
 
     /// Reads what one run appended (the attached run, between rescans).
-    pub fn poll(&mut self, index: usize, launched: &HashMap<PathBuf, u32>) -> bool {
+    pub fn poll(&mut self, index: usize, launched: &HashMap<PathBuf, ProcessId>) -> bool {
         self.list
             .get_mut(index)
             .is_some_and(|run| refresh(run, launched))
     }
 }
 
-fn refresh(run: &mut Run, launched: &HashMap<PathBuf, u32>) -> bool {
+fn refresh(run: &mut Run, launched: &HashMap<PathBuf, ProcessId>) -> bool {
     let grew = run.follower.poll();
     let touched = modified(&run.dir.join("metrics.jsonl"))
         .or_else(|| modified(&run.dir))
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age < STARTING_GRACE);
-    let status = status_of(run.metrics(), run.pid(launched), touched);
+    // Never the pid in the start event: it may since belong to another program.
+    let alive = is_held(&run.dir) || launched.contains_key(&run.dir);
+    let status = status_of(run.metrics(), alive, touched);
     let changed = grew || status != run.status;
     run.status = status;
     changed
@@ -226,35 +189,51 @@ mod tests {
     #[test]
     fn status_follows_events_and_the_process() {
         let mut m = Metrics::default();
-        let me = std::process::id();
-        // The test binary's command line has no `train` argument.
-        assert_eq!(status_of(&m, None, true), Status::Starting);
-        assert_eq!(status_of(&m, None, false), Status::Crashed);
-        m.apply(&json!({"event": "start", "pid": me, "total_steps": 5}));
-        assert_eq!(status_of(&m, Some(me), true), Status::Crashed);
+        assert_eq!(status_of(&m, false, true), Status::Starting);
+        assert_eq!(status_of(&m, false, false), Status::Crashed);
+        assert_eq!(status_of(&m, true, false), Status::Starting);
+        m.apply(&json!({"event": "start", "pid": 1, "total_steps": 5}));
+        assert_eq!(status_of(&m, true, false), Status::Running);
+        assert_eq!(status_of(&m, false, true), Status::Crashed);
         m.apply(&json!({"event": "end", "status": "stopped"}));
-        assert_eq!(status_of(&m, Some(me), true), Status::Stopped);
+        assert_eq!(status_of(&m, true, true), Status::Stopped);
         m.apply(&json!({"event": "end", "status": "failed"}));
-        assert_eq!(status_of(&m, None, false), Status::Failed);
+        assert_eq!(status_of(&m, false, false), Status::Failed);
         m.apply(&json!({"event": "end", "status": "completed"}));
-        assert_eq!(status_of(&m, None, false), Status::Completed);
-        assert!(!training_process_alive(0));
-        assert!(!training_process_alive(u32::MAX));
+        assert_eq!(status_of(&m, false, false), Status::Completed);
     }
 
     #[test]
-    fn a_live_training_process_is_running() {
-        // `train` is $0 of the shell, which stays (two commands: no exec).
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 10; true", "train"])
+    fn a_run_is_running_while_its_lock_is_held_whatever_pid_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        // A live process with `train` in its arguments, named by the start
+        // event, but holding no lock: the pid of a crashed run, reused.
+        let mut decoy = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true", "train"])
             .spawn()
             .unwrap();
-        let mut m = Metrics::default();
-        m.apply(&json!({"event": "start", "pid": child.id(), "total_steps": 5}));
-        assert_eq!(status_of(&m, Some(child.id()), false), Status::Running);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(status_of(&m, Some(child.id()), false), Status::Crashed);
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("metrics.jsonl"),
+            format!(
+                "{}\n",
+                json!({"event": "start", "pid": decoy.id(), "total_steps": 5})
+            ),
+        )
+        .unwrap();
+        let mut runs = Runs::new(dir.path().to_path_buf());
+        let launched = HashMap::new();
+        runs.rescan(&launched);
+        assert_eq!(runs.list[0].status, Status::Crashed);
+        let lock = crate::train::run_lock::RunLock::acquire(&run).unwrap();
+        runs.rescan(&launched);
+        assert_eq!(runs.list[0].status, Status::Running);
+        drop(lock);
+        runs.rescan(&launched);
+        assert_eq!(runs.list[0].status, Status::Crashed);
+        decoy.kill().unwrap();
+        decoy.wait().unwrap();
     }
 
     #[test]

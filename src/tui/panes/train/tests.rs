@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::config::ModelConfig;
+use crate::train::run_lock::{LOCK_FILE, RunLock};
 use crate::tui::action::Notice as NoticeT;
 use crossterm::event::{KeyEventKind, KeyEventState};
 use estimate::DataSize;
@@ -264,7 +265,10 @@ fn start_launches_a_new_run_dir_with_the_form_as_overrides() {
     // The worker's report attaches the new run.
     let effects = pane.message(Msg::Launched {
         dir: run_dir.clone(),
-        pid: 4321,
+        process: ProcessId {
+            pid: 4321,
+            start_time: None,
+        },
         resumed: false,
     });
     assert_eq!(pane.attached.as_ref(), Some(run_dir));
@@ -301,31 +305,88 @@ fn stop_and_resume_follow_the_runs_status() {
     press(&mut pane, &[KeyCode::Tab, KeyCode::Char('j')]);
     let effects = press(&mut pane, &[KeyCode::Char('r')]);
     assert!(notices(&effects)[0].text.contains("completed"));
-    // A run started elsewhere and alive: stop sends SIGTERM to its pid.
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", "sleep 10; true", "train"])
+    // The start event names a live process with `train` in its arguments,
+    // and so does the lock file, but nothing holds the lock: the pid of a
+    // crashed run, since reused. Not running, and never signalled.
+    let mut decoy = std::process::Command::new("sh")
+        .args(["-c", "sleep 30; true", "train"])
         .spawn()
         .unwrap();
+    let decoy_id = ProcessId::of(decoy.id()).unwrap();
+    let record = |dir: &Path, process: ProcessId| {
+        std::fs::write(
+            dir.join(LOCK_FILE),
+            serde_json::to_string(&process).unwrap(),
+        )
+        .unwrap()
+    };
     let runs = tmp.path().join("runs");
-    let mut live = vec![start_line(child.id(), 810)];
+    let mut live = vec![start_line(decoy.id(), 810)];
     live.extend(step_lines(1, 3, 810));
     let dir = write_run(&runs, "tiny-fastapi-20260101-000004", &live);
+    record(&dir, decoy_id);
     assert!(pane.rescan());
     let index = pane.runs.find(&dir).unwrap();
-    assert_eq!(pane.runs.list[index].status, Status::Running);
+    assert_eq!(pane.runs.list[index].status, Status::Crashed);
     pane.attach(index);
     let effects = press(&mut pane, &[KeyCode::Char('x')]);
+    assert!(
+        notices(&effects)[0]
+            .text
+            .contains("is crashed, not running")
+    );
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Train(_))));
+    let refused = launch::stop(&dir, None).unwrap_err();
+    assert!(
+        refused.contains("no process holds the run's lock"),
+        "{refused}"
+    );
+    // A held lock whose record names the decoy's pid with another start
+    // time: the holder died and its pid was reused. Refused as well.
+    let lock = RunLock::acquire(&dir).unwrap();
+    let reused = ProcessId {
+        start_time: decoy_id.start_time.map(|t| t + 1),
+        ..decoy_id
+    };
+    record(&dir, reused);
+    pane.rescan();
+    assert_eq!(pane.attached_run().unwrap().status, Status::Running);
+    let effects = press(&mut pane, &[KeyCode::Char('x')]);
     let stop = effects.iter().find_map(|e| match e {
-        Effect::Train(Job::Stop { pid, .. }) => Some(*pid),
+        Effect::Train(Job::Stop { dir, child }) => Some((dir.clone(), *child)),
         _ => None,
     });
-    assert_eq!(stop, Some(child.id()));
+    assert_eq!(stop, Some((dir.clone(), None)));
+    let refused = launch::stop(&dir, None).unwrap_err();
+    assert!(
+        refused.contains("not the process that holds the lock"),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        decoy.try_wait().unwrap().is_none(),
+        "the decoy got a signal"
+    );
+    // The process the lock records is the one that is stopped.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    record(&dir, ProcessId::of(holder.id()).unwrap());
+    assert_eq!(launch::stop(&dir, None), Ok(holder.id()));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(holder.wait().unwrap().signal(), Some(libc::SIGTERM));
     let effects = press(&mut pane, &[KeyCode::Char('r')]);
     assert!(notices(&effects)[0].text.contains("already running"));
-    launch::terminate(child.id()).unwrap();
-    child.wait().unwrap();
+    drop(lock);
     pane.rescan();
     assert_eq!(pane.attached_run().unwrap().status, Status::Crashed);
+    assert!(
+        decoy.try_wait().unwrap().is_none(),
+        "the decoy got a signal"
+    );
+    decoy.kill().unwrap();
+    decoy.wait().unwrap();
 }
 
 #[test]
@@ -522,4 +583,23 @@ fn a_real_run_starts_streams_stops_and_resumes() {
             && p.launched.is_empty()
     });
     assert!(!runs.join(format!(".{}.toml", dir_name(&dir))).exists());
+}
+
+#[test]
+fn a_metrics_line_that_never_ends_is_reported_on_the_run() {
+    let (tmp, mut pane) = pane_with_runs();
+    let dir = tmp.path().join("runs/tiny-fastapi-20260101-000003");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("metrics.jsonl"))
+        .unwrap();
+    // The fixture has 127 lines; line 128 is 5 MiB and still unfinished.
+    write!(f, "{{\"event\":\"step\",\"x\":\"{}", "x".repeat(5 << 20)).unwrap();
+    f.flush().unwrap();
+    assert!(pane.tick());
+    let notice = "metrics.jsonl: line 128 longer than 4 MiB skipped";
+    let run = pane.attached_run().unwrap();
+    assert_eq!(run.metrics().notice().as_deref(), Some(notice));
+    let screen = draw_sized(&pane, 240, 60);
+    assert!(screen.contains("line 128 longer than 4 MiB"), "{screen}");
 }

@@ -3,6 +3,7 @@
 
 use super::launch::{self, Launch};
 use super::{Job, Msg};
+use crate::train::run_lock::ProcessId;
 use crate::tui::action::Action;
 use crate::tui::services::Services;
 use std::sync::Arc;
@@ -21,9 +22,9 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
             let exe = services.exe.clone();
             std::thread::spawn(move || start_and_wait(&exe, launch, &tx));
         }
-        Job::Stop { dir, pid } => {
-            let result = launch::terminate(pid);
-            let _ = tx.send(Action::Train(Msg::Signalled { dir, pid, result }));
+        Job::Stop { dir, child } => {
+            let result = launch::stop(&dir, child);
+            let _ = tx.send(Action::Train(Msg::Signalled { dir, result }));
         }
     }
 }
@@ -41,10 +42,15 @@ fn start_and_wait(exe: &std::path::Path, launch: Launch, tx: &Sender<Action>) {
         }
     };
     let pid = child.id();
+    // Read before the child can be reaped, so it names this process.
+    let process = ProcessId::of(pid).unwrap_or(ProcessId {
+        pid,
+        start_time: None,
+    });
     let resumed = matches!(launch, Launch::Resume { .. });
     let _ = tx.send(Action::Train(Msg::Launched {
         dir: dir.clone(),
-        pid,
+        process,
         resumed,
     }));
     let code = child.wait().ok().and_then(|s| s.code());
