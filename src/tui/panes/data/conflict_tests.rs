@@ -38,6 +38,16 @@ fn append_theirs(path: &std::path::Path) {
     writeln!(file, "{THEIRS}").unwrap();
 }
 
+/// A pending edit, a line appended by another program, and `w`: the
+/// question is open.
+fn asked_after_an_append() -> Fixture {
+    let mut f = opened();
+    edit_first(&mut f.pane);
+    append_theirs(&f.path);
+    key(&mut f.pane, KeyCode::Char('w'));
+    f
+}
+
 fn notices(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
@@ -121,11 +131,8 @@ fn overwriting_takes_a_second_yes() {
 
 #[test]
 fn save_as_writes_elsewhere_and_opens_it() {
-    let mut f = opened();
+    let mut f = asked_after_an_append();
     let pane = &mut f.pane;
-    edit_first(pane);
-    append_theirs(&f.path);
-    key(pane, KeyCode::Char('w'));
     key(pane, KeyCode::Char('a'));
     let mine = f.path.with_file_name("data.mine.jsonl");
     let prompt = pane.prompt.clone().unwrap();
@@ -145,11 +152,8 @@ fn save_as_writes_elsewhere_and_opens_it() {
 
 #[test]
 fn esc_writes_nothing_and_keeps_the_changes() {
-    let mut f = opened();
+    let mut f = asked_after_an_append();
     let pane = &mut f.pane;
-    edit_first(pane);
-    append_theirs(&f.path);
-    key(pane, KeyCode::Char('w'));
     let effects = key(pane, KeyCode::Esc);
     assert!(notices(&effects)[0].contains("still pending"));
     assert!(pane.watch.ask.is_none() && pane.is_dirty());
