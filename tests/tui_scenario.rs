@@ -187,3 +187,27 @@ fn edit_save_and_follow_a_growing_run() {
         "the Train form trains on it"
     );
 }
+
+#[test]
+fn the_data_tab_looks_at_its_file_when_the_terminal_gets_the_focus_back() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("chat.jsonl");
+    std::fs::write(&data, CHAT).unwrap();
+    let model = common::tiny_model(work.path());
+    let start = setup::prepare(UiOptions {
+        data: Some(data.clone()),
+        model: Some(model.to_string_lossy().into_owned()),
+        runs: Some(work.path().join("runs")),
+        ..UiOptions::default()
+    })
+    .unwrap();
+    let mut app = start.app;
+    assert_eq!(app.data.len(), 2);
+    // Another program appends a sample while the terminal is elsewhere.
+    append(&data, CHAT.lines().next().unwrap());
+    append(&data, "\n");
+    app.update(Action::FocusGained);
+    let notice = app.notice.clone().expect("the user is told");
+    assert!(notice.text.contains("changed on disk"), "{notice:?}");
+    assert_eq!(app.data.len(), 3, "nothing pending: reloaded");
+}

@@ -12,6 +12,8 @@ pub enum Action {
     Resize,
     /// Periodic wake-up (about 4 per second) for following files.
     Tick,
+    /// The terminal window got the focus back: files may have changed.
+    FocusGained,
     /// The model finished loading (or failed to).
     Model(ModelStatus),
     Data(data::Msg),

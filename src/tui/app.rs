@@ -182,9 +182,12 @@ impl App {
             Action::Tick => {
                 // Every pane follows its files, not just the one on screen.
                 let changed = self.screens_mut().map(|pane| pane.tick());
-                self.dirty = changed.contains(&true);
-                Vec::new()
+                // Another program may have changed the dataset.
+                let effects = self.data.watch_disk(false);
+                self.dirty = changed.contains(&true) || !effects.is_empty();
+                effects
             }
+            Action::FocusGained => self.data.watch_disk(true),
             Action::Model(status) => {
                 self.model = status;
                 match &self.model {

@@ -91,6 +91,7 @@ fn spawn_input(tx: Sender<Action>) {
                 crossterm::event::Event::Key(key) => Action::Key(key),
                 crossterm::event::Event::Mouse(mouse) => Action::Mouse(mouse),
                 crossterm::event::Event::Resize(..) => Action::Resize,
+                crossterm::event::Event::FocusGained => Action::FocusGained,
                 _ => continue,
             };
             if tx.send(action).is_err() {

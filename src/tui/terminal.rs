@@ -1,7 +1,9 @@
 //! Entering and leaving the full-screen terminal. The terminal is restored
 //! when the guard drops (normal exit and errors) and from the panic hook.
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{
+    DisableFocusChange, DisableMouseCapture, EnableFocusChange, EnableMouseCapture,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -23,7 +25,14 @@ impl TerminalGuard {
         install_panic_hook();
         enable_raw_mode()?;
         let mut stdout = io::stdout();
-        if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableMouseCapture) {
+        // Focus reports let the Data tab look at its file when the user comes
+        // back from another program.
+        if let Err(e) = execute!(
+            stdout,
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableFocusChange
+        ) {
             restore();
             return Err(e);
         }
@@ -47,6 +56,7 @@ pub fn restore() {
         io::stdout(),
         LeaveAlternateScreen,
         DisableMouseCapture,
+        DisableFocusChange,
         crossterm::cursor::Show
     );
 }

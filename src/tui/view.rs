@@ -144,7 +144,8 @@ fn short_path(path: &std::path::Path) -> String {
         .join("/")
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+/// A `width` x `height` box in the middle of `area` (smaller if it must).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect::new(

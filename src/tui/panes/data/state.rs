@@ -45,6 +45,8 @@ pub enum PromptKind {
     Jump,
     /// The path of another dataset to open.
     Open,
+    /// Where to save the file instead (it changed on disk).
+    SaveAs,
 }
 
 /// A one-line prompt under the list.
@@ -99,6 +101,8 @@ pub struct DataPane {
     /// runtime exists yet); `tick` empties it.
     pub(super) inbox: Option<Receiver<Msg>>,
     pub(super) areas: Cell<Areas>,
+    /// Outside changes to the file, and the question a save may be waiting on.
+    pub(super) watch: super::conflict::Watch,
 }
 
 impl DataPane {
@@ -217,7 +221,7 @@ impl DataPane {
             self.list = Cursor::default();
             return vec![Effect::Data(Job::Filter {
                 id: self.filter.id,
-                store: Snapshot(store),
+                store: Snapshot(Box::new(store)),
                 criteria,
                 flagged,
                 cancel: Arc::clone(&self.filter.cancel),
@@ -267,7 +271,7 @@ impl DataPane {
         self.findings.running = true;
         Ok(Job::Validate {
             generation: self.validation,
-            store: Snapshot(store),
+            store: Snapshot(Box::new(store)),
         })
     }
 

@@ -611,3 +611,6 @@ fn the_findings_box_is_one_line_when_there_are_none() {
     draw(&f.pane);
     assert_eq!(f.pane.areas.get().findings.height, 6);
 }
+
+#[path = "conflict_tests.rs"]
+mod conflict;
