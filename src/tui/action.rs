@@ -32,6 +32,8 @@ pub enum Effect {
     Eval(eval::Job),
     /// Load the model anew with this adapter (None: none).
     SetAdapter(Option<std::path::PathBuf>),
+    /// Load another model (a directory or hub repo id), no adapter.
+    LoadModel(String),
     /// Hand the chat pane the selected dataset sample ("Use sample").
     SendSampleToChat,
     /// Append a sample to the open dataset (from the chat pane).

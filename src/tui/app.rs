@@ -65,6 +65,9 @@ pub struct App {
     pub theme: usize,
     pub help: Option<u16>,
     pub notice: Option<Notice>,
+    /// An error from something the user did, shown whole over the pane
+    /// until a key or click dismisses it.
+    pub error_popup: Option<String>,
     /// Quitting with unsaved changes: waiting for save / discard / cancel.
     pub confirm_quit: bool,
     /// Whether anything changed since the last frame.
@@ -93,6 +96,7 @@ impl App {
             theme,
             help: None,
             notice: None,
+            error_popup: None,
             confirm_quit: false,
             dirty: true,
             layout: Cell::new(Layout::default()),
@@ -165,6 +169,12 @@ impl App {
     /// Applies one action; returns what the runtime must carry out.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.dirty = true;
+        // Errors that answer the user (a key, a click, a model or adapter
+        // they asked for) pop up; a worker's later report only sets the bar.
+        let answers_user = matches!(
+            action,
+            Action::Key(_) | Action::Mouse(_) | Action::Model(ModelStatus::Failed { .. })
+        );
         let effects = match action {
             Action::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
             Action::Key(_) => {
@@ -195,7 +205,16 @@ impl App {
                             .flat_map(|pane| pane.model_ready(&info))
                             .collect()
                     }
-                    ModelStatus::Failed { message, .. } => vec![Notice::error(message.clone())],
+                    ModelStatus::Failed { name, message } => {
+                        let (name, message) = (name.clone(), message.clone());
+                        let mut effects: Vec<Effect> = self
+                            .screens_mut()
+                            .into_iter()
+                            .flat_map(|pane| pane.model_failed(&name, &message))
+                            .collect();
+                        effects.push(Notice::error(message));
+                        effects
+                    }
                     ModelStatus::Loading { .. } => Vec::new(),
                 }
             }
@@ -204,11 +223,11 @@ impl App {
             Action::Chat(msg) => self.chat.message(msg),
             Action::Eval(msg) => self.eval.message(msg),
         };
-        self.route(effects)
+        self.route(effects, answers_user)
     }
 
     /// Carries out the effects that only touch app state; returns the rest.
-    fn route(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+    fn route(&mut self, effects: Vec<Effect>, answers_user: bool) -> Vec<Effect> {
         let mut pending = effects;
         let mut out = Vec::new();
         // Routed effects can produce more; a bound keeps a cycle finite.
@@ -219,7 +238,12 @@ impl App {
             let mut next = Vec::new();
             for effect in pending {
                 match effect {
-                    Effect::Notify(notice) => self.notice = Some(notice),
+                    Effect::Notify(notice) => {
+                        if notice.is_error && answers_user {
+                            self.error_popup = Some(notice.text.clone());
+                        }
+                        self.notice = Some(notice);
+                    }
                     Effect::ShowTab(tab) => next.extend(self.show(tab)),
                     Effect::SendSampleToChat => match self.data.selected_exchange() {
                         Some(exchange) => {
@@ -234,6 +258,13 @@ impl App {
                         )),
                     },
                     Effect::OpenDataset(path) => next.extend(self.open_dataset(path)),
+                    Effect::LoadModel(name) => {
+                        next.extend(
+                            self.train
+                                .message(super::panes::train::Msg::Model(name.clone())),
+                        );
+                        out.push(Effect::LoadModel(name));
+                    }
                     Effect::AppendToDataset(value) => {
                         next.extend(self.data.message(super::panes::data::Msg::Append(value)));
                     }
@@ -256,6 +287,9 @@ impl App {
         }
         if self.confirm_quit {
             return self.answer_quit(key);
+        }
+        if self.error_popup.take().is_some() {
+            return Vec::new();
         }
         if let Some(scroll) = self.help {
             match key.code {
@@ -321,6 +355,12 @@ impl App {
 
     fn mouse(&mut self, event: MouseEvent) -> Vec<Effect> {
         let layout = self.layout.get();
+        if self.error_popup.is_some() {
+            if let MouseEventKind::Down(_) = event.kind {
+                self.error_popup = None;
+            }
+            return Vec::new();
+        }
         if self.help.is_some() || self.confirm_quit {
             if let MouseEventKind::Down(_) = event.kind {
                 self.help = None;

@@ -9,6 +9,7 @@ pub mod highlight;
 pub mod panes;
 pub mod services;
 pub mod setup;
+pub mod status;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -70,6 +71,11 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                     model_generation += 1;
                     load_model(&services, adapter, &tx, model_generation);
                 }
+                Effect::LoadModel(name) => {
+                    model_generation += 1;
+                    replace_model(&services, name);
+                    load_model(&services, None, &tx, model_generation);
+                }
                 // The app routes these itself; nothing reaches here.
                 Effect::Notify(_)
                 | Effect::ShowTab(_)
@@ -110,7 +116,7 @@ fn load_model(
 ) {
     let services = Arc::clone(services);
     let tx = tx.clone();
-    let name = services.model_name.clone();
+    let name = services.model_name();
     let _ = tx.send(Action::Model(ModelStatus::Loading { name: name.clone() }));
     std::thread::spawn(move || {
         let ready = |adapter| {
@@ -140,6 +146,16 @@ fn load_model(
     });
 }
 
+/// Names another model and drops the loaded one, so the next load reads it.
+fn replace_model(services: &Services, name: String) {
+    if let Ok(mut current) = services.model_name.write() {
+        *current = name;
+    }
+    if let Ok(mut slot) = services.model.write() {
+        *slot = None;
+    }
+}
+
 /// Detaches whatever a failed adapter load left; whether a model is loaded.
 fn drop_adapter(services: &Services) -> bool {
     let Ok(mut slot) = services.model.write() else {
@@ -163,8 +179,9 @@ fn swap_model(services: &Services, adapter: Option<&std::path::Path>) -> Result<
         slot.is_none()
     };
     if loaded_now {
-        let model = crate::model::Model::load(&services.model_name, &services.load_options)
-            .map_err(|e| format!("loading {}: {e}", services.model_name))?;
+        let name = services.model_name();
+        let model = crate::model::Model::load(&name, &services.load_options)
+            .map_err(|e| format!("loading {name}: {e}"))?;
         *services
             .model
             .write()

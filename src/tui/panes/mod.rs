@@ -40,6 +40,10 @@ pub trait Pane {
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         Vec::new()
     }
+    /// The model `name` failed to load; `message` says why.
+    fn model_failed(&mut self, _name: &str, _message: &str) -> Vec<Effect> {
+        Vec::new()
+    }
     /// The pane's tab came on screen.
     fn shown(&mut self) -> Vec<Effect> {
         Vec::new()

@@ -9,6 +9,7 @@
 
 pub mod editor;
 pub mod input;
+mod model_prompt;
 pub mod picker;
 mod render;
 pub mod settings;
@@ -26,6 +27,7 @@ use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use editor::{AnswerEditor, Edited};
 use input::{PromptInput, Typed};
+use model_prompt::{ModelPrompt, Prompted};
 use picker::{Picked, Picker};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -71,6 +73,8 @@ pub enum Overlay {
     Picker(Picker),
     Settings(SettingsEditor),
     Editor(Box<AnswerEditor>),
+    /// Naming another model to load.
+    Model(ModelPrompt),
 }
 
 /// Where things were last drawn (for the mouse) and how many lines each
@@ -97,6 +101,10 @@ pub struct ChatPane {
     model: Option<ModelInfo>,
     /// An adapter was asked for and is loading.
     switching: bool,
+    /// Why the model failed to load, until one loads.
+    load_error: Option<String>,
+    /// The model loaded or last tried, for the `m` prompt to start from.
+    model_name: String,
     drawn: Cell<Drawn>,
 }
 
@@ -111,6 +119,8 @@ impl ChatPane {
             overlay: None,
             model: None,
             switching: false,
+            load_error: None,
+            model_name: String::new(),
             drawn: Cell::new(Drawn::default()),
         }
     }
@@ -283,6 +293,9 @@ impl ChatPane {
                 self.overlay = Some(Overlay::Picker(Picker::open(&self.runs_dir, active)));
             }
             KeyCode::Char('s') => self.overlay = Some(Overlay::Settings(SettingsEditor::default())),
+            KeyCode::Char('m') => {
+                self.overlay = Some(Overlay::Model(ModelPrompt::new(&self.model_name)))
+            }
             KeyCode::Char('u') => return vec![Effect::SendSampleToChat],
             KeyCode::Char('e') => return self.edit(side),
             KeyCode::Char('r') => return self.resend(),
@@ -345,6 +358,15 @@ impl ChatPane {
                         ],
                         None => vec![Notice::error("that answer is gone; nothing was added")],
                     };
+                }
+            },
+            Overlay::Model(prompt) => match prompt.key(key) {
+                Prompted::Typing => {}
+                Prompted::Cancel => self.overlay = None,
+                Prompted::Load(name) => {
+                    self.overlay = None;
+                    self.chat.stop();
+                    return vec![Effect::LoadModel(name)];
                 }
             },
         }
@@ -488,6 +510,8 @@ impl Pane for ChatPane {
 
     fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {
         self.switching = false;
+        self.load_error = None;
+        self.model_name = model.name.clone();
         let changed = self
             .model
             .as_ref()
@@ -501,6 +525,13 @@ impl Pane for ChatPane {
                 render::adapter_label(model.adapter.as_deref())
             ))];
         }
+        Vec::new()
+    }
+
+    fn model_failed(&mut self, name: &str, message: &str) -> Vec<Effect> {
+        self.switching = false;
+        self.model_name = name.to_string();
+        self.load_error = Some(message.to_string());
         Vec::new()
     }
 
@@ -544,6 +575,7 @@ const BINDINGS: &[Binding] = &[
         "choose the adapter or checkpoint (from the runs folder)",
     ),
     bind("s", "sampling settings (temperature, top-p, top-k, ...)"),
+    bind("m", "load another model (a directory or hub repo id)"),
     bind("u", "use the sample selected in the Data tab"),
     bind(
         "e",

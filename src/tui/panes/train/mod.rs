@@ -43,6 +43,8 @@ const RESCAN: Duration = Duration::from_secs(2);
 pub enum Msg {
     /// The workbench opened another dataset: train on it.
     Dataset(PathBuf),
+    /// The user chose another model: train it.
+    Model(String),
     Measured(Measured),
     Launched {
         dir: PathBuf,
@@ -180,23 +182,26 @@ impl TrainPane {
 
     /// Status bar text: "run NAME: step 120/810, loss 4.31" or "no run".
     pub fn run_summary(&self) -> String {
-        let Some(run) = self.attached_run() else {
-            return "no run".to_string();
-        };
+        match self.run_summary_parts() {
+            Some((name, detail)) => format!("run {name}{detail}"),
+            None => "no run".to_string(),
+        }
+    }
+
+    /// The attached run's name and what follows it in the status bar
+    /// (": step 120/810, loss 4.31 (stopped)"), so the bar can shorten the
+    /// name alone; None without a run.
+    pub fn run_summary_parts(&self) -> Option<(String, String)> {
+        let run = self.attached_run()?;
         let m = run.metrics();
-        let mut text = match m.last {
-            Some(last) => format!(
-                "run {}: step {}, loss {:.2}",
-                run.name,
-                run.steps_label(),
-                last.loss
-            ),
-            None => format!("run {}", run.name),
+        let mut detail = match m.last {
+            Some(last) => format!(": step {}, loss {:.2}", run.steps_label(), last.loss),
+            None => String::new(),
         };
         if run.status != Status::Running {
-            text.push_str(&format!(" ({})", run.status.label()));
+            detail.push_str(&format!(" ({})", run.status.label()));
         }
-        text
+        Some((run.name.clone(), detail))
     }
 
     pub fn attached_run(&self) -> Option<&Run> {
@@ -400,6 +405,10 @@ impl TrainPane {
                 self.form.set_text("data.train", &path.to_string_lossy());
                 effects.extend(self.measure_if_stale());
             }
+            Msg::Model(name) => {
+                self.form.set_text("model.name", &name);
+                effects.extend(self.measure_if_stale());
+            }
             Msg::Measured(measured) => {
                 self.measuring = None;
                 self.measured = Some(measured);
@@ -579,6 +588,12 @@ impl Pane for TrainPane {
     }
 
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
+        self.measure_if_stale()
+    }
+
+    /// The estimate reads the model's files itself, so it can say what is
+    /// wrong with them instead of waiting for a load that will not come.
+    fn model_failed(&mut self, _name: &str, _message: &str) -> Vec<Effect> {
         self.measure_if_stale()
     }
 

@@ -502,7 +502,7 @@ fn a_real_run_starts_streams_stops_and_resumes() {
     });
     let services = Arc::new(Services {
         model: RwLock::new(None),
-        model_name: "models/tiny".into(),
+        model_name: RwLock::new("models/tiny".into()),
         load_options: Default::default(),
         exe,
         runs_dir: runs.clone(),

@@ -1,0 +1,168 @@
+//! The workbench's frame around the panes: the status bar, error popups,
+//! quitting, and a model that fails to load. Drawn into ratatui's
+//! TestBackend; no terminal, network or GPU.
+
+mod common;
+
+use common::tui::{press, screen_at, type_text};
+use crossterm::event::KeyCode;
+use std::path::Path;
+use tunebench::tui::action::{Action, Effect, ModelInfo, ModelStatus};
+use tunebench::tui::app::App;
+use tunebench::tui::panes::train::{Job, Msg, estimate};
+use tunebench::tui::{UiOptions, setup};
+
+const CHAT: &str = concat!(
+    r#"{"messages": [{"role": "user", "content": "What is Rust?"}, {"role": "assistant", "content": "A systems programming language."}]}"#,
+    "\n",
+);
+
+const LONG_RUN: &str = "SmolLM2-135M-Instruct-fastapi_projects-20261122-100000";
+
+/// A workbench on a one-sample dataset, with a run (long name) in its runs
+/// folder; the model is named, not loaded.
+fn workbench(work: &Path, model: &str) -> App {
+    let data = work.join("fastapi_projects.jsonl");
+    std::fs::write(&data, CHAT).unwrap();
+    let run = work.join("runs").join(LONG_RUN);
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("metrics.jsonl"),
+        format!(
+            "{{\"event\":\"start\",\"run\":\"{LONG_RUN}\",\"model\":\"m\",\"dataset\":\"d\",\"train_samples\":2,\"eval_samples\":0,\"total_steps\":40,\"pid\":999999999}}\n{}\n",
+            r#"{"event":"step","step":2,"epoch":0.2,"loss":3.25,"lr":0.001,"grad_norm":0.5,"tokens":100,"tokens_per_s":900.0,"elapsed_s":2.0}"#
+        ),
+    )
+    .unwrap();
+    setup::prepare(UiOptions {
+        data: Some(data),
+        model: Some(model.to_string()),
+        runs: Some(work.join("runs")),
+        ..UiOptions::default()
+    })
+    .unwrap()
+    .app
+}
+
+fn last_row(screen: &str) -> &str {
+    screen.lines().last().unwrap().trim_end()
+}
+
+/// Attaches the run (the Train tab follows it) and names an adapter of it,
+/// as after choosing one in Chat.
+fn attach_run_and_adapter(app: &mut App, work: &Path) {
+    press(app, KeyCode::Char('2'));
+    app.update(Action::Tick);
+    press(app, KeyCode::Char('1'));
+    app.model = ModelStatus::Ready(ModelInfo {
+        name: "/models/SmolLM2-135M-Instruct".to_string(),
+        adapter: Some(work.join("runs").join(LONG_RUN).join("adapter")),
+        generation: 1,
+    });
+}
+
+/// Opens a file that does not exist from the Data tab's `o` prompt.
+fn open_missing(app: &mut App, missing: &Path) {
+    press(app, KeyCode::Char('o'));
+    for _ in 0..200 {
+        press(app, KeyCode::Backspace);
+    }
+    type_text(app, &missing.to_string_lossy());
+    press(app, KeyCode::Enter);
+}
+
+#[test]
+fn status_bar_keeps_the_error_over_a_long_run_name() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/models/SmolLM2-135M-Instruct");
+    attach_run_and_adapter(&mut app, work.path());
+    // Relative, so the message reads the same on every machine.
+    let missing = Path::new("no-such-dataset.jsonl");
+    open_missing(&mut app, missing);
+    let error = app.notice.clone().expect("opening a missing file notifies");
+    assert!(error.is_error, "{error:?}");
+
+    // The error pops up whole over the pane, where the action happened.
+    let wide = screen_at(&app, 160, 24);
+    assert!(wide.contains(" Error "), "{wide}");
+    assert!(wide.contains("no-such-dataset.jsonl"), "{wide}");
+    // Any key dismisses it, and does nothing else.
+    press(&mut app, KeyCode::Char('2'));
+    assert!(app.error_popup.is_none());
+    assert_eq!(app.tab, tunebench::tui::app::Tab::Data);
+
+    let narrow = screen_at(&app, 80, 24);
+    let wide = screen_at(&app, 160, 24);
+    insta::assert_snapshot!("status_80_error", last_row(&narrow));
+    insta::assert_snapshot!("status_160_error", last_row(&wide));
+    for row in [last_row(&narrow), last_row(&wide)] {
+        assert!(
+            row.contains("No such file") || row.contains("no-such"),
+            "the error is readable: {row}"
+        );
+    }
+    assert!(
+        last_row(&wide).contains("(os error 2)"),
+        "whole at 160: {wide}"
+    );
+}
+
+#[test]
+fn status_bar_without_an_error_shortens_names_in_the_middle() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/models/SmolLM2-135M-Instruct");
+    attach_run_and_adapter(&mut app, work.path());
+    insta::assert_snapshot!("status_80_plain", last_row(&screen_at(&app, 80, 24)));
+    insta::assert_snapshot!("status_160_plain", last_row(&screen_at(&app, 160, 24)));
+}
+
+#[test]
+fn a_failed_model_load_says_why_and_offers_another_model() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    let why = "loading /nope: /nope: no such directory";
+    let effects = app.update(Action::Model(ModelStatus::Failed {
+        name: "/nope".to_string(),
+        message: why.to_string(),
+    }));
+    press(&mut app, KeyCode::Esc); // dismisses the error popup
+    // The Train estimate measures the model's files itself and says what
+    // is wrong with them, instead of "measuring…" forever.
+    let measure = effects.into_iter().find_map(|effect| match effect {
+        Effect::Train(Job::Measure(job)) => Some(job),
+        _ => None,
+    });
+    let measured = estimate::measure(&measure.expect("the estimate measures after a failed load"));
+    app.update(Action::Train(Msg::Measured(measured)));
+    press(&mut app, KeyCode::Char('2'));
+    let train = screen_at(&app, 160, 40);
+    assert!(!train.contains("measuring"), "{train}");
+    assert!(train.contains("/nope: not a local directory"), "{train}");
+
+    press(&mut app, KeyCode::Char('3'));
+    let chat = screen_at(&app, 160, 40);
+    assert!(!chat.contains("model loading"), "{chat}");
+    assert!(
+        chat.contains("model failed to load: loading /nope") && chat.contains("m: load another"),
+        "{chat}"
+    );
+    // `m` asks for another model, starting from the failed name.
+    press(&mut app, KeyCode::Char('m'));
+    assert!(screen_at(&app, 160, 40).contains("Load model"));
+    for _ in 0.."/nope".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "/models/other");
+    let effects = press(&mut app, KeyCode::Enter);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoadModel(name) if name == "/models/other")),
+        "{effects:?}"
+    );
+    press(&mut app, KeyCode::Char('2'));
+    assert!(
+        screen_at(&app, 160, 40).contains("/models/other"),
+        "the Train form trains the new model"
+    );
+}
