@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::tui::{press, type_text};
+use common::tui::{ctrl, press, type_text};
 use crossterm::event::KeyCode;
 use std::io::Write;
 use std::path::Path;
@@ -75,7 +75,7 @@ fn edit_save_and_follow_a_growing_run() {
     press(&mut app, KeyCode::Char('e'));
     press(&mut app, KeyCode::End);
     type_text(&mut app, " Fast.");
-    press(&mut app, KeyCode::Esc);
+    ctrl(&mut app, 's');
     assert!(app.data.is_dirty());
     assert!(
         screen(&app).contains("[+]"),

@@ -4,11 +4,12 @@
 
 mod common;
 
-use common::tui::{press, screen_at, type_text};
+use common::tui::{ctrl, press, screen_at, type_text};
 use crossterm::event::KeyCode;
 use std::path::Path;
 use tunebench::tui::action::{Action, Effect, ModelInfo, ModelStatus};
 use tunebench::tui::app::App;
+use tunebench::tui::panes::Pane;
 use tunebench::tui::panes::train::{Job, Msg, estimate};
 use tunebench::tui::{UiOptions, setup};
 
@@ -165,4 +166,68 @@ fn a_failed_model_load_says_why_and_offers_another_model() {
         screen_at(&app, 160, 40).contains("/models/other"),
         "the Train form trains the new model"
     );
+}
+
+/// Opens the Data editor on the first sample's answer and types into it.
+fn type_in_data_editor(app: &mut App, text: &str) {
+    press(app, KeyCode::Tab);
+    press(app, KeyCode::Char('j'));
+    press(app, KeyCode::Char('e'));
+    press(app, KeyCode::End);
+    type_text(app, text);
+}
+
+#[test]
+fn ctrl_c_with_an_open_editor_asks_and_a_second_says_what_is_discarded() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    type_in_data_editor(&mut app, " Fast.");
+    assert!(!app.data.is_dirty(), "nothing applied yet");
+
+    let effects = ctrl(&mut app, 'c');
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.confirm_quit);
+    let asked = screen_at(&app, 100, 30);
+    assert!(asked.contains("the text in the Data editor"), "{asked}");
+    // Esc stays, with the editor and its text.
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.confirm_quit && Pane::has_unapplied_edit(&app.data));
+
+    ctrl(&mut app, 'c');
+    let effects = ctrl(&mut app, 'c');
+    assert!(matches!(effects.as_slice(), [Effect::Quit]), "{effects:?}");
+    let note = app.exit_note.clone().unwrap_or_default();
+    assert!(note.contains("the text in the Data editor"), "{note}");
+}
+
+#[test]
+fn esc_cancels_editors_after_asking_and_ctrl_s_applies() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    type_in_data_editor(&mut app, " Fast.");
+    assert!(screen_at(&app, 120, 30).contains("Ctrl+s apply · Esc cancel"));
+    press(&mut app, KeyCode::Esc);
+    let asking = screen_at(&app, 120, 30);
+    assert!(asking.contains("Esc again discards"), "{asking}");
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.data.is_dirty(), "a second Esc discards");
+    assert!(
+        !Pane::has_unapplied_edit(&app.data),
+        "and closes the editor"
+    );
+
+    type_in_data_editor(&mut app, " Fast.");
+    ctrl(&mut app, 's');
+    assert!(app.data.is_dirty(), "Ctrl+s applies");
+
+    // The Train form's field editor: the same keys, the same title.
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "x");
+    let editing = screen_at(&app, 160, 40);
+    assert!(editing.contains("Ctrl+s apply · Esc cancel"), "{editing}");
+    press(&mut app, KeyCode::Esc);
+    assert!(screen_at(&app, 160, 40).contains("Esc again discards"));
+    press(&mut app, KeyCode::Esc);
+    assert!(!Pane::captures_input(&app.train));
 }

@@ -43,7 +43,10 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
         "q",
         "quit (asks first when the dataset has unsaved changes)",
     ),
-    bind("Ctrl+c", "quit from anywhere, even while typing"),
+    bind(
+        "Ctrl+c",
+        "quit from anywhere (asks first when something would be lost)",
+    ),
     bind("mouse", "click a tab or a row; the wheel scrolls"),
 ];
 
@@ -70,6 +73,8 @@ pub struct App {
     pub error_popup: Option<String>,
     /// Quitting with unsaved changes: waiting for save / discard / cancel.
     pub confirm_quit: bool,
+    /// Printed after the terminal is restored: what quitting discarded.
+    pub exit_note: Option<String>,
     /// Whether anything changed since the last frame.
     pub dirty: bool,
     pub layout: Cell<Layout>,
@@ -98,6 +103,7 @@ impl App {
             notice: None,
             error_popup: None,
             confirm_quit: false,
+            exit_note: None,
             dirty: true,
             layout: Cell::new(Layout::default()),
         }
@@ -105,7 +111,11 @@ impl App {
 
     /// The pane on screen.
     pub fn screen(&self) -> &dyn Pane {
-        match self.tab {
+        self.pane(self.tab)
+    }
+
+    pub fn pane(&self, tab: Tab) -> &dyn Pane {
+        match tab {
             Tab::Data => &self.data,
             Tab::Train => &self.train,
             Tab::Chat => &self.chat,
@@ -327,25 +337,62 @@ impl App {
         self.screen_mut().key(key)
     }
 
-    fn request_quit(&mut self) -> Vec<Effect> {
-        if self.data.is_dirty() && !self.confirm_quit {
-            self.confirm_quit = true;
-            Vec::new()
-        } else {
-            vec![Effect::Quit]
+    /// What quitting now would lose, one phrase each.
+    pub fn unsaved(&self) -> Vec<String> {
+        let mut lost = Vec::new();
+        if self.data.is_dirty() {
+            lost.push(format!("unsaved changes to {}", self.data.file_label()));
         }
+        for tab in Tab::ALL {
+            if self.pane(tab).has_unapplied_edit() {
+                lost.push(format!("the text in the {} editor", tab.title()));
+            }
+        }
+        lost
+    }
+
+    /// `q` or Ctrl+c: quits, asking first when something would be lost; a
+    /// second Ctrl+c in the question quits and says what it discarded.
+    fn request_quit(&mut self) -> Vec<Effect> {
+        let lost = self.unsaved();
+        if lost.is_empty() {
+            return vec![Effect::Quit];
+        }
+        if !self.confirm_quit {
+            self.confirm_quit = true;
+            return Vec::new();
+        }
+        self.quit_discarding(lost)
+    }
+
+    fn quit_discarding(&mut self, lost: Vec<String>) -> Vec<Effect> {
+        if !lost.is_empty() {
+            self.exit_note = Some(format!(
+                "tunebench: quit, discarding {}",
+                lost.join(" and ")
+            ));
+        }
+        vec![Effect::Quit]
     }
 
     fn answer_quit(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
-            KeyCode::Char('s') | KeyCode::Char('y') => match self.data.save() {
-                Ok(()) => vec![Effect::Quit],
-                Err(message) => {
-                    self.confirm_quit = false;
-                    vec![Notice::error(message)]
+            KeyCode::Char('s') | KeyCode::Char('y') if self.data.is_dirty() => {
+                match self.data.save() {
+                    Ok(()) => {
+                        let lost = self.unsaved();
+                        self.quit_discarding(lost)
+                    }
+                    Err(message) => {
+                        self.confirm_quit = false;
+                        vec![Notice::error(message)]
+                    }
                 }
-            },
-            KeyCode::Char('d') => vec![Effect::Quit],
+            }
+            KeyCode::Char('d') => {
+                let lost = self.unsaved();
+                self.quit_discarding(lost)
+            }
             _ => {
                 self.confirm_quit = false;
                 Vec::new()

@@ -37,7 +37,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
     let mut model_generation = 1;
     let mut last_frame = Instant::now() - FRAME;
     let mut last_tick = Instant::now();
-    loop {
+    'events: loop {
         if app.dirty && last_frame.elapsed() >= FRAME {
             guard.terminal.draw(|frame| view::render(&app, frame))?;
             app.dirty = false;
@@ -62,7 +62,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
         app.dirty |= was_dirty;
         for effect in effects {
             match effect {
-                Effect::Quit => return Ok(()),
+                Effect::Quit => break 'events,
                 Effect::Data(job) => panes::data::worker::run(job, &services, &tx),
                 Effect::Train(job) => panes::train::worker::run(job, &services, &tx),
                 Effect::Chat(job) => panes::chat::worker::run(job, &services, &tx),
@@ -84,6 +84,11 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 | Effect::AppendToDataset(_) => {}
             }
         }
+    }
+    // The note goes to the shell's screen, after the terminal is restored.
+    drop(guard);
+    if let Some(note) = app.exit_note {
+        eprintln!("{note}");
     }
     Ok(())
 }

@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn names_shorten_in_the_middle_and_prose_at_the_end() {
-        assert_eq!(shorten_middle("SmolLM2-135M-Instruct", 9), "SmolL…uct");
+        assert_eq!(shorten_middle("SmolLM2-135M-Instruct", 9), "Smol…ruct");
         assert_eq!(shorten_middle("short", 9), "short");
         assert_eq!(shorten_middle("abc", 1), "…");
         assert_eq!(shorten_end("No such file", 8), "No such…");

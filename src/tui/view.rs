@@ -108,20 +108,26 @@ fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: 
 }
 
 fn render_confirm_quit(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rect = centered(area, 60, 7);
+    let lost = app.unsaved();
+    let rect = centered(area, 64, lost.len() as u16 + 6);
     frame.render_widget(Clear, rect);
-    let text = vec![
-        Line::raw(format!("{} has unsaved changes.", app.data.file_label())),
-        Line::raw(""),
-        Line::from(vec![
-            Span::styled("s", theme.title()),
-            Span::raw(" save and quit   "),
-            Span::styled("d", theme.title()),
-            Span::raw(" discard and quit   "),
-            Span::styled("Esc", theme.title()),
-            Span::raw(" stay"),
-        ]),
-    ];
+    let mut text = vec![Line::raw("Quitting now loses:")];
+    text.extend(lost.iter().map(|what| Line::raw(format!("  • {what}"))));
+    text.push(Line::raw(""));
+    let mut keys = Vec::new();
+    if app.data.is_dirty() {
+        keys.push(Span::styled("s", theme.title()));
+        keys.push(Span::raw(" save the dataset and quit   "));
+    }
+    keys.extend([
+        Span::styled("d", theme.title()),
+        Span::raw(" or "),
+        Span::styled("Ctrl+c", theme.title()),
+        Span::raw(" discard and quit   "),
+        Span::styled("Esc", theme.title()),
+        Span::raw(" stay"),
+    ]);
+    text.push(Line::from(keys));
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(theme.warning))

@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod data;
+pub mod esc_guard;
 pub mod eval;
 #[cfg(test)]
 mod testing;
@@ -43,6 +44,10 @@ pub trait Pane {
     /// The model `name` failed to load; `message` says why.
     fn model_failed(&mut self, _name: &str, _message: &str) -> Vec<Effect> {
         Vec::new()
+    }
+    /// An editor is open with text that quitting would lose.
+    fn has_unapplied_edit(&self) -> bool {
+        false
     }
     /// The pane's tab came on screen.
     fn shown(&mut self) -> Vec<Effect> {

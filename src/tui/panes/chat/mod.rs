@@ -528,6 +528,10 @@ impl Pane for ChatPane {
         Vec::new()
     }
 
+    fn has_unapplied_edit(&self) -> bool {
+        matches!(&self.overlay, Some(Overlay::Editor(editor)) if editor.changed())
+    }
+
     fn model_failed(&mut self, name: &str, message: &str) -> Vec<Effect> {
         self.switching = false;
         self.model_name = name.to_string();

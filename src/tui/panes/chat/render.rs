@@ -438,8 +438,12 @@ fn render_editor(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) 
     let rect = popup(area, area.width * 9 / 10, area.height * 8 / 10);
     frame.render_widget(Clear, rect);
     let block = popup_block(
-        format!(" Edit the {} answer ", editor.side.title().to_lowercase()),
-        " Ctrl+s keep it and add the exchange to the dataset · Esc cancel ",
+        format!(
+            " Edit the {} answer · {} ",
+            editor.side.title().to_lowercase(),
+            editor.esc.hint()
+        ),
+        " Ctrl+s keeps the answer and adds the exchange to the dataset ",
         theme,
     );
     let inner = block.inner(rect);

@@ -308,6 +308,10 @@ impl Pane for DataPane {
         }
     }
 
+    fn has_unapplied_edit(&self) -> bool {
+        self.editor.as_ref().is_some_and(|e| e.changed())
+    }
+
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         self.model_ready = true;
         self.tokens.result = None;

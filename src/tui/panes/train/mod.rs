@@ -150,7 +150,10 @@ pub const BINDINGS: &[Binding] = &[
         "edit the field (toggle / cycle for on-off and choices)",
     ),
     bind("Space ← →", "toggle or cycle an on-off or choice field"),
-    bind("Enter Esc", "while editing: apply (checked) / cancel"),
+    bind(
+        "Enter Ctrl+s Esc",
+        "while editing: apply (checked) / apply / cancel (asks if changed)",
+    ),
     bind("s", "start a run with the form's settings"),
     bind("x", "stop the attached run (it saves a checkpoint first)"),
     bind("r", "resume the attached run from its last checkpoint"),
@@ -355,8 +358,14 @@ impl TrainPane {
 
     fn edit_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let apply = key.code == KeyCode::Enter || (ctrl && key.code == KeyCode::Char('s'));
+        if key.code != KeyCode::Esc
+            && let Some(editor) = self.form.editor.as_mut()
+        {
+            editor.esc.settle();
+        }
         match key.code {
-            KeyCode::Enter => {
+            _ if apply => {
                 if self.form.commit_edit() {
                     return Vec::new();
                 }
@@ -365,7 +374,14 @@ impl TrainPane {
                 return vec![Notice::error(first)];
             }
             KeyCode::Esc => {
-                self.form.cancel_edit();
+                let cancels = self
+                    .form
+                    .editor
+                    .as_mut()
+                    .is_some_and(|e| e.esc.cancels(e.changed()));
+                if cancels {
+                    self.form.cancel_edit();
+                }
                 return Vec::new();
             }
             _ => {}
@@ -585,6 +601,10 @@ impl Pane for TrainPane {
             self.attached_index()
                 .is_some_and(|i| self.runs.poll(i, &self.launched))
         }
+    }
+
+    fn has_unapplied_edit(&self) -> bool {
+        self.form.editor.as_ref().is_some_and(|e| e.changed())
     }
 
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {

@@ -64,7 +64,12 @@ fn tail(text: &str, width: usize) -> String {
 
 fn render_form(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -> (Rect, usize) {
     let focused = pane.focus == Focus::Form;
-    let outer = block(" Run settings ".into(), focused, theme);
+    let title = match &pane.form.editor {
+        // The hint alone: the form is narrow.
+        Some(editor) => format!(" {} ", editor.esc.hint()),
+        None => " Run settings ".into(),
+    };
+    let outer = block(title, focused, theme);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let form = &pane.form;
