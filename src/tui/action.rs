@@ -12,6 +12,8 @@ pub enum Action {
     Resize,
     /// Periodic wake-up (about 4 per second) for following files.
     Tick,
+    /// SIGTERM, SIGHUP or SIGINT: leave now, restoring the terminal.
+    Terminate,
     /// The model finished loading (or failed to).
     Model(ModelStatus),
     Data(data::Msg),
@@ -24,6 +26,8 @@ pub enum Action {
 #[derive(Debug)]
 pub enum Effect {
     Quit,
+    /// Ctrl+z: hand the terminal back and stop until `fg`.
+    Suspend,
     /// A short message for the status bar.
     Notify(Notice),
     Data(data::Job),

@@ -47,6 +47,7 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
         "Ctrl+c",
         "quit from anywhere (asks first when something would be lost)",
     ),
+    bind("Ctrl+z", "suspend to the shell; fg comes back"),
     bind("mouse", "click a tab or a row; the wheel scrolls"),
 ];
 
@@ -199,6 +200,10 @@ impl App {
             }
             Action::Mouse(event) => self.mouse(event),
             Action::Resize => Vec::new(),
+            Action::Terminate => {
+                let lost = self.unsaved();
+                self.quit_discarding(lost)
+            }
             Action::Tick => {
                 // Every pane follows its files, not just the one on screen.
                 let changed = self.screens_mut().map(|pane| pane.tick());
@@ -294,6 +299,9 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && key.code == KeyCode::Char('c') {
             return self.request_quit();
+        }
+        if ctrl && key.code == KeyCode::Char('z') {
+            return vec![Effect::Suspend];
         }
         if self.confirm_quit {
             return self.answer_quit(key);

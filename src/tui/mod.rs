@@ -33,6 +33,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
     let mut app = start.app;
     let mut guard = terminal::TerminalGuard::enter()?;
     spawn_input(tx.clone());
+    forward_termination(tx.clone());
     load_model(&services, start.adapter, &tx, 1);
     let mut model_generation = 1;
     let mut last_frame = Instant::now() - FRAME;
@@ -63,6 +64,10 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
         for effect in effects {
             match effect {
                 Effect::Quit => break 'events,
+                Effect::Suspend => {
+                    guard.suspend()?;
+                    app.dirty = true;
+                }
                 Effect::Data(job) => panes::data::worker::run(job, &services, &tx),
                 Effect::Train(job) => panes::train::worker::run(job, &services, &tx),
                 Effect::Chat(job) => panes::chat::worker::run(job, &services, &tx),
@@ -108,6 +113,14 @@ fn spawn_input(tx: Sender<Action>) {
                 break;
             }
         }
+    });
+}
+
+/// SIGTERM, SIGHUP (the terminal closed) and SIGINT become an action, so
+/// the loop ends and the guard restores the terminal on the way out.
+fn forward_termination(tx: Sender<Action>) {
+    let _ = ctrlc::set_handler(move || {
+        let _ = tx.send(Action::Terminate);
     });
 }
 
