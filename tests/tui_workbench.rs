@@ -231,3 +231,46 @@ fn esc_cancels_editors_after_asking_and_ctrl_s_applies() {
     press(&mut app, KeyCode::Esc);
     assert!(!Pane::captures_input(&app.train));
 }
+
+#[test]
+fn a_paste_is_text_in_the_focused_input() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    let paste = |app: &mut App, text: &str| app.update(Action::Paste(text.to_string()));
+
+    // Chat: a multi-line paste is one prompt, not one turn per line.
+    press(&mut app, KeyCode::Char('3'));
+    let effects = paste(&mut app, "first line\r\nsecond line");
+    assert!(effects.is_empty(), "nothing is sent: {effects:?}");
+    let chat = screen_at(&app, 120, 30);
+    assert!(
+        chat.contains("first line") && chat.contains("second line"),
+        "{chat}"
+    );
+    assert!(Pane::captures_input(&app.chat), "the prompt has focus");
+    // The pasted text is typed text: `1` goes on in the prompt, not to a tab.
+    press(&mut app, KeyCode::Char('1'));
+    assert_eq!(app.tab, tunebench::tui::app::Tab::Chat);
+
+    // Data: the filter prompt takes it on one line; the editor whole.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('1'));
+    press(&mut app, KeyCode::Char('/'));
+    paste(&mut app, "What\nis");
+    assert!(screen_at(&app, 120, 30).contains("/What is"));
+    press(&mut app, KeyCode::Esc);
+    type_in_data_editor(&mut app, "");
+    paste(&mut app, " Fast.\nSafe.");
+    ctrl(&mut app, 's');
+    let sample = screen_at(&app, 120, 30);
+    assert!(
+        sample.contains("Fast.") && sample.contains("Safe."),
+        "{sample}"
+    );
+
+    // Train: a form field takes it on one line.
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Enter);
+    paste(&mut app, "-pasted");
+    assert!(screen_at(&app, 160, 40).contains("/nope-pasted"));
+}

@@ -9,6 +9,8 @@ use crossterm::event::{KeyEvent, MouseEvent};
 pub enum Action {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text the terminal pasted (bracketed paste).
+    Paste(String),
     Resize,
     /// Periodic wake-up (about 4 per second) for following files.
     Tick,

@@ -199,6 +199,7 @@ impl App {
                 Vec::new()
             }
             Action::Mouse(event) => self.mouse(event),
+            Action::Paste(text) => self.paste(&text),
             Action::Resize => Vec::new(),
             Action::Terminate => {
                 let lost = self.unsaved();
@@ -406,6 +407,14 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// A paste goes to the pane on screen unless a popup is open.
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if self.help.is_some() || self.confirm_quit || self.error_popup.is_some() {
+            return Vec::new();
+        }
+        self.screen_mut().paste(text)
     }
 
     fn mouse(&mut self, event: MouseEvent) -> Vec<Effect> {

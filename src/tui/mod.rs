@@ -106,6 +106,7 @@ fn spawn_input(tx: Sender<Action>) {
             let action = match event {
                 crossterm::event::Event::Key(key) => Action::Key(key),
                 crossterm::event::Event::Mouse(mouse) => Action::Mouse(mouse),
+                crossterm::event::Event::Paste(text) => Action::Paste(text),
                 crossterm::event::Event::Resize(..) => Action::Resize,
                 _ => continue,
             };

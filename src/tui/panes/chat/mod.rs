@@ -528,6 +528,28 @@ impl Pane for ChatPane {
         Vec::new()
     }
 
+    /// A paste is text in whatever takes text: the answer editor, the
+    /// model prompt, else the chat prompt (focused for it): a multi-line
+    /// paste is one prompt, never one turn per line.
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        match &mut self.overlay {
+            Some(Overlay::Editor(editor)) => {
+                editor.area.insert_str(crate::tui::panes::newlines(text));
+            }
+            Some(Overlay::Model(prompt)) => {
+                prompt.text.push_str(&crate::tui::panes::one_line(text))
+            }
+            Some(_) => {}
+            None => {
+                self.set_focus(Focus::Input);
+                self.input
+                    .area
+                    .insert_str(crate::tui::panes::newlines(text));
+            }
+        }
+        Vec::new()
+    }
+
     fn has_unapplied_edit(&self) -> bool {
         matches!(&self.overlay, Some(Overlay::Editor(editor)) if editor.changed())
     }

@@ -603,6 +603,15 @@ impl Pane for TrainPane {
         }
     }
 
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if let Some(editor) = self.form.editor.as_mut() {
+            crate::tui::panes::one_line(text)
+                .chars()
+                .for_each(|c| editor.insert(c));
+        }
+        Vec::new()
+    }
+
     fn has_unapplied_edit(&self) -> bool {
         self.form.editor.as_ref().is_some_and(|e| e.changed())
     }
