@@ -274,3 +274,29 @@ fn a_paste_is_text_in_the_focused_input() {
     paste(&mut app, "-pasted");
     assert!(screen_at(&app, 160, 40).contains("/nope-pasted"));
 }
+
+#[test]
+fn help_opens_at_the_tabs_keys_and_stops_at_its_end() {
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    press(&mut app, KeyCode::Char('2'));
+    screen_at(&app, 100, 30); // lays the screen out, as the real loop does
+    press(&mut app, KeyCode::Char('?'));
+    let help = screen_at(&app, 100, 30);
+    let first_row = help.lines().nth(3).unwrap();
+    assert!(
+        first_row.contains("Train"),
+        "opens at the Train keys: {help}"
+    );
+
+    for _ in 0..200 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let end = screen_at(&app, 100, 30);
+    press(&mut app, KeyCode::Char('k'));
+    let back = screen_at(&app, 100, 30);
+    assert_ne!(
+        end, back,
+        "one k scrolls back at once: no scrolling past the end"
+    );
+}

@@ -311,10 +311,14 @@ impl App {
             return Vec::new();
         }
         if let Some(scroll) = self.help {
+            // The screen is the pane and the tab and status rows.
+            let screen_height = self.layout.get().pane.height + 2;
+            let most = super::view::help_max_scroll(self, screen_height);
+            let scroll = scroll.min(most);
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => self.help = Some(scroll.saturating_add(1)),
+                KeyCode::Down | KeyCode::Char('j') => self.help = Some((scroll + 1).min(most)),
                 KeyCode::Up | KeyCode::Char('k') => self.help = Some(scroll.saturating_sub(1)),
-                KeyCode::PageDown => self.help = Some(scroll.saturating_add(10)),
+                KeyCode::PageDown => self.help = Some(scroll.saturating_add(10).min(most)),
                 KeyCode::PageUp => self.help = Some(scroll.saturating_sub(10)),
                 _ => self.help = None,
             }
@@ -333,7 +337,7 @@ impl App {
         if !self.pane_captures_input() {
             match key.code {
                 KeyCode::Char('?') => {
-                    self.help = Some(0);
+                    self.help = Some(super::view::help_start(self, self.tab));
                     return Vec::new();
                 }
                 KeyCode::Char('q') => return self.request_quit(),

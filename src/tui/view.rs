@@ -75,14 +75,44 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: u16) {
-    let sections: [(&str, &[Binding]); 5] = [
+/// The help screen's sections: keys everywhere, then each tab's.
+fn help_sections(app: &App) -> [(&'static str, &'static [Binding]); 5] {
+    [
         ("Everywhere", GLOBAL_BINDINGS),
-        ("Data", app.data.bindings()),
-        ("Train", app.train.bindings()),
-        ("Chat", app.chat.bindings()),
-        ("Eval", app.eval.bindings()),
-    ];
+        (Tab::Data.title(), app.data.bindings()),
+        (Tab::Train.title(), app.train.bindings()),
+        (Tab::Chat.title(), app.chat.bindings()),
+        (Tab::Eval.title(), app.eval.bindings()),
+    ]
+}
+
+/// Each section is its title, its bindings and a blank line.
+fn section_lines(bindings: &[Binding]) -> u16 {
+    bindings.len() as u16 + 2
+}
+
+/// The help line where `tab`'s keys start, so `?` opens at them.
+pub fn help_start(app: &App, tab: Tab) -> u16 {
+    help_sections(app)
+        .iter()
+        .take_while(|(title, _)| *title != tab.title())
+        .map(|(_, bindings)| section_lines(bindings))
+        .sum()
+}
+
+/// The furthest the help scrolls: its last line at the bottom of the box.
+pub fn help_max_scroll(app: &App, screen_height: u16) -> u16 {
+    let total: u16 = help_sections(app)
+        .iter()
+        .map(|(_, bindings)| section_lines(bindings))
+        .sum();
+    // The box is the screen less 4 rows, less its 2 borders.
+    total.saturating_sub(screen_height.saturating_sub(6))
+}
+
+fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: u16) {
+    let sections = help_sections(app);
+    let scroll = scroll.min(help_max_scroll(app, area.height));
     let mut lines = Vec::new();
     for (title, bindings) in sections {
         lines.push(Line::styled(title.to_string(), theme.title()));

@@ -401,7 +401,12 @@ fn render_details(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme
         }
         lines.push(Line::styled(format!("checkpoints {}", m.checkpoints), dim));
         let skipped = m.notice();
-        let end = m.end.as_ref().and_then(|e| e.message.clone());
+        // The CLI's advice names its flag; here the key does the same.
+        let end = m
+            .end
+            .as_ref()
+            .and_then(|e| e.message.as_ref())
+            .map(|message| message.replace("resume with --resume", "press r to resume"));
         for message in [end, skipped].into_iter().flatten() {
             lines.push(Line::styled(message, Style::default().fg(theme.warning)));
         }
