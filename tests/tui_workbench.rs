@@ -300,3 +300,37 @@ fn help_opens_at_the_tabs_keys_and_stops_at_its_end() {
         "one k scrolls back at once: no scrolling past the end"
     );
 }
+
+#[test]
+fn clearing_the_filter_clears_its_count() {
+    use std::sync::{Arc, RwLock, mpsc};
+    let work = tempfile::tempdir().unwrap();
+    let mut app = workbench(work.path(), "/nope");
+    let services = Arc::new(tunebench::tui::services::Services {
+        model: RwLock::new(None),
+        model_name: RwLock::new("/nope".into()),
+        load_options: Default::default(),
+        exe: env!("CARGO_BIN_EXE_tunebench").into(),
+        runs_dir: work.path().join("runs"),
+    });
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "Rust");
+    let (tx, rx) = mpsc::channel();
+    for effect in press(&mut app, KeyCode::Enter) {
+        if let Effect::Data(job) = effect {
+            tunebench::tui::panes::data::worker::run(job, &services, &tx);
+        }
+    }
+    while app
+        .notice
+        .as_ref()
+        .is_none_or(|n| !n.text.contains("match"))
+    {
+        let action = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        app.update(action);
+    }
+    assert!(last_row(&screen_at(&app, 160, 24)).contains("1 of 1 samples match"));
+    press(&mut app, KeyCode::Esc);
+    let bar = screen_at(&app, 160, 24);
+    assert!(!last_row(&bar).contains("match"), "{}", last_row(&bar));
+}
