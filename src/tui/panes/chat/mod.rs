@@ -10,6 +10,7 @@
 pub mod editor;
 pub mod input;
 mod model_prompt;
+mod overlay;
 pub mod picker;
 mod render;
 pub mod settings;
@@ -25,10 +26,10 @@ use crate::tui::app::contains;
 use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use editor::{AnswerEditor, Edited};
+use editor::AnswerEditor;
 use input::{PromptInput, Typed};
-use model_prompt::{ModelPrompt, Prompted};
-use picker::{Picked, Picker};
+use model_prompt::ModelPrompt;
+use picker::Picker;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use settings::{Settings, SettingsEditor};
@@ -328,80 +329,6 @@ impl ChatPane {
             Effect::SetAdapter(path),
             Notice::info(format!("loading {label}…")),
         ]
-    }
-
-    fn overlay_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Some(overlay) = &mut self.overlay else {
-            return Vec::new();
-        };
-        match overlay {
-            Overlay::Picker(picker) => match picker.key(key) {
-                Picked::Stay => {}
-                Picked::Close => self.overlay = None,
-                Picked::Choose(path) => return self.choose_adapter(path),
-            },
-            Overlay::Settings(editor) => {
-                if !editor.key(key, &mut self.settings) {
-                    self.overlay = None;
-                }
-            }
-            Overlay::Editor(editor) => match editor.key(key) {
-                Edited::Typing => {}
-                Edited::Cancel => self.overlay = None,
-                Edited::Save(text) => {
-                    let side = editor.side;
-                    self.overlay = None;
-                    return match self.chat.edit_last_answer(side, text) {
-                        Some(sample) => vec![
-                            Effect::AppendToDataset(sample),
-                            Notice::info("answer edited; the exchange was added to the dataset"),
-                        ],
-                        None => vec![Notice::error("that answer is gone; nothing was added")],
-                    };
-                }
-            },
-            Overlay::Model(prompt) => match prompt.key(key) {
-                Prompted::Typing => {}
-                Prompted::Cancel => self.overlay = None,
-                Prompted::Load(name) => {
-                    self.overlay = None;
-                    self.chat.stop();
-                    return vec![Effect::LoadModel(name)];
-                }
-            },
-        }
-        Vec::new()
-    }
-
-    fn overlay_mouse(&mut self, event: MouseEvent) -> Vec<Effect> {
-        let drawn = self.drawn.get();
-        match (&mut self.overlay, event.kind) {
-            (Some(Overlay::Picker(picker)), MouseEventKind::Down(MouseButton::Left)) => {
-                let rows = drawn.picker_rows;
-                if contains(rows, event.column, event.row) {
-                    let index = drawn.picker_first + (event.row - rows.y) as usize;
-                    if let Some(path) = picker.click(index) {
-                        return self.choose_adapter(path);
-                    }
-                } else {
-                    self.overlay = None;
-                }
-            }
-            (Some(Overlay::Picker(picker)), MouseEventKind::ScrollDown) => {
-                picker.key(KeyEvent::from(KeyCode::Down));
-            }
-            (Some(Overlay::Picker(picker)), MouseEventKind::ScrollUp) => {
-                picker.key(KeyEvent::from(KeyCode::Up));
-            }
-            (Some(Overlay::Editor(editor)), MouseEventKind::ScrollDown) => {
-                editor.area.scroll((SCROLL_LINES as i16, 0));
-            }
-            (Some(Overlay::Editor(editor)), MouseEventKind::ScrollUp) => {
-                editor.area.scroll((-SCROLL_LINES as i16, 0));
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }
 
