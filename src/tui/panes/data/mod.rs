@@ -314,6 +314,25 @@ impl Pane for DataPane {
         }
     }
 
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if let Some(editor) = &mut self.editor {
+            editor.area.insert_str(crate::tui::panes::newlines(text));
+        } else if let Some(prompt) = &mut self.prompt {
+            let line = crate::tui::panes::one_line(text);
+            match prompt.kind {
+                state::PromptKind::Jump => prompt
+                    .text
+                    .extend(line.chars().filter(char::is_ascii_digit)),
+                _ => prompt.text.push_str(&line),
+            }
+        }
+        Vec::new()
+    }
+
+    fn has_unapplied_edit(&self) -> bool {
+        self.editor.as_ref().is_some_and(|e| e.changed())
+    }
+
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         self.model_ready = true;
         self.tokens.result = None;

@@ -251,10 +251,7 @@ fn finding_spans(finding: &Finding, theme: &Theme) -> Vec<Span<'static>> {
 fn draw_sample(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme, areas: &mut Areas) {
     let focused = pane.focus == Focus::Sample;
     if let Some(editor) = &pane.editor {
-        let title = format!(
-            " Edit {} · Esc apply · Ctrl+s apply · Ctrl+g discard ",
-            editor.label
-        );
+        let title = format!(" Edit {} · {} ", editor.label, editor.esc.hint());
         let b = block(title, true, theme);
         let inner = b.inner(area);
         frame.render_widget(b, area);

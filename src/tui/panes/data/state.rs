@@ -232,7 +232,16 @@ impl DataPane {
             self.list.set(pos, self.visible_len());
         }
         self.list.follow(self.list_height());
-        Vec::new()
+        // Replaces the last filter's count, which no longer holds.
+        let count = match criteria.is_empty() {
+            true => format!("filter cleared: all {} samples", self.record_count()),
+            false => format!(
+                "{} of {} samples match",
+                self.visible_len(),
+                self.record_count()
+            ),
+        };
+        vec![Notice::info(count)]
     }
 
     fn on_filtered(&mut self, batch: FilterBatch) -> Vec<Effect> {

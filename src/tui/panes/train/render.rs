@@ -64,7 +64,12 @@ fn tail(text: &str, width: usize) -> String {
 
 fn render_form(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -> (Rect, usize) {
     let focused = pane.focus == Focus::Form;
-    let outer = block(" Run settings ".into(), focused, theme);
+    let title = match &pane.form.editor {
+        // The hint alone: the form is narrow.
+        Some(editor) => format!(" {} ", editor.esc.hint()),
+        None => " Run settings ".into(),
+    };
+    let outer = block(title, focused, theme);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let form = &pane.form;
@@ -408,7 +413,12 @@ fn render_details(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme
         }
         lines.push(Line::styled(format!("checkpoints {}", m.checkpoints), dim));
         let skipped = m.notice();
-        let end = m.end.as_ref().and_then(|e| e.message.clone());
+        // The CLI's advice names its flag; here the key does the same.
+        let end = m
+            .end
+            .as_ref()
+            .and_then(|e| e.message.as_ref())
+            .map(|message| message.replace("resume with --resume", "press r to resume"));
         for message in [end, skipped].into_iter().flatten() {
             lines.push(Line::styled(message, Style::default().fg(theme.warning)));
         }
