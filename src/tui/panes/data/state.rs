@@ -198,6 +198,7 @@ impl DataPane {
     /// findings are here), else on a worker that streams the matches.
     pub(super) fn start_filter(&mut self) -> Vec<Effect> {
         let keep = self.current_record();
+        let was_filtered = !matches!(self.rows, Rows::All);
         self.filter.id += 1;
         self.filter.cancel.store(self.filter.id, Ordering::Relaxed);
         self.filter.progress = None;
@@ -232,8 +233,10 @@ impl DataPane {
             self.list.set(pos, self.visible_len());
         }
         self.list.follow(self.list_height());
-        // Replaces the last filter's count, which no longer holds.
+        // Replaces the last filter's count, which no longer holds; with no
+        // filter before (a reload, say) there is no count to replace.
         let count = match criteria.is_empty() {
+            true if !was_filtered => return Vec::new(),
             true => format!("filter cleared: all {} samples", self.record_count()),
             false => format!(
                 "{} of {} samples match",
