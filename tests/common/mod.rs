@@ -34,4 +34,5 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     out
 }
 
+pub mod runs;
 pub mod tui;
