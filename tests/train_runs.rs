@@ -13,7 +13,7 @@ use tunebench::train::run_dir::RunLog;
 use tunebench::train::trainer::Trainer;
 
 use common::runs::{events, spawn_long_run, tiny_config, wait_for_event};
-use common::tiny_model as tiny;
+use common::{tiny_model as tiny, tunebench};
 
 #[test]
 fn sigint_saves_a_checkpoint_and_exits_cleanly() {
@@ -40,16 +40,13 @@ fn sigint_saves_a_checkpoint_and_exits_cleanly() {
     assert!(events.iter().any(|e| e["event"] == "checkpoint"));
     assert!(run.join("adapter/adapter_model.safetensors").exists());
     // And it resumes.
-    let resumed = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args([
-            "train",
-            "--resume",
-            run.to_str().unwrap(),
-            "--set",
-            "training.max_steps=3",
-        ])
-        .output()
-        .unwrap();
+    let resumed = tunebench(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        "training.max_steps=3",
+    ]);
     assert!(
         resumed.status.success(),
         "{}",
@@ -80,18 +77,15 @@ fn a_non_finite_loss_stops_the_run_with_a_clear_message() {
     let run = work.path().join("run");
     let config = work.path().join("config.toml");
     let init = format!("lora.init_from={:?}", poisoned.to_str().unwrap());
-    let out = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args([
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--set",
-            &init,
-        ])
-        .output()
-        .unwrap();
+    let out = tunebench(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--set",
+        &init,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loss became NaN at step 1"), "{stderr}");
@@ -126,16 +120,13 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         "at most the steps since the last checkpoint are lost"
     );
     let target = (saved + 2).to_string();
-    let resumed = Command::new(env!("CARGO_BIN_EXE_tunebench"))
-        .args([
-            "train",
-            "--resume",
-            run.to_str().unwrap(),
-            "--set",
-            &format!("training.max_steps={target}"),
-        ])
-        .output()
-        .unwrap();
+    let resumed = tunebench(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        &format!("training.max_steps={target}"),
+    ]);
     assert!(
         resumed.status.success(),
         "{}",
