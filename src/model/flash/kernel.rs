@@ -9,6 +9,7 @@
 //! keys and values `[batch, kv, T, d]`, per-row statistics `[batch, kv, t,
 //! group]`.
 
+use super::exp::exp;
 use crate::model::attend::{Tile, Visibility};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -19,7 +20,8 @@ use std::sync::Mutex;
 ///
 /// A running task holds two `group * queries × keys` f32 tiles (scores and
 /// their gradient in backward) plus the block's `group * queries × d`
-/// output: at 128 × 512 with 3 query heads per key head, 1.6 MB per thread.
+/// output: at 64 × 256 with 3 query heads per key head and d 64, 0.44 MB
+/// per thread, whatever the sequence length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocks {
     pub queries: usize,
@@ -146,12 +148,11 @@ fn seen_in_tile(vis: &Visibility, tile: Tile, query: usize, keys: &Range<usize>)
 fn exponentiate(row: &mut [f32], seen: Range<usize>, scale: f32, shift: f32) -> f32 {
     row[..seen.start].fill(0.0);
     row[seen.end..].fill(0.0);
-    let mut sum = 0.0;
-    for x in &mut row[seen] {
-        *x = (*x * scale - shift).exp();
-        sum += *x;
+    let seen = &mut row[seen];
+    for x in seen.iter_mut() {
+        *x = exp(*x * scale - shift);
     }
-    sum
+    seen.iter().sum()
 }
 
 /// Attention output and per-row log-sum-exp.
