@@ -6,6 +6,7 @@ pub mod attend;
 pub mod config;
 mod config_check;
 pub mod decoder;
+pub mod flash;
 pub mod frozen;
 pub mod fused_ce;
 pub mod gemv;

@@ -423,7 +423,7 @@ pub fn optimizer_step(
         let hidden = decoder.hidden(
             &batch.ids,
             None,
-            None,
+            batch.segments.as_deref(),
             Mode::training(dropout_seed ^ k as u64),
         )?;
         let (b, t, h) = hidden.dims3()?;
