@@ -5,12 +5,14 @@
 //! gradients silently.
 
 use super::attend::{Visibility, attend};
+use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
 pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor, Var};
+use std::sync::Arc;
 
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,7 @@ impl Mode {
     }
 }
 
+#[derive(Clone)]
 pub struct RmsNorm {
     weight: Tensor,
     eps: f64,
@@ -63,6 +66,7 @@ impl RmsNorm {
     }
 }
 
+#[derive(Clone)]
 pub struct Attention {
     pub q_proj: Linear,
     pub k_proj: Linear,
@@ -75,12 +79,16 @@ pub struct Attention {
     head_dim: usize,
 }
 
+#[derive(Clone)]
 pub struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
 }
 
+/// A decoder layer. Cloning is cheap (its tensors are shared), so a
+/// checkpointed layer's backward can hold its own copy.
+#[derive(Clone)]
 pub struct Layer {
     pub attn: Attention,
     pub mlp: Mlp,
@@ -249,29 +257,61 @@ impl Decoder {
         segments: Option<&[usize]>,
         mode: Mode,
     ) -> Result<Tensor> {
+        self.run(ids, cache, segments, mode, None)
+    }
+
+    /// The training forward of [`Decoder::hidden`] with gradient
+    /// checkpointing: each layer keeps only its input for backward and
+    /// recomputes itself there, handing its LoRA gradients to `grads`
+    /// (drain them into the backward's store before reading it).
+    pub fn hidden_checkpointed(
+        &self,
+        ids: &Tensor,
+        segments: Option<&[usize]>,
+        mode: Mode,
+        grads: &RecomputedGrads,
+    ) -> Result<Tensor> {
+        if !mode.train {
+            candle_core::bail!("gradient checkpointing applies to training passes only");
+        }
+        self.run(ids, None, segments, mode, Some(grads))
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut Cache>,
+        segments: Option<&[usize]>,
+        mode: Mode,
+        checkpoint: Option<&RecomputedGrads>,
+    ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
         let mut x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
-        let positions: Vec<u32> = match segments {
+        let token_positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
             None => (offset as u32..(offset + seq) as u32).collect(),
         };
-        let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
-        let visibility = Visibility::new(offset, segments);
-        let mut cache = cache;
+        let (cos, sin) = self.rope.tables_at(&token_positions, self.dtype)?;
+        let positions = Arc::new(Positions {
+            cos,
+            sin,
+            visibility: Visibility::new(offset, segments),
+        });
+        if checkpoint.is_some() {
+            // The embeddings are not tracked (frozen), so without this the
+            // first layer's op would not be in the backward graph at all.
+            x = Var::from_tensor(&x)?.into_inner();
+        }
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| (c, i));
-            let residual = x.clone();
-            let h = layer.input_norm.forward(&x, mode.train)?;
-            let h = layer
-                .attn
-                .forward(&h, &cos, &sin, &visibility, slot, mode)?;
-            x = (residual + h)?;
-            let residual = x.clone();
-            let h = layer.post_norm.forward(&x, mode.train)?;
-            let h = layer.mlp.forward(&h, mode)?;
-            x = (residual + h)?;
+            x = match checkpoint {
+                Some(grads) => checkpointed(layer, &x, &positions, mode, grads)?,
+                None => {
+                    let slot = cache.as_deref_mut().map(|c| (c, i));
+                    layer.forward(&x, &positions, slot, mode)?
+                }
+            };
         }
         self.norm.forward(&x, mode.train)
     }
@@ -313,16 +353,39 @@ impl Decoder {
     }
 }
 
+/// Where a pass's tokens sit: their rotary tables and which keys each
+/// query may see.
+pub struct Positions {
+    cos: Tensor,
+    sin: Tensor,
+    visibility: Visibility,
+}
+
+impl Layer {
+    /// `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        positions: &Positions,
+        cache: Option<(&mut Cache, usize)>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let h = self.input_norm.forward(x, mode.train)?;
+        let x = (x + self.attn.forward(&h, positions, cache, mode)?)?;
+        let h = self.post_norm.forward(&x, mode.train)?;
+        &x + self.mlp.forward(&h, mode)?
+    }
+}
+
 impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        visibility: &Visibility,
+        positions: &Positions,
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
+        let (cos, sin) = (&positions.cos, &positions.sin);
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
@@ -351,7 +414,7 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let out = attend(&q, &k, &v, visibility, mode.train)?;
+        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
         let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
         self.o_proj.forward(&out, mode)
     }

@@ -69,6 +69,8 @@ impl LoraSpec {
 }
 
 /// The trainable pair of one adapted layer. A is `[r, in]`, B is `[out, r]`.
+/// A clone shares the same variables.
+#[derive(Clone)]
 pub struct LoraPair {
     pub a: Var,
     pub b: Var,
@@ -110,6 +112,7 @@ impl LoraPair {
 }
 
 /// A frozen linear layer, possibly with an adapter.
+#[derive(Clone)]
 pub struct Linear {
     /// `[out, in]`, as stored in the checkpoint.
     pub weight: Tensor,
