@@ -57,6 +57,15 @@ impl Message {
     }
 }
 
+/// What a chat template leaves out when it renders a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// The `tools` schemas offered to the model.
+    Tools,
+    /// The tool calls of `Conversation::messages[i]`.
+    ToolCalls(usize),
+}
+
 /// A chat: optional system text, then the turns in order, plus any tool
 /// schemas the conversation was given.
 #[derive(Debug, Clone, PartialEq, Default)]
