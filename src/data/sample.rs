@@ -107,6 +107,28 @@ impl Conversation {
     }
 }
 
+/// A user request, an assistant turn that only calls `name`, the tool's
+/// result and the answer, with `name`'s schema offered: for tests.
+#[cfg(test)]
+pub fn tool_call_exchange(name: &str, arguments: Value) -> Conversation {
+    let mut call = Message::new(Role::Assistant, "");
+    call.tool_calls.push(ToolCall {
+        id: None,
+        name: name.to_string(),
+        arguments,
+    });
+    Conversation {
+        system: None,
+        messages: vec![
+            Message::new(Role::User, "I have rice."),
+            call,
+            Message::new(Role::Tool, "{\"recipes\": []}"),
+            Message::new(Role::Assistant, "None found."),
+        ],
+        tools: Some(serde_json::json!([{ "name": name }])),
+    }
+}
+
 /// One training record in canonical form.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {

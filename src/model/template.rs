@@ -265,7 +265,7 @@ mod tests {
 #[cfg(test)]
 mod dropped_tests {
     use super::*;
-    use crate::data::sample::{Role, ToolCall};
+    use crate::data::sample::tool_call_exchange;
     use serde_json::json;
 
     /// The tool parts of Qwen2.5's template: schemas in the system turn,
@@ -279,22 +279,9 @@ mod dropped_tests {
     );
 
     fn with_a_call() -> Conversation {
-        let mut call = Message::new(Role::Assistant, "");
-        call.tool_calls.push(ToolCall {
-            id: None,
-            name: "search_recipes".into(),
-            arguments: json!({"ingredients": ["rice"]}),
-        });
-        Conversation {
-            system: Some("Be brief.".into()),
-            messages: vec![
-                Message::new(Role::User, "I have rice."),
-                call,
-                Message::new(Role::Tool, "{\"recipes\": []}"),
-                Message::new(Role::Assistant, "None found."),
-            ],
-            tools: Some(json!([{"name": "search_recipes"}])),
-        }
+        let mut conv = tool_call_exchange("search_recipes", json!({"ingredients": ["rice"]}));
+        conv.system = Some("Be brief.".into());
+        conv
     }
 
     #[test]

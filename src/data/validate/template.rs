@@ -106,7 +106,7 @@ fn call_field(value: Option<&Value>, conv: &Conversation, i: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::sample::{Message, Role, ToolCall};
+    use crate::data::sample::tool_call_exchange;
     use serde_json::json;
 
     #[test]
@@ -117,22 +117,7 @@ mod tests {
             {"from": "observation", "value": "{}"},
             {"from": "gpt", "value": "Found one."}
         ], "tools": "[{\"name\": \"search\"}]"});
-        let mut call = Message::new(Role::Assistant, "");
-        call.tool_calls.push(ToolCall {
-            id: None,
-            name: "search".into(),
-            arguments: json!({}),
-        });
-        let conv = Conversation {
-            system: None,
-            messages: vec![
-                Message::new(Role::User, "find a recipe"),
-                call,
-                Message::new(Role::Tool, "{}"),
-                Message::new(Role::Assistant, "Found one."),
-            ],
-            tools: Some(json!([{"name": "search"}])),
-        };
+        let conv = tool_call_exchange("search", json!({}));
         let found = problems(
             &[Dropped::Tools, Dropped::ToolCalls(1)],
             &conv,

@@ -85,6 +85,8 @@ pub struct Validated {
     fingerprints: Vec<(u64, u32)>,
     /// Why the token checks were left out, when they were.
     token_error: Option<String>,
+    /// The findings without the token checks, which follow.
+    partial: bool,
 }
 
 /// Matches a running filter found since its last report.

@@ -309,7 +309,12 @@ impl DataPane {
                 return vec![Notice::error(message)];
             }
         };
-        let journal = std::mem::take(&mut self.validation_journal);
+        // The full report of this snapshot follows a partial one: both map
+        // through the same changes.
+        let journal = match validated.partial {
+            true => self.validation_journal.clone(),
+            false => std::mem::take(&mut self.validation_journal),
+        };
         let items = validated
             .items
             .into_iter()
@@ -319,6 +324,7 @@ impl DataPane {
             })
             .collect();
         self.findings.replace_all(items);
+        self.findings.running = validated.partial;
         let fingerprints = validated
             .fingerprints
             .into_iter()

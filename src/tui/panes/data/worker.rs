@@ -34,6 +34,22 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
                 store,
                 settings,
             } => {
+                // Counting tokens takes far longer than the other checks on
+                // a big file: their findings come first.
+                if settings.is_some() {
+                    let first = validate_all(&store.0, None).map(|mut v| {
+                        v.partial = true;
+                        v
+                    });
+                    if first.is_err()
+                        || !send(Msg::Validated {
+                            generation,
+                            result: first,
+                        })
+                    {
+                        return;
+                    }
+                }
                 send(Msg::Validated {
                     generation,
                     result: validate_all(&store.0, settings.as_ref()),
@@ -130,6 +146,7 @@ pub fn validate_all(store: &Store, settings: Option<&TokenSettings>) -> Result<V
         format: report.format,
         fingerprints: report.fingerprints,
         token_error,
+        partial: false,
     })
 }
 
