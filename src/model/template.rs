@@ -125,7 +125,9 @@ impl ChatTemplate {
             return Vec::new();
         };
         let mut dropped = Vec::new();
-        if tools.is_some() && render(&messages, None).is_ok_and(|text| text == full) {
+        // An empty list offers nothing to drop.
+        let offered = tools.is_some_and(|t| t.as_array().is_none_or(|list| !list.is_empty()));
+        if offered && render(&messages, None).is_ok_and(|text| text == full) {
             dropped.push(Dropped::Tools);
         }
         for (i, message) in messages.iter().enumerate() {
@@ -292,6 +294,9 @@ mod dropped_tests {
             chatml.dropped(&conv),
             vec![Dropped::Tools, Dropped::ToolCalls(1)]
         );
+        let mut no_tools = conv.clone();
+        no_tools.tools = Some(json!([]));
+        assert_eq!(chatml.dropped(&no_tools), vec![Dropped::ToolCalls(1)]);
         let qwen = ChatTemplate::new(WITH_TOOLS, "", "").unwrap();
         assert_eq!(qwen.dropped(&conv), vec![]);
         let text = qwen
