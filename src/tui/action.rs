@@ -50,6 +50,19 @@ pub enum Effect {
     OpenDataset(std::path::PathBuf),
     /// Show another tab.
     ShowTab(super::app::Tab),
+    /// The Train form's model, template or max_seq_len changed: the Data
+    /// tab checks samples against them.
+    TokenSettings(TokenSettings),
+}
+
+/// What samples are tokenised with: the model and template a run would use,
+/// and where it would cut them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSettings {
+    pub model: String,
+    /// A built-in prompt layout instead of the model's chat template.
+    pub template: Option<String>,
+    pub max_seq_len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -151,6 +151,12 @@ impl App {
             let info = info.clone();
             effects.extend(self.data.model_ready(&info));
         }
+        if let Some(settings) = self.train.token_settings() {
+            effects.extend(
+                self.data
+                    .message(super::panes::data::Msg::Settings(settings)),
+            );
+        }
         effects.extend(self.train.message(super::panes::train::Msg::Dataset(path)));
         effects
     }
@@ -286,6 +292,12 @@ impl App {
                     }
                     Effect::AppendToDataset(value) => {
                         next.extend(self.data.message(super::panes::data::Msg::Append(value)));
+                    }
+                    Effect::TokenSettings(settings) => {
+                        next.extend(
+                            self.data
+                                .message(super::panes::data::Msg::Settings(settings)),
+                        );
                     }
                     other => out.push(other),
                 }

@@ -86,7 +86,8 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 | Effect::ShowTab(_)
                 | Effect::SendSampleToChat
                 | Effect::OpenDataset(_)
-                | Effect::AppendToDataset(_) => {}
+                | Effect::AppendToDataset(_)
+                | Effect::TokenSettings(_) => {}
             }
         }
     }

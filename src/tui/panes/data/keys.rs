@@ -59,7 +59,7 @@ impl DataPane {
             KeyCode::Char('t') => {
                 self.tokens.on = !self.tokens.on;
                 self.tokens.scroll = 0;
-                if self.tokens.on && !self.model_ready {
+                if self.tokens.on && !self.can_tokenise() {
                     return vec![Notice::info(
                         "the token view fills in once the model has loaded",
                     )];

@@ -20,11 +20,14 @@ mod render;
 mod sample_lines;
 mod sample_view;
 mod state;
+mod tokenizer;
 mod tokens;
 pub mod worker;
 
 #[cfg(test)]
 mod huge_tests;
+#[cfg(test)]
+mod settings_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,7 +37,7 @@ use crate::data::Format;
 use crate::data::parse::detect_file_format;
 use crate::data::sample::{Conversation, Role, Sample};
 use crate::data::store::Store;
-use crate::tui::action::{Effect, Exchange, ModelInfo};
+use crate::tui::action::{Effect, Exchange, ModelInfo, TokenSettings};
 use crate::tui::highlight::Highlighter;
 use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
@@ -53,6 +56,9 @@ pub enum Msg {
     Append(serde_json::Value),
     /// The syntect theme changed with the UI theme.
     SyntaxTheme(String),
+    /// The Train form's model, template or max_seq_len: what samples are
+    /// tokenised and checked with.
+    Settings(TokenSettings),
     Validated {
         generation: u64,
         result: Result<Validated, String>,
@@ -75,6 +81,12 @@ pub struct Validated {
     items: Vec<findings::Item>,
     formats: Vec<Format>,
     format: Option<Format>,
+    /// (fingerprint, record) of every sample, for duplicates after edits.
+    fingerprints: Vec<(u64, u32)>,
+    /// Why the token checks were left out, when they were.
+    token_error: Option<String>,
+    /// The findings without the token checks, which follow.
+    partial: bool,
 }
 
 /// Matches a running filter found since its last report.
@@ -103,6 +115,7 @@ pub enum Job {
     Validate {
         generation: u64,
         store: Snapshot,
+        settings: Option<TokenSettings>,
     },
     Filter {
         id: u64,
@@ -115,10 +128,12 @@ pub enum Job {
     FileTokens {
         seq: u64,
         contents: Vec<Option<String>>,
+        settings: Option<TokenSettings>,
     },
     Tokens {
         seq: u64,
         sample: Sample,
+        settings: Option<TokenSettings>,
     },
 }
 
@@ -192,16 +207,20 @@ impl DataPane {
             editor: None,
             undo: Vec::new(),
             tokens: tokens::TokenView::default(),
+            settings: None,
             model_ready: false,
             inbox: None,
             areas: Cell::new(state::Areas::default()),
             watch: conflict::Watch::default(),
         };
         pane.sync_selection();
-        if let Ok(Job::Validate { generation, store }) = pane.start_validation() {
+        if let Ok(Job::Validate {
+            generation, store, ..
+        }) = pane.start_validation()
+        {
             let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
-                let result = worker::validate_all(&store.0);
+                let result = worker::validate_all(&store.0, None);
                 let _ = tx.send(Msg::Validated { generation, result });
             });
             pane.inbox = Some(rx);

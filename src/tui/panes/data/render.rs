@@ -499,7 +499,7 @@ fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
             ),
             Style::default().fg(theme.warning),
         )],
-        None if !pane.model_ready => vec![Line::styled(
+        None if !pane.can_tokenise() => vec![Line::styled(
             "waiting for the model to load…",
             theme.dimmed(),
         )],
@@ -509,7 +509,9 @@ fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
             Style::default().fg(theme.error),
         )],
         Some(Ok(t)) => {
-            let mut lines = vec![tokens::header(t, max, theme), Line::raw("")];
+            let mut lines = vec![tokens::header(t, max, theme)];
+            lines.extend(tokens::dropped(t, theme));
+            lines.push(Line::raw(""));
             // A line wraps into one row or more: later lines are off screen.
             let rows = pane.tokens.scroll as usize + area.height as usize;
             lines.extend(tokens::lines(t, max, theme, rows));

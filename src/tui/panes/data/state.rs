@@ -14,7 +14,7 @@ use super::tokens::TokenView;
 use super::{FilterBatch, Job, Msg, Snapshot, Validated, append, files};
 use crate::data::Format;
 use crate::data::store::Store;
-use crate::tui::action::{Effect, Notice};
+use crate::tui::action::{Effect, Notice, TokenSettings};
 use crate::tui::highlight::Highlighter;
 use ratatui::layout::Rect;
 use std::cell::Cell;
@@ -96,6 +96,8 @@ pub struct DataPane {
     pub(super) editor: Option<Editor>,
     pub(super) undo: Vec<Op>,
     pub(super) tokens: TokenView,
+    /// The Train form's model, template and max_seq_len, once it said.
+    pub(super) settings: Option<TokenSettings>,
     pub(super) model_ready: bool,
     /// The validation started at open reports here (no channel to the
     /// runtime exists yet); `tick` empties it.
@@ -160,12 +162,17 @@ impl DataPane {
         }
     }
 
+    /// Whether a tokenizer is there: the Train form's model, or the loaded one.
+    pub(super) fn can_tokenise(&self) -> bool {
+        self.settings.is_some() || self.model_ready
+    }
+
     /// Tokenisation for the selected sample, when a model is there to do it:
     /// files counted in order while they fit `TOKEN_BYTES`, and the token
     /// view for a record that fits it.
     pub(super) fn token_jobs(&self) -> Vec<Effect> {
         let mut jobs = Vec::new();
-        let Some(sel) = self.selected.as_ref().filter(|_| self.model_ready) else {
+        let Some(sel) = self.selected.as_ref().filter(|_| self.can_tokenise()) else {
             return jobs;
         };
         if !sel.files.is_empty() {
@@ -182,6 +189,7 @@ impl DataPane {
             jobs.push(Effect::Data(Job::FileTokens {
                 seq: self.seq,
                 contents,
+                settings: self.settings.clone(),
             }));
         }
         let fits = sel.bytes <= TOKEN_BYTES;
@@ -189,6 +197,7 @@ impl DataPane {
             jobs.push(Effect::Data(Job::Tokens {
                 seq: self.seq,
                 sample: sample.clone(),
+                settings: self.settings.clone(),
             }));
         }
         jobs
@@ -284,6 +293,7 @@ impl DataPane {
         Ok(Job::Validate {
             generation: self.validation,
             store: Snapshot(Box::new(store)),
+            settings: self.settings.clone(),
         })
     }
 
@@ -299,7 +309,12 @@ impl DataPane {
                 return vec![Notice::error(message)];
             }
         };
-        let journal = std::mem::take(&mut self.validation_journal);
+        // The full report of this snapshot follows a partial one: both map
+        // through the same changes.
+        let journal = match validated.partial {
+            true => self.validation_journal.clone(),
+            false => std::mem::take(&mut self.validation_journal),
+        };
         let items = validated
             .items
             .into_iter()
@@ -309,9 +324,15 @@ impl DataPane {
             })
             .collect();
         self.findings.replace_all(items);
+        self.findings.running = validated.partial;
+        let fingerprints = validated
+            .fingerprints
+            .into_iter()
+            .filter_map(|(fingerprint, record)| Some((journal.map(record as usize)?, fingerprint)));
+        self.findings
+            .set_fingerprints(self.store.len(), fingerprints);
         for record in journal.touched() {
-            let found = findings::check(&self.store, record, self.file_format);
-            self.findings.set_record(record, found);
+            self.recheck(record);
         }
         if !validated.formats.is_empty() {
             self.formats = validated.formats;
@@ -321,10 +342,49 @@ impl DataPane {
         }
         let len = self.findings.len();
         self.findings_cursor.set(self.findings_cursor.pos, len);
+        let mut effects: Vec<Effect> = validated
+            .token_error
+            .map(|e| Notice::error(format!("token checks left out: {e}")))
+            .into_iter()
+            .collect();
         if self.filter.criteria.severity.is_some() {
-            return self.start_filter();
+            effects.extend(self.start_filter());
         }
-        Vec::new()
+        effects
+    }
+
+    /// Validates record `record` again as it stands (with the token checks
+    /// when the tokenizer is loaded) and finds its duplicates anew.
+    pub(super) fn recheck(&mut self, record: usize) {
+        let tokenizer = self
+            .settings
+            .as_ref()
+            .and_then(|s| Some((super::tokenizer::loaded(s)?, s.max_seq_len)));
+        let check = findings::check(&self.store, record, self.file_format, tokenizer);
+        self.findings.set_record(record, check.findings);
+        let store = &self.store;
+        self.findings
+            .set_fingerprint(record, check.fingerprint, |r| duplicate_source(store, r));
+    }
+
+    /// The Train form changed what samples are tokenised with: validate
+    /// again with it, and show the token view as a run would cut it.
+    fn use_settings(&mut self, settings: TokenSettings) -> Vec<Effect> {
+        if self.settings.as_ref() == Some(&settings) {
+            return Vec::new();
+        }
+        self.tokens.max_seq_len = settings.max_seq_len;
+        self.tokens.result = None;
+        self.settings = Some(settings);
+        if let Some(sel) = &mut self.selected {
+            sel.file_tokens = None;
+        }
+        let mut effects = self.token_jobs();
+        match self.start_validation() {
+            Ok(job) => effects.push(Effect::Data(job)),
+            Err(e) => effects.push(Notice::error(e)),
+        }
+        effects
     }
 
     /// Shows record `record`, clearing a filter that hides it.
@@ -377,6 +437,7 @@ impl DataPane {
                 self.rehighlight();
                 Vec::new()
             }
+            Msg::Settings(settings) => self.use_settings(settings),
             Msg::Validated { generation, result } => self.on_validated(generation, result),
             Msg::Filtered(batch) => self.on_filtered(batch),
             Msg::FileTokens { seq, result } => {
@@ -414,5 +475,13 @@ impl DataPane {
                 effects
             }
         }
+    }
+}
+
+/// How a duplicate names the record it repeats.
+pub(super) fn duplicate_source(store: &crate::data::Store, record: usize) -> String {
+    match store.line(record) {
+        Some(line) => format!("the record at line {line}"),
+        None => format!("new sample {}", record + 1),
     }
 }

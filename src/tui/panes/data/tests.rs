@@ -50,14 +50,18 @@ fn fixture() -> Fixture {
 }
 
 /// Carries out the jobs that need no model, feeding their reports back.
-fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
+pub(super) fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
     let mut pending = effects;
     let mut rest = Vec::new();
     while let Some(effect) = pending.pop() {
         let msgs = match effect {
-            Effect::Data(Job::Validate { generation, store }) => vec![Msg::Validated {
+            Effect::Data(Job::Validate {
                 generation,
-                result: worker::validate_all(&store.0),
+                store,
+                settings,
+            }) => vec![Msg::Validated {
+                generation,
+                result: worker::validate_all(&store.0, settings.as_ref()),
             }],
             Effect::Data(Job::Filter {
                 id,
@@ -398,7 +402,7 @@ fn token_view_under_the_tiny_models_template() {
     let effects = pane.model_ready(&info);
     let mut jobs = 0;
     for effect in effects {
-        if let Effect::Data(Job::Tokens { seq, sample }) = effect {
+        if let Effect::Data(Job::Tokens { seq, sample, .. }) = effect {
             jobs += 1;
             let result = worker::encode(&tokenizer, &sample);
             pane.message(Msg::Tokens { seq, result });
@@ -423,7 +427,8 @@ fn token_view_under_the_tiny_models_template() {
     // Per-file token counts for the multi-file sample.
     key(pane, KeyCode::Char('t'));
     let effects = key(pane, KeyCode::Char('j'));
-    let Some(Effect::Data(Job::FileTokens { seq, contents })) = effects.into_iter().next() else {
+    let Some(Effect::Data(Job::FileTokens { seq, contents, .. })) = effects.into_iter().next()
+    else {
         panic!("the multi-file sample asks for its files' token counts");
     };
     let result = worker::count_files(&tokenizer, &contents);

@@ -3,9 +3,10 @@
 //! model and dataset). Every change is checked by the config's own
 //! validator, so the form says exactly what `tunebench train` would.
 
-use super::TrainSetup;
+use super::{TrainSetup, saved};
 use crate::train::config::TrainConfig;
 use crate::tui::panes::esc_guard::EscGuard;
+use std::path::PathBuf;
 use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,14 +151,23 @@ pub struct Form {
     pub editor: Option<Editor>,
     /// Why the last edit was refused (the validator's words).
     pub error: Option<String>,
-    /// Where the base configuration came from (and why not, if it failed).
+    /// Where the base configuration came from ("defaults", a file, "last
+    /// form (FILE)"), and why not, if it failed.
     pub source: String,
     /// The whole form, validated after every change.
     pub config: Result<TrainConfig, String>,
 }
 
 impl Form {
+    /// The form for the workbench's model and dataset, on the first base
+    /// there is (see [`base_file`]).
     pub fn new(setup: &TrainSetup) -> Form {
+        Form::with_base(setup, base_file(setup))
+    }
+
+    /// The form on `base` (a config file and how the form names it; None:
+    /// the defaults), with the workbench's model and dataset.
+    pub fn with_base(setup: &TrainSetup, base: Option<(PathBuf, String)>) -> Form {
         let pinned = vec![
             set("model.name", &Value::String(setup.model.clone())),
             set(
@@ -165,11 +175,11 @@ impl Form {
                 &Value::String(setup.data.to_string_lossy().into_owned()),
             ),
         ];
-        let file = setup.config.as_deref();
+        let file = base.as_ref().map(|(file, _)| file.as_path());
         let (base, source) = match TrainConfig::load(file, &pinned) {
             Ok(config) => {
-                let from = file.map_or("defaults".to_string(), |p| p.display().to_string());
-                (config, format!("from {from}"))
+                let label = base.map_or("defaults".to_string(), |(_, label)| label);
+                (config, label)
             }
             Err(error) => {
                 let fallback = TrainConfig::load(None, &pinned)
@@ -342,6 +352,22 @@ impl Form {
     }
 }
 
+/// What the form starts from, first found: the file named with `--config`;
+/// the form last used with this model and dataset; the sample config of
+/// the built-in model; else (None) the defaults.
+fn base_file(setup: &TrainSetup) -> Option<(PathBuf, String)> {
+    let named = |file: &PathBuf| (file.clone(), file.display().to_string());
+    if let Some(file) = &setup.config {
+        return Some(named(file));
+    }
+    let last = saved::path(&setup.runs_dir, &setup.model, &setup.data);
+    if last.is_file() {
+        let label = format!("last form ({})", last.display());
+        return Some((last, label));
+    }
+    setup.sample_config.as_ref().map(named)
+}
+
 fn set(key: &str, value: &Value) -> String {
     format!("{key}={value}")
 }
@@ -386,7 +412,6 @@ fn values_of(config: &TrainConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     pub fn setup(config: Option<PathBuf>) -> TrainSetup {
         TrainSetup {
@@ -394,6 +419,7 @@ mod tests {
             model: "models/tiny".into(),
             data: PathBuf::from("sample-data/fastapi_projects.jsonl"),
             config,
+            sample_config: None,
         }
     }
 
@@ -445,7 +471,7 @@ mod tests {
     fn defaults_without_a_file_and_a_broken_file_says_so() {
         let form = Form::new(&setup(None));
         assert_eq!(form.value("lora.r"), Some("16"));
-        assert_eq!(form.source, "from defaults");
+        assert_eq!(form.source, "defaults");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[training]\nlearning_rate = 1\n").unwrap();
