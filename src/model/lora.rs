@@ -225,8 +225,8 @@ mod tests {
         let linear = adapted();
         let x = Tensor::ones((1, 2, 3), DType::F32, &Device::Cpu).unwrap();
         let y = linear.forward(&x, Mode::ADAPTED).unwrap();
-        // 3 from the weight + 2 * (3 * 2) from the adapter at scale 2.
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], 27.0);
+        // 3 from the weight + 2 * 6 from the adapter (A x = 3, B A x = 6, scale 2).
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], 15.0);
         assert!(!y.track_op(), "an eval pass must not keep a graph alive");
         let trained = linear.forward(&x, Mode::training(0)).unwrap();
         assert!(trained.track_op());

@@ -81,7 +81,16 @@ fn step(
         .map(|examples| make_batch(examples, 0, &Device::Cpu).unwrap())
         .collect();
     let (loss, norm) = with_training_path(path, || {
-        optimizer_step(&model.decoder, &mut optimizer, &batches, 1e-3, 1.0, 7).unwrap()
+        optimizer_step(
+            &model.decoder,
+            &mut optimizer,
+            &batches,
+            1e-3,
+            1.0,
+            7,
+            false,
+        )
+        .unwrap()
     });
     let after = lora_params(&model.decoder)
         .iter()
