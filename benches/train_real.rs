@@ -197,7 +197,8 @@ fn measure(seq: usize) -> anyhow::Result<()> {
         if step == 1 {
             started = Instant::now(); // step 0 warms up
         }
-        let (loss, _) = optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0)?;
+        let (loss, _) =
+            optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0, checkpoint)?;
         losses.push(loss);
     }
     let seconds = started.elapsed().as_secs_f64();
