@@ -1,11 +1,12 @@
 //! Multi-file samples in the pane: lists folded to one field, the first
 //! file shown, syntax errors marked and jumped to, code scrolled sideways.
 
+use super::code_view::COLUMN_STEP;
 use super::sample_view::Item;
 use super::state::Focus;
 use super::tests::{draw, key, open_validated, screen};
 use super::*;
-use crossterm::event::{KeyCode, KeyModifiers};
+use crossterm::event::{KeyCode, KeyModifiers, MouseEventKind};
 use serde_json::json;
 
 fn pane_over(dir: &tempfile::TempDir, records: &[serde_json::Value]) -> DataPane {
@@ -171,4 +172,14 @@ fn long_code_lines_scroll_sideways_with_h_and_l() {
     key(&mut pane, KeyCode::Left);
     key(&mut pane, KeyCode::Left);
     assert_eq!(selected(&pane).code.column, 0);
+    // A sideways wheel over the code scrolls it too.
+    let code = pane.areas.get().content;
+    let wheel = MouseEvent {
+        kind: MouseEventKind::ScrollRight,
+        column: code.x + 1,
+        row: code.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    pane.mouse(wheel, Rect::default());
+    assert_eq!(selected(&pane).code.column, COLUMN_STEP);
 }

@@ -287,16 +287,7 @@ mod tests {
     #[test]
     fn lists_of_one_line_strings_are_one_field() {
         let record = json!({"stack": ["python", "fastapi"], "history": [["q", "a"]]});
-        let mut out = Vec::new();
-        walk(
-            &record,
-            "",
-            "",
-            None,
-            None,
-            &mut Budget::default(),
-            &mut out,
-        );
+        let (out, _) = collect(&record, None);
         let shown: Vec<_> = out
             .iter()
             .map(|f| (f.label.as_str(), f.text.as_str(), f.list))
@@ -311,16 +302,7 @@ mod tests {
         );
         // A long list shows its first part, like a long string.
         let many: Vec<String> = (0..100_000).map(|i| format!("item{i}")).collect();
-        let mut out = Vec::new();
-        walk(
-            &json!({"many": many}),
-            "",
-            "",
-            None,
-            None,
-            &mut Budget::default(),
-            &mut out,
-        );
+        let (out, _) = collect(&json!({"many": many}), None);
         assert_eq!(out[0].text.len(), FIELD_BYTES);
         assert!(out[0].is_cut() && out[0].len > FIELD_BYTES);
     }
