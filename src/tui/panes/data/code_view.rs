@@ -135,16 +135,15 @@ impl CodeView {
         let error_style = Style::default()
             .fg(theme.error)
             .add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
-        let coloured = self.highlighted.iter().map(|line| line.spans.clone());
+        // Only the lines on screen are copied.
+        let coloured = self.highlighted.iter().skip(top).map(|l| l.spans.clone());
         let plain = file
             .content
             .lines()
-            .skip(self.highlighted.len())
+            .skip(top.max(self.highlighted.len()))
             .map(|l| vec![Span::raw(l.to_string())]);
-        let mut lines: Vec<Line> = coloured
-            .chain(plain)
-            .enumerate()
-            .skip(top)
+        let mut lines: Vec<Line> = (top..)
+            .zip(coloured.chain(plain))
             .take(height)
             .map(|(n, spans)| {
                 let mark = self

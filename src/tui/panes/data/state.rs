@@ -161,7 +161,7 @@ impl DataPane {
                 Some(file) => CodeView::new(&self.highlighter, file, &self.syntax_theme),
                 None => CodeView::default(),
             };
-            sel.code.column = column;
+            sel.code.column = column.min(sel.code.widest);
         }
     }
 
