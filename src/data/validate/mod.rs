@@ -7,7 +7,7 @@ mod template;
 mod test_config;
 mod text;
 
-pub use code::{normalise as normalise_path, unsafe_path};
+pub use code::{file_field, normalise as normalise_path, unsafe_path};
 pub use syntax::{SyntaxError, check as check_syntax, checked_language};
 pub use template::{TemplateCheck, describe as describe_dropped};
 pub use test_config::{PYTEST_CONFIGS, is_pytest_config, runs_at_test_time};

@@ -5,6 +5,7 @@
 
 mod append;
 mod bounds;
+mod code_view;
 mod conflict;
 mod editor;
 mod files;
@@ -16,6 +17,7 @@ mod journal;
 mod keys;
 mod list;
 mod mouse;
+mod record_fields;
 mod render;
 mod sample_lines;
 mod sample_view;
@@ -23,7 +25,10 @@ mod state;
 mod tokenizer;
 mod tokens;
 pub mod worker;
+mod wrap;
 
+#[cfg(test)]
+mod code_tests;
 #[cfg(test)]
 mod huge_tests;
 #[cfg(test)]
@@ -143,6 +148,7 @@ const BINDINGS: &[Binding] = &[
         "move in the list, between fields/files, or findings",
     ),
     bind("PgUp PgDn", "page; in the sample, scroll its content"),
+    bind("h l ← →", "sample: scroll the code sideways"),
     bind("Home End G", "first / last"),
     bind("Tab Shift+Tab", "focus: list → sample → findings"),
     bind(
@@ -158,7 +164,10 @@ const BINDINGS: &[Binding] = &[
         "o",
         "open another dataset file (type its path; unsaved changes must be saved first)",
     ),
-    bind("e", "edit the field or file under the cursor"),
+    bind(
+        "e",
+        "edit the field or file under the cursor (a list one item per line)",
+    ),
     bind("E", "edit the whole record as JSON"),
     bind("a", "add a sample after this one"),
     bind("d", "duplicate the sample"),

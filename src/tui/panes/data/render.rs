@@ -5,7 +5,7 @@
 
 use super::bounds;
 use super::list::{self, RowSummary};
-use super::sample_lines::{code_lines, field_lines, shown_part};
+use super::sample_lines::{field_lines, shown_part};
 use super::sample_view::{Item, Selected, field_lines_total, wrap_window, wrapped_len};
 use super::state::{Areas, DataPane, Focus, PromptKind};
 use super::tokens;
@@ -442,44 +442,7 @@ fn draw_multifile(
         .collect();
     frame.render_widget(Paragraph::new(tree_lines), tree_inner);
     areas.tree = tree_inner;
-    let file = sel.file.and_then(|f| sel.files.get(f));
-    let code_title = match file {
-        Some(file) => {
-            let tokens = match sel.file_tokens.as_ref().map(|t| t[sel.file.unwrap_or(0)]) {
-                Some(Some(n)) => format!(" · {n} tokens"),
-                Some(None) => " · too large to count tokens".to_string(),
-                None => String::new(),
-            };
-            let part = if file.is_cut() {
-                format!(
-                    " · first {} of {}",
-                    bounds::size(file.content.len()),
-                    bounds::size(file.len)
-                )
-            } else {
-                String::new()
-            };
-            format!(" {}{tokens}{part} ", file.path)
-        }
-        None => " no files ".to_string(),
-    };
-    let code_block = Block::default()
-        .borders(Borders::TOP)
-        .border_style(theme.border(false))
-        .title(Span::styled(code_title, theme.title()));
-    let code_inner = code_block.inner(code_area);
-    frame.render_widget(code_block, code_area);
-    let code = file.map_or_else(Vec::new, |file| {
-        code_lines(
-            sel,
-            file,
-            sel.scroll as usize,
-            code_inner.height as usize,
-            theme,
-        )
-    });
-    frame.render_widget(Paragraph::new(code), code_inner);
-    areas.content = code_inner;
+    areas.content = super::code_view::draw(sel, frame, code_area, theme);
 }
 
 fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {

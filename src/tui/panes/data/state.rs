@@ -3,6 +3,7 @@
 //! a record, worker reports.
 
 use super::bounds::TOKEN_BYTES;
+use super::code_view::CodeView;
 use super::editor::Editor;
 use super::filter::FilterState;
 use super::findings::{self, Findings};
@@ -11,7 +12,7 @@ use super::journal::Journal;
 use super::list::{Cursor, Rows};
 use super::sample_view::Selected;
 use super::tokens::TokenView;
-use super::{FilterBatch, Job, Msg, Snapshot, Validated, append, files};
+use super::{FilterBatch, Job, Msg, Snapshot, Validated, append};
 use crate::data::Format;
 use crate::data::store::Store;
 use crate::tui::action::{Effect, Notice, TokenSettings};
@@ -143,22 +144,44 @@ impl DataPane {
             }
             sel
         });
-        if !same {
+        if same {
+            self.rehighlight();
+        } else {
             self.tokens.scroll = 0;
+            self.show_file();
         }
-        self.rehighlight();
         self.token_jobs()
     }
 
-    /// Highlights the file on show (when it changes, or the theme does).
+    /// Builds the view of the file on show (when it changes, or the theme
+    /// or its text does), keeping its sideways scroll.
     pub(super) fn rehighlight(&mut self) {
         if let Some(sel) = &mut self.selected {
             let file = sel.file.and_then(|f| sel.files.get(f));
+            let column = sel.code.column;
             sel.code = match file {
-                Some(file) => files::highlight(&self.highlighter, file, &self.syntax_theme),
-                None => Vec::new(),
+                Some(file) => CodeView::new(&self.highlighter, file, &self.syntax_theme),
+                None => CodeView::default(),
             };
-            sel.code_lines = file.map_or(0, files::CodeFile::view_lines);
+            sel.code.column = column.min(sel.code.widest);
+        }
+    }
+
+    /// Builds the view of a file just put on show and scrolls to its
+    /// syntax error, if it has one.
+    pub(super) fn show_file(&mut self) {
+        self.rehighlight();
+        self.scroll_to_error();
+    }
+
+    /// Scrolls the code view to the syntax error of the file on show.
+    pub(super) fn scroll_to_error(&mut self) {
+        let area = self.areas.get().content;
+        if let Some(sel) = &mut self.selected {
+            let top = sel.scroll as usize;
+            let (width, height) = (area.width as usize, area.height as usize);
+            let top = sel.code.show_error(top, width, height);
+            sel.scroll = top.min(u16::MAX as usize) as u16;
         }
     }
 
