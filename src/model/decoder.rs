@@ -21,6 +21,10 @@ pub struct Mode {
     pub train: bool,
     /// Seeds this pass's dropout masks, so a resumed run draws the same ones.
     pub dropout_seed: u64,
+    /// Rows (of the flattened batch and positions) before this one skip the
+    /// adapter: side-by-side decoding puts the base's token first and the
+    /// adapter's after it, so both read the shared weights once.
+    pub base_rows: usize,
 }
 
 impl Mode {
@@ -28,11 +32,13 @@ impl Mode {
         adapter: false,
         train: false,
         dropout_seed: 0,
+        base_rows: 0,
     };
     pub const ADAPTED: Mode = Mode {
         adapter: true,
         train: false,
         dropout_seed: 0,
+        base_rows: 0,
     };
 
     pub fn training(dropout_seed: u64) -> Mode {
@@ -40,6 +46,7 @@ impl Mode {
             adapter: true,
             train: true,
             dropout_seed,
+            base_rows: 0,
         }
     }
 }
@@ -251,7 +258,7 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
-        let mut x =
+        let x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
         let positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
@@ -260,13 +267,59 @@ impl Decoder {
         let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
         let visibility = Visibility::new(offset, segments);
         let mut cache = cache;
-        for (i, layer) in self.layers.iter().enumerate() {
+        self.run_layers(x, mode, |i, attn, h| {
             let slot = cache.as_deref_mut().map(|c| (c, i));
+            attn.forward(h, &cos, &sin, &visibility, slot, mode)
+        })
+    }
+
+    /// Final hidden states `[1, rows, hidden]` of one decoding step of
+    /// several independent sequences: row `i` appends `tokens[i]` to the
+    /// sequence cached in `caches[i]`. The rows go through the projections
+    /// as one matrix (each weight is read once for all of them) and attend
+    /// apart, each over its own cache at its own position, so sequences of
+    /// different lengths need no padding and a finished one simply leaves.
+    pub fn step_rows(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut Cache],
+        mode: Mode,
+    ) -> Result<Tensor> {
+        if tokens.len() != caches.len() {
+            candle_core::bail!("{} tokens for {} caches", tokens.len(), caches.len());
+        }
+        let ids = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
+        let x =
+            candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(&ids)?;
+        let rows = caches
+            .iter()
+            .map(|cache| {
+                let offset = cache.len();
+                let (cos, sin) = self.rope.tables_at(&[offset as u32], self.dtype)?;
+                Ok(RowPosition {
+                    cos,
+                    sin,
+                    visibility: Visibility::new(offset, None),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.run_layers(x, mode, |i, attn, h| {
+            attn.forward_rows(h, &rows, caches, i, mode)
+        })
+    }
+
+    /// The layers and the final norm over `x`, with `attention` computing
+    /// each layer's attention output from its normed input.
+    fn run_layers(
+        &self,
+        mut x: Tensor,
+        mode: Mode,
+        mut attention: impl FnMut(usize, &Attention, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        for (i, layer) in self.layers.iter().enumerate() {
             let residual = x.clone();
             let h = layer.input_norm.forward(&x, mode.train)?;
-            let h = layer
-                .attn
-                .forward(&h, &cos, &sin, &visibility, slot, mode)?;
+            let h = attention(i, &layer.attn, &h)?;
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_norm.forward(&x, mode.train)?;
@@ -313,6 +366,14 @@ impl Decoder {
     }
 }
 
+/// Where one row of [`Decoder::step_rows`] stands: the rotation of its
+/// position and the keys it sees.
+struct RowPosition {
+    cos: Tensor,
+    sin: Tensor,
+    visibility: Visibility,
+}
+
 impl Attention {
     fn forward(
         &self,
@@ -323,9 +384,61 @@ impl Attention {
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+        let q = self.q_proj.forward(x, mode)?;
+        let k = self.k_proj.forward(x, mode)?;
+        let v = self.v_proj.forward(x, mode)?;
+        let out = self.attend(&q, &k, &v, cos, sin, visibility, cache, mode)?;
+        self.o_proj.forward(&out, mode)
+    }
+
+    /// [`Attention::forward`] for the rows of [`Decoder::step_rows`]:
+    /// `x` is `[1, rows, hidden]`, row `i` attends over `caches[i]`.
+    fn forward_rows(
+        &self,
+        x: &Tensor,
+        rows: &[RowPosition],
+        caches: &mut [&mut Cache],
+        layer: usize,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let q = self.q_proj.forward(x, mode)?;
+        let k = self.k_proj.forward(x, mode)?;
+        let v = self.v_proj.forward(x, mode)?;
+        let mut outputs = Vec::with_capacity(rows.len());
+        for (i, (row, cache)) in rows.iter().zip(caches.iter_mut()).enumerate() {
+            let pick = |y: &Tensor| y.narrow(1, i, 1);
+            outputs.push(self.attend(
+                &pick(&q)?,
+                &pick(&k)?,
+                &pick(&v)?,
+                &row.cos,
+                &row.sin,
+                &row.visibility,
+                Some((&mut **cache, layer)),
+                mode,
+            )?);
+        }
+        self.o_proj.forward(&Tensor::cat(&outputs, 1)?, mode)
+    }
+
+    /// Attention output `[b, t, heads * head_dim]` of projected queries,
+    /// keys and values `[b, t, _]`: heads split (and normed, for Qwen3),
+    /// rotated, appended to the cache, attended.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        visibility: &Visibility,
+        cache: Option<(&mut Cache, usize)>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (b, t, _) = q.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
-        let split = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+        let split = |y: &Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
             let y = y.reshape((b, t, n, d))?;
             let y = match norm {
                 Some(norm) => norm.forward(&y, mode.train)?,
@@ -333,9 +446,9 @@ impl Attention {
             };
             y.transpose(1, 2)?.contiguous()
         };
-        let q = split(self.q_proj.forward(x, mode)?, h, &self.q_norm)?;
-        let k = split(self.k_proj.forward(x, mode)?, kvh, &self.k_norm)?;
-        let v = split(self.v_proj.forward(x, mode)?, kvh, &None)?;
+        let q = split(q, h, &self.q_norm)?;
+        let k = split(k, kvh, &self.k_norm)?;
+        let v = split(v, kvh, &None)?;
         let (q, k) = if mode.train {
             (
                 candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
@@ -352,8 +465,7 @@ impl Attention {
             None => (k, v),
         };
         let out = attend(&q, &k, &v, visibility, mode.train)?;
-        let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
-        self.o_proj.forward(&out, mode)
+        out.transpose(1, 2)?.reshape((b, t, h * d))
     }
 }
 

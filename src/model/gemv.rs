@@ -34,17 +34,28 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let mut lead: Vec<usize> = x.dims().to_vec();
     lead.pop();
     let inputs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let mut out = vec![0f32; inputs.len() / in_dim * out_dim];
-    for (row, y) in inputs
-        .chunks_exact(in_dim)
-        .zip(out.chunks_exact_mut(out_dim))
-    {
-        y.par_chunks_mut(256).enumerate().for_each(|(block, ys)| {
-            for (k, yk) in ys.iter_mut().enumerate() {
+    let rows: Vec<&[f32]> = inputs.chunks_exact(in_dim).collect();
+    // Each weight row is read once for every input row: `by_output` holds
+    // the results output-major, `[out, rows]`.
+    let mut by_output = vec![0f32; rows.len() * out_dim];
+    by_output
+        .par_chunks_mut(256 * rows.len().max(1))
+        .enumerate()
+        .for_each(|(block, ys)| {
+            for (k, yk) in ys.chunks_exact_mut(rows.len()).enumerate() {
                 let j = block * 256 + k;
-                *yk = dot(row, bytemuck_u16(&weights[j * in_dim..(j + 1) * in_dim]));
+                dots(
+                    &rows,
+                    bytemuck_u16(&weights[j * in_dim..(j + 1) * in_dim]),
+                    yk,
+                );
             }
         });
+    let mut out = vec![0f32; by_output.len()];
+    for (j, ys) in by_output.chunks_exact(rows.len().max(1)).enumerate() {
+        for (r, &y) in ys.iter().enumerate() {
+            out[r * out_dim + j] = y;
+        }
     }
     lead.push(out_dim);
     Tensor::from_vec(out, lead, x.device())?.to_dtype(x.dtype())
@@ -55,50 +66,79 @@ fn bytemuck_u16(w: &[bf16]) -> &[u16] {
     unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u16>(), w.len()) }
 }
 
-fn dot(x: &[f32], w: &[u16]) -> f32 {
+/// `out[r] = rows[r] · w` for every input row, widening `w` once for all of
+/// them; the row count is made a constant so the sums stay in registers.
+fn dots(rows: &[&[f32]], w: &[u16], out: &mut [f32]) {
+    match rows.len() {
+        1 => out.copy_from_slice(&dots_n::<1>(rows, w)),
+        2 => out.copy_from_slice(&dots_n::<2>(rows, w)),
+        3 => out.copy_from_slice(&dots_n::<3>(rows, w)),
+        _ => {
+            for (chunk, ys) in rows.chunks(4).zip(out.chunks_mut(4)) {
+                if chunk.len() == 4 {
+                    ys.copy_from_slice(&dots_n::<4>(chunk, w));
+                } else {
+                    dots(chunk, w, ys);
+                }
+            }
+        }
+    }
+}
+
+fn dots_n<const N: usize>(rows: &[&[f32]], w: &[u16]) -> [f32; N] {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { dot_avx512(x, w) };
+            return unsafe { dots_avx512::<N>(rows, w) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { dot_avx2(x, w) };
+            return unsafe { dots_avx2::<N>(rows, w) };
         }
     }
-    dot_portable(x, w)
+    dots_portable::<N>(rows, w)
 }
 
-/// Sixteen running sums the compiler keeps in vector registers.
+/// Sixteen running sums per input row that the compiler keeps in vector
+/// registers; each row's sums run in the same order whatever `N` is, so a
+/// row's result does not depend on the rows beside it.
 #[inline(always)]
-fn dot_portable(x: &[f32], w: &[u16]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (xc, xr) = x.split_at(x.len() / 16 * 16);
-    let (wc, wr) = w.split_at(xc.len());
-    for (xs, ws) in xc.chunks_exact(16).zip(wc.chunks_exact(16)) {
+fn dots_portable<const N: usize>(rows: &[&[f32]], w: &[u16]) -> [f32; N] {
+    let mut acc = [[0f32; 16]; N];
+    let whole = w.len() / 16 * 16;
+    for (c, ws) in w[..whole].chunks_exact(16).enumerate() {
+        let mut wide = [0f32; 16];
         for k in 0..16 {
-            acc[k] = xs[k].mul_add(f32::from_bits((ws[k] as u32) << 16), acc[k]);
+            wide[k] = f32::from_bits((ws[k] as u32) << 16);
+        }
+        for r in 0..N {
+            let xs = &rows[r][c * 16..c * 16 + 16];
+            for k in 0..16 {
+                acc[r][k] = xs[k].mul_add(wide[k], acc[r][k]);
+            }
         }
     }
-    let tail: f32 = xr
-        .iter()
-        .zip(wr)
-        .map(|(a, &b)| a * f32::from_bits((b as u32) << 16))
-        .sum();
-    acc.iter().sum::<f32>() + tail
+    std::array::from_fn(|r| {
+        let tail: f32 = rows[r][whole..]
+            .iter()
+            .zip(&w[whole..])
+            .map(|(a, &b)| a * f32::from_bits((b as u32) << 16))
+            .sum();
+        acc[r].iter().sum::<f32>() + tail
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn dot_avx512(x: &[f32], w: &[u16]) -> f32 {
-    dot_portable(x, w)
+unsafe fn dots_avx512<const N: usize>(rows: &[&[f32]], w: &[u16]) -> [f32; N] {
+    dots_portable::<N>(rows, w)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(x: &[f32], w: &[u16]) -> f32 {
-    dot_portable(x, w)
+unsafe fn dots_avx2<const N: usize>(rows: &[&[f32]], w: &[u16]) -> [f32; N] {
+    dots_portable::<N>(rows, w)
 }
 
 #[cfg(test)]
@@ -119,5 +159,23 @@ mod tests {
         let got = matmul_t(&x, &w).unwrap();
         let diff = crate::model::max_abs_diff(&expected, &got).unwrap();
         assert!(diff < 1e-3, "{diff}");
+    }
+
+    #[test]
+    fn each_row_gets_what_it_gets_alone() {
+        let dev = Device::Cpu;
+        // Five rows: a group of four and one more; 37 leaves a tail past 16s.
+        let x = Tensor::randn(0f32, 1.0, (5, 37), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (300, 37), &dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let together = matmul_t(&x, &w).unwrap();
+        for r in 0..5 {
+            let alone = matmul_t(&x.narrow(0, r, 1).unwrap(), &w).unwrap();
+            let diff =
+                crate::model::max_abs_diff(&together.narrow(0, r, 1).unwrap(), &alone).unwrap();
+            assert_eq!(diff, 0.0, "row {r}");
+        }
     }
 }

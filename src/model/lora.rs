@@ -141,24 +141,48 @@ impl Linear {
             y = y.broadcast_add(bias)?;
         }
         match &self.lora {
-            Some(lora) if mode.adapter => {
-                let mut input = x.to_dtype(DType::F32)?;
-                if mode.train && lora.dropout > 0.0 {
-                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    input = input.broadcast_mul(&dropout_mask(
-                        input.dims(),
-                        lora.dropout,
-                        seed,
-                        x.device(),
-                    )?)?;
+            Some(lora) if mode.adapter && mode.base_rows > 0 => {
+                // Only the rows after the base's get the delta.
+                let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+                let rows = x.elem_count() / in_dim;
+                let shape = y.dims().to_vec();
+                let y = y.reshape((rows, out_dim))?;
+                let adapted = rows.saturating_sub(mode.base_rows);
+                if adapted == 0 {
+                    return y.reshape(shape);
                 }
-                let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
-                let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;
-                let delta = (up * lora.scale)?.to_dtype(y.dtype())?;
+                let x = x
+                    .reshape((rows, in_dim))?
+                    .narrow(0, mode.base_rows, adapted)?;
+                let delta = lora.delta(&x, mode)?.to_dtype(y.dtype())?;
+                let tail = (y.narrow(0, mode.base_rows, adapted)? + delta)?;
+                Tensor::cat(&[&y.narrow(0, 0, mode.base_rows)?, &tail], 0)?.reshape(shape)
+            }
+            Some(lora) if mode.adapter => {
+                let delta = lora.delta(x, mode)?.to_dtype(y.dtype())?;
                 y + delta
             }
             _ => Ok(y),
         }
+    }
+}
+
+impl LoraPair {
+    /// `scale * B (A dropout(x))` in f32.
+    fn delta(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut input = x.to_dtype(DType::F32)?;
+        if mode.train && self.dropout > 0.0 {
+            let seed = mode.dropout_seed ^ self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            input = input.broadcast_mul(&dropout_mask(
+                input.dims(),
+                self.dropout,
+                seed,
+                x.device(),
+            )?)?;
+        }
+        let down = input.broadcast_matmul(&self.a.as_tensor().t()?)?;
+        let up = down.broadcast_matmul(&self.b.as_tensor().t()?)?;
+        up * self.scale
     }
 }
 

@@ -1,13 +1,14 @@
-//! Generation threads. Each answer runs on its own thread under a read lock
-//! of the one shared model, so the base and adapter columns generate at the
-//! same time from one copy of the weights, and streams its text back as
-//! `Msg::Token`s, then a `Msg::Done`.
+//! The generation thread. The columns of one send are answered together
+//! under a read lock of the one shared model: each step decodes the base's
+//! and the adapter's next tokens in one batch, reading the weights once for
+//! both. Each column streams its text back as `Msg::Token`s, then a
+//! `Msg::Done`.
 
 use super::state::Side;
 use super::{Job, Msg};
 use crate::data::Message;
 use crate::model::decoder::Mode;
-use crate::model::generate::{GenerateParams, StopReason, generate};
+use crate::model::generate::{GenerateParams, Request, StopReason, generate_together};
 use crate::tui::action::Action;
 use crate::tui::services::Services;
 use serde_json::Value;
@@ -39,44 +40,94 @@ pub struct Finished {
 
 pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
     match job {
-        Job::Generate(job) => {
+        Job::Generate(columns) => {
             let services = Arc::clone(services);
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let result = answer(&job, &services, &tx);
-                let _ = tx.send(Action::Chat(Msg::Done {
-                    column: job.column,
-                    generation_id: job.generation_id,
-                    result,
-                }));
+                let results = answer(&columns, &services, &tx);
+                for (job, result) in columns.iter().zip(results) {
+                    let _ = tx.send(Action::Chat(Msg::Done {
+                        column: job.column,
+                        generation_id: job.generation_id,
+                        result,
+                    }));
+                }
             });
         }
     }
 }
 
-fn answer(job: &Generate, services: &Services, tx: &Sender<Action>) -> Result<Finished, String> {
-    let slot = services
-        .model
-        .read()
-        .map_err(|_| "the model lock is poisoned".to_string())?;
-    let model = slot.as_ref().ok_or("the model is not loaded yet")?;
-    let ids = model
-        .tokenizer
-        .prompt_ids(&job.messages, job.tools.as_ref())
-        .map_err(|e| format!("building the prompt: {e}"))?;
-    let generation = generate(model, &ids, &job.params, job.mode, &job.cancel, |piece| {
-        let _ = tx.send(Action::Chat(Msg::Token {
-            column: job.column,
-            generation_id: job.generation_id,
-            text: piece.to_string(),
-        }));
-    })
-    .map_err(|e| format!("generating: {e}"))?;
-    Ok(Finished {
-        tokens: generation.tokens.len(),
-        tokens_per_s: generation.tokens_per_s(),
-        stop: generation.stop,
-    })
+/// Each column's result, in the order of `columns`.
+fn answer(
+    columns: &[Generate],
+    services: &Services,
+    tx: &Sender<Action>,
+) -> Vec<Result<Finished, String>> {
+    if columns.is_empty() {
+        return Vec::new();
+    }
+    let every = |e: String| columns.iter().map(|_| Err(e.clone())).collect();
+    let Ok(slot) = services.model.read() else {
+        return every("the model lock is poisoned".into());
+    };
+    let Some(model) = slot.as_ref() else {
+        return every("the model is not loaded yet".into());
+    };
+    let prompts: Vec<Result<Vec<u32>, String>> = columns
+        .iter()
+        .map(|job| {
+            model
+                .tokenizer
+                .prompt_ids(&job.messages, job.tools.as_ref())
+                .map_err(|e| format!("building the prompt: {e}"))
+        })
+        .collect();
+    let mut streams: Vec<_> = columns
+        .iter()
+        .map(|job| {
+            move |piece: &str| {
+                let _ = tx.send(Action::Chat(Msg::Token {
+                    column: job.column,
+                    generation_id: job.generation_id,
+                    text: piece.to_string(),
+                }));
+            }
+        })
+        .collect();
+    // A column whose prompt cannot be built reports that; the others run.
+    let requests = columns
+        .iter()
+        .zip(&prompts)
+        .zip(&mut streams)
+        .filter_map(|((job, prompt), on_text)| {
+            Some(Request {
+                prompt: prompt.as_ref().ok()?,
+                params: &job.params,
+                mode: job.mode,
+                on_text,
+            })
+        })
+        .collect();
+    // The columns of one send share one cancel flag.
+    let cancel = &columns[0].cancel;
+    let mut generations = generate_together(model, requests, cancel).map(Vec::into_iter);
+    prompts
+        .into_iter()
+        .map(|prompt| {
+            prompt?;
+            match &mut generations {
+                Ok(answers) => {
+                    let generation = answers.next().expect("one answer per request");
+                    Ok(Finished {
+                        tokens: generation.tokens.len(),
+                        tokens_per_s: generation.tokens_per_s(),
+                        stop: generation.stop,
+                    })
+                }
+                Err(e) => Err(format!("generating: {e}")),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,8 +150,8 @@ mod tests {
         })
     }
 
-    fn job(column: Side, cancel: &Arc<AtomicBool>) -> Job {
-        Job::Generate(Generate {
+    fn column(column: Side, cancel: &Arc<AtomicBool>) -> Generate {
+        Generate {
             column,
             generation_id: 7,
             mode: column.mode(),
@@ -112,7 +163,11 @@ mod tests {
                 stop_strings: Vec::new(),
             },
             cancel: Arc::clone(cancel),
-        })
+        }
+    }
+
+    fn job(side: Side, cancel: &Arc<AtomicBool>) -> Job {
+        Job::Generate(vec![column(side, cancel)])
     }
 
     /// Runs both columns at once; returns each column's streamed text and
@@ -120,8 +175,8 @@ mod tests {
     fn both(services: &Arc<Services>) -> [(String, Finished); 2] {
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        run(job(Side::Base, &cancel), services, &tx);
-        run(job(Side::Adapter, &cancel), services, &tx);
+        let columns = vec![column(Side::Base, &cancel), column(Side::Adapter, &cancel)];
+        run(Job::Generate(columns), services, &tx);
         let mut text = [String::new(), String::new()];
         let mut done: [Option<Finished>; 2] = [None, None];
         while done.iter().any(Option::is_none) {
