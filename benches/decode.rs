@@ -5,13 +5,22 @@
 //!     cargo bench --bench decode                       # f32
 //!     TUNEBENCH_DTYPE=bf16 cargo bench --bench decode
 //!     TUNEBENCH_REF_PYTHON=~/.venvs/ref/bin/python cargo bench --bench decode   # also run the reference
+//!     TUNEBENCH_PAIR=1 cargo bench --bench decode      # also base + adapter side by side
+//!
+//! With `TUNEBENCH_PAIR`, a random rank-16 adapter on all seven projections
+//! is attached and 64 tokens are decoded by the base alone, by the adapter
+//! alone and by both as one batch of two rows (what the Chat tab and
+//! `eval --generate` do); it reports both answers' tokens/s together against
+//! one after the other, and the adapter's step time over the base's.
 
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::peak_rss_mb;
 use std::time::Instant;
+use tunebench::model::adapter;
 use tunebench::model::config::ModelConfig;
 use tunebench::model::decoder::{Cache, Decoder, Mode};
+use tunebench::model::lora::LoraSpec;
 use tunebench::model::weights::RandomWeights;
 
 const PROMPT: usize = 128;
@@ -38,7 +47,7 @@ fn main() -> anyhow::Result<()> {
         dtype,
         seed: 0,
     };
-    let decoder = Decoder::load(config, &source)?;
+    let mut decoder = Decoder::load(config, &source)?;
     eprintln!(
         "built random weights in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -66,6 +75,9 @@ fn main() -> anyhow::Result<()> {
         NEW as f64 / decode_s,
         peak_rss_mb()
     );
+    if std::env::var_os("TUNEBENCH_PAIR").is_some() {
+        side_by_side(&mut decoder, &prompt, &dtype_name)?;
+    }
     if let Ok(python) = std::env::var("TUNEBENCH_REF_PYTHON") {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -91,4 +103,51 @@ fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
         .flatten_all()?
         .argmax(0)?
         .to_scalar::<u32>()
+}
+
+/// Seconds per step of decoding `NEW` tokens for each of `modes` (one
+/// row each, in one batch), after reading the prompt into each row's cache.
+fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<f64> {
+    let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+    let mut caches: Vec<Cache> = modes.iter().map(|_| Cache::new(24)).collect();
+    let mut next = Vec::new();
+    for (cache, &mode) in caches.iter_mut().zip(modes) {
+        let hidden = decoder.hidden(&ids, Some(cache), None, mode)?;
+        next.push(argmax_last(decoder, &hidden)?);
+    }
+    let base_rows = modes.iter().filter(|m| !m.adapter).count();
+    let mode = Mode {
+        adapter: base_rows < modes.len(),
+        base_rows,
+        ..Mode::BASE
+    };
+    let t = Instant::now();
+    for _ in 0..NEW {
+        let mut rows: Vec<&mut Cache> = caches.iter_mut().collect();
+        let hidden = decoder.step_rows(&next, &mut rows, mode)?;
+        let logits = decoder.logits(&hidden, false)?.squeeze(0)?;
+        next = logits.argmax(1)?.to_vec1::<u32>()?;
+    }
+    Ok(t.elapsed().as_secs_f64() / NEW as f64)
+}
+
+fn side_by_side(decoder: &mut Decoder, prompt: &[u32], dtype_name: &str) -> anyhow::Result<()> {
+    let spec = LoraSpec::all_linear(16, 32.0);
+    adapter::attach_new(decoder, &spec, 1)?;
+    adapter::randomize(decoder, 0.01, 1)?;
+    let base = steps_s(decoder, prompt, &[Mode::BASE])?;
+    let adapted = steps_s(decoder, prompt, &[Mode::ADAPTED])?;
+    let pair = steps_s(decoder, prompt, &[Mode::BASE, Mode::ADAPTED])?;
+    println!(
+        "{{\"impl\": \"tunebench side by side\", \"dtype\": \"{dtype_name}\", \"base_step_ms\": {:.1}, \"adapter_step_ms\": {:.1}, \"pair_step_ms\": {:.1}, \"one_after_other_tokens_per_s\": {:.2}, \"together_tokens_per_s\": {:.2}, \"speedup\": {:.2}, \"adapter_overhead_pct\": {:.1}, \"pair_over_base_pct\": {:.1}}}",
+        base * 1e3,
+        adapted * 1e3,
+        pair * 1e3,
+        2.0 / (base + adapted),
+        2.0 / pair,
+        (base + adapted) / pair,
+        (adapted / base - 1.0) * 100.0,
+        (pair / base - 1.0) * 100.0,
+    );
+    Ok(())
 }

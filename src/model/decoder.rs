@@ -265,11 +265,15 @@ impl Decoder {
             None => (offset as u32..(offset + seq) as u32).collect(),
         };
         let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
-        let visibility = Visibility::new(offset, segments);
+        let positions = Positions {
+            cos,
+            sin,
+            visibility: Visibility::new(offset, segments),
+        };
         let mut cache = cache;
         self.run_layers(x, mode, |i, attn, h| {
             let slot = cache.as_deref_mut().map(|c| (c, i));
-            attn.forward(h, &cos, &sin, &visibility, slot, mode)
+            attn.forward(h, &positions, slot, mode)
         })
     }
 
@@ -296,7 +300,7 @@ impl Decoder {
             .map(|cache| {
                 let offset = cache.len();
                 let (cos, sin) = self.rope.tables_at(&[offset as u32], self.dtype)?;
-                Ok(RowPosition {
+                Ok(Positions {
                     cos,
                     sin,
                     visibility: Visibility::new(offset, None),
@@ -366,9 +370,9 @@ impl Decoder {
     }
 }
 
-/// Where one row of [`Decoder::step_rows`] stands: the rotation of its
-/// position and the keys it sees.
-struct RowPosition {
+/// Where queries stand: the rotations of their positions and the keys they
+/// see (a whole pass, or one row of [`Decoder::step_rows`]).
+struct Positions {
     cos: Tensor,
     sin: Tensor,
     visibility: Visibility,
@@ -378,17 +382,22 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        visibility: &Visibility,
+        positions: &Positions,
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
-        let q = self.q_proj.forward(x, mode)?;
-        let k = self.k_proj.forward(x, mode)?;
-        let v = self.v_proj.forward(x, mode)?;
-        let out = self.attend(&q, &k, &v, cos, sin, visibility, cache, mode)?;
+        let [q, k, v] = self.project(x, mode)?;
+        let out = self.attend([&q, &k, &v], positions, cache, mode)?;
         self.o_proj.forward(&out, mode)
+    }
+
+    /// Queries, keys and values `[b, t, _]`, before the heads are split.
+    fn project(&self, x: &Tensor, mode: Mode) -> Result<[Tensor; 3]> {
+        Ok([
+            self.q_proj.forward(x, mode)?,
+            self.k_proj.forward(x, mode)?,
+            self.v_proj.forward(x, mode)?,
+        ])
     }
 
     /// [`Attention::forward`] for the rows of [`Decoder::step_rows`]:
@@ -396,27 +405,17 @@ impl Attention {
     fn forward_rows(
         &self,
         x: &Tensor,
-        rows: &[RowPosition],
+        rows: &[Positions],
         caches: &mut [&mut Cache],
         layer: usize,
         mode: Mode,
     ) -> Result<Tensor> {
-        let q = self.q_proj.forward(x, mode)?;
-        let k = self.k_proj.forward(x, mode)?;
-        let v = self.v_proj.forward(x, mode)?;
+        let qkv = self.project(x, mode)?;
         let mut outputs = Vec::with_capacity(rows.len());
         for (i, (row, cache)) in rows.iter().zip(caches.iter_mut()).enumerate() {
-            let pick = |y: &Tensor| y.narrow(1, i, 1);
-            outputs.push(self.attend(
-                &pick(&q)?,
-                &pick(&k)?,
-                &pick(&v)?,
-                &row.cos,
-                &row.sin,
-                &row.visibility,
-                Some((&mut **cache, layer)),
-                mode,
-            )?);
+            let [q, k, v] = [0, 1, 2].map(|j| qkv[j].narrow(1, i, 1));
+            let slot = Some((&mut **cache, layer));
+            outputs.push(self.attend([&q?, &k?, &v?], row, slot, mode)?);
         }
         self.o_proj.forward(&Tensor::cat(&outputs, 1)?, mode)
     }
@@ -424,18 +423,14 @@ impl Attention {
     /// Attention output `[b, t, heads * head_dim]` of projected queries,
     /// keys and values `[b, t, _]`: heads split (and normed, for Qwen3),
     /// rotated, appended to the cache, attended.
-    #[allow(clippy::too_many_arguments)]
     fn attend(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        visibility: &Visibility,
+        [q, k, v]: [&Tensor; 3],
+        positions: &Positions,
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
+        let (cos, sin) = (&positions.cos, &positions.sin);
         let (b, t, _) = q.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: &Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
@@ -464,7 +459,7 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let out = attend(&q, &k, &v, visibility, mode.train)?;
+        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
         out.transpose(1, 2)?.reshape((b, t, h * d))
     }
 }
