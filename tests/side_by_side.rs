@@ -69,12 +69,14 @@ fn together(model: &Model, sides: [(&[u32], Mode, usize); 2]) -> [Generation; 2]
             params: &params[0],
             mode: sides[0].1,
             on_text: &mut on0,
+            on_end: None,
         },
         Request {
             prompt: sides[1].0,
             params: &params[1],
             mode: sides[1].1,
             on_text: &mut on1,
+            on_end: None,
         },
     ];
     let answers = generate_together(model, requests, &AtomicBool::new(false)).unwrap();

@@ -179,6 +179,7 @@ fn answer_both(
             params,
             mode,
             on_text,
+            on_end: None,
         })
         .collect();
     let mut answers = generate_together(model, requests, cancel)?.into_iter();

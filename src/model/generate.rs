@@ -76,6 +76,7 @@ pub fn generate(
         params,
         mode,
         on_text: &mut on_text,
+        on_end: None,
     };
     let mut answers = generate_together(model, vec![request], cancel)?;
     Ok(answers.pop().expect("one answer per request"))
@@ -89,6 +90,8 @@ pub struct Request<'a> {
     pub mode: Mode,
     /// Receives each new piece of this answer's text.
     pub on_text: &'a mut dyn FnMut(&str),
+    /// Receives the answer as soon as it ends, while others may go on.
+    pub on_end: Option<&'a mut dyn FnMut(&Generation)>,
 }
 
 /// Answers several requests (the base and the adapter, side by side) from
@@ -252,16 +255,36 @@ impl<'a> Answer<'a> {
         self.ended_s = self.started.elapsed().as_secs_f64();
         // The other answers go on without this one's keys and values.
         self.cache = Cache::default();
+        if self.request.on_end.is_some() {
+            let generation = Generation {
+                text: self.text.clone(),
+                tokens: self.generated.clone(),
+                ..self.summary()
+            };
+            if let Some(on_end) = &mut self.request.on_end {
+                on_end(&generation);
+            }
+        }
     }
 
-    fn into_generation(self) -> Generation {
+    /// The generation without its text and tokens.
+    fn summary(&self) -> Generation {
         Generation {
-            text: self.text,
-            tokens: self.generated,
+            text: String::new(),
+            tokens: Vec::new(),
             stop: self.stop.unwrap_or(StopReason::MaxTokens),
             prompt_tokens: self.request.prompt.len(),
             prefill_s: self.prefill_s,
             decode_s: (self.ended_s - self.prefill_s).max(0.0),
+        }
+    }
+
+    fn into_generation(self) -> Generation {
+        let summary = self.summary();
+        Generation {
+            text: self.text,
+            tokens: self.generated,
+            ..summary
         }
     }
 }

@@ -8,10 +8,11 @@ use super::state::Side;
 use super::{Job, Msg};
 use crate::data::Message;
 use crate::model::decoder::Mode;
-use crate::model::generate::{GenerateParams, Request, StopReason, generate_together};
+use crate::model::generate::{GenerateParams, Generation, Request, StopReason, generate_together};
 use crate::tui::action::Action;
 use crate::tui::services::Services;
 use serde_json::Value;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
@@ -43,35 +44,31 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
         Job::Generate(columns) => {
             let services = Arc::clone(services);
             let tx = tx.clone();
-            std::thread::spawn(move || {
-                let results = answer(&columns, &services, &tx);
-                for (job, result) in columns.iter().zip(results) {
-                    let _ = tx.send(Action::Chat(Msg::Done {
-                        column: job.column,
-                        generation_id: job.generation_id,
-                        result,
-                    }));
-                }
-            });
+            std::thread::spawn(move || answer(&columns, &services, &tx));
         }
     }
 }
 
-/// Each column's result, in the order of `columns`.
-fn answer(
-    columns: &[Generate],
-    services: &Services,
-    tx: &Sender<Action>,
-) -> Vec<Result<Finished, String>> {
-    if columns.is_empty() {
-        return Vec::new();
-    }
-    let every = |e: String| columns.iter().map(|_| Err(e.clone())).collect();
-    let Ok(slot) = services.model.read() else {
-        return every("the model lock is poisoned".into());
+/// Answers `columns` together, reporting each column's end as it comes.
+fn answer(columns: &[Generate], services: &Services, tx: &Sender<Action>) {
+    let done = |job: &Generate, result: Result<Finished, String>| {
+        let _ = tx.send(Action::Chat(Msg::Done {
+            column: job.column,
+            generation_id: job.generation_id,
+            result,
+        }));
     };
-    let Some(model) = slot.as_ref() else {
-        return every("the model is not loaded yet".into());
+    let slot = services.model.read();
+    let model = match slot.as_deref() {
+        Ok(Some(model)) => model,
+        Ok(None) | Err(_) => {
+            let reason = match slot {
+                Ok(_) => "the model is not loaded yet",
+                Err(_) => "the model lock is poisoned",
+            };
+            columns.iter().for_each(|job| done(job, Err(reason.into())));
+            return;
+        }
     };
     let prompts: Vec<Result<Vec<u32>, String>> = columns
         .iter()
@@ -82,6 +79,7 @@ fn answer(
                 .map_err(|e| format!("building the prompt: {e}"))
         })
         .collect();
+    let ended: Vec<Cell<bool>> = columns.iter().map(|_| Cell::new(false)).collect();
     let mut streams: Vec<_> = columns
         .iter()
         .map(|job| {
@@ -94,40 +92,54 @@ fn answer(
             }
         })
         .collect();
-    // A column whose prompt cannot be built reports that; the others run.
-    let requests = columns
+    let mut ends: Vec<_> = columns
         .iter()
-        .zip(&prompts)
-        .zip(&mut streams)
-        .filter_map(|((job, prompt), on_text)| {
-            Some(Request {
-                prompt: prompt.as_ref().ok()?,
-                params: &job.params,
-                mode: job.mode,
-                on_text,
-            })
-        })
-        .collect();
-    // The columns of one send share one cancel flag.
-    let cancel = &columns[0].cancel;
-    let mut generations = generate_together(model, requests, cancel).map(Vec::into_iter);
-    prompts
-        .into_iter()
-        .map(|prompt| {
-            prompt?;
-            match &mut generations {
-                Ok(answers) => {
-                    let generation = answers.next().expect("one answer per request");
+        .zip(&ended)
+        .map(|(job, ended)| {
+            let done = &done;
+            move |generation: &Generation| {
+                ended.set(true);
+                done(
+                    job,
                     Ok(Finished {
                         tokens: generation.tokens.len(),
                         tokens_per_s: generation.tokens_per_s(),
                         stop: generation.stop,
-                    })
-                }
-                Err(e) => Err(format!("generating: {e}")),
+                    }),
+                );
             }
         })
-        .collect()
+        .collect();
+    let mut requests = Vec::new();
+    for (((job, prompt), on_text), on_end) in columns
+        .iter()
+        .zip(&prompts)
+        .zip(&mut streams)
+        .zip(&mut ends)
+    {
+        match prompt {
+            // A column whose prompt cannot be built says so; the others run.
+            Err(e) => done(job, Err(e.clone())),
+            Ok(prompt) => requests.push(Request {
+                prompt,
+                params: &job.params,
+                mode: job.mode,
+                on_text,
+                on_end: Some(on_end),
+            }),
+        }
+    }
+    if requests.is_empty() {
+        return;
+    }
+    // The columns of one send share one cancel flag.
+    if let Err(e) = generate_together(model, requests, &columns[0].cancel) {
+        for ((job, prompt), ended) in columns.iter().zip(&prompts).zip(&ended) {
+            if prompt.is_ok() && !ended.get() {
+                done(job, Err(format!("generating: {e}")));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +239,46 @@ mod tests {
         let [(base_again, _), (adapted_again, _)] = both(&services);
         assert_eq!(base_again, base);
         assert_ne!(adapted_again, base);
+    }
+
+    #[test]
+    fn a_column_that_ends_first_reports_while_the_other_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
+            .expect("tiny model loads");
+        let services = services(model, dir.path());
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut short = column(Side::Base, &cancel);
+        short.params.max_new_tokens = 1;
+        run(
+            Job::Generate(vec![short, column(Side::Adapter, &cancel)]),
+            &services,
+            &tx,
+        );
+        let mut order = Vec::new();
+        while order.last() != Some(&"adapter done") {
+            match rx.recv_timeout(Duration::from_secs(120)).expect("a report") {
+                Action::Chat(Msg::Token {
+                    column: Side::Adapter,
+                    ..
+                }) => order.push("adapter token"),
+                Action::Chat(Msg::Done { column, result, .. }) => {
+                    let finished = result.expect("generation succeeds");
+                    order.push(if column == Side::Base {
+                        assert_eq!(finished.stop, StopReason::MaxTokens);
+                        "base done"
+                    } else {
+                        "adapter done"
+                    });
+                }
+                _ => {}
+            }
+        }
+        let base_done = order.iter().position(|&e| e == "base done").unwrap();
+        let last_token = order.iter().rposition(|&e| e == "adapter token").unwrap();
+        assert!(base_done < last_token, "{order:?}");
     }
 
     #[test]
