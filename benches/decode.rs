@@ -106,8 +106,10 @@ fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
 }
 
 /// Seconds per step of decoding `NEW` tokens for each of `modes` (one
-/// row each, in one batch), after reading the prompt into each row's cache.
-fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<f64> {
+/// row each, in one batch), after reading the prompt into each row's cache:
+/// wall-clock, and the process's CPU time (which counts waiting on memory
+/// but not waiting for a core, so it holds up on a busy machine).
+fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<(f64, f64)> {
     let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
     let mut caches: Vec<Cache> = modes.iter().map(|_| Cache::new(24)).collect();
     let mut next = Vec::new();
@@ -121,14 +123,26 @@ fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<
         base_rows,
         ..Mode::BASE
     };
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_s());
     for _ in 0..NEW {
         let mut rows: Vec<&mut Cache> = caches.iter_mut().collect();
         let hidden = decoder.step_rows(&next, &mut rows, mode)?;
         let logits = decoder.logits(&hidden, false)?.squeeze(0)?;
         next = logits.argmax(1)?.to_vec1::<u32>()?;
     }
-    Ok(t.elapsed().as_secs_f64() / NEW as f64)
+    let per_step = |s: f64| s / NEW as f64;
+    Ok((per_step(t.elapsed().as_secs_f64()), per_step(cpu_s() - cpu)))
+}
+
+/// CPU time of this process (all threads) so far, in seconds.
+fn cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 fn side_by_side(decoder: &mut Decoder, prompt: &[u32], dtype_name: &str) -> anyhow::Result<()> {
@@ -138,8 +152,15 @@ fn side_by_side(decoder: &mut Decoder, prompt: &[u32], dtype_name: &str) -> anyh
     let base = steps_s(decoder, prompt, &[Mode::BASE])?;
     let adapted = steps_s(decoder, prompt, &[Mode::ADAPTED])?;
     let pair = steps_s(decoder, prompt, &[Mode::BASE, Mode::ADAPTED])?;
+    report(dtype_name, "wall", base.0, adapted.0, pair.0);
+    report(dtype_name, "cpu", base.1, adapted.1, pair.1);
+    Ok(())
+}
+
+/// One line of the side-by-side figures from seconds per step.
+fn report(dtype_name: &str, clock: &str, base: f64, adapted: f64, pair: f64) {
     println!(
-        "{{\"impl\": \"tunebench side by side\", \"dtype\": \"{dtype_name}\", \"base_step_ms\": {:.1}, \"adapter_step_ms\": {:.1}, \"pair_step_ms\": {:.1}, \"one_after_other_tokens_per_s\": {:.2}, \"together_tokens_per_s\": {:.2}, \"speedup\": {:.2}, \"adapter_overhead_pct\": {:.1}, \"pair_over_base_pct\": {:.1}}}",
+        "{{\"impl\": \"tunebench side by side\", \"dtype\": \"{dtype_name}\", \"clock\": \"{clock}\", \"base_step_ms\": {:.1}, \"adapter_step_ms\": {:.1}, \"pair_step_ms\": {:.1}, \"one_after_other_tokens_per_s\": {:.2}, \"together_tokens_per_s\": {:.2}, \"speedup\": {:.2}, \"adapter_overhead_pct\": {:.1}, \"pair_over_base_pct\": {:.1}}}",
         base * 1e3,
         adapted * 1e3,
         pair * 1e3,
@@ -149,5 +170,4 @@ fn side_by_side(decoder: &mut Decoder, prompt: &[u32], dtype_name: &str) -> anyh
         (adapted / base - 1.0) * 100.0,
         (pair / base - 1.0) * 100.0,
     );
-    Ok(())
 }
