@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open the workbench: Data, Train and Chat in one terminal screen.
+    /// Open the workbench: Data, Train, Chat and Eval in one terminal screen.
     Ui {
         /// A dataset file (or a folder: its first .jsonl/.json).
         #[arg(long)]

@@ -636,3 +636,41 @@ fn split_names_the_path_it_cannot_write_once() {
     );
     assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
 }
+
+#[test]
+fn split_and_convert_never_write_over_their_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("chat.jsonl");
+    let text = fs::read_to_string(sample_data("sharegpt_small.jsonl")).unwrap();
+    fs::write(&input, &text).unwrap();
+    // Through a symbolic link: what split would write as its eval part.
+    std::os::unix::fs::symlink("chat.jsonl", dir.path().join("chat.eval.jsonl")).unwrap();
+    let split = tunebench(&[
+        "data",
+        "split",
+        input.to_str().unwrap(),
+        "--eval-count",
+        "1",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&split.stderr);
+    assert!(!split.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chat.eval.jsonl: it is the input file"),
+        "{stderr}"
+    );
+    let convert = tunebench(&[
+        "data",
+        "convert",
+        input.to_str().unwrap(),
+        "--to",
+        "chat",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&convert.stderr);
+    assert!(!convert.status.success(), "{stderr}");
+    assert!(stderr.contains("refusing to write over it"), "{stderr}");
+    assert_eq!(fs::read_to_string(&input).unwrap(), text);
+}

@@ -87,7 +87,13 @@ fn generate_eval_compares_base_and_adapter() {
         &["--generate", "--max-new-tokens", "8", "--json"],
     ]
     .concat();
-    let doc: Value = serde_json::from_slice(&tunebench(&args).stdout).unwrap();
+    let out = tunebench(&args);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("answers cut at the token limit"),
+        "the table is on stderr with --json too:\n{stderr}"
+    );
 
     // The plain `eval --json` contract holds, with the adapter's loss.
     let plain = [&["eval"][..], &common, &["--json"]].concat();
@@ -125,6 +131,24 @@ fn generate_eval_compares_base_and_adapter() {
         assert_eq!(k["confusion"].as_array().unwrap().len(), 2);
         assert_eq!(k["confusion"][0].as_array().unwrap().len(), 3);
         assert_eq!(s["code"]["samples"], 1);
+        // Every answer either ended by itself or was cut, and each says which.
+        let (ended, cut) = (
+            s["ended"].as_u64().unwrap(),
+            s["cut_at_limit"].as_u64().unwrap(),
+        );
+        assert_eq!(ended + cut, 3, "{side}: {s}");
+        let cut_here = doc["per_sample"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p[side]["stop"].as_str(),
+                    Some("max_tokens" | "context_full")
+                )
+            })
+            .count();
+        assert_eq!(cut as usize, cut_here, "{side}");
     }
     let base_loss = doc["base"]["loss"].as_f64().unwrap();
     assert!((base_loss - a).abs() > 1e-6, "the adapter changes the loss");

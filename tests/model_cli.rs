@@ -418,6 +418,21 @@ fn prompts_past_the_models_context_are_refused_and_answers_stop_at_it() {
         stderr.contains("more than the model's 64 positions (max_position_embeddings"),
         "{stderr}"
     );
+    let data = common::root().join("sample-data/alpaca_small.json");
+    let eval = tunebench(&[
+        "eval",
+        "--model",
+        model_arg,
+        "--data",
+        data.to_str().unwrap(),
+        "--max-seq-len",
+        "100",
+    ]);
+    let stderr = String::from_utf8_lossy(&eval.stderr);
+    assert!(
+        stderr.contains("max_seq_len 100 is more than the model's 64 positions"),
+        "{stderr}"
+    );
 
     let model = Model::load(model_arg, &LoadOptions::default()).unwrap();
     let prompt = model.tokenizer.text_ids("def main():").unwrap();

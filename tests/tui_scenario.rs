@@ -5,15 +5,14 @@
 
 mod common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use common::tui::{ctrl, press, type_text};
+use crossterm::event::KeyCode;
 use std::io::Write;
 use std::path::Path;
 use tunebench::tui::action::{Action, Effect};
 use tunebench::tui::app::{App, Tab};
 use tunebench::tui::panes::Pane;
-use tunebench::tui::{UiOptions, setup, view};
+use tunebench::tui::{UiOptions, setup};
 
 const CHAT: &str = concat!(
     r#"{"messages": [{"role": "user", "content": "What is Rust?"}, {"role": "assistant", "content": "A systems programming language."}]}"#,
@@ -22,28 +21,8 @@ const CHAT: &str = concat!(
     "\n"
 );
 
-fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
-
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(120, 36)).unwrap();
-    terminal.draw(|frame| view::render(app, frame)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut text = String::new();
-    for y in 0..buffer.area.height {
-        for x in 0..buffer.area.width {
-            text.push_str(buffer[(x, y)].symbol());
-        }
-        text.push('\n');
-    }
-    text
+    common::tui::screen_at(app, 120, 36)
 }
 
 fn step_event(step: usize, loss: f64) -> String {
@@ -96,7 +75,7 @@ fn edit_save_and_follow_a_growing_run() {
     press(&mut app, KeyCode::Char('e'));
     press(&mut app, KeyCode::End);
     type_text(&mut app, " Fast.");
-    press(&mut app, KeyCode::Esc);
+    ctrl(&mut app, 's');
     assert!(app.data.is_dirty());
     assert!(
         screen(&app).contains("[+]"),
@@ -186,4 +165,28 @@ fn edit_save_and_follow_a_growing_run() {
         screen(&app).contains("other.jsonl"),
         "the Train form trains on it"
     );
+}
+
+#[test]
+fn the_data_tab_looks_at_its_file_when_the_terminal_gets_the_focus_back() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("chat.jsonl");
+    std::fs::write(&data, CHAT).unwrap();
+    let model = common::tiny_model(work.path());
+    let start = setup::prepare(UiOptions {
+        data: Some(data.clone()),
+        model: Some(model.to_string_lossy().into_owned()),
+        runs: Some(work.path().join("runs")),
+        ..UiOptions::default()
+    })
+    .unwrap();
+    let mut app = start.app;
+    assert_eq!(app.data.len(), 2);
+    // Another program appends a sample while the terminal is elsewhere.
+    append(&data, CHAT.lines().next().unwrap());
+    append(&data, "\n");
+    app.update(Action::FocusGained);
+    let notice = app.notice.clone().expect("the user is told");
+    assert!(notice.text.contains("changed on disk"), "{notice:?}");
+    assert_eq!(app.data.len(), 3, "nothing pending: reloaded");
 }

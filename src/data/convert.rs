@@ -227,6 +227,7 @@ pub fn convert(
     forced: Option<Format>,
     out: &Path,
 ) -> io::Result<ConvertReport> {
+    store.refuse_as_output(out)?;
     let file_format = match forced {
         Some(f) => Some(f),
         None => parse::detect_file_format(store)?,

@@ -182,6 +182,10 @@ pub fn split(
     let (stem, ext) = stem_and_ext(store.path());
     let train_file = out_dir.join(format!("{stem}.train.{ext}"));
     let eval_file = out_dir.join(format!("{stem}.eval.{ext}"));
+    store
+        .refuse_as_output(&train_file)
+        .map_err(at(&train_file))?;
+    store.refuse_as_output(&eval_file).map_err(at(&eval_file))?;
     for (path, want_eval) in [(&train_file, false), (&eval_file, true)] {
         atomic_write(path, |out| {
             let mut writer = RecordWriter::like(out, store);

@@ -46,6 +46,10 @@ pub enum EvalError {
     },
     #[error("max_seq_len {0}: a loss needs at least {MIN_SEQ_LEN} tokens per sample")]
     SeqLen(usize),
+    #[error(
+        "max_seq_len {0} is more than the model's {1} positions (max_position_embeddings); use at most {1}"
+    )]
+    PastContext(usize, usize),
 }
 
 /// The shortest sample with a next token to predict.
@@ -73,6 +77,10 @@ pub fn evaluate_where(
 ) -> Result<LossReport, EvalError> {
     if max_seq_len < MIN_SEQ_LEN {
         return Err(EvalError::SeqLen(max_seq_len));
+    }
+    let positions = model.decoder.config.max_position_embeddings;
+    if max_seq_len > positions {
+        return Err(EvalError::PastContext(max_seq_len, positions));
     }
     let file_format = parse::detect_file_format(store)?;
     let mut records = Vec::new();

@@ -80,6 +80,12 @@ fn rows(c: &Comparison) -> Vec<Row> {
     add("loss (reference)", Shape::Loss, &|g| Some(g.loss));
     add("perplexity", Shape::Perplexity, &|g| Some(g.perplexity));
     add("new tokens", Shape::Count, &|g| Some(g.new_tokens as f64));
+    add("answers ended (EOS / stop)", Shape::Count, &|g| {
+        Some(g.ended as f64)
+    });
+    add("answers cut at the token limit", Shape::Count, &|g| {
+        Some(g.cut_at_limit as f64)
+    });
     add("accuracy", Shape::Fraction, &|g| {
         g.classification.as_ref().map(|k| k.accuracy)
     });

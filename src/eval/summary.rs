@@ -27,6 +27,12 @@ pub struct Aggregate {
     pub perplexity: f64,
     pub tokens: usize,
     pub new_tokens: usize,
+    /// Answers that ended by themselves (end of turn or a stop string).
+    #[serde(default)]
+    pub ended: usize,
+    /// Answers cut at max_new_tokens or at the model's last position.
+    #[serde(default)]
+    pub cut_at_limit: usize,
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
@@ -81,8 +87,16 @@ pub fn aggregate(
         .filter_map(|(s, r)| Some((s.label.as_deref()?, r.answer.as_str())))
         .collect();
     let codes: Vec<&CodeCheck> = pairs.iter().filter_map(|(_, r)| r.code.as_ref()).collect();
+    let stopped_by = |reasons: &[&str]| {
+        pairs
+            .iter()
+            .filter(|(_, r)| reasons.contains(&r.stop.as_str()))
+            .count()
+    };
     Aggregate {
         samples: n,
+        ended: stopped_by(&["end_of_turn", "stop_string"]),
+        cut_at_limit: stopped_by(&["max_tokens", "context_full"]),
         exact_match: mean(
             pairs
                 .iter()

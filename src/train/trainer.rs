@@ -100,6 +100,14 @@ impl Trainer {
     pub fn new(config: TrainConfig, resume_from: Option<&Path>) -> Result<Trainer, String> {
         let mut model =
             Model::load(&config.model.name, &load_options(&config)?).map_err(|e| e.to_string())?;
+        let positions = model.decoder.config.max_position_embeddings;
+        if config.data.max_seq_len > positions {
+            return Err(format!(
+                "data.max_seq_len {} is more than the model's {positions} positions \
+                 (max_position_embeddings); use at most {positions}",
+                config.data.max_seq_len
+            ));
+        }
         let data = prepare(&model.tokenizer, &config.data, config.training.seed)?;
         let targets = LoraSpec::resolve_targets(&config.lora.targets)?;
         let mut spec = LoraSpec {

@@ -9,9 +9,15 @@ use crossterm::event::{KeyEvent, MouseEvent};
 pub enum Action {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text the terminal pasted (bracketed paste).
+    Paste(String),
     Resize,
     /// Periodic wake-up (about 4 per second) for following files.
     Tick,
+    /// The terminal window got the focus back: files may have changed.
+    FocusGained,
+    /// SIGTERM, SIGHUP or SIGINT: leave now, restoring the terminal.
+    Terminate,
     /// The model finished loading (or failed to).
     Model(ModelStatus),
     Data(data::Msg),
@@ -24,6 +30,8 @@ pub enum Action {
 #[derive(Debug)]
 pub enum Effect {
     Quit,
+    /// Ctrl+z: hand the terminal back and stop until `fg`.
+    Suspend,
     /// A short message for the status bar.
     Notify(Notice),
     Data(data::Job),
@@ -32,6 +40,8 @@ pub enum Effect {
     Eval(eval::Job),
     /// Load the model anew with this adapter (None: none).
     SetAdapter(Option<std::path::PathBuf>),
+    /// Load another model (a directory or hub repo id), no adapter.
+    LoadModel(String),
     /// Hand the chat pane the selected dataset sample ("Use sample").
     SendSampleToChat,
     /// Append a sample to the open dataset (from the chat pane).

@@ -43,7 +43,11 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
         "q",
         "quit (asks first when the dataset has unsaved changes)",
     ),
-    bind("Ctrl+c", "quit from anywhere, even while typing"),
+    bind(
+        "Ctrl+c",
+        "quit from anywhere (asks first when something would be lost)",
+    ),
+    bind("Ctrl+z", "suspend to the shell; fg comes back"),
     bind("mouse", "click a tab or a row; the wheel scrolls"),
 ];
 
@@ -65,8 +69,13 @@ pub struct App {
     pub theme: usize,
     pub help: Option<u16>,
     pub notice: Option<Notice>,
+    /// An error from something the user did, shown whole over the pane
+    /// until a key or click dismisses it.
+    pub error_popup: Option<String>,
     /// Quitting with unsaved changes: waiting for save / discard / cancel.
     pub confirm_quit: bool,
+    /// Printed after the terminal is restored: what quitting discarded.
+    pub exit_note: Option<String>,
     /// Whether anything changed since the last frame.
     pub dirty: bool,
     pub layout: Cell<Layout>,
@@ -93,7 +102,9 @@ impl App {
             theme,
             help: None,
             notice: None,
+            error_popup: None,
             confirm_quit: false,
+            exit_note: None,
             dirty: true,
             layout: Cell::new(Layout::default()),
         }
@@ -101,7 +112,11 @@ impl App {
 
     /// The pane on screen.
     pub fn screen(&self) -> &dyn Pane {
-        match self.tab {
+        self.pane(self.tab)
+    }
+
+    pub fn pane(&self, tab: Tab) -> &dyn Pane {
+        match tab {
             Tab::Data => &self.data,
             Tab::Train => &self.train,
             Tab::Chat => &self.chat,
@@ -165,6 +180,12 @@ impl App {
     /// Applies one action; returns what the runtime must carry out.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.dirty = true;
+        // Errors that answer the user (a key, a click, a model or adapter
+        // they asked for) pop up; a worker's later report only sets the bar.
+        let answers_user = matches!(
+            action,
+            Action::Key(_) | Action::Mouse(_) | Action::Model(ModelStatus::Failed { .. })
+        );
         let effects = match action {
             Action::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
             Action::Key(_) => {
@@ -178,13 +199,21 @@ impl App {
                 Vec::new()
             }
             Action::Mouse(event) => self.mouse(event),
+            Action::Paste(text) => self.paste(&text),
             Action::Resize => Vec::new(),
+            Action::Terminate => {
+                let lost = self.unsaved();
+                self.quit_discarding(lost)
+            }
             Action::Tick => {
                 // Every pane follows its files, not just the one on screen.
                 let changed = self.screens_mut().map(|pane| pane.tick());
-                self.dirty = changed.contains(&true);
-                Vec::new()
+                // Another program may have changed the dataset.
+                let effects = self.data.watch_disk(false);
+                self.dirty = changed.contains(&true) || !effects.is_empty();
+                effects
             }
+            Action::FocusGained => self.data.watch_disk(true),
             Action::Model(status) => {
                 self.model = status;
                 match &self.model {
@@ -195,7 +224,16 @@ impl App {
                             .flat_map(|pane| pane.model_ready(&info))
                             .collect()
                     }
-                    ModelStatus::Failed { message, .. } => vec![Notice::error(message.clone())],
+                    ModelStatus::Failed { name, message } => {
+                        let (name, message) = (name.clone(), message.clone());
+                        let mut effects: Vec<Effect> = self
+                            .screens_mut()
+                            .into_iter()
+                            .flat_map(|pane| pane.model_failed(&name, &message))
+                            .collect();
+                        effects.push(Notice::error(message));
+                        effects
+                    }
                     ModelStatus::Loading { .. } => Vec::new(),
                 }
             }
@@ -204,11 +242,11 @@ impl App {
             Action::Chat(msg) => self.chat.message(msg),
             Action::Eval(msg) => self.eval.message(msg),
         };
-        self.route(effects)
+        self.route(effects, answers_user)
     }
 
     /// Carries out the effects that only touch app state; returns the rest.
-    fn route(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+    fn route(&mut self, effects: Vec<Effect>, answers_user: bool) -> Vec<Effect> {
         let mut pending = effects;
         let mut out = Vec::new();
         // Routed effects can produce more; a bound keeps a cycle finite.
@@ -219,7 +257,12 @@ impl App {
             let mut next = Vec::new();
             for effect in pending {
                 match effect {
-                    Effect::Notify(notice) => self.notice = Some(notice),
+                    Effect::Notify(notice) => {
+                        if notice.is_error && answers_user {
+                            self.error_popup = Some(notice.text.clone());
+                        }
+                        self.notice = Some(notice);
+                    }
                     Effect::ShowTab(tab) => next.extend(self.show(tab)),
                     Effect::SendSampleToChat => match self.data.selected_exchange() {
                         Some(exchange) => {
@@ -234,6 +277,13 @@ impl App {
                         )),
                     },
                     Effect::OpenDataset(path) => next.extend(self.open_dataset(path)),
+                    Effect::LoadModel(name) => {
+                        next.extend(
+                            self.train
+                                .message(super::panes::train::Msg::Model(name.clone())),
+                        );
+                        out.push(Effect::LoadModel(name));
+                    }
                     Effect::AppendToDataset(value) => {
                         next.extend(self.data.message(super::panes::data::Msg::Append(value)));
                     }
@@ -254,14 +304,24 @@ impl App {
         if ctrl && key.code == KeyCode::Char('c') {
             return self.request_quit();
         }
+        if ctrl && key.code == KeyCode::Char('z') {
+            return vec![Effect::Suspend];
+        }
         if self.confirm_quit {
             return self.answer_quit(key);
         }
+        if self.error_popup.take().is_some() {
+            return Vec::new();
+        }
         if let Some(scroll) = self.help {
+            // The screen is the pane and the tab and status rows.
+            let screen_height = self.layout.get().pane.height + 2;
+            let most = super::view::help_max_scroll(self, screen_height);
+            let scroll = scroll.min(most);
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => self.help = Some(scroll.saturating_add(1)),
+                KeyCode::Down | KeyCode::Char('j') => self.help = Some((scroll + 1).min(most)),
                 KeyCode::Up | KeyCode::Char('k') => self.help = Some(scroll.saturating_sub(1)),
-                KeyCode::PageDown => self.help = Some(scroll.saturating_add(10)),
+                KeyCode::PageDown => self.help = Some(scroll.saturating_add(10).min(most)),
                 KeyCode::PageUp => self.help = Some(scroll.saturating_sub(10)),
                 _ => self.help = None,
             }
@@ -280,7 +340,7 @@ impl App {
         if !self.pane_captures_input() {
             match key.code {
                 KeyCode::Char('?') => {
-                    self.help = Some(0);
+                    self.help = Some(super::view::help_start(self, self.tab));
                     return Vec::new();
                 }
                 KeyCode::Char('q') => return self.request_quit(),
@@ -293,25 +353,62 @@ impl App {
         self.screen_mut().key(key)
     }
 
-    fn request_quit(&mut self) -> Vec<Effect> {
-        if self.data.is_dirty() && !self.confirm_quit {
-            self.confirm_quit = true;
-            Vec::new()
-        } else {
-            vec![Effect::Quit]
+    /// What quitting now would lose, one phrase each.
+    pub fn unsaved(&self) -> Vec<String> {
+        let mut lost = Vec::new();
+        if self.data.is_dirty() {
+            lost.push(format!("unsaved changes to {}", self.data.file_label()));
         }
+        for tab in Tab::ALL {
+            if self.pane(tab).has_unapplied_edit() {
+                lost.push(format!("the text in the {} editor", tab.title()));
+            }
+        }
+        lost
+    }
+
+    /// `q` or Ctrl+c: quits, asking first when something would be lost; a
+    /// second Ctrl+c in the question quits and says what it discarded.
+    fn request_quit(&mut self) -> Vec<Effect> {
+        let lost = self.unsaved();
+        if lost.is_empty() {
+            return vec![Effect::Quit];
+        }
+        if !self.confirm_quit {
+            self.confirm_quit = true;
+            return Vec::new();
+        }
+        self.quit_discarding(lost)
+    }
+
+    fn quit_discarding(&mut self, lost: Vec<String>) -> Vec<Effect> {
+        if !lost.is_empty() {
+            self.exit_note = Some(format!(
+                "tunebench: quit, discarding {}",
+                lost.join(" and ")
+            ));
+        }
+        vec![Effect::Quit]
     }
 
     fn answer_quit(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
-            KeyCode::Char('s') | KeyCode::Char('y') => match self.data.save() {
-                Ok(()) => vec![Effect::Quit],
-                Err(message) => {
-                    self.confirm_quit = false;
-                    vec![Notice::error(message)]
+            KeyCode::Char('s') | KeyCode::Char('y') if self.data.is_dirty() => {
+                match self.data.save() {
+                    Ok(()) => {
+                        let lost = self.unsaved();
+                        self.quit_discarding(lost)
+                    }
+                    Err(message) => {
+                        self.confirm_quit = false;
+                        vec![Notice::error(message)]
+                    }
                 }
-            },
-            KeyCode::Char('d') => vec![Effect::Quit],
+            }
+            KeyCode::Char('d') => {
+                let lost = self.unsaved();
+                self.quit_discarding(lost)
+            }
             _ => {
                 self.confirm_quit = false;
                 Vec::new()
@@ -319,8 +416,22 @@ impl App {
         }
     }
 
+    /// A paste goes to the pane on screen unless a popup is open.
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if self.help.is_some() || self.confirm_quit || self.error_popup.is_some() {
+            return Vec::new();
+        }
+        self.screen_mut().paste(text)
+    }
+
     fn mouse(&mut self, event: MouseEvent) -> Vec<Effect> {
         let layout = self.layout.get();
+        if self.error_popup.is_some() {
+            if let MouseEventKind::Down(_) = event.kind {
+                self.error_popup = None;
+            }
+            return Vec::new();
+        }
         if self.help.is_some() || self.confirm_quit {
             if let MouseEventKind::Down(_) = event.kind {
                 self.help = None;

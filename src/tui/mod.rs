@@ -9,6 +9,7 @@ pub mod highlight;
 pub mod panes;
 pub mod services;
 pub mod setup;
+pub mod status;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -32,11 +33,12 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
     let mut app = start.app;
     let mut guard = terminal::TerminalGuard::enter()?;
     spawn_input(tx.clone());
+    forward_termination(tx.clone());
     load_model(&services, start.adapter, &tx, 1);
     let mut model_generation = 1;
     let mut last_frame = Instant::now() - FRAME;
     let mut last_tick = Instant::now();
-    loop {
+    'events: loop {
         if app.dirty && last_frame.elapsed() >= FRAME {
             guard.terminal.draw(|frame| view::render(&app, frame))?;
             app.dirty = false;
@@ -61,7 +63,11 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
         app.dirty |= was_dirty;
         for effect in effects {
             match effect {
-                Effect::Quit => return Ok(()),
+                Effect::Quit => break 'events,
+                Effect::Suspend => {
+                    guard.suspend()?;
+                    app.dirty = true;
+                }
                 Effect::Data(job) => panes::data::worker::run(job, &services, &tx),
                 Effect::Train(job) => panes::train::worker::run(job, &services, &tx),
                 Effect::Chat(job) => panes::chat::worker::run(job, &services, &tx),
@@ -69,6 +75,11 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 Effect::SetAdapter(adapter) => {
                     model_generation += 1;
                     load_model(&services, adapter, &tx, model_generation);
+                }
+                Effect::LoadModel(name) => {
+                    model_generation += 1;
+                    replace_model(&services, name);
+                    load_model(&services, None, &tx, model_generation);
                 }
                 // The app routes these itself; nothing reaches here.
                 Effect::Notify(_)
@@ -78,6 +89,11 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 | Effect::AppendToDataset(_) => {}
             }
         }
+    }
+    // The note goes to the shell's screen, after the terminal is restored.
+    drop(guard);
+    if let Some(note) = app.exit_note {
+        eprintln!("{note}");
     }
     Ok(())
 }
@@ -90,13 +106,23 @@ fn spawn_input(tx: Sender<Action>) {
             let action = match event {
                 crossterm::event::Event::Key(key) => Action::Key(key),
                 crossterm::event::Event::Mouse(mouse) => Action::Mouse(mouse),
+                crossterm::event::Event::Paste(text) => Action::Paste(text),
                 crossterm::event::Event::Resize(..) => Action::Resize,
+                crossterm::event::Event::FocusGained => Action::FocusGained,
                 _ => continue,
             };
             if tx.send(action).is_err() {
                 break;
             }
         }
+    });
+}
+
+/// SIGTERM, SIGHUP (the terminal closed) and SIGINT become an action, so
+/// the loop ends and the guard restores the terminal on the way out.
+fn forward_termination(tx: Sender<Action>) {
+    let _ = ctrlc::set_handler(move || {
+        let _ = tx.send(Action::Terminate);
     });
 }
 
@@ -110,7 +136,7 @@ fn load_model(
 ) {
     let services = Arc::clone(services);
     let tx = tx.clone();
-    let name = services.model_name.clone();
+    let name = services.model_name();
     let _ = tx.send(Action::Model(ModelStatus::Loading { name: name.clone() }));
     std::thread::spawn(move || {
         let ready = |adapter| {
@@ -140,6 +166,16 @@ fn load_model(
     });
 }
 
+/// Names another model and drops the loaded one, so the next load reads it.
+fn replace_model(services: &Services, name: String) {
+    if let Ok(mut current) = services.model_name.write() {
+        *current = name;
+    }
+    if let Ok(mut slot) = services.model.write() {
+        *slot = None;
+    }
+}
+
 /// Detaches whatever a failed adapter load left; whether a model is loaded.
 fn drop_adapter(services: &Services) -> bool {
     let Ok(mut slot) = services.model.write() else {
@@ -163,8 +199,9 @@ fn swap_model(services: &Services, adapter: Option<&std::path::Path>) -> Result<
         slot.is_none()
     };
     if loaded_now {
-        let model = crate::model::Model::load(&services.model_name, &services.load_options)
-            .map_err(|e| format!("loading {}: {e}", services.model_name))?;
+        let name = services.model_name();
+        let model = crate::model::Model::load(&name, &services.load_options)
+            .map_err(|e| format!("loading {name}: {e}"))?;
         *services
             .model
             .write()

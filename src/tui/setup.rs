@@ -85,7 +85,7 @@ pub fn prepare(options: UiOptions) -> anyhow::Result<Start> {
     );
     let services = Services {
         model: RwLock::new(None),
-        model_name,
+        model_name: RwLock::new(model_name),
         load_options: options.load,
         exe: std::env::current_exe().context("finding the tunebench executable")?,
         runs_dir,

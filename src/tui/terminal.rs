@@ -1,7 +1,12 @@
 //! Entering and leaving the full-screen terminal. The terminal is restored
-//! when the guard drops (normal exit and errors) and from the panic hook.
+//! when the guard drops (normal exit, errors, and SIGTERM/SIGHUP/SIGINT,
+//! which end the event loop), from the panic hook, and while suspended
+//! (Ctrl+z).
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -21,14 +26,32 @@ pub struct TerminalGuard {
 impl TerminalGuard {
     pub fn enter() -> io::Result<TerminalGuard> {
         install_panic_hook();
-        enable_raw_mode()?;
-        let mut stdout = io::stdout();
-        if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableMouseCapture) {
-            restore();
-            return Err(e);
-        }
-        let terminal = Terminal::new(CrosstermBackend::new(stdout))?;
+        take_over()?;
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         Ok(TerminalGuard { terminal })
+    }
+
+    /// Ctrl+z: gives the shell its terminal back and stops the process as
+    /// the shell's job control expects; on `fg`, takes the screen again and
+    /// has everything redrawn.
+    pub fn suspend(&mut self) -> io::Result<()> {
+        restore();
+        // SIGTSTP is ignored by raw mode's terminal settings, not by the
+        // process; SIGSTOP cannot be caught, so the shell sees a stopped job.
+        // SAFETY: raise only sends a signal to this process.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+        take_over()?;
+        // A fresh terminal has empty buffers, so the next frame is drawn
+        // whole; `Terminal::clear` would ask the terminal for the cursor's
+        // position, which can time out and end the workbench.
+        execute!(
+            io::stdout(),
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+        )?;
+        self.terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        Ok(())
     }
 }
 
@@ -39,6 +62,24 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Raw mode, the alternate screen and mouse capture, undone on failure.
+fn take_over() -> io::Result<()> {
+    enable_raw_mode()?;
+    if let Err(e) = execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste,
+        // Focus reports let the Data tab look at its file when the user
+        // comes back from another program.
+        EnableFocusChange
+    ) {
+        restore();
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Leaves raw mode, mouse capture and the alternate screen; safe to call
 /// more than once.
 pub fn restore() {
@@ -47,6 +88,8 @@ pub fn restore() {
         io::stdout(),
         LeaveAlternateScreen,
         DisableMouseCapture,
+        DisableFocusChange,
+        DisableBracketedPaste,
         crossterm::cursor::Show
     );
 }

@@ -1,13 +1,12 @@
 //! Drawing the whole screen from `&App`: tab bar, the pane on screen, the
 //! status bar, and the help or quit overlay on top.
 
-use super::action::ModelStatus;
 use super::app::{App, GLOBAL_BINDINGS, Layout, Tab};
 use super::panes::{Binding, Pane};
 use super::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -26,8 +25,11 @@ pub fn render(app: &App, frame: &mut Frame) {
     let tabs = render_tabs(app, frame, rows[0], theme);
     let pane = rows[1];
     app.screen().render(frame, pane, theme);
-    render_status(app, frame, rows[2], theme);
+    super::status::render_status(app, frame, rows[2], theme);
     app.layout.set(Layout { tabs, pane });
+    if let Some(error) = &app.error_popup {
+        render_error_popup(error, frame, pane, theme);
+    }
     if let Some(scroll) = app.help {
         render_help(app, frame, area, theme, scroll);
     } else if app.confirm_quit {
@@ -62,89 +64,8 @@ fn render_tabs(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) -> [Rect
     rects
 }
 
-fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let sep = Span::styled(" │ ", theme.dimmed());
-    let mut spans = Vec::new();
-    let (file, dirty) = (app.data.file_label(), app.data.is_dirty());
-    spans.push(Span::styled(file, Style::default().fg(theme.text)));
-    if dirty {
-        spans.push(Span::styled(
-            " [+]",
-            Style::default()
-                .fg(theme.warning)
-                .add_modifier(Modifier::BOLD),
-        ));
-    }
-    spans.push(sep.clone());
-    spans.push(match &app.model {
-        ModelStatus::Loading { name } => {
-            Span::styled(format!("loading {}…", model_label(name)), theme.dimmed())
-        }
-        ModelStatus::Ready(info) => {
-            let adapter = info
-                .adapter
-                .as_ref()
-                .map(|a| format!(" + {}", short_path(a)))
-                .unwrap_or_default();
-            Span::styled(
-                format!("{}{adapter}", model_label(&info.name)),
-                Style::default().fg(theme.text),
-            )
-        }
-        ModelStatus::Failed { name, .. } => Span::styled(
-            format!("{}: failed to load", model_label(name)),
-            Style::default().fg(theme.error),
-        ),
-    });
-    spans.push(sep.clone());
-    spans.push(Span::styled(
-        app.train.run_summary(),
-        Style::default().fg(theme.text),
-    ));
-    spans.push(sep);
-    if let Some(notice) = &app.notice {
-        let color = if notice.is_error {
-            theme.error
-        } else {
-            theme.info
-        };
-        spans.push(Span::styled(
-            notice.text.clone(),
-            Style::default().fg(color),
-        ));
-        spans.push(Span::styled(" │ ", theme.dimmed()));
-    }
-    let hints = app.screen().hints();
-    spans.push(Span::styled(format!("{hints}  ? help"), theme.dimmed()));
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// A model as the status bar names it: a hub repo id (`Qwen/Qwen2.5-0.5B`)
-/// whole, a local directory by its last component (`tiny-model`).
-fn model_label(name: &str) -> String {
-    if crate::model::hub::looks_like_repo_id(name) {
-        return name.to_string();
-    }
-    name.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|last| !last.is_empty())
-        .unwrap_or(name)
-        .to_string()
-}
-
-/// The last two components of a path, enough to recognise a run.
-fn short_path(path: &std::path::Path) -> String {
-    let parts: Vec<_> = path.components().rev().take(2).collect();
-    parts
-        .iter()
-        .rev()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+/// A `width` x `height` box in the middle of `area` (smaller if it must).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect::new(
@@ -155,14 +76,44 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: u16) {
-    let sections: [(&str, &[Binding]); 5] = [
+/// The help screen's sections: keys everywhere, then each tab's.
+fn help_sections(app: &App) -> [(&'static str, &'static [Binding]); 5] {
+    [
         ("Everywhere", GLOBAL_BINDINGS),
-        ("Data", app.data.bindings()),
-        ("Train", app.train.bindings()),
-        ("Chat", app.chat.bindings()),
-        ("Eval", app.eval.bindings()),
-    ];
+        (Tab::Data.title(), app.data.bindings()),
+        (Tab::Train.title(), app.train.bindings()),
+        (Tab::Chat.title(), app.chat.bindings()),
+        (Tab::Eval.title(), app.eval.bindings()),
+    ]
+}
+
+/// Each section is its title, its bindings and a blank line.
+fn section_lines(bindings: &[Binding]) -> u16 {
+    bindings.len() as u16 + 2
+}
+
+/// The help line where `tab`'s keys start, so `?` opens at them.
+pub fn help_start(app: &App, tab: Tab) -> u16 {
+    help_sections(app)
+        .iter()
+        .take_while(|(title, _)| *title != tab.title())
+        .map(|(_, bindings)| section_lines(bindings))
+        .sum()
+}
+
+/// The furthest the help scrolls: its last line at the bottom of the box.
+pub fn help_max_scroll(app: &App, screen_height: u16) -> u16 {
+    let total: u16 = help_sections(app)
+        .iter()
+        .map(|(_, bindings)| section_lines(bindings))
+        .sum();
+    // The box is the screen less 4 rows, less its 2 borders.
+    total.saturating_sub(screen_height.saturating_sub(6))
+}
+
+fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: u16) {
+    let sections = help_sections(app);
+    let scroll = scroll.min(help_max_scroll(app, area.height));
     let mut lines = Vec::new();
     for (title, bindings) in sections {
         lines.push(Line::styled(title.to_string(), theme.title()));
@@ -188,20 +139,26 @@ fn render_help(app: &App, frame: &mut Frame, area: Rect, theme: &Theme, scroll: 
 }
 
 fn render_confirm_quit(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rect = centered(area, 60, 7);
+    let lost = app.unsaved();
+    let rect = centered(area, 64, lost.len() as u16 + 6);
     frame.render_widget(Clear, rect);
-    let text = vec![
-        Line::raw(format!("{} has unsaved changes.", app.data.file_label())),
-        Line::raw(""),
-        Line::from(vec![
-            Span::styled("s", theme.title()),
-            Span::raw(" save and quit   "),
-            Span::styled("d", theme.title()),
-            Span::raw(" discard and quit   "),
-            Span::styled("Esc", theme.title()),
-            Span::raw(" stay"),
-        ]),
-    ];
+    let mut text = vec![Line::raw("Quitting now loses:")];
+    text.extend(lost.iter().map(|what| Line::raw(format!("  • {what}"))));
+    text.push(Line::raw(""));
+    let mut keys = Vec::new();
+    if app.data.is_dirty() {
+        keys.push(Span::styled("s", theme.title()));
+        keys.push(Span::raw(" save the dataset and quit   "));
+    }
+    keys.extend([
+        Span::styled("d", theme.title()),
+        Span::raw(" or "),
+        Span::styled("Ctrl+c", theme.title()),
+        Span::raw(" discard and quit   "),
+        Span::styled("Esc", theme.title()),
+        Span::raw(" stay"),
+    ]);
+    text.push(Line::from(keys));
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(theme.warning))
@@ -213,21 +170,33 @@ fn render_confirm_quit(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) 
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::model_label;
-
-    #[test]
-    fn model_label_keeps_repo_ids_and_shortens_paths() {
-        assert_eq!(model_label("Qwen/Qwen2.5-0.5B"), "Qwen/Qwen2.5-0.5B");
-        assert_eq!(
-            model_label("/tmp/x/cache/tunebench/tiny-model"),
-            "tiny-model"
-        );
-        assert_eq!(model_label("/tmp/x/tiny-model/"), "tiny-model");
-        assert_eq!(model_label("./models/tiny"), "tiny");
-        assert_eq!(model_label("runs/a/merged"), "merged");
-        assert_eq!(model_label("tiny"), "tiny");
-        assert_eq!(model_label("/"), "/");
-    }
+/// An error from something the user just did, whole, at the bottom of the
+/// pane where it happened, until a key or click dismisses it.
+fn render_error_popup(error: &str, frame: &mut Frame, pane: Rect, theme: &Theme) {
+    let chars = error.chars().count() as u16;
+    let width = (chars + 4).clamp(40, 100).min(pane.width);
+    let inner = width.saturating_sub(2).max(1);
+    // Wrapping at words can take a line more than the bare count says.
+    let lines = chars.div_ceil(inner) + 1;
+    let height = (lines + 2).min(pane.height);
+    let rect = Rect::new(
+        pane.x + (pane.width - width) / 2,
+        pane.bottom() - height,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::default().fg(theme.error))
+        .title(" Error ")
+        .title_bottom(" any key closes ")
+        .style(theme.base());
+    frame.render_widget(
+        Paragraph::new(error.to_string())
+            .style(Style::default().fg(theme.error))
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
 }

@@ -33,3 +33,6 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     tunebench::model::tiny::init_tiny(&out, 0, &Default::default()).unwrap();
     out
 }
+
+pub mod runs;
+pub mod tui;

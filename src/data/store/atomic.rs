@@ -12,14 +12,28 @@ pub fn atomic_write<F>(path: &Path, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
+    replace_if(path, fill, || Ok(true)).map(|_| ())
+}
+
+/// Like [`atomic_write`], but asks `still_ok` right before the rename (the
+/// last moment to notice the file changed while the new one was written);
+/// when it says no, nothing is replaced and this returns `false`.
+pub fn replace_if<F, C>(path: &Path, fill: F, still_ok: C) -> io::Result<bool>
+where
+    F: FnOnce(&mut dyn Write) -> io::Result<()>,
+    C: FnOnce() -> io::Result<bool>,
+{
     let temp = temp_path(path);
-    let result = write_temp(&temp, path, fill).and_then(|()| fs::rename(&temp, path));
-    if let Err(e) = result {
+    let result = write_temp(&temp, path, fill).and_then(|()| match still_ok()? {
+        true => fs::rename(&temp, path).map(|()| true),
+        false => Ok(false),
+    });
+    if !matches!(result, Ok(true)) {
         let _ = fs::remove_file(&temp);
-        return Err(e);
+        return result;
     }
     sync_dir(path);
-    Ok(())
+    Ok(true)
 }
 
 fn write_temp<F>(temp: &Path, original: &Path, fill: F) -> io::Result<()>
@@ -27,8 +41,10 @@ where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
     let file = OpenOptions::new().write(true).create_new(true).open(temp)?;
-    // Keep the original's permissions on the replacement.
+    // Keep the original's permissions (and owner, where allowed) on the
+    // replacement.
     if let Ok(meta) = fs::metadata(original) {
+        keep_owner(&file, &meta);
         let _ = fs::set_permissions(temp, meta.permissions());
     }
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -36,6 +52,17 @@ where
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
 }
+
+#[cfg(unix)]
+fn keep_owner(file: &File, meta: &fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    // Only root may give a file away; for anyone else this is a no-op or
+    // refused, and the file is theirs anyway.
+    let _ = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()));
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &File, _meta: &fs::Metadata) {}
 
 fn temp_path(path: &Path) -> PathBuf {
     let name = path

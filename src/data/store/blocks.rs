@@ -4,10 +4,10 @@
 use std::fs::File;
 use std::io;
 
-const BLOCK: usize = 8 << 20;
-
 pub struct BlockReader<'f> {
     file: &'f File,
+    /// How much to read at a time (less for a small file).
+    block: usize,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
     buf_start: u64,
@@ -17,6 +17,7 @@ impl<'f> BlockReader<'f> {
     pub fn new(file: &'f File) -> Self {
         BlockReader {
             file,
+            block: super::disk::block_for(file),
             buf: Vec::new(),
             buf_start: 0,
         }
@@ -26,7 +27,7 @@ impl<'f> BlockReader<'f> {
     pub fn range(&mut self, start: u64, end: u64) -> io::Result<&[u8]> {
         let buf_end = self.buf_start + self.buf.len() as u64;
         if start < self.buf_start || end > buf_end {
-            let want = ((end - start) as usize).max(BLOCK);
+            let want = ((end - start) as usize).max(self.block);
             self.buf.resize(want, 0);
             let got = read_at_most(self.file, &mut self.buf, start)?;
             self.buf.truncate(got);

@@ -6,10 +6,10 @@
 //! another, as `jq .` writes them): every top-level value is a record.
 
 use super::blocks::read_at_most;
+use super::digest::Digest;
 use std::fs::File;
 use std::io;
 
-const BLOCK: usize = 8 << 20;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct Index {
     /// closing `]` for an array.
     pub content_end: u64,
     pub file_len: u64,
+    /// Fingerprint of every byte indexed, to tell later whether the file
+    /// was changed by another program.
+    pub content_hash: u64,
     pub bom: bool,
     /// The line terminator new records get (the file's first one, else `\n`).
     pub newline: &'static str,
@@ -73,19 +76,21 @@ pub fn index_lines(file: &File) -> io::Result<Index> {
         newline: "\n",
         ..Index::default()
     };
-    let mut buf = vec![0u8; BLOCK];
+    let mut buf = vec![0u8; super::disk::block_for(file)];
     let mut base = 0u64; // file offset of buf[0]
     let mut line_no: u32 = 1;
     let mut line_start = 0u64;
     let mut seen_content = false;
     let mut first_newline_seen = false;
     let mut prev_byte = 0u8;
+    let mut digest = Digest::default();
     loop {
         let got = read_at_most(file, &mut buf, base)?;
         if got == 0 {
             break;
         }
         let block = &buf[..got];
+        digest.update(block);
         let mut pos = 0usize;
         if base == 0 && block.starts_with(BOM) {
             index.bom = true;
@@ -134,6 +139,7 @@ pub fn index_lines(file: &File) -> io::Result<Index> {
     }
     index.file_len = base;
     index.content_end = base;
+    index.content_hash = digest.finish();
     Ok(index)
 }
 
@@ -223,6 +229,7 @@ fn start_scan(bytes: &[u8]) -> (Index, Scanner<'_>) {
             "\n"
         },
         file_len: bytes.len() as u64,
+        content_hash: Digest::of(bytes),
         lines: Some(Vec::new()),
         ..Index::default()
     };

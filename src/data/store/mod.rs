@@ -5,17 +5,28 @@
 //! an overlay on the untouched file. Saving writes the whole file atomically,
 //! copying every untouched record and the bytes between records verbatim, so
 //! line endings, blank lines, key order and escapes survive.
+//!
+//! The file is another program's too: a save first checks that the file on
+//! disk is still the one indexed ([`disk`]) and refuses if not; [`reload`]
+//! then re-applies the pending changes to the file as it is now.
 
 mod atomic;
 mod blocks;
+mod digest;
+mod disk;
 mod index;
+mod reload;
+mod save;
 mod sniff;
 mod style;
 mod writer;
 
 pub use atomic::atomic_write;
 pub use blocks::BlockReader;
+pub use disk::{DiskChange, same_file};
 pub use index::{ArrayError, Index, Layout, trim_record};
+pub use reload::{Reloaded, Unmatched, UnmatchedKind};
+pub use save::SaveOptions;
 use sniff::Sniffed;
 pub use writer::RecordWriter;
 
@@ -51,6 +62,20 @@ pub enum StoreError {
     },
     #[error("{path}: binary file, not JSON Lines (a NUL byte at offset {offset})")]
     Binary { path: PathBuf, offset: usize },
+    #[error(
+        "{path} changed on disk since it was opened ({change}); nothing was written: \
+         reload it (your changes are kept), save under another name, or overwrite it"
+    )]
+    Changed { path: PathBuf, change: DiskChange },
+    #[error(
+        "{path} was rewritten in place since it was opened, so the records you did not \
+         edit can only be read from the new file: reload it (your changes are kept)"
+    )]
+    SourceRewritten { path: PathBuf },
+    #[error("{path} is read-only (mode {mode:03o}); nothing was written")]
+    ReadOnly { path: PathBuf, mode: u32 },
+    #[error("{path} already exists; choose another name")]
+    Exists { path: PathBuf },
 }
 
 /// Row ids at or above this are records added since opening.
@@ -64,6 +89,9 @@ pub struct Store {
     /// Document order after structural edits; `None` while it is the original.
     rows: Option<Vec<u32>>,
     edits: HashMap<u32, String>,
+    /// The bytes on disk of each record edited or removed, as first read:
+    /// what a reload matches against the file as it is now.
+    originals: HashMap<u32, Vec<u8>>,
     added: Vec<String>,
     /// What goes between records the store writes itself.
     separator: String,
@@ -72,6 +100,8 @@ pub struct Store {
     /// How one-line records space their separators.
     spacing: style::Spacing,
     dirty: bool,
+    /// What the file was when indexed.
+    stamp: disk::Stamp,
 }
 
 /// One record handed to [`Store::visit`].
@@ -92,6 +122,9 @@ impl Store {
         };
         refuse_special_file(&path)?;
         let file = File::open(&path).map_err(io_err)?;
+        // Taken before indexing: a change while indexing then shows up as a
+        // difference from the stamp.
+        let meta = file.metadata().map_err(io_err)?;
         let mut separator = String::new();
         let mut indent = String::new();
         let malformed = |e: ArrayError| StoreError::Malformed {
@@ -143,6 +176,7 @@ impl Store {
         if layout != Layout::JsonArray {
             separator = index.newline.to_string();
         }
+        let stamp = disk::Stamp::new(&meta, index.content_hash);
         let mut store = Store {
             path,
             file,
@@ -150,11 +184,13 @@ impl Store {
             index,
             rows: None,
             edits: HashMap::new(),
+            originals: HashMap::new(),
             added: Vec::new(),
             separator,
             indent,
             spacing: style::Spacing::Compact,
             dirty: false,
+            stamp,
         };
         if !store.is_empty() {
             let first = store.raw(0).map_err(|source| StoreError::Io {
@@ -215,6 +251,11 @@ impl Store {
         if let Some(text) = self.edits.get(&row) {
             return Ok(text.as_bytes().to_vec());
         }
+        self.disk_record(row)
+    }
+
+    /// Original record `row` as the file holds it.
+    fn disk_record(&self, row: u32) -> io::Result<Vec<u8>> {
         let (start, end) = (
             self.index.starts[row as usize],
             self.index.region_end(row as usize),
@@ -272,7 +313,13 @@ impl Store {
         if row >= ADDED {
             self.added[(row - ADDED) as usize] = text;
         } else {
-            self.edits.insert(row, text);
+            self.remember_original(row);
+            self.remember_anchor(i);
+            // Back to the bytes on disk (an undo): no edit left to re-apply.
+            match self.originals.get(&row) {
+                Some(original) if original == text.as_bytes() => self.edits.remove(&row),
+                _ => self.edits.insert(row, text),
+            };
         }
         self.dirty = true;
     }
@@ -284,6 +331,7 @@ impl Store {
     }
 
     pub fn insert_text(&mut self, at: usize, text: String) {
+        self.remember_anchor(at);
         let id = ADDED + self.added.len() as u32;
         self.added.push(text);
         self.rows_mut().insert(at, id);
@@ -293,9 +341,47 @@ impl Store {
     /// Removes record `i`, returning its text so it can be put back.
     pub fn remove(&mut self, i: usize) -> io::Result<Vec<u8>> {
         let text = self.raw(i)?;
+        let row = self.row(i);
+        if row < ADDED {
+            self.remember_original(row);
+        }
         self.rows_mut().remove(i);
         self.dirty = true;
         Ok(text)
+    }
+
+    /// Remembers the original record before position `i`, which a reload
+    /// places what is at `i` after.
+    fn remember_anchor(&mut self, i: usize) {
+        if let Some(before) = i.checked_sub(1).filter(|&b| b < self.len())
+            && self.row(before) < ADDED
+        {
+            self.remember_original(self.row(before));
+        }
+    }
+
+    fn remember_original(&mut self, row: u32) {
+        if !self.originals.contains_key(&row)
+            && let Ok(bytes) = self.disk_record(row)
+        {
+            self.originals.insert(row, bytes);
+        }
+    }
+
+    /// Pending changes: records edited, removed and added since opening.
+    pub fn pending_changes(&self) -> usize {
+        let mut kept = 0;
+        let mut changes = 0;
+        for i in 0..self.len() {
+            let row = self.row(i);
+            if row < ADDED {
+                kept += 1;
+            }
+            if row >= ADDED || self.edits.contains_key(&row) {
+                changes += 1;
+            }
+        }
+        changes + self.index.len() - kept
     }
 
     fn rows_mut(&mut self) -> &mut Vec<u32> {
@@ -331,11 +417,13 @@ impl Store {
             index: self.index.clone(),
             rows: self.rows.clone(),
             edits: self.edits.clone(),
+            originals: self.originals.clone(),
             added: self.added.clone(),
             separator: self.separator.clone(),
             indent: self.indent.clone(),
             spacing: self.spacing,
             dirty: self.dirty,
+            stamp: self.stamp.clone(),
         })
     }
 
@@ -363,17 +451,6 @@ impl Store {
                 bytes,
             })?;
         }
-        Ok(())
-    }
-
-    /// Saves atomically and reopens, so the overlay is empty afterwards.
-    pub fn save(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        atomic_write(&path, |out| self.write_to(out)).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        *self = Store::open(&path)?;
         Ok(())
     }
 
@@ -502,3 +579,6 @@ fn array_style(bytes: &[u8], index: &Index) -> (String, String) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod conflict_tests;

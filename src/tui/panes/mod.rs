@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod data;
+pub mod esc_guard;
 pub mod eval;
 #[cfg(test)]
 mod testing;
@@ -16,6 +17,20 @@ use super::theme::Theme;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+
+/// A paste for a one-line input: its lines joined by spaces (a path or a
+/// filter has no line breaks; a terminal may send `\r` for them).
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` with the terminal's `\r` line breaks made `\n`.
+pub fn newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
 
 /// A key binding as the help screen lists it.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +54,19 @@ pub trait Pane {
     /// A (new) model is ready.
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         Vec::new()
+    }
+    /// The model `name` failed to load; `message` says why.
+    fn model_failed(&mut self, _name: &str, _message: &str) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// Pasted text (bracketed paste): into the focused input as text,
+    /// never as keys.
+    fn paste(&mut self, _text: &str) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// An editor is open with text that quitting would lose.
+    fn has_unapplied_edit(&self) -> bool {
+        false
     }
     /// The pane's tab came on screen.
     fn shown(&mut self) -> Vec<Effect> {

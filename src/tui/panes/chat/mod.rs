@@ -9,6 +9,8 @@
 
 pub mod editor;
 pub mod input;
+mod model_prompt;
+mod overlay;
 pub mod picker;
 mod render;
 pub mod settings;
@@ -24,9 +26,10 @@ use crate::tui::app::contains;
 use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use editor::{AnswerEditor, Edited};
+use editor::AnswerEditor;
 use input::{PromptInput, Typed};
-use picker::{Picked, Picker};
+use model_prompt::ModelPrompt;
+use picker::Picker;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use settings::{Settings, SettingsEditor};
@@ -72,6 +75,8 @@ pub enum Overlay {
     Picker(Picker),
     Settings(SettingsEditor),
     Editor(Box<AnswerEditor>),
+    /// Naming another model to load.
+    Model(ModelPrompt),
 }
 
 /// Where things were last drawn (for the mouse) and how many lines each
@@ -98,6 +103,10 @@ pub struct ChatPane {
     model: Option<ModelInfo>,
     /// An adapter was asked for and is loading.
     switching: bool,
+    /// Why the model failed to load, until one loads.
+    load_error: Option<String>,
+    /// The model loaded or last tried, for the `m` prompt to start from.
+    model_name: String,
     drawn: Cell<Drawn>,
 }
 
@@ -112,6 +121,8 @@ impl ChatPane {
             overlay: None,
             model: None,
             switching: false,
+            load_error: None,
+            model_name: String::new(),
             drawn: Cell::new(Drawn::default()),
         }
     }
@@ -280,6 +291,9 @@ impl ChatPane {
                 self.overlay = Some(Overlay::Picker(Picker::open(&self.runs_dir, active)));
             }
             KeyCode::Char('s') => self.overlay = Some(Overlay::Settings(SettingsEditor::default())),
+            KeyCode::Char('m') => {
+                self.overlay = Some(Overlay::Model(ModelPrompt::new(&self.model_name)))
+            }
             KeyCode::Char('u') => return vec![Effect::SendSampleToChat],
             KeyCode::Char('e') => return self.edit(side),
             KeyCode::Char('r') => return self.resend(),
@@ -312,71 +326,6 @@ impl ChatPane {
             Effect::SetAdapter(path),
             Notice::info(format!("loading {label}…")),
         ]
-    }
-
-    fn overlay_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Some(overlay) = &mut self.overlay else {
-            return Vec::new();
-        };
-        match overlay {
-            Overlay::Picker(picker) => match picker.key(key) {
-                Picked::Stay => {}
-                Picked::Close => self.overlay = None,
-                Picked::Choose(path) => return self.choose_adapter(path),
-            },
-            Overlay::Settings(editor) => {
-                if !editor.key(key, &mut self.settings) {
-                    self.overlay = None;
-                }
-            }
-            Overlay::Editor(editor) => match editor.key(key) {
-                Edited::Typing => {}
-                Edited::Cancel => self.overlay = None,
-                Edited::Save(text) => {
-                    let side = editor.side;
-                    self.overlay = None;
-                    return match self.chat.edit_last_answer(side, text) {
-                        Some(sample) => vec![
-                            Effect::AppendToDataset(sample),
-                            Notice::info("answer edited; the exchange was added to the dataset"),
-                        ],
-                        None => vec![Notice::error("that answer is gone; nothing was added")],
-                    };
-                }
-            },
-        }
-        Vec::new()
-    }
-
-    fn overlay_mouse(&mut self, event: MouseEvent) -> Vec<Effect> {
-        let drawn = self.drawn.get();
-        match (&mut self.overlay, event.kind) {
-            (Some(Overlay::Picker(picker)), MouseEventKind::Down(MouseButton::Left)) => {
-                let rows = drawn.picker_rows;
-                if contains(rows, event.column, event.row) {
-                    let index = drawn.picker_first + (event.row - rows.y) as usize;
-                    if let Some(path) = picker.click(index) {
-                        return self.choose_adapter(path);
-                    }
-                } else {
-                    self.overlay = None;
-                }
-            }
-            (Some(Overlay::Picker(picker)), MouseEventKind::ScrollDown) => {
-                picker.key(KeyEvent::from(KeyCode::Down));
-            }
-            (Some(Overlay::Picker(picker)), MouseEventKind::ScrollUp) => {
-                picker.key(KeyEvent::from(KeyCode::Up));
-            }
-            (Some(Overlay::Editor(editor)), MouseEventKind::ScrollDown) => {
-                editor.area.scroll((SCROLL_LINES as i16, 0));
-            }
-            (Some(Overlay::Editor(editor)), MouseEventKind::ScrollUp) => {
-                editor.area.scroll((-SCROLL_LINES as i16, 0));
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }
 
@@ -485,6 +434,8 @@ impl Pane for ChatPane {
 
     fn model_ready(&mut self, model: &ModelInfo) -> Vec<Effect> {
         self.switching = false;
+        self.load_error = None;
+        self.model_name = model.name.clone();
         let changed = self
             .model
             .as_ref()
@@ -498,6 +449,39 @@ impl Pane for ChatPane {
                 render::adapter_label(model.adapter.as_deref())
             ))];
         }
+        Vec::new()
+    }
+
+    /// A paste is text in whatever takes text: the answer editor, the
+    /// model prompt, else the chat prompt (focused for it): a multi-line
+    /// paste is one prompt, never one turn per line.
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        match &mut self.overlay {
+            Some(Overlay::Editor(editor)) => {
+                editor.area.insert_str(crate::tui::panes::newlines(text));
+            }
+            Some(Overlay::Model(prompt)) => {
+                prompt.text.push_str(&crate::tui::panes::one_line(text))
+            }
+            Some(_) => {}
+            None => {
+                self.set_focus(Focus::Input);
+                self.input
+                    .area
+                    .insert_str(crate::tui::panes::newlines(text));
+            }
+        }
+        Vec::new()
+    }
+
+    fn has_unapplied_edit(&self) -> bool {
+        matches!(&self.overlay, Some(Overlay::Editor(editor)) if editor.changed())
+    }
+
+    fn model_failed(&mut self, name: &str, message: &str) -> Vec<Effect> {
+        self.switching = false;
+        self.model_name = name.to_string();
+        self.load_error = Some(message.to_string());
         Vec::new()
     }
 
@@ -541,6 +525,7 @@ const BINDINGS: &[Binding] = &[
         "choose the adapter or checkpoint (from the runs folder)",
     ),
     bind("s", "sampling settings (temperature, top-p, top-k, ...)"),
+    bind("m", "load another model (a directory or hub repo id)"),
     bind("u", "use the sample selected in the Data tab"),
     bind(
         "e",

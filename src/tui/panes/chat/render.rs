@@ -40,6 +40,7 @@ pub fn render(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {
         }
         Some(Overlay::Settings(_)) => render_settings(pane, frame, area, theme),
         Some(Overlay::Editor(_)) => render_editor(pane, frame, area, theme),
+        Some(Overlay::Model(prompt)) => render_model_prompt(&prompt.text, frame, area, theme),
         None => {}
     }
     pane.drawn.set(drawn);
@@ -73,7 +74,15 @@ fn render_info(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {
                 .map_or(info.name.clone(), |n| n.to_string_lossy().into_owned());
             format!("{name} + {}", adapter_label(info.adapter.as_deref()))
         }
-        None => "model loading…".to_string(),
+        None => match &pane.load_error {
+            Some(error) => {
+                let failed = format!("model failed to load: {error} · m: load another model");
+                let line = Line::styled(failed, Style::default().fg(theme.error));
+                frame.render_widget(Paragraph::new(line), area);
+                return;
+            }
+            None => "model loading…".to_string(),
+        },
     };
     let mut spans = vec![
         Span::styled(model, Style::default().fg(theme.text)),
@@ -429,11 +438,34 @@ fn render_editor(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) 
     let rect = popup(area, area.width * 9 / 10, area.height * 8 / 10);
     frame.render_widget(Clear, rect);
     let block = popup_block(
-        format!(" Edit the {} answer ", editor.side.title().to_lowercase()),
-        " Ctrl+s keep it and add the exchange to the dataset · Esc cancel ",
+        format!(
+            " Edit the {} answer · {} ",
+            editor.side.title().to_lowercase(),
+            editor.esc.hint()
+        ),
+        " Ctrl+s keeps the answer and adds the exchange to the dataset ",
         theme,
     );
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
     frame.render_widget(&editor.area, inner);
+}
+
+fn render_model_prompt(text: &str, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let rect = popup(area, 72, 3);
+    frame.render_widget(Clear, rect);
+    let block = popup_block(
+        " Load model (directory or hub repo id) ".to_string(),
+        " Enter load · Esc cancel ",
+        theme,
+    );
+    // The end of a long path, where the cursor is, stays in view.
+    let room = block.inner(rect).width.saturating_sub(1) as usize;
+    let skip = text.chars().count().saturating_sub(room);
+    let shown: String = text.chars().skip(skip).collect();
+    let line = Line::from(vec![
+        Span::styled(shown, Style::default().fg(theme.text)),
+        Span::styled("▏", Style::default().fg(theme.accent)),
+    ]);
+    frame.render_widget(Paragraph::new(line).block(block), rect);
 }

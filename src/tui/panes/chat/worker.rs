@@ -155,7 +155,7 @@ mod tests {
     fn services(model: Model, dir: &std::path::Path) -> Arc<Services> {
         Arc::new(Services {
             model: RwLock::new(Some(model)),
-            model_name: dir.display().to_string(),
+            model_name: RwLock::new(dir.display().to_string()),
             load_options: LoadOptions::default(),
             exe: std::path::PathBuf::from("tunebench"),
             runs_dir: dir.join("runs"),
@@ -306,7 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let services = Arc::new(Services {
             model: RwLock::new(None),
-            model_name: "none".into(),
+            model_name: RwLock::new("none".into()),
             load_options: LoadOptions::default(),
             exe: std::path::PathBuf::from("tunebench"),
             runs_dir: dir.path().to_path_buf(),

@@ -1,6 +1,8 @@
 //! The editor: one field, one file or the whole record in a textarea.
-//! Esc applies (when something changed), Ctrl+s applies, Ctrl+g discards.
+//! Ctrl+s applies; Esc cancels (asking first when something changed, see
+//! `EscGuard`); Ctrl+g discards at once.
 
+use crate::tui::panes::esc_guard::EscGuard;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
@@ -22,6 +24,7 @@ pub struct Editor {
     original: String,
     /// Why the last apply was refused (invalid JSON), shown under the text.
     pub error: Option<String>,
+    pub esc: EscGuard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,7 @@ impl Editor {
             area,
             original: text,
             error: None,
+            esc: EscGuard::default(),
         }
     }
 
@@ -57,11 +61,17 @@ impl Editor {
     pub fn key(&mut self, key: KeyEvent) -> Outcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
-            KeyCode::Esc if self.changed() => Outcome::Apply,
-            KeyCode::Esc => Outcome::Discard,
+            KeyCode::Esc => {
+                if self.esc.cancels(self.changed()) {
+                    Outcome::Discard
+                } else {
+                    Outcome::Continue
+                }
+            }
             KeyCode::Char('s') if ctrl => Outcome::Apply,
             KeyCode::Char('g') if ctrl => Outcome::Discard,
             _ => {
+                self.esc.settle();
                 self.area.input(key);
                 self.error = None;
                 Outcome::Continue
@@ -75,16 +85,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn typing_changes_and_escape_applies() {
+    fn ctrl_s_applies_and_escape_cancels_after_asking() {
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
         let mut e = Editor::new(0, Target::Record, "r".into(), "ab\ncd".into());
-        assert_eq!(
-            e.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
-            Outcome::Discard
-        );
+        assert_eq!(e.key(esc), Outcome::Discard, "unchanged: Esc closes");
         e.key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE));
         assert_eq!(e.text(), "xab\ncd");
+        assert_eq!(e.key(esc), Outcome::Continue, "changed: Esc asks first");
+        assert_eq!(e.key(esc), Outcome::Discard, "a second Esc discards");
         assert_eq!(
-            e.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+            e.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
             Outcome::Apply
         );
         assert_eq!(

@@ -20,6 +20,9 @@ impl DataPane {
         if self.prompt.is_some() {
             return self.prompt_key(key);
         }
+        if self.watch.ask.is_some() {
+            return self.ask_key(key);
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Tab => self.focus = self.focus.next(false),
@@ -244,7 +247,9 @@ impl DataPane {
         let text = match kind {
             PromptKind::Filter => self.filter.criteria.text.clone(),
             PromptKind::Jump => String::new(),
-            PromptKind::Open => self.store.path().to_string_lossy().into_owned(),
+            PromptKind::Open | PromptKind::SaveAs => {
+                self.store.path().to_string_lossy().into_owned()
+            }
         };
         self.prompt = Some(Prompt { kind, text });
     }
@@ -273,6 +278,7 @@ impl DataPane {
                         self.start_filter()
                     }
                     PromptKind::Open => vec![Effect::OpenDataset(prompt.text.trim().into())],
+                    PromptKind::SaveAs => self.save_as(prompt.text.trim()),
                     PromptKind::Jump => match prompt.text.parse::<usize>() {
                         Ok(line) => {
                             self.focus = Focus::List;
@@ -285,17 +291,6 @@ impl DataPane {
             _ => {}
         }
         Vec::new()
-    }
-
-    fn save_key(&mut self) -> Vec<Effect> {
-        match self.save_file() {
-            Ok(None) => vec![Notice::info("nothing to save")],
-            Ok(Some(job)) => vec![
-                Notice::info(format!("saved {}", self.store.path().display())),
-                Effect::Data(job),
-            ],
-            Err(e) => vec![Notice::error(e)],
-        }
     }
 
     /// `e`: the field or file under the sample's cursor (the whole record

@@ -5,6 +5,7 @@
 
 mod append;
 mod bounds;
+mod conflict;
 mod editor;
 mod files;
 mod filter;
@@ -88,7 +89,8 @@ pub struct FilterBatch {
 }
 
 /// A copy of the store for a worker to read.
-pub struct Snapshot(Store);
+/// Boxed: a store is large, and jobs travel by value.
+pub struct Snapshot(Box<Store>);
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,7 +149,10 @@ const BINDINGS: &[Binding] = &[
     bind("d", "duplicate the sample"),
     bind("x Delete", "delete the sample"),
     bind("u", "undo the last edit, addition or deletion"),
-    bind("w Ctrl+s", "save the file (atomically)"),
+    bind(
+        "w Ctrl+s",
+        "save the file (atomically); if another program changed it, asks: reload keeping your changes, save as, or overwrite",
+    ),
     bind("t", "token view under the model's chat template"),
     bind("+ -", "double / halve max_seq_len in the token view"),
     bind(
@@ -190,6 +195,7 @@ impl DataPane {
             model_ready: false,
             inbox: None,
             areas: Cell::new(state::Areas::default()),
+            watch: conflict::Watch::default(),
         };
         pane.sync_selection();
         if let Ok(Job::Validate { generation, store }) = pane.start_validation() {
@@ -308,6 +314,25 @@ impl Pane for DataPane {
         }
     }
 
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if let Some(editor) = &mut self.editor {
+            editor.area.insert_str(crate::tui::panes::newlines(text));
+        } else if let Some(prompt) = &mut self.prompt {
+            let line = crate::tui::panes::one_line(text);
+            match prompt.kind {
+                state::PromptKind::Jump => prompt
+                    .text
+                    .extend(line.chars().filter(char::is_ascii_digit)),
+                _ => prompt.text.push_str(&line),
+            }
+        }
+        Vec::new()
+    }
+
+    fn has_unapplied_edit(&self) -> bool {
+        self.editor.as_ref().is_some_and(|e| e.changed())
+    }
+
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
         self.model_ready = true;
         self.tokens.result = None;
@@ -318,7 +343,7 @@ impl Pane for DataPane {
     }
 
     fn captures_input(&self) -> bool {
-        self.editor.is_some() || self.prompt.is_some()
+        self.editor.is_some() || self.prompt.is_some() || self.watch.ask.is_some()
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -332,6 +357,8 @@ impl Pane for DataPane {
     fn hints(&self) -> &'static str {
         if self.editor.is_some() {
             "Esc apply  Ctrl+g discard"
+        } else if self.watch.ask.is_some() {
+            "answer the question above  Esc cancel"
         } else if self.prompt.is_some() {
             "Enter apply  Esc cancel"
         } else {

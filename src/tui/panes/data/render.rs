@@ -42,6 +42,9 @@ pub fn render(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
     };
     draw_sample(pane, frame, right, theme, &mut areas);
     pane.areas.set(areas);
+    if let Some(ask) = &pane.watch.ask {
+        pane.draw_ask(ask, frame, area, theme);
+    }
 }
 
 fn block(title: String, focused: bool, theme: &Theme) -> Block<'static> {
@@ -91,6 +94,9 @@ fn draw_list(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) -> R
     if let Some((scanned, all)) = pane.filter.progress {
         title.push_str(&format!("· filtering {}% ", scanned * 100 / all.max(1)));
     }
+    if pane.watch.changed.is_some() {
+        title.push_str("· changed on disk (w) ");
+    }
     let focused = pane.focus == Focus::List;
     let b = block(title, focused, theme);
     let inner = b.inner(area);
@@ -133,6 +139,7 @@ fn draw_list(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) -> R
             PromptKind::Filter => "/",
             PromptKind::Jump => "line: ",
             PromptKind::Open => "open: ",
+            PromptKind::SaveAs => "save as: ",
         };
         let line = Line::from(vec![
             Span::styled(label, theme.title()),
@@ -244,10 +251,7 @@ fn finding_spans(finding: &Finding, theme: &Theme) -> Vec<Span<'static>> {
 fn draw_sample(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme, areas: &mut Areas) {
     let focused = pane.focus == Focus::Sample;
     if let Some(editor) = &pane.editor {
-        let title = format!(
-            " Edit {} · Esc apply · Ctrl+s apply · Ctrl+g discard ",
-            editor.label
-        );
+        let title = format!(" Edit {} · {} ", editor.label, editor.esc.hint());
         let b = block(title, true, theme);
         let inner = b.inner(area);
         frame.render_widget(b, area);

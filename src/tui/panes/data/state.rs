@@ -45,6 +45,8 @@ pub enum PromptKind {
     Jump,
     /// The path of another dataset to open.
     Open,
+    /// Where to save the file instead (it changed on disk).
+    SaveAs,
 }
 
 /// A one-line prompt under the list.
@@ -99,6 +101,8 @@ pub struct DataPane {
     /// runtime exists yet); `tick` empties it.
     pub(super) inbox: Option<Receiver<Msg>>,
     pub(super) areas: Cell<Areas>,
+    /// Outside changes to the file, and the question a save may be waiting on.
+    pub(super) watch: super::conflict::Watch,
 }
 
 impl DataPane {
@@ -194,6 +198,7 @@ impl DataPane {
     /// findings are here), else on a worker that streams the matches.
     pub(super) fn start_filter(&mut self) -> Vec<Effect> {
         let keep = self.current_record();
+        let was_filtered = !matches!(self.rows, Rows::All);
         self.filter.id += 1;
         self.filter.cancel.store(self.filter.id, Ordering::Relaxed);
         self.filter.progress = None;
@@ -217,7 +222,7 @@ impl DataPane {
             self.list = Cursor::default();
             return vec![Effect::Data(Job::Filter {
                 id: self.filter.id,
-                store: Snapshot(store),
+                store: Snapshot(Box::new(store)),
                 criteria,
                 flagged,
                 cancel: Arc::clone(&self.filter.cancel),
@@ -228,7 +233,18 @@ impl DataPane {
             self.list.set(pos, self.visible_len());
         }
         self.list.follow(self.list_height());
-        Vec::new()
+        // Replaces the last filter's count, which no longer holds; with no
+        // filter before (a reload, say) there is no count to replace.
+        let count = match criteria.is_empty() {
+            true if !was_filtered => return Vec::new(),
+            true => format!("filter cleared: all {} samples", self.record_count()),
+            false => format!(
+                "{} of {} samples match",
+                self.visible_len(),
+                self.record_count()
+            ),
+        };
+        vec![Notice::info(count)]
     }
 
     fn on_filtered(&mut self, batch: FilterBatch) -> Vec<Effect> {
@@ -267,7 +283,7 @@ impl DataPane {
         self.findings.running = true;
         Ok(Job::Validate {
             generation: self.validation,
-            store: Snapshot(store),
+            store: Snapshot(Box::new(store)),
         })
     }
 

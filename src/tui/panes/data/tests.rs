@@ -228,7 +228,7 @@ fn edit_a_field_undo_and_save() {
     assert_eq!(pane.editor.as_ref().unwrap().label, "messages[1].content");
     key(pane, KeyCode::End);
     chars(pane, " Briefly");
-    key(pane, KeyCode::Esc);
+    pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     assert!(!pane.captures_input());
     assert!(pane.is_dirty());
     let value = pane.store.value(0).unwrap().unwrap();
@@ -255,7 +255,7 @@ fn a_bad_json_edit_is_refused_and_kept() {
     let pane = &mut f.pane;
     key(pane, KeyCode::Char('E'));
     key(pane, KeyCode::Char('x'));
-    key(pane, KeyCode::Esc);
+    pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     let editor = pane.editor.as_ref().expect("editor stays open");
     assert!(editor.error.as_ref().unwrap().contains("not valid JSON"));
     assert!(editor.text().starts_with("x{"));
@@ -277,7 +277,7 @@ fn fixing_a_broken_record() {
     assert_eq!(pane.editor.as_ref().unwrap().target, editor::Target::Record);
     key(pane, KeyCode::End);
     chars(pane, "\"}]}");
-    key(pane, KeyCode::Esc);
+    pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     assert!(pane.editor.is_none());
     assert!(pane.selected.as_ref().unwrap().syntax.is_none());
     assert!(
@@ -475,7 +475,7 @@ fn editing_a_file_of_a_multifile_sample() {
     key(pane, KeyCode::Char('e'));
     assert_eq!(pane.editor.as_ref().unwrap().label, "README.md");
     chars(pane, "New ");
-    key(pane, KeyCode::Esc);
+    pane.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     let v = pane.store.value(1).unwrap().unwrap();
     assert!(
         v["output"]["files"]["README.md"]
@@ -611,3 +611,6 @@ fn the_findings_box_is_one_line_when_there_are_none() {
     draw(&f.pane);
     assert_eq!(f.pane.areas.get().findings.height, 6);
 }
+
+#[path = "conflict_tests.rs"]
+mod conflict;

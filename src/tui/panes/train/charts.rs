@@ -118,7 +118,8 @@ fn series<'a>(kind: ChartKind, m: &'a Metrics, theme: &Theme, large: bool) -> Ve
     }
 }
 
-/// `[lo, hi]` over the points, widened a little (and when flat).
+/// `[lo, hi]` over the points, widened a little (and when flat), but never
+/// across zero: a learning rate warming up from 0 has no negative axis.
 fn bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -131,7 +132,8 @@ fn bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
     } else {
         lo.abs().max(1e-12) * 0.1
     };
-    Some([lo - pad, hi + pad])
+    let floor = if lo >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
+    Some([(lo - pad).max(floor), hi + pad])
 }
 
 /// Draws one chart of `metrics` (None: no run attached) into `area`.
@@ -232,5 +234,9 @@ mod tests {
         assert_eq!(ChartView::at(5), ChartView::Grid);
         assert_eq!(bounds([2.0, 2.0].into_iter()), Some([1.8, 2.2]));
         assert_eq!(bounds(std::iter::empty()), None);
+        let [lo, hi] = bounds([0.0, 1e-3].into_iter()).unwrap();
+        assert!(lo == 0.0 && hi > 1e-3, "no axis below zero: {lo} {hi}");
+        let [lo, _] = bounds([-1.0, 1.0].into_iter()).unwrap();
+        assert!(lo < -1.0, "negative data keeps its margin");
     }
 }

@@ -72,13 +72,29 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The lowest eval loss and its step.
+    /// The lowest eval loss of a trained adapter (after step 0) and its step.
     pub fn best_eval(&self) -> Option<(usize, f64)> {
         self.eval
             .iter()
             .copied()
+            .filter(|&(step, _)| step > 0.0)
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(s, l)| (s as usize, l))
+    }
+
+    /// The eval loss before training (step 0: the base model), when the run
+    /// measured it.
+    pub fn base_eval(&self) -> Option<f64> {
+        self.eval
+            .first()
+            .filter(|(step, _)| *step == 0.0)
+            .map(|&(_, l)| l)
+    }
+
+    /// The best eval loss's change from the base's, in percent (negative is better).
+    pub fn change_from_base(&self) -> Option<f64> {
+        let (base, (_, best)) = (self.base_eval()?, self.best_eval()?);
+        (base > 0.0).then(|| (best - base) / base * 100.0)
     }
 
     pub fn total_steps(&self) -> usize {
@@ -398,6 +414,29 @@ mod tests {
         append(&path, "{\"event\":\"end\",\"status\":\"stopped\"}\n");
         assert!(f.poll());
         assert_eq!(f.metrics.end.as_ref().unwrap().status, "stopped");
+    }
+
+    #[test]
+    fn the_step_0_eval_is_the_base_point_not_a_best() {
+        let mut m = Metrics::default();
+        for line in [
+            r#"{"event":"eval","step":0,"eval_loss":8.0,"base":true}"#,
+            r#"{"event":"eval","step":5,"eval_loss":6.0}"#,
+            r#"{"event":"eval","step":10,"eval_loss":9.0}"#,
+        ] {
+            m.apply(&serde_json::from_str(line).unwrap());
+        }
+        assert_eq!(m.eval[0], (0.0, 8.0), "the eval curve starts at the base");
+        assert_eq!(m.base_eval(), Some(8.0));
+        assert_eq!(m.best_eval(), Some((5, 6.0)));
+        assert_eq!(m.change_from_base(), Some(-25.0));
+        let mut only_base = Metrics::default();
+        only_base
+            .apply(&serde_json::from_str(r#"{"event":"eval","step":0,"eval_loss":8.0}"#).unwrap());
+        assert_eq!(
+            (only_base.best_eval(), only_base.change_from_base()),
+            (None, None)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use super::TrainSetup;
 use crate::train::config::TrainConfig;
+use crate::tui::panes::esc_guard::EscGuard;
 use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +74,8 @@ pub const FIELDS: [Field; 22] = [
 pub struct Editor {
     pub text: String,
     pub cursor: usize,
+    original: String,
+    pub esc: EscGuard,
 }
 
 impl Editor {
@@ -80,7 +83,13 @@ impl Editor {
         Editor {
             text: text.to_string(),
             cursor: text.chars().count(),
+            original: text.to_string(),
+            esc: EscGuard::default(),
         }
+    }
+
+    pub fn changed(&self) -> bool {
+        self.text != self.original
     }
 
     fn byte(&self, char_index: usize) -> usize {

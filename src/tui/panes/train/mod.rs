@@ -43,6 +43,8 @@ const RESCAN: Duration = Duration::from_secs(2);
 pub enum Msg {
     /// The workbench opened another dataset: train on it.
     Dataset(PathBuf),
+    /// The user chose another model: train it.
+    Model(String),
     Measured(Measured),
     Launched {
         dir: PathBuf,
@@ -148,7 +150,10 @@ pub const BINDINGS: &[Binding] = &[
         "edit the field (toggle / cycle for on-off and choices)",
     ),
     bind("Space ← →", "toggle or cycle an on-off or choice field"),
-    bind("Enter Esc", "while editing: apply (checked) / cancel"),
+    bind(
+        "Enter Ctrl+s Esc",
+        "while editing: apply (checked) / apply / cancel (asks if changed)",
+    ),
     bind("s", "start a run with the form's settings"),
     bind("x", "stop the attached run (it saves a checkpoint first)"),
     bind("r", "resume the attached run from its last checkpoint"),
@@ -180,23 +185,26 @@ impl TrainPane {
 
     /// Status bar text: "run NAME: step 120/810, loss 4.31" or "no run".
     pub fn run_summary(&self) -> String {
-        let Some(run) = self.attached_run() else {
-            return "no run".to_string();
-        };
+        match self.run_summary_parts() {
+            Some((name, detail)) => format!("run {name}{detail}"),
+            None => "no run".to_string(),
+        }
+    }
+
+    /// The attached run's name and what follows it in the status bar
+    /// (": step 120/810, loss 4.31 (stopped)"), so the bar can shorten the
+    /// name alone; None without a run.
+    pub fn run_summary_parts(&self) -> Option<(String, String)> {
+        let run = self.attached_run()?;
         let m = run.metrics();
-        let mut text = match m.last {
-            Some(last) => format!(
-                "run {}: step {}, loss {:.2}",
-                run.name,
-                run.steps_label(),
-                last.loss
-            ),
-            None => format!("run {}", run.name),
+        let mut detail = match m.last {
+            Some(last) => format!(": step {}, loss {:.2}", run.steps_label(), last.loss),
+            None => String::new(),
         };
         if run.status != Status::Running {
-            text.push_str(&format!(" ({})", run.status.label()));
+            detail.push_str(&format!(" ({})", run.status.label()));
         }
-        text
+        Some((run.name.clone(), detail))
     }
 
     pub fn attached_run(&self) -> Option<&Run> {
@@ -350,8 +358,14 @@ impl TrainPane {
 
     fn edit_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let apply = key.code == KeyCode::Enter || (ctrl && key.code == KeyCode::Char('s'));
+        if key.code != KeyCode::Esc
+            && let Some(editor) = self.form.editor.as_mut()
+        {
+            editor.esc.settle();
+        }
         match key.code {
-            KeyCode::Enter => {
+            _ if apply => {
                 if self.form.commit_edit() {
                     return Vec::new();
                 }
@@ -360,7 +374,14 @@ impl TrainPane {
                 return vec![Notice::error(first)];
             }
             KeyCode::Esc => {
-                self.form.cancel_edit();
+                let cancels = self
+                    .form
+                    .editor
+                    .as_mut()
+                    .is_some_and(|e| e.esc.cancels(e.changed()));
+                if cancels {
+                    self.form.cancel_edit();
+                }
                 return Vec::new();
             }
             _ => {}
@@ -398,6 +419,10 @@ impl TrainPane {
         match msg {
             Msg::Dataset(path) => {
                 self.form.set_text("data.train", &path.to_string_lossy());
+                effects.extend(self.measure_if_stale());
+            }
+            Msg::Model(name) => {
+                self.form.set_text("model.name", &name);
                 effects.extend(self.measure_if_stale());
             }
             Msg::Measured(measured) => {
@@ -578,7 +603,26 @@ impl Pane for TrainPane {
         }
     }
 
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if let Some(editor) = self.form.editor.as_mut() {
+            crate::tui::panes::one_line(text)
+                .chars()
+                .for_each(|c| editor.insert(c));
+        }
+        Vec::new()
+    }
+
+    fn has_unapplied_edit(&self) -> bool {
+        self.form.editor.as_ref().is_some_and(|e| e.changed())
+    }
+
     fn model_ready(&mut self, _model: &ModelInfo) -> Vec<Effect> {
+        self.measure_if_stale()
+    }
+
+    /// The estimate reads the model's files itself, so it can say what is
+    /// wrong with them instead of waiting for a load that will not come.
+    fn model_failed(&mut self, _name: &str, _message: &str) -> Vec<Effect> {
         self.measure_if_stale()
     }
 

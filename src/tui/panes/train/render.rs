@@ -64,7 +64,12 @@ fn tail(text: &str, width: usize) -> String {
 
 fn render_form(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -> (Rect, usize) {
     let focused = pane.focus == Focus::Form;
-    let outer = block(" Run settings ".into(), focused, theme);
+    let title = match &pane.form.editor {
+        // The hint alone: the form is narrow.
+        Some(editor) => format!(" {} ", editor.esc.hint()),
+        None => " Run settings ".into(),
+    };
+    let outer = block(title, focused, theme);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let form = &pane.form;
@@ -249,7 +254,7 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
     }
     let attached = pane.attached.as_ref().and_then(|d| pane.runs.find(d));
     let first = offset(attached.unwrap_or(0), inner.height as usize);
-    let name_width = (inner.width as usize).saturating_sub(11 + 12 + 12);
+    let name_width = (inner.width as usize).saturating_sub(11 + 12 + 17);
     let lines: Vec<Line> = pane
         .runs
         .list
@@ -258,10 +263,13 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
         .skip(first)
         .take(inner.height as usize)
         .map(|(i, run)| {
-            let best = run
-                .metrics()
+            let m = run.metrics();
+            let change = m
+                .change_from_base()
+                .map_or(String::new(), |c| format!(" {c:+.0}%"));
+            let best = m
                 .best_eval()
-                .map_or(String::new(), |(_, l)| format!("best {l:.3}"));
+                .map_or(String::new(), |(_, l)| format!("best {l:.3}{change}"));
             let line = Line::from(vec![
                 Span::styled(
                     format!(" {:<10}", run.status.label()),
@@ -273,7 +281,7 @@ fn render_runs(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
                     w = name_width
                 )),
                 Span::raw(format!("{:>11} ", run.steps_label())),
-                Span::styled(format!("{best:>11}"), Style::default().fg(theme.chart_eval)),
+                Span::styled(format!("{best:>16}"), Style::default().fg(theme.chart_eval)),
             ]);
             match (Some(i) == attached, focused) {
                 (true, true) => line.style(theme.selected()),
@@ -388,15 +396,29 @@ fn render_details(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme
                 lines.push(Line::styled(format!("pid {pid}"), dim));
             }
         }
-        if let Some((step, loss)) = m.best_eval() {
+        if let Some(base) = m.base_eval() {
             lines.push(Line::styled(
-                format!("best eval {loss:.3} @{step}"),
+                format!("base eval {base:.3}"),
+                Style::default().fg(theme.chart_eval),
+            ));
+        }
+        if let Some((step, loss)) = m.best_eval() {
+            let change = m
+                .change_from_base()
+                .map_or(String::new(), |c| format!(" ({c:+.1}%)"));
+            lines.push(Line::styled(
+                format!("best eval {loss:.3} @{step}{change}"),
                 Style::default().fg(theme.chart_eval),
             ));
         }
         lines.push(Line::styled(format!("checkpoints {}", m.checkpoints), dim));
         let skipped = m.notice();
-        let end = m.end.as_ref().and_then(|e| e.message.clone());
+        // The CLI's advice names its flag; here the key does the same.
+        let end = m
+            .end
+            .as_ref()
+            .and_then(|e| e.message.as_ref())
+            .map(|message| message.replace("resume with --resume", "press r to resume"));
         for message in [end, skipped].into_iter().flatten() {
             lines.push(Line::styled(message, Style::default().fg(theme.warning)));
         }

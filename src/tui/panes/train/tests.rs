@@ -181,6 +181,9 @@ fn snapshot_editing_with_an_error_and_one_large_chart() {
     }
     pane.chart = ChartView::One(charts::ChartKind::Loss);
     insta::assert_snapshot!("train_editing_loss_chart", draw(&pane));
+    // The text changed: the first Esc asks, the second discards.
+    press(&mut pane, &[KeyCode::Esc]);
+    assert!(pane.captures_input());
     press(&mut pane, &[KeyCode::Esc]);
     assert!(!pane.captures_input());
     assert_eq!(pane.form.value("lora.dropout"), Some("0.05"));
@@ -502,7 +505,7 @@ fn a_real_run_starts_streams_stops_and_resumes() {
     });
     let services = Arc::new(Services {
         model: RwLock::new(None),
-        model_name: "models/tiny".into(),
+        model_name: RwLock::new("models/tiny".into()),
         load_options: Default::default(),
         exe,
         runs_dir: runs.clone(),
