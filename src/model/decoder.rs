@@ -295,18 +295,19 @@ impl Decoder {
         let ids = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
         let x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(&ids)?;
-        let rows = caches
-            .iter()
-            .map(|cache| {
-                let offset = cache.len();
-                let (cos, sin) = self.rope.tables_at(&[offset as u32], self.dtype)?;
-                Ok(Positions {
-                    cos,
-                    sin,
-                    visibility: Visibility::new(offset, None),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let offsets: Vec<u32> = caches.iter().map(|c| c.len() as u32).collect();
+        // One table row per sequence: `[rows, 1, head_dim / 2]`, each rotating
+        // its own row of the batch.
+        let (cos, sin) = self.rope.tables_at(&offsets, self.dtype)?;
+        let per_row = |t: Tensor| t.unsqueeze(1);
+        let rows = Rows {
+            cos: per_row(cos)?,
+            sin: per_row(sin)?,
+            visibility: offsets
+                .iter()
+                .map(|&offset| Visibility::new(offset as usize, None))
+                .collect(),
+        };
         self.run_layers(x, mode, |i, attn, h| {
             attn.forward_rows(h, &rows, caches, i, mode)
         })
@@ -371,11 +372,19 @@ impl Decoder {
 }
 
 /// Where queries stand: the rotations of their positions and the keys they
-/// see (a whole pass, or one row of [`Decoder::step_rows`]).
+/// see, in a whole pass.
 struct Positions {
     cos: Tensor,
     sin: Tensor,
     visibility: Visibility,
+}
+
+/// Where the rows of [`Decoder::step_rows`] stand: rotation tables
+/// `[rows, 1, head_dim / 2]` and each row's visible keys.
+struct Rows {
+    cos: Tensor,
+    sin: Tensor,
+    visibility: Vec<Visibility>,
 }
 
 impl Attention {
@@ -386,8 +395,17 @@ impl Attention {
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
         let [q, k, v] = self.project(x, mode)?;
-        let out = self.attend([&q, &k, &v], positions, cache, mode)?;
+        let [q, k, v] = self.heads([&q, &k, &v], &positions.cos, &positions.sin, mode)?;
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, &k, &v)?,
+            None => (k, v),
+        };
+        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
+        let out = out
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&out, mode)
     }
 
@@ -401,36 +419,55 @@ impl Attention {
     }
 
     /// [`Attention::forward`] for the rows of [`Decoder::step_rows`]:
-    /// `x` is `[1, rows, hidden]`, row `i` attends over `caches[i]`.
+    /// `x` is `[1, rows, hidden]`. The rows become a batch of one-token
+    /// sequences, so splitting heads and rotating run once for all of them;
+    /// only the cache and the attention itself go row by row, each over its
+    /// own cache.
     fn forward_rows(
         &self,
         x: &Tensor,
-        rows: &[Positions],
+        rows: &Rows,
         caches: &mut [&mut Cache],
         layer: usize,
         mode: Mode,
     ) -> Result<Tensor> {
-        let qkv = self.project(x, mode)?;
-        let mut outputs = Vec::with_capacity(rows.len());
-        for (i, (row, cache)) in rows.iter().zip(caches.iter_mut()).enumerate() {
-            let [q, k, v] = [0, 1, 2].map(|j| qkv[j].narrow(1, i, 1));
-            let slot = Some((&mut **cache, layer));
-            outputs.push(self.attend([&q?, &k?, &v?], row, slot, mode)?);
+        let n = rows.visibility.len();
+        let as_batch = |y: Tensor| -> Result<Tensor> {
+            let width = y.dim(2)?;
+            y.reshape((n, 1, width))
+        };
+        let [q, k, v] = self.project(x, mode)?.map(as_batch);
+        let [q, k, v] = self.heads([&q?, &k?, &v?], &rows.cos, &rows.sin, mode)?;
+        let mut outputs = Vec::with_capacity(n);
+        for (i, (visibility, cache)) in rows.visibility.iter().zip(caches.iter_mut()).enumerate() {
+            let (keys, values) = cache.append(layer, &k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?)?;
+            outputs.push(attend(
+                &q.narrow(0, i, 1)?,
+                &keys,
+                &values,
+                visibility,
+                false,
+            )?);
         }
-        self.o_proj.forward(&Tensor::cat(&outputs, 1)?, mode)
+        let out = Tensor::cat(&outputs, 0)?.transpose(1, 2)?.reshape((
+            1,
+            n,
+            self.heads * self.head_dim,
+        ))?;
+        self.o_proj.forward(&out, mode)
     }
 
-    /// Attention output `[b, t, heads * head_dim]` of projected queries,
-    /// keys and values `[b, t, _]`: heads split (and normed, for Qwen3),
-    /// rotated, appended to the cache, attended.
-    fn attend(
+    /// Projected queries, keys and values `[b, t, _]` as heads `[b, heads,
+    /// t, head_dim]`: split (and normed, for Qwen3) and rotated by the
+    /// tables `cos`, `sin` (`[t, head_dim / 2]`, or `[b, t, head_dim / 2]`
+    /// with a table per batch row).
+    fn heads(
         &self,
         [q, k, v]: [&Tensor; 3],
-        positions: &Positions,
-        cache: Option<(&mut Cache, usize)>,
+        cos: &Tensor,
+        sin: &Tensor,
         mode: Mode,
-    ) -> Result<Tensor> {
-        let (cos, sin) = (&positions.cos, &positions.sin);
+    ) -> Result<[Tensor; 3]> {
         let (b, t, _) = q.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: &Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
@@ -444,23 +481,12 @@ impl Attention {
         let q = split(q, h, &self.q_norm)?;
         let k = split(k, kvh, &self.k_norm)?;
         let v = split(v, kvh, &None)?;
-        let (q, k) = if mode.train {
-            (
-                candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope_slow(&k, cos, sin)?,
-            )
+        let rotate = if mode.train {
+            candle_nn::rotary_emb::rope_slow
         } else {
-            (
-                candle_nn::rotary_emb::rope(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope(&k, cos, sin)?,
-            )
+            candle_nn::rotary_emb::rope
         };
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, &k, &v)?,
-            None => (k, v),
-        };
-        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
-        out.transpose(1, 2)?.reshape((b, t, h * d))
+        Ok([rotate(&q, cos, sin)?, rotate(&k, cos, sin)?, v])
     }
 }
 

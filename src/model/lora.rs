@@ -3,6 +3,7 @@
 //! (`alpha / sqrt(r)` for rsLoRA).
 
 use super::decoder::Mode;
+use super::gemv;
 use crate::data::rng::SplitMix64;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -136,6 +137,9 @@ impl Linear {
 
     /// `x` is `[batch, seq, in]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if !mode.train && gemv::applies(x, &self.weight) {
+            return self.forward_rows(x, mode);
+        }
         let mut y = frozen_matmul(x, &self.weight, mode.train)?;
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
@@ -164,6 +168,34 @@ impl Linear {
             }
             _ => Ok(y),
         }
+    }
+
+    /// [`Linear::forward`] of a decoding step (a few rows, CPU weights):
+    /// product, bias and the delta of the rows from `mode.base_rows` on,
+    /// summed in f32 on plain vectors and rounded once. Each row's sums do
+    /// not depend on the rows beside it, and none of the dozen small tensor
+    /// ops of the general form (narrow, cast, two products, scale, add, cat)
+    /// is made per projection.
+    fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+        let inputs = gemv::rows_of(x)?;
+        let mut y = gemv::products(&inputs, &self.weight)?;
+        if let Some(bias) = &self.bias {
+            let bias = gemv::rows_of(bias)?;
+            for row in y.chunks_exact_mut(out_dim) {
+                row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
+            }
+        }
+        if let (Some(lora), true) = (&self.lora, mode.adapter) {
+            let first = mode.base_rows.min(inputs.len() / in_dim);
+            let down = gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?;
+            let up = gemv::products(&down, lora.b.as_tensor())?;
+            let scale = lora.scale as f32;
+            for (v, d) in y[first * out_dim..].iter_mut().zip(up) {
+                *v += scale * d;
+            }
+        }
+        Tensor::from_vec(y, gemv::with_last(x, out_dim), x.device())?.to_dtype(x.dtype())
     }
 }
 
@@ -199,15 +231,15 @@ fn dropout_mask(shape: &[usize], p: f32, seed: u64, device: &Device) -> Result<T
 }
 
 /// `x @ w.T` for a frozen weight: in training, a product whose backward
-/// skips the weight; otherwise the bf16 GEMV for decoding on CPU, bf16
+/// skips the weight; otherwise the GEMV for decoding on CPU, bf16
 /// widened to f32 for longer CPU inputs (candle has no fast CPU bf16 matmul),
 /// candle's matmul otherwise.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
     if train {
         return super::frozen::frozen_matmul_t(x, w);
     }
-    if super::gemv::applies(x, w) {
-        return super::gemv::matmul_t(x, w);
+    if gemv::applies(x, w) {
+        return gemv::matmul_t(x, w);
     }
     if w.dtype() == DType::BF16 && matches!(w.device(), Device::Cpu) {
         let y = x
