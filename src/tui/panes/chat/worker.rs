@@ -152,14 +152,21 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn services(model: Model, dir: &std::path::Path) -> Arc<Services> {
-        Arc::new(Services {
+    /// Services holding the tiny model, written into a new temporary
+    /// directory (returned too, so it lives as long as the test).
+    fn tiny_services() -> (tempfile::TempDir, Arc<Services>) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
+            .expect("tiny model loads");
+        let services = Arc::new(Services {
             model: RwLock::new(Some(model)),
-            model_name: RwLock::new(dir.display().to_string()),
+            model_name: RwLock::new(dir.path().display().to_string()),
             load_options: LoadOptions::default(),
             exe: std::path::PathBuf::from("tunebench"),
-            runs_dir: dir.join("runs"),
-        })
+            runs_dir: dir.path().join("runs"),
+        });
+        (dir, services)
     }
 
     fn column(column: Side, cancel: &Arc<AtomicBool>) -> Generate {
@@ -215,11 +222,7 @@ mod tests {
 
     #[test]
     fn both_columns_generate_from_one_model() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
-        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
-            .expect("tiny model loads");
-        let services = services(model, dir.path());
+        let (dir, services) = tiny_services();
         // No adapter attached: both modes are the base model.
         let [(base, base_done), (adapted, adapted_done)] = both(&services);
         assert!(base_done.tokens > 0, "{base_done:?}");
@@ -243,11 +246,7 @@ mod tests {
 
     #[test]
     fn a_column_that_ends_first_reports_while_the_other_streams() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
-        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
-            .expect("tiny model loads");
-        let services = services(model, dir.path());
+        let (_dir, services) = tiny_services();
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let mut short = column(Side::Base, &cancel);
@@ -283,11 +282,7 @@ mod tests {
 
     #[test]
     fn a_stopped_answer_ends_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
-        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
-            .expect("tiny model loads");
-        let services = services(model, dir.path());
+        let (_dir, services) = tiny_services();
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(true));
         run(job(Side::Base, &cancel), &services, &tx);
