@@ -42,9 +42,9 @@ fn type_text(pane: &mut ChatPane, text: &str) -> Vec<Effect> {
 fn jobs(effects: Vec<Effect>) -> Vec<Generate> {
     effects
         .into_iter()
-        .filter_map(|e| match e {
-            Effect::Chat(Job::Generate(job)) => Some(job),
-            _ => None,
+        .flat_map(|e| match e {
+            Effect::Chat(Job::Generate(columns)) => columns,
+            _ => Vec::new(),
         })
         .collect()
 }
