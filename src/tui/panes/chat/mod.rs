@@ -461,7 +461,7 @@ impl Pane for ChatPane {
                 editor.area.insert_str(crate::tui::panes::newlines(text));
             }
             Some(Overlay::Model(prompt)) => {
-                prompt.text.push_str(&crate::tui::panes::one_line(text))
+                prompt.line.insert_str(&crate::tui::panes::one_line(text))
             }
             Some(_) => {}
             None => {
@@ -472,6 +472,17 @@ impl Pane for ChatPane {
             }
         }
         Vec::new()
+    }
+
+    fn copy_text(&self) -> Option<(String, String)> {
+        let Focus::Column(side) = self.focus else {
+            return None;
+        };
+        let answer = self.chat.last_answer(side)?;
+        Some((
+            format!("the {} answer", side.title().to_lowercase()),
+            answer.to_string(),
+        ))
     }
 
     fn has_unapplied_edit(&self) -> bool {

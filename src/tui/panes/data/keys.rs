@@ -277,35 +277,37 @@ impl DataPane {
                 self.store.path().to_string_lossy().into_owned()
             }
         };
-        self.prompt = Some(Prompt { kind, text });
+        self.prompt = Some(Prompt::new(kind, &text));
     }
 
     fn prompt_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let Some(prompt) = &mut self.prompt else {
             return Vec::new();
         };
+        if key.code == KeyCode::Tab && prompt.takes_path() {
+            prompt.completion.tab(&mut prompt.line);
+            return Vec::new();
+        }
+        prompt.completion.reset();
         match key.code {
             KeyCode::Esc => self.prompt = None,
-            KeyCode::Backspace => {
-                prompt.text.pop();
-            }
+            // A line number is digits only.
             KeyCode::Char(c)
-                if !key.modifiers.contains(KeyModifiers::CONTROL)
-                    && (prompt.kind != PromptKind::Jump || c.is_ascii_digit()) =>
-            {
-                prompt.text.push(c);
-            }
+                if prompt.kind == PromptKind::Jump
+                    && !c.is_ascii_digit()
+                    && !key.modifiers.contains(KeyModifiers::CONTROL) => {}
             KeyCode::Enter => {
                 let prompt = self.prompt.take().expect("prompt is open");
+                let text = prompt.line.into_text();
                 return match prompt.kind {
                     PromptKind::Filter => {
-                        self.filter.criteria.text = prompt.text;
+                        self.filter.criteria.text = text;
                         self.focus = Focus::List;
                         self.start_filter()
                     }
-                    PromptKind::Open => vec![Effect::OpenDataset(prompt.text.trim().into())],
-                    PromptKind::SaveAs => self.save_as(prompt.text.trim()),
-                    PromptKind::Jump => match prompt.text.parse::<usize>() {
+                    PromptKind::Open => vec![Effect::OpenDataset(text.trim().into())],
+                    PromptKind::SaveAs => self.save_as(text.trim()),
+                    PromptKind::Jump => match text.parse::<usize>() {
                         Ok(line) => {
                             self.focus = Focus::List;
                             self.jump_to_line(line)
@@ -314,7 +316,9 @@ impl DataPane {
                     },
                 };
             }
-            _ => {}
+            _ => {
+                prompt.line.key(key);
+            }
         }
         Vec::new()
     }

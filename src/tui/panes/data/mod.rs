@@ -58,7 +58,7 @@ use std::sync::mpsc;
 #[derive(Debug)]
 pub enum Msg {
     /// A conversation from the Chat pane (`{"messages": [...]}`) to append.
-    Append(serde_json::Value),
+    Append(crate::tui::action::Appended),
     /// The syntect theme changed with the UI theme.
     SyntaxTheme(String),
     /// The Train form's model, template or max_seq_len: what samples are
@@ -296,6 +296,7 @@ impl DataPane {
             },
             reference: answer.map(|i| conv.messages[i].content.clone()),
             source: format!("{}:{line}", self.file_label()),
+            record: sel.value.clone(),
         })
     }
 
@@ -348,13 +349,19 @@ impl Pane for DataPane {
         } else if let Some(prompt) = &mut self.prompt {
             let line = crate::tui::panes::one_line(text);
             match prompt.kind {
-                state::PromptKind::Jump => prompt
-                    .text
-                    .extend(line.chars().filter(char::is_ascii_digit)),
-                _ => prompt.text.push_str(&line),
+                state::PromptKind::Jump => {
+                    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+                    prompt.line.insert_str(&digits);
+                }
+                _ => prompt.line.insert_str(&line),
             }
         }
         Vec::new()
+    }
+
+    fn copy_text(&self) -> Option<(String, String)> {
+        let (_, label, text) = self.selected.as_ref()?.edit_target()?;
+        Some((label, text))
     }
 
     fn has_unapplied_edit(&self) -> bool {

@@ -11,6 +11,8 @@ use super::state::{Areas, DataPane, Focus, PromptKind};
 use super::tokens;
 use crate::data::finding::{Finding, Severity};
 use crate::data::sample::Role;
+use crate::tui::panes::line_edit::prompt_line;
+use crate::tui::panes::{is_narrow, split_two};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -26,15 +28,19 @@ pub fn render(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
     // With nothing to list, one line says so.
     let findings_height = if pane.findings.len() == 0 {
         3.min(area.height / 3)
-    } else if area.height >= 20 {
+    } else if area.height >= 20 && !is_narrow(area) {
         8
     } else {
-        area.height / 3
+        // Stacked, the list and the sample need the rows more.
+        area.height / 4
     };
     let [main, bottom] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(findings_height)]).areas(area);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(38), Constraint::Percentage(62)]).areas(main);
+    let [left, right] = split_two(
+        main,
+        [Constraint::Percentage(38), Constraint::Percentage(62)],
+        [Constraint::Percentage(35), Constraint::Percentage(65)],
+    );
     let mut areas = Areas {
         list: draw_list(pane, frame, left, theme),
         findings: draw_findings(pane, frame, bottom, theme),
@@ -141,12 +147,20 @@ fn draw_list(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) -> R
             PromptKind::Open => "open: ",
             PromptKind::SaveAs => "save as: ",
         };
-        let line = Line::from(vec![
+        let hint = match &prompt.completion.listing {
+            Some(listing) => Span::styled(format!("  {listing}"), theme.dimmed()),
+            None if prompt.takes_path() => {
+                Span::styled("  Tab completes · Enter apply · Esc cancel", theme.dimmed())
+            }
+            None => Span::styled("  Enter apply · Esc cancel", theme.dimmed()),
+        };
+        let line = prompt_line(
             Span::styled(label, theme.title()),
-            Span::raw(prompt.text.clone()),
-            Span::styled("█", Style::default().fg(theme.accent)),
-            Span::styled("  Enter apply · Esc cancel", theme.dimmed()),
-        ]);
+            &prompt.line,
+            Style::default().fg(theme.text),
+            hint,
+            prompt_area.width,
+        );
         frame.render_widget(Paragraph::new(line), prompt_area);
     }
     rows_area

@@ -17,6 +17,8 @@ use crate::data::Format;
 use crate::data::store::Store;
 use crate::tui::action::{Effect, Notice, TokenSettings};
 use crate::tui::highlight::Highlighter;
+use crate::tui::panes::line_edit::LineEdit;
+use crate::tui::panes::path_complete::PathCompletion;
 use ratatui::layout::Rect;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -54,7 +56,23 @@ pub enum PromptKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     pub kind: PromptKind,
-    pub text: String,
+    pub line: LineEdit,
+    /// Tab completion, for the prompts that take a path.
+    pub completion: PathCompletion,
+}
+
+impl Prompt {
+    pub fn new(kind: PromptKind, text: &str) -> Prompt {
+        Prompt {
+            kind,
+            line: LineEdit::new(text),
+            completion: PathCompletion::default(),
+        }
+    }
+
+    pub fn takes_path(&self) -> bool {
+        matches!(self.kind, PromptKind::Open | PromptKind::SaveAs)
+    }
 }
 
 /// Where things were last drawn, for the mouse and for page sizes.
@@ -482,8 +500,8 @@ impl DataPane {
         }
     }
 
-    fn append(&mut self, value: &serde_json::Value) -> Vec<Effect> {
-        match append::to_file_format(value, self.file_format) {
+    fn append(&mut self, appended: &crate::tui::action::Appended) -> Vec<Effect> {
+        match append::to_record(appended, self.file_format) {
             Err(message) => vec![Notice::error(message)],
             Ok((record, notes)) => {
                 let at = self.store.len();

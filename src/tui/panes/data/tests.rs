@@ -2,6 +2,7 @@
 
 use super::state::{Focus, PromptKind};
 use super::*;
+use crate::tui::action::Appended;
 use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyModifiers, MouseEventKind};
 use ratatui::Terminal;
@@ -166,7 +167,7 @@ fn text_format_and_severity_filters() {
     key(pane, KeyCode::Char('/'));
     assert!(pane.captures_input());
     chars(pane, "HELLO api");
-    assert_eq!(pane.prompt.as_ref().unwrap().text, "HELLO api");
+    assert_eq!(pane.prompt.as_ref().unwrap().line.text(), "HELLO api");
     key(pane, KeyCode::Backspace);
     key(pane, KeyCode::Backspace);
     key(pane, KeyCode::Backspace);
@@ -345,7 +346,7 @@ fn appended_chat_becomes_a_record_and_exchange_goes_to_chat() {
     );
     let chat = serde_json::json!({"messages": [
         {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there, friend."}]});
-    let effects = pane.message(Msg::Append(chat));
+    let effects = pane.message(Msg::Append(Appended { chat, origin: None }));
     assert!(
         effects
             .iter()
@@ -355,7 +356,10 @@ fn appended_chat_becomes_a_record_and_exchange_goes_to_chat() {
     assert_eq!(selected(pane), 4);
     let v = pane.store.value(4).unwrap().unwrap();
     assert_eq!(v["messages"][1]["content"], "Hello there, friend.");
-    let effects = pane.message(Msg::Append(serde_json::json!({"nope": 1})));
+    let effects = pane.message(Msg::Append(Appended {
+        chat: serde_json::json!({"nope": 1}),
+        origin: None,
+    }));
     assert!(
         effects
             .iter()

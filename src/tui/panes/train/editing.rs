@@ -35,28 +35,15 @@ impl TrainPane {
             }
             _ => {}
         }
-        let Some(editor) = self.form.editor.as_mut() else {
-            return Vec::new();
-        };
-        match key.code {
-            KeyCode::Char('u') if ctrl => editor.clear(),
-            KeyCode::Char(c) if !ctrl => editor.insert(c),
-            KeyCode::Backspace => editor.backspace(),
-            KeyCode::Delete => editor.delete(),
-            KeyCode::Left => editor.left(),
-            KeyCode::Right => editor.right(),
-            KeyCode::Home => editor.home(),
-            KeyCode::End => editor.end(),
-            _ => {}
+        if let Some(editor) = self.form.editor.as_mut() {
+            editor.line.key(key);
         }
         Vec::new()
     }
 
     pub(super) fn paste_into_editor(&mut self, text: &str) -> Vec<Effect> {
         if let Some(editor) = self.form.editor.as_mut() {
-            crate::tui::panes::one_line(text)
-                .chars()
-                .for_each(|c| editor.insert(c));
+            editor.line.insert_str(&crate::tui::panes::one_line(text));
         }
         Vec::new()
     }

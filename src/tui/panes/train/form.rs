@@ -6,6 +6,7 @@
 use super::{TrainSetup, saved};
 use crate::train::config::TrainConfig;
 use crate::tui::panes::esc_guard::EscGuard;
+use crate::tui::panes::line_edit::LineEdit;
 use std::path::PathBuf;
 use toml::{Table, Value};
 
@@ -70,11 +71,11 @@ pub const FIELDS: [Field; 22] = [
     field("training.seed", "seed", Kind::Number),
 ];
 
-/// A one-line text editor (char-indexed cursor).
+/// A field being edited: the shared one-line editor, and the text it
+/// started from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Editor {
-    pub text: String,
-    pub cursor: usize,
+    pub line: LineEdit,
     original: String,
     pub esc: EscGuard,
 }
@@ -82,64 +83,14 @@ pub struct Editor {
 impl Editor {
     fn new(text: &str) -> Editor {
         Editor {
-            text: text.to_string(),
-            cursor: text.chars().count(),
+            line: LineEdit::new(text),
             original: text.to_string(),
             esc: EscGuard::default(),
         }
     }
 
     pub fn changed(&self) -> bool {
-        self.text != self.original
-    }
-
-    fn byte(&self, char_index: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_index)
-            .map_or(self.text.len(), |(i, _)| i)
-    }
-
-    pub fn insert(&mut self, c: char) {
-        let at = self.byte(self.cursor);
-        self.text.insert(at, c);
-        self.cursor += 1;
-    }
-
-    pub fn backspace(&mut self) {
-        if self.cursor > 0 {
-            self.cursor -= 1;
-            let at = self.byte(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn delete(&mut self) {
-        if self.cursor < self.text.chars().count() {
-            let at = self.byte(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn left(&mut self) {
-        self.cursor = self.cursor.saturating_sub(1);
-    }
-
-    pub fn right(&mut self) {
-        self.cursor = (self.cursor + 1).min(self.text.chars().count());
-    }
-
-    pub fn home(&mut self) {
-        self.cursor = 0;
-    }
-
-    pub fn end(&mut self) {
-        self.cursor = self.text.chars().count();
-    }
-
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.cursor = 0;
+        self.line.text() != self.original
     }
 }
 
@@ -276,7 +227,10 @@ impl Form {
             return false;
         };
         let before = error_lines(&self.config);
-        let old = std::mem::replace(&mut self.values[self.selected], editor.text.trim().into());
+        let old = std::mem::replace(
+            &mut self.values[self.selected],
+            editor.line.text().trim().into(),
+        );
         let after = self.validate();
         let key = self.field().key;
         // The form's values reach the config as `--set`s, which the user
@@ -489,11 +443,7 @@ mod tests {
         let mut form = Form::new(&setup(None));
         form.select(index("lora.dropout"));
         form.activate();
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        for c in "1.5".chars() {
-            editor.insert(c);
-        }
+        form.editor.as_mut().unwrap().line.set_text("1.5");
         assert!(!form.commit_edit());
         assert_eq!(
             form.error.as_deref(),
@@ -502,19 +452,14 @@ mod tests {
         assert!(form.editor.is_some());
         assert_eq!(form.value("lora.dropout"), Some("0.05"));
 
-        form.editor.as_mut().unwrap().clear();
-        "abc"
-            .chars()
-            .for_each(|c| form.editor.as_mut().unwrap().insert(c));
+        form.editor.as_mut().unwrap().line.set_text("abc");
         assert!(!form.commit_edit());
         assert_eq!(
             form.error.as_deref(),
             Some("lora.dropout: expected a number, found the string \"abc\"")
         );
 
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        "0.1".chars().for_each(|c| editor.insert(c));
+        form.editor.as_mut().unwrap().line.set_text("0.1");
         assert!(form.commit_edit());
         assert_eq!(form.config.as_ref().unwrap().lora.dropout, 0.1);
         assert!(form.sets().contains(&"lora.dropout=0.1".to_string()));
@@ -533,9 +478,7 @@ mod tests {
         assert!(form.config.as_ref().unwrap().data.packing);
         form.select(index("lora.targets"));
         form.activate();
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        "q_proj,v_proj".chars().for_each(|c| editor.insert(c));
+        form.editor.as_mut().unwrap().line.set_text("q_proj,v_proj");
         assert!(form.commit_edit());
         assert_eq!(
             form.config.as_ref().unwrap().lora.targets,
@@ -545,18 +488,5 @@ mod tests {
         form.activate();
         assert!(form.commit_edit(), "empty means unset");
         assert_eq!(form.config.as_ref().unwrap().training.warmup_steps, None);
-    }
-
-    #[test]
-    fn editor_edits_at_the_cursor() {
-        let mut e = Editor::new("aé");
-        e.left();
-        e.insert('x');
-        assert_eq!(e.text, "axé");
-        e.home();
-        e.delete();
-        e.end();
-        e.backspace();
-        assert_eq!((e.text.as_str(), e.cursor), ("x", 1));
     }
 }
