@@ -58,6 +58,9 @@ pub struct ModelConfig {
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
     pub rope_scaling: Option<Llama3Scaling>,
+    /// Per-frequency divisors of the inverse frequencies, as GGUF files of
+    /// Llama 3 models carry them (`rope_freqs`) instead of the scaling keys.
+    pub rope_freq_factors: Option<Vec<f32>>,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     /// Bias on q, k and v projections (Qwen2; Llama with `attention_bias`).
@@ -148,6 +151,7 @@ impl ModelConfig {
                 .and_then(Value::as_f64)
                 .unwrap_or_else(|| float("rope_theta", 10_000.0)),
             rope_scaling: rope_scaling(c.get("rope_parameters").or_else(|| c.get("rope_scaling")))?,
+            rope_freq_factors: None,
             max_position_embeddings: int("max_position_embeddings").unwrap_or(4096),
             tie_word_embeddings: flag("tie_word_embeddings", false),
             qkv_bias: arch == Arch::Qwen2 || attention_bias,
