@@ -140,3 +140,101 @@ impl GgufFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::gguf_file::{self, Content, Value as Meta};
+
+    /// A GGUF header with `metadata` and no tensors.
+    fn file(metadata: Vec<(&str, Meta)>) -> GgufFile {
+        let refs: Vec<(&str, &Meta)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut bytes, &refs, &[]).unwrap();
+        bytes.set_position(0);
+        GgufFile {
+            path: "test.gguf".into(),
+            content: Content::read(&mut bytes).unwrap(),
+        }
+    }
+
+    fn llama(extra: Vec<(&'static str, Meta)>) -> GgufFile {
+        let mut metadata = vec![
+            ("general.architecture", Meta::String("llama".into())),
+            ("llama.embedding_length", Meta::U32(576)),
+            ("llama.feed_forward_length", Meta::U32(1536)),
+            ("llama.block_count", Meta::U32(30)),
+            ("llama.attention.head_count", Meta::U32(9)),
+            ("llama.attention.head_count_kv", Meta::U32(3)),
+            ("llama.attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+            ("llama.rope.freq_base", Meta::F32(100_000.0)),
+            ("llama.context_length", Meta::U64(8192)),
+            ("llama.vocab_size", Meta::U32(49152)),
+        ];
+        metadata.extend(extra);
+        file(metadata)
+    }
+
+    #[test]
+    fn llama_metadata_becomes_its_config() {
+        let config = llama(vec![]).model_config().unwrap();
+        assert_eq!(config.arch, crate::model::config::Arch::Llama);
+        assert_eq!(
+            (config.num_heads, config.num_kv_heads, config.head_dim),
+            (9, 3, 64)
+        );
+        assert_eq!(
+            (config.rope_theta, config.max_position_embeddings),
+            (100_000.0, 8192)
+        );
+        assert!((config.rms_norm_eps - 1e-5).abs() < 1e-12);
+        // No `output.weight`: the output shares the embedding.
+        assert!(config.tie_word_embeddings && !config.qkv_bias);
+        let wide = llama(vec![("llama.attention.key_length", Meta::U32(128))]);
+        assert_eq!(wide.model_config().unwrap().head_dim, 128);
+    }
+
+    #[test]
+    fn unsupported_metadata_is_refused_by_name() {
+        let cases = [
+            (
+                file(vec![(
+                    "general.architecture",
+                    Meta::String("gemma2".into()),
+                )]),
+                "unsupported architecture `gemma2`",
+            ),
+            (
+                llama(vec![("llama.rope.dimension_count", Meta::U32(32))]),
+                "partial rotary",
+            ),
+            (
+                llama(vec![
+                    ("llama.rope.scaling.type", Meta::String("linear".into())),
+                    ("llama.rope.scaling.factor", Meta::F32(4.0)),
+                ]),
+                "`llama.rope.scaling.type` is `linear`",
+            ),
+            (
+                llama(vec![("llama.block_count", Meta::String("30".into()))]),
+                "`llama.block_count` should be a whole number",
+            ),
+            (
+                file(vec![("general.architecture", Meta::String("qwen2".into()))]),
+                "`qwen2.embedding_length` is missing",
+            ),
+        ];
+        for (file, wanted) in cases {
+            let err = file.model_config().unwrap_err().to_string();
+            assert!(
+                err.starts_with("test.gguf: ") && err.contains(wanted),
+                "{err}"
+            );
+        }
+        let unscaled = llama(vec![
+            ("llama.rope.scaling.type", Meta::String("linear".into())),
+            ("llama.rope.scaling.factor", Meta::F32(1.0)),
+        ]);
+        assert!(unscaled.model_config().is_ok());
+    }
+}
