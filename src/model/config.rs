@@ -122,17 +122,7 @@ impl ModelConfig {
             .and_then(Value::as_u64)
             .map_or(hidden_size / num_heads, |v| v as usize);
         let attention_bias = flag("attention_bias", false);
-        let token_ids = |key: &str| -> Vec<u32> {
-            match c.get(key) {
-                Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(Value::as_u64)
-                    .map(|v| v as u32)
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
+        let token_ids = |key: &str| token_ids(c.get(key));
         Ok(ModelConfig {
             arch,
             hidden_size,
@@ -267,6 +257,19 @@ impl ModelConfig {
         let per_layer = attention + mlp + 2 * h;
         let embeddings = self.vocab_size * h * if self.tie_word_embeddings { 1 } else { 2 };
         self.num_layers * per_layer + embeddings + h
+    }
+}
+
+/// Token ids written as one number or a list (`eos_token_id`).
+pub(crate) fn token_ids(value: Option<&Value>) -> Vec<u32> {
+    match value {
+        Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|v| v as u32)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

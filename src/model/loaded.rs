@@ -125,18 +125,9 @@ fn generation_eos_ids(dir: &Path) -> Vec<u32> {
     let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else {
         return Vec::new();
     };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(value) => match value.get("eos_token_id") {
-            Some(Value::Number(n)) => n.as_u64().map(|v| v as u32).into_iter().collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|v| v as u32)
-                .collect(),
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
-    }
+    serde_json::from_str::<Value>(&text)
+        .map(|value| super::config::token_ids(value.get("eos_token_id")))
+        .unwrap_or_default()
 }
 
 /// EOS ids from the config and the source, the tokenizer's EOS, and any

@@ -187,47 +187,25 @@ pub fn write(dir: &Path, out: &Path, quant: GgmlDType, pre: &str) {
         Arch::Qwen3 => "qwen3",
     };
     let key = |k: &str| format!("{arch}.{k}");
-    let mut metadata: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String(arch.into())),
-        (key("block_count"), Value::U32(config.num_layers as u32)),
-        (
-            key("context_length"),
-            Value::U32(config.max_position_embeddings as u32),
-        ),
-        (
-            key("embedding_length"),
-            Value::U32(config.hidden_size as u32),
-        ),
-        (
-            key("feed_forward_length"),
-            Value::U32(config.intermediate_size as u32),
-        ),
-        (
-            key("attention.head_count"),
-            Value::U32(config.num_heads as u32),
-        ),
-        (
-            key("attention.head_count_kv"),
-            Value::U32(config.num_kv_heads as u32),
-        ),
-        (
-            key("attention.key_length"),
-            Value::U32(config.head_dim as u32),
-        ),
-        (
-            key("attention.value_length"),
-            Value::U32(config.head_dim as u32),
-        ),
-        (
-            key("rope.dimension_count"),
-            Value::U32(config.head_dim as u32),
-        ),
-        (key("rope.freq_base"), Value::F32(config.rope_theta as f32)),
-        (
-            key("attention.layer_norm_rms_epsilon"),
-            Value::F32(config.rms_norm_eps as f32),
-        ),
+    let counts = [
+        ("block_count", config.num_layers),
+        ("context_length", config.max_position_embeddings),
+        ("embedding_length", config.hidden_size),
+        ("feed_forward_length", config.intermediate_size),
+        ("attention.head_count", config.num_heads),
+        ("attention.head_count_kv", config.num_kv_heads),
+        ("attention.key_length", config.head_dim),
+        ("attention.value_length", config.head_dim),
+        ("rope.dimension_count", config.head_dim),
     ];
+    let mut metadata: Vec<(String, Value)> =
+        vec![("general.architecture".into(), Value::String(arch.into()))];
+    metadata.extend(counts.map(|(k, n)| (key(k), Value::U32(n as u32))));
+    metadata.push((key("rope.freq_base"), Value::F32(config.rope_theta as f32)));
+    metadata.push((
+        key("attention.layer_norm_rms_epsilon"),
+        Value::F32(config.rms_norm_eps as f32),
+    ));
     metadata.extend(tokenizer_metadata(dir, &config, pre));
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     if config.rope_scaling.is_some() {
