@@ -60,7 +60,8 @@ pub struct ModelConfig {
     pub rope_scaling: Option<Llama3Scaling>,
     /// Per-frequency divisors of the inverse frequencies, as GGUF files of
     /// Llama 3 models carry them (`rope_freqs`) instead of the scaling keys.
-    pub rope_freq_factors: Option<Vec<f32>>,
+    /// (Shared: the config travels in UI messages, which stay small.)
+    pub rope_freq_factors: Option<std::sync::Arc<Vec<f32>>>,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     /// Bias on q, k and v projections (Qwen2; Llama with `attention_bias`).

@@ -35,7 +35,7 @@ impl Rope {
             }
         }
         if let Some(factors) = &c.rope_freq_factors {
-            for (f, factor) in inv.iter_mut().zip(factors) {
+            for (f, factor) in inv.iter_mut().zip(factors.iter()) {
                 *f /= factor;
             }
         }

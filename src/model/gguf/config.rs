@@ -108,7 +108,7 @@ impl GgufFile {
                     config.head_dim / 2
                 )));
             }
-            config.rope_freq_factors = Some(factors);
+            config.rope_freq_factors = Some(std::sync::Arc::new(factors));
         }
         Ok(config)
     }
