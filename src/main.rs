@@ -34,7 +34,7 @@ enum Command {
         /// A dataset file (or a folder: its first .jsonl/.json).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Model directory or Hugging Face repo id [default: the built-in tiny model].
+        /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id [default: the built-in tiny model].
         #[arg(long)]
         model: Option<String>,
         /// A PEFT LoRA adapter directory for the Chat tab.
@@ -120,7 +120,7 @@ enum Command {
 
 #[derive(Args)]
 struct LoadArgs {
-    /// Model directory or Hugging Face repo id (e.g. Qwen/Qwen2.5-0.5B-Instruct).
+    /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id (e.g. Qwen/Qwen2.5-0.5B-Instruct).
     #[arg(long)]
     model: String,
     /// A PEFT LoRA adapter directory.
@@ -287,7 +287,7 @@ struct InputArgs {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Model directory or Hugging Face repo id, to count tokens with its
+    /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id, to count tokens with its
     /// tokenizer and chat template.
     #[arg(long)]
     model: Option<String>,

@@ -12,12 +12,14 @@ pub mod frozen;
 pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
+pub mod gguf;
 pub mod hub;
 pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
 pub mod loss;
 pub mod merge;
+pub mod ollama;
 pub mod precomputed;
 pub mod pyjson;
 pub mod rope;
@@ -35,7 +37,7 @@ pub use tokenize::{ChatTokenizer, Encoded};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "model `{repo}` is not a local directory and is not in the Hugging Face cache (searched {searched}); download it with network access or pass a local directory"
+        "model `{repo}` is not a local directory or GGUF file and is not in the Hugging Face cache (searched {searched}); download it with network access or pass a local directory"
     )]
     NotFound { repo: String, searched: String },
     #[error("{path}: {message}")]
