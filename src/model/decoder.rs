@@ -51,6 +51,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Norm);
         if !train {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
@@ -251,8 +252,10 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
+        let embedding = crate::profile::scope(crate::profile::Label::Embedding);
         let mut x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
+        drop(embedding);
         let positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
             None => (offset as u32..(offset + seq) as u32).collect(),
@@ -323,6 +326,7 @@ impl Attention {
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Attention);
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
@@ -359,6 +363,7 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Mlp);
         let gate = self.gate_proj.forward(x, mode)?;
         let up = self.up_proj.forward(x, mode)?;
         let act = (candle_nn::ops::silu(&gate)? * up)?;

@@ -136,22 +136,31 @@ impl Linear {
 
     /// `x` is `[batch, seq, in]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if let Some(lora) = self.lora.as_ref().filter(|_| mode.train && mode.adapter) {
+            let _label = crate::profile::scope(crate::profile::Label::Lora);
+            let mask = (lora.dropout > 0.0)
+                .then(|| {
+                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    dropout_mask(x.dims(), lora.dropout, seed, x.device())
+                })
+                .transpose()?;
+            return super::lora_op::lora_linear(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                lora.a.as_tensor(),
+                lora.b.as_tensor(),
+                lora.scale,
+                mask,
+            );
+        }
         let mut y = frozen_matmul(x, &self.weight, mode.train)?;
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
         match &self.lora {
             Some(lora) if mode.adapter => {
-                let mut input = x.to_dtype(DType::F32)?;
-                if mode.train && lora.dropout > 0.0 {
-                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    input = input.broadcast_mul(&dropout_mask(
-                        input.dims(),
-                        lora.dropout,
-                        seed,
-                        x.device(),
-                    )?)?;
-                }
+                let input = x.to_dtype(DType::F32)?;
                 let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
                 let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;
                 let delta = (up * lora.scale)?.to_dtype(y.dtype())?;
