@@ -39,7 +39,8 @@ fn run(dir: &Path, model: &Path, data: &Path, seq: usize) -> (f64, f64) {
         data.to_str().unwrap()
     );
     std::fs::write(&config_path, text).unwrap();
-    let run_dir = dir.join(format!("run-{seq}"));
+    let name = model.file_name().unwrap().to_str().unwrap();
+    let run_dir = dir.join(format!("run-{name}-{seq}"));
     let out = tunebench(&[
         "train",
         "--config",
@@ -86,6 +87,7 @@ fn estimate_is_within_a_quarter_of_the_measured_peak() {
         init_tiny(&model, 0, &shape).unwrap();
         for seq in [128, 512, 2048] {
             let (estimated, measured) = run(work.path(), &model, &data, seq);
+            eprintln!("{name} {seq}: {estimated:.0} {measured:.0}");
             report.push(format!(
                 "{name} seq {seq}: estimate {:.0} MB, measured {:.0} MB ({:+.0}%)",
                 estimated / 1e6,
