@@ -252,7 +252,7 @@ pub fn report(start_bytes: usize) -> Report {
         })
         .filter(|r| r.allocated_bytes > 0)
         .collect();
-    rows.sort_by(|a, b| b.peak_bytes.cmp(&a.peak_bytes));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.peak_bytes));
     Report {
         start_bytes,
         peak_bytes: STEP_PEAK.load(Relaxed),
