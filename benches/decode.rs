@@ -5,14 +5,25 @@
 //!     cargo bench --bench decode                       # f32
 //!     TUNEBENCH_DTYPE=bf16 cargo bench --bench decode
 //!     TUNEBENCH_REF_PYTHON=~/.venvs/ref/bin/python cargo bench --bench decode   # also run the reference
+//!     TUNEBENCH_PAIR=1 cargo bench --bench decode      # also base + adapter side by side
+//!     TUNEBENCH_MODEL=/path/to/model cargo bench --bench decode   # a real model instead
+//!
+//! With `TUNEBENCH_PAIR`, a random rank-16 adapter on all seven projections
+//! is attached and 64 tokens are decoded by the base alone, by the adapter
+//! alone and by both as one batch of two rows (what the Chat tab and
+//! `eval --generate` do); it reports both answers' tokens/s together against
+//! one after the other, and the adapter's step time over the base's.
 
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::peak_rss_mb;
 use std::time::Instant;
+use tunebench::model::adapter;
 use tunebench::model::config::ModelConfig;
 use tunebench::model::decoder::{Cache, Decoder, Mode};
+use tunebench::model::lora::LoraSpec;
 use tunebench::model::weights::RandomWeights;
+use tunebench::model::{LoadOptions, Model};
 
 const PROMPT: usize = 128;
 const NEW: usize = 64;
@@ -24,33 +35,31 @@ fn main() -> anyhow::Result<()> {
         "bf16" => DType::BF16,
         _ => DType::F32,
     };
-    let config = ModelConfig::from_json(&serde_json::json!({
-        "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
-        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-        "vocab_size": 151936, "tie_word_embeddings": true, "rope_theta": 1000000.0,
-        "max_position_embeddings": 4096
-    }))
-    .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let source = RandomWeights {
-        config: config.clone(),
-        device: Device::Cpu,
-        dtype,
-        seed: 0,
+    let (mut decoder, model_name) = match std::env::var("TUNEBENCH_MODEL") {
+        Ok(name) => {
+            let options = LoadOptions {
+                dtype,
+                ..LoadOptions::default()
+            };
+            (Model::load(&name, &options)?.decoder, name)
+        }
+        Err(_) => (random_qwen(dtype)?, "Qwen2.5-0.5B shape".to_string()),
     };
-    let decoder = Decoder::load(config, &source)?;
     eprintln!(
-        "built random weights in {:.1}s",
+        "{model_name}: weights ready in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    let layers = decoder.layers.len();
+    let vocab = decoder.vocab_size() as u32;
 
-    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 151_936).collect();
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % vocab).collect();
     let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
     // Warm-up, as the reference does.
-    decoder.hidden(&ids, Some(&mut Cache::new(24)), None, Mode::BASE)?;
+    decoder.hidden(&ids, Some(&mut Cache::new(layers)), None, Mode::BASE)?;
 
     let t = Instant::now();
-    let mut cache = Cache::new(24);
+    let mut cache = Cache::new(layers);
     let hidden = decoder.hidden(&ids, Some(&mut cache), None, Mode::BASE)?;
     let mut next = argmax_last(&decoder, &hidden)?;
     let prefill_s = t.elapsed().as_secs_f64();
@@ -62,10 +71,13 @@ fn main() -> anyhow::Result<()> {
     }
     let decode_s = t.elapsed().as_secs_f64();
     println!(
-        "{{\"impl\": \"tunebench\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {:.2}, \"peak_rss_mb\": {:.0}}}",
+        "{{\"impl\": \"tunebench\", \"model\": \"{model_name}\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {:.2}, \"peak_rss_mb\": {:.0}}}",
         NEW as f64 / decode_s,
         peak_rss_mb()
     );
+    if std::env::var_os("TUNEBENCH_PAIR").is_some() {
+        side_by_side(&mut decoder, &prompt, &model_name, &dtype_name)?;
+    }
     if let Ok(python) = std::env::var("TUNEBENCH_REF_PYTHON") {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -84,6 +96,24 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Qwen2.5-0.5B shape with random weights.
+fn random_qwen(dtype: DType) -> anyhow::Result<Decoder> {
+    let config = ModelConfig::from_json(&serde_json::json!({
+        "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
+        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "vocab_size": 151936, "tie_word_embeddings": true, "rope_theta": 1000000.0,
+        "max_position_embeddings": 4096
+    }))
+    .map_err(anyhow::Error::msg)?;
+    let source = RandomWeights {
+        config: config.clone(),
+        device: Device::Cpu,
+        dtype,
+        seed: 0,
+    };
+    Ok(Decoder::load(config, &source)?)
+}
+
 fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
     let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
     decoder
@@ -91,4 +121,79 @@ fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
         .flatten_all()?
         .argmax(0)?
         .to_scalar::<u32>()
+}
+
+/// Seconds per step of decoding `NEW` tokens for each of `modes` (one
+/// row each, in one batch), after reading the prompt into each row's cache:
+/// wall-clock, and the process's CPU time (which counts waiting on memory
+/// but not waiting for a core, so it holds up on a busy machine).
+fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<(f64, f64)> {
+    let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+    let layers = decoder.layers.len();
+    let mut caches: Vec<Cache> = modes.iter().map(|_| Cache::new(layers)).collect();
+    let mut next = Vec::new();
+    for (cache, &mode) in caches.iter_mut().zip(modes) {
+        let hidden = decoder.hidden(&ids, Some(cache), None, mode)?;
+        next.push(argmax_last(decoder, &hidden)?);
+    }
+    let base_rows = modes.iter().filter(|m| !m.adapter).count();
+    let mode = Mode {
+        adapter: base_rows < modes.len(),
+        base_rows,
+        ..Mode::BASE
+    };
+    let (t, cpu) = (Instant::now(), cpu_s());
+    for _ in 0..NEW {
+        let mut rows: Vec<&mut Cache> = caches.iter_mut().collect();
+        let hidden = decoder.step_rows(&next, &mut rows, mode)?;
+        let logits = decoder.logits(&hidden, false)?.squeeze(0)?;
+        next = logits.argmax(1)?.to_vec1::<u32>()?;
+    }
+    let per_step = |s: f64| s / NEW as f64;
+    Ok((per_step(t.elapsed().as_secs_f64()), per_step(cpu_s() - cpu)))
+}
+
+/// CPU time of this process (all threads) so far, in seconds.
+fn cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+fn side_by_side(
+    decoder: &mut Decoder,
+    prompt: &[u32],
+    model_name: &str,
+    dtype_name: &str,
+) -> anyhow::Result<()> {
+    let spec = LoraSpec::all_linear(16, 32.0);
+    adapter::attach_new(decoder, &spec, 1)?;
+    adapter::randomize(decoder, 0.01, 1)?;
+    let base = steps_s(decoder, prompt, &[Mode::BASE])?;
+    let adapted = steps_s(decoder, prompt, &[Mode::ADAPTED])?;
+    let pair = steps_s(decoder, prompt, &[Mode::BASE, Mode::ADAPTED])?;
+    let labels = format!(r#""model": "{model_name}", "dtype": "{dtype_name}""#);
+    report(&labels, "wall", base.0, adapted.0, pair.0);
+    report(&labels, "cpu", base.1, adapted.1, pair.1);
+    Ok(())
+}
+
+/// One line of the side-by-side figures from seconds per step; `labels`
+/// names the model and dtype (JSON fields).
+fn report(labels: &str, clock: &str, base: f64, adapted: f64, pair: f64) {
+    println!(
+        "{{\"impl\": \"tunebench side by side\", {labels}, \"clock\": \"{clock}\", \"base_step_ms\": {:.1}, \"adapter_step_ms\": {:.1}, \"pair_step_ms\": {:.1}, \"one_after_other_tokens_per_s\": {:.2}, \"together_tokens_per_s\": {:.2}, \"speedup\": {:.2}, \"adapter_overhead_pct\": {:.1}, \"pair_over_base_pct\": {:.1}}}",
+        base * 1e3,
+        adapted * 1e3,
+        pair * 1e3,
+        2.0 / (base + adapted),
+        2.0 / pair,
+        (base + adapted) / pair,
+        (adapted / base - 1.0) * 100.0,
+        (pair / base - 1.0) * 100.0,
+    );
 }

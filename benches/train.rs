@@ -59,10 +59,18 @@ fn main() -> anyhow::Result<()> {
         targets: ids[1..].to_vec(),
     };
     let batches = [batch];
-    optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0)?; // warm-up
+    optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0, false)?; // warm-up
     let started = Instant::now();
     for step in 0..STEPS {
-        optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, step as u64)?;
+        optimizer_step(
+            &decoder,
+            &mut optimizer,
+            &batches,
+            1e-4,
+            1.0,
+            step as u64,
+            false,
+        )?;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

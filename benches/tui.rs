@@ -134,9 +134,12 @@ fn main() {
     }
     let ids: Vec<(chat::state::Side, u64)> = key(&mut app, KeyCode::Enter)
         .into_iter()
-        .filter_map(|e| match e {
-            Effect::Chat(chat::Job::Generate(g)) => Some((g.column, g.generation_id)),
-            _ => None,
+        .flat_map(|e| match e {
+            Effect::Chat(chat::Job::Generate(columns)) => columns
+                .into_iter()
+                .map(|g| (g.column, g.generation_id))
+                .collect(),
+            _ => Vec::new(),
         })
         .collect();
     assert_eq!(ids.len(), 2, "both columns generate");

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use tunebench::cli;
 use tunebench::data::convert::Target;
 use tunebench::data::split::EvalSize;
-use tunebench::data::validate::Options;
-use tunebench::data::{Format, Sample};
-use tunebench::model::LoadOptions;
+use tunebench::data::validate::{Options, TemplateCheck, TokenCounter};
+use tunebench::data::{Conversation, Format, Sample};
 use tunebench::model::generate::GenerateParams;
 use tunebench::model::template::BuiltinTemplate;
+use tunebench::model::{ChatTokenizer, LoadOptions};
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +34,7 @@ enum Command {
         /// A dataset file (or a folder: its first .jsonl/.json).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Model directory or Hugging Face repo id [default: the built-in tiny model].
+        /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id [default: the built-in tiny model].
         #[arg(long)]
         model: Option<String>,
         /// A PEFT LoRA adapter directory for the Chat tab.
@@ -120,7 +120,7 @@ enum Command {
 
 #[derive(Args)]
 struct LoadArgs {
-    /// Model directory or Hugging Face repo id (e.g. Qwen/Qwen2.5-0.5B-Instruct).
+    /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id (e.g. Qwen/Qwen2.5-0.5B-Instruct).
     #[arg(long)]
     model: String,
     /// A PEFT LoRA adapter directory.
@@ -287,7 +287,7 @@ struct InputArgs {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Model directory or Hugging Face repo id, to count tokens with its
+    /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id, to count tokens with its
     /// tokenizer and chat template.
     #[arg(long)]
     model: Option<String>,
@@ -396,12 +396,17 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
             model,
             json,
         } => {
-            let counter = load_counter(&model)?;
+            let renderer = load_renderer(&model)?;
+            let counter = renderer.as_ref().map(token_counter);
+            let template_check = renderer
+                .as_ref()
+                .map(|r| move |conv: &Conversation| r.template.dropped(conv));
             let options = Options {
                 format: input.format,
                 min_words,
                 max_seq_len: model.max_seq_len,
-                token_counter: counter.as_deref(),
+                token_counter: counter.as_ref().map(|c| c as TokenCounter),
+                template_check: template_check.as_ref().map(|c| c as TemplateCheck),
             };
             cli::data::validate(&file, &options, json)
         }
@@ -411,8 +416,14 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
             model,
             json,
         } => {
-            let counter = load_counter(&model)?;
-            cli::data::stats(&file, input.format, counter.as_deref(), json)
+            let renderer = load_renderer(&model)?;
+            let counter = renderer.as_ref().map(token_counter);
+            cli::data::stats(
+                &file,
+                input.format,
+                counter.as_ref().map(|c| c as TokenCounter),
+                json,
+            )
         }
         DataCommand::Split {
             file,
@@ -439,15 +450,18 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A token counter for the model named on the command line, if any.
-fn load_counter(args: &ModelArgs) -> anyhow::Result<Option<Box<TokenCount>>> {
-    let Some(model) = &args.model else {
-        return Ok(None);
-    };
-    let renderer = tunebench::model::ChatTokenizer::load(model)?;
-    Ok(Some(Box::new(move |sample: &Sample| {
-        renderer.count_tokens(sample).map_err(|e| e.to_string())
-    })))
+/// The tokenizer and chat template of the model named on the command line, if any.
+fn load_renderer(args: &ModelArgs) -> anyhow::Result<Option<ChatTokenizer>> {
+    args.model
+        .as_deref()
+        .map(ChatTokenizer::load)
+        .transpose()
+        .map_err(anyhow::Error::from)
 }
 
-type TokenCount = dyn Fn(&Sample) -> Result<usize, String> + Sync;
+/// Counts a sample's tokens after `renderer`'s chat template.
+fn token_counter(
+    renderer: &ChatTokenizer,
+) -> impl Fn(&Sample) -> Result<usize, String> + Sync + '_ {
+    move |sample| renderer.count_tokens(sample).map_err(|e| e.to_string())
+}

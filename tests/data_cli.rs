@@ -257,6 +257,52 @@ fn too_long_samples_are_counted_with_the_model_template() {
     assert_eq!(stats["tokens"]["min"], 9);
 }
 
+/// A record shaped like glaive_toolcall_en_demo's: a ShareGPT function
+/// call and its observation, with the tool schemas as a JSON string.
+const TOOL_CALL_RECORD: &str = r#"{"conversations": [{"from": "human", "value": "hello"}, {"from": "function_call", "value": "{\"name\": \"greet\", \"arguments\": {\"who\": \"there\"}}"}, {"from": "observation", "value": "hello"}, {"from": "gpt", "value": "hello there"}], "tools": "[{\"name\": \"greet\", \"parameters\": {\"type\": \"object\"}}]"}"#;
+
+#[test]
+fn tool_calls_and_schemas_a_template_drops_are_findings_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_tokenizer_dir(dir.path());
+    let data = dir.path().join("tools.jsonl");
+    fs::write(&data, format!("{TOOL_CALL_RECORD}\n")).unwrap();
+    let validate = |model: &Path| {
+        let args = ["data", "validate", data.to_str().unwrap(), "--model"];
+        let model = model.to_str().unwrap();
+        tunebench(&[&args[..], &[model, "--json"]].concat())
+    };
+    let out = validate(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report = json_of(&out);
+    let dropped: Vec<(Value, Value)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "dropped_by_template")
+        .map(|f| (f["field"].clone(), f["line"].clone()))
+        .collect();
+    assert_eq!(
+        dropped,
+        vec![
+            (json!("tools"), json!(1)),
+            (json!("conversations[1]"), json!(1))
+        ],
+        "{report}"
+    );
+    assert!(stderr_of(&out).contains("drops the tool call `greet`"));
+
+    // A template that renders tools and calls (as Qwen2.5's does) keeps them.
+    let config = json!({
+        "eos_token": "<|im_end|>",
+        "chat_template": "{% if tools %}{% for t in tools %}{{ t | tojson }}{% endfor %}{% endif %}{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }}{% for c in m.tool_calls or [] %} {{ c.function.name }} {{ c.function.arguments | tojson }}{% endfor %} <|im_end|>\n{% endfor %}"
+    });
+    fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
+    let out = validate(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("dropped_by_template"));
+}
+
 #[test]
 fn missing_model_is_a_clear_error() {
     let data = sample_data("alpaca_small.json");

@@ -36,6 +36,9 @@ pub enum FindingKind {
     TooLong,
     ExecutableTestConfig,
     DuplicateKey,
+    /// The model's chat template leaves part of the sample out (tool calls,
+    /// tool schemas).
+    DroppedByTemplate,
 }
 
 impl FindingKind {
@@ -63,6 +66,7 @@ impl FindingKind {
             FindingKind::TooLong => "too_long",
             FindingKind::ExecutableTestConfig => "executable_test_config",
             FindingKind::DuplicateKey => "duplicate_key",
+            FindingKind::DroppedByTemplate => "dropped_by_template",
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod store;
 
 pub use finding::{Finding, FindingKind, Severity};
 pub use format::Format;
-pub use sample::{Conversation, Message, Role, Sample, ToolCall};
+pub use sample::{Conversation, Dropped, Message, Role, Sample, ToolCall};
 pub use store::{Layout, Store, StoreError};
 pub mod convert;
 mod dup_keys;

@@ -57,6 +57,15 @@ impl Message {
     }
 }
 
+/// What a chat template leaves out when it renders a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// The `tools` schemas offered to the model.
+    Tools,
+    /// The tool calls of `Conversation::messages[i]`.
+    ToolCalls(usize),
+}
+
 /// A chat: optional system text, then the turns in order, plus any tool
 /// schemas the conversation was given.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -95,6 +104,28 @@ impl Conversation {
                 .iter()
                 .map(|m| m.content.chars().count())
                 .sum::<usize>()
+    }
+}
+
+/// A user request, an assistant turn that only calls `name`, the tool's
+/// result and the answer, with `name`'s schema offered: for tests.
+#[cfg(test)]
+pub fn tool_call_exchange(name: &str, arguments: Value) -> Conversation {
+    let mut call = Message::new(Role::Assistant, "");
+    call.tool_calls.push(ToolCall {
+        id: None,
+        name: name.to_string(),
+        arguments,
+    });
+    Conversation {
+        system: None,
+        messages: vec![
+            Message::new(Role::User, "I have rice."),
+            call,
+            Message::new(Role::Tool, "{\"recipes\": []}"),
+            Message::new(Role::Assistant, "None found."),
+        ],
+        tools: Some(serde_json::json!([{ "name": name }])),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::eval::code::answer::parse_files;
 use crate::eval::metrics::classify::predicted_label;
 use crate::model::Model;
 use crate::model::decoder::Mode;
-use crate::model::generate::{GenerateParams, Generation, generate};
+use crate::model::generate::{GenerateParams, Generation, Request, generate_together};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
 
@@ -107,20 +107,17 @@ pub fn compare(
         let ids = model
             .tokenizer
             .prompt_ids(&record.prompt, record.tools.as_ref())?;
-        let run = |mode| {
-            generate(model, &ids, &options.params, mode, cancel, |_| {}).map_err(|source| {
-                EvalError::Record {
-                    line: record.line,
-                    source,
-                }
-            })
-        };
-        let base = scorer.side(record, run(Mode::BASE)?, base_losses.get(&record.index));
-        let adapter = match &adapter_losses {
-            Some(losses) => {
-                Some(scorer.side(record, run(Mode::ADAPTED)?, losses.get(&record.index)))
+        let (base, adapter) = answer_both(model, &ids, &options.params, has_adapter, cancel)
+            .map_err(|source| EvalError::Record {
+                line: record.line,
+                source,
+            })?;
+        let base = scorer.side(record, base, base_losses.get(&record.index));
+        let adapter = match (&adapter_losses, adapter) {
+            (Some(losses), Some(answer)) => {
+                Some(scorer.side(record, answer, losses.get(&record.index)))
             }
-            None => None,
+            _ => None,
         };
         new_tokens += base.new_tokens + adapter.as_ref().map_or(0, |a| a.new_tokens);
         progress(Progress::Generating {
@@ -157,6 +154,37 @@ pub fn compare(
         notes,
         truncated: base_loss.truncated,
     })
+}
+
+/// The base's answer to `ids` and, with an adapter, the adapter's, decoded
+/// side by side from the one copy of the weights.
+fn answer_both(
+    model: &Model,
+    ids: &[u32],
+    params: &GenerateParams,
+    has_adapter: bool,
+    cancel: &AtomicBool,
+) -> candle_core::Result<(Generation, Option<Generation>)> {
+    let modes: &[Mode] = if has_adapter {
+        &[Mode::BASE, Mode::ADAPTED]
+    } else {
+        &[Mode::BASE]
+    };
+    let mut ignore = [|_: &str| {}, |_: &str| {}];
+    let requests = modes
+        .iter()
+        .zip(ignore.iter_mut())
+        .map(|(&mode, on_text)| Request {
+            prompt: ids,
+            params,
+            mode,
+            on_text,
+            on_end: None,
+        })
+        .collect();
+    let mut answers = generate_together(model, requests, cancel)?.into_iter();
+    let base = answers.next().expect("one answer per request");
+    Ok((base, answers.next()))
 }
 
 fn by_index(report: &LossReport) -> HashMap<usize, SampleLoss> {

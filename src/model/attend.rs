@@ -1,11 +1,13 @@
 //! Scaled dot-product attention of queries over keys and values that are
 //! already in their final (rotated, cached, repeated) form.
 //!
-//! Inference walks the queries in blocks, so a long prompt never holds a
-//! `[heads, seq, seq]` score matrix: each block sees only the keys up to its
-//! own last position (the causal blocks above the diagonal are never
-//! computed), and its mask covers just that block.
+//! Neither path holds a `[heads, seq, seq]` score matrix. Inference walks
+//! the queries in blocks: each block sees only the keys up to its own last
+//! position (the causal blocks above the diagonal are never computed), and
+//! its mask covers just that block. Training goes in blocks of queries and
+//! keys with its own backward pass (`model/flash`) on the CPU.
 
+use super::flash::Blocks;
 use candle_core::{D, DType, Device, Result, Tensor};
 use std::ops::Range;
 
@@ -15,23 +17,29 @@ pub const QUERY_BLOCK: usize = 256;
 
 /// Which keys each query may see: every earlier position (causal) and, when
 /// samples are packed in one row, only positions of its own sample.
+#[derive(Clone)]
 pub struct Visibility {
     /// Positions already cached before the first query.
     offset: usize,
-    /// Sample of each position, when packing.
-    segment_of: Option<Vec<u32>>,
+    /// First position of each position's sample, when packing.
+    sample_start: Option<Vec<u32>>,
 }
 
 impl Visibility {
     pub fn new(offset: usize, segments: Option<&[usize]>) -> Visibility {
-        let segment_of = segments.map(|lengths| {
-            lengths
-                .iter()
-                .enumerate()
-                .flat_map(|(s, &n)| std::iter::repeat_n(s as u32, n))
-                .collect()
+        let sample_start = segments.map(|lengths| {
+            let mut starts = Vec::with_capacity(lengths.iter().sum());
+            let mut start = 0;
+            for &n in lengths {
+                starts.extend(std::iter::repeat_n(start as u32, n));
+                start += n;
+            }
+            starts
         });
-        Visibility { offset, segment_of }
+        Visibility {
+            offset,
+            sample_start,
+        }
     }
 
     /// Keys the queries `rows` (counted from the first query) may look at:
@@ -40,40 +48,80 @@ impl Visibility {
         self.offset + rows.end
     }
 
+    /// The keys query `row` sees: a contiguous run, from its sample's start
+    /// (or the first key) up to its own position.
+    pub fn visible_keys(&self, row: usize) -> Range<usize> {
+        let position = self.offset + row;
+        let first = self
+            .sample_start
+            .as_ref()
+            .map_or(0, |starts| starts[position] as usize);
+        first..position + 1
+    }
+
+    /// How the queries `rows` meet the keys `keys`: not at all, wholly, or
+    /// in part (the tile needs a mask).
+    pub fn tile(&self, rows: &Range<usize>, keys: &Range<usize>) -> Tile {
+        // Both ends of each query's run grow with the query.
+        let (first, last) = (
+            self.visible_keys(rows.start),
+            self.visible_keys(rows.end - 1),
+        );
+        if last.start <= keys.start && first.end >= keys.end {
+            return Tile::Whole;
+        }
+        let meets = rows.clone().any(|row| {
+            let seen = self.visible_keys(row);
+            seen.start < keys.end && seen.end > keys.start
+        });
+        if meets { Tile::Partial } else { Tile::Skipped }
+    }
+
     /// The additive mask `[1, 1, rows, keys]` for `rows` over the first
     /// `keys` positions; `None` when every query sees every key.
     fn mask(&self, rows: Range<usize>, keys: usize, device: &Device) -> Result<Option<Tensor>> {
-        let last_query = self.offset + rows.end - 1;
-        if rows.len() == 1 && self.segment_of.is_none() && last_query + 1 >= keys {
+        if let Tile::Whole = self.tile(&rows, &(0..keys)) {
             return Ok(None);
         }
         let n = rows.len();
         let mut values = Vec::with_capacity(n * keys);
         for row in rows {
-            let query = self.offset + row;
-            for key in 0..keys {
-                let same_sample = match &self.segment_of {
-                    Some(seg) => seg[key] == seg[query],
-                    None => true,
-                };
-                let visible = key <= query && same_sample;
-                values.push(if visible { 0.0 } else { f32::NEG_INFINITY });
-            }
+            let seen = self.visible_keys(row);
+            values.extend((0..keys).map(|key| {
+                if seen.contains(&key) {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }));
         }
         Ok(Some(Tensor::from_vec(values, (1, 1, n, keys), device)?))
     }
 }
 
+/// How a block of queries meets a block of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    /// No query sees any key: never computed.
+    Skipped,
+    /// Every query sees every key: no mask.
+    Whole,
+    /// Some pairs are hidden: masked.
+    Partial,
+}
+
 /// `softmax(q kᵀ · scale + mask) v` for `q [b, h, t, d]` and `k`, `v`
 /// `[b, kv, T, d]`, each key/value head serving `h / kv` query heads (GQA)
-/// without copying it per query head. Training keeps the whole
-/// differentiable graph (candle's fused softmax drops gradients); inference
-/// goes block by block.
+/// without copying it per query head. Training goes in blocks of queries
+/// and keys with its own backward pass (`flash`); inference goes in blocks
+/// of queries.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool) -> Result<Tensor> {
     let (_, _, t, _) = q.dims4()?;
     if train {
-        let keys = k.dim(2)?;
-        return grouped(q, k, v, vis.mask(0..t, keys, q.device())?.as_ref(), true);
+        return match training_path(q.device()) {
+            TrainingPath::Blockwise(blocks) => super::flash::flash_attention(q, k, v, vis, blocks),
+            TrainingPath::Whole => whole_matrix(q, k, v, vis),
+        };
     }
     let mut outputs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
     for start in (0..t).step_by(QUERY_BLOCK) {
@@ -89,6 +137,50 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool)
         return Ok(outputs.pop().expect("one block"));
     }
     Tensor::cat(&outputs, 2)
+}
+
+/// How training attends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainingPath {
+    /// The whole differentiable score matrix (memory quadratic in the
+    /// sequence): on devices without the blockwise kernel, and the
+    /// reference the blockwise path is tested against.
+    Whole,
+    Blockwise(Blocks),
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests pick the training path (and block sizes) per thread.
+    static TEST_TRAINING_PATH: std::cell::Cell<Option<TrainingPath>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with training attention going `path` on this thread.
+#[cfg(test)]
+pub fn with_training_path<R>(path: TrainingPath, f: impl FnOnce() -> R) -> R {
+    let before = TEST_TRAINING_PATH.replace(Some(path));
+    let result = f();
+    TEST_TRAINING_PATH.set(before);
+    result
+}
+
+fn training_path(device: &Device) -> TrainingPath {
+    #[cfg(test)]
+    if let Some(path) = TEST_TRAINING_PATH.get() {
+        return path;
+    }
+    if device.is_cpu() {
+        TrainingPath::Blockwise(Blocks::DEFAULT)
+    } else {
+        TrainingPath::Whole
+    }
+}
+
+/// Differentiable attention through the whole `[b, h, t, T]` score matrix.
+pub(crate) fn whole_matrix(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility) -> Result<Tensor> {
+    let (t, keys) = (q.dim(2)?, k.dim(2)?);
+    grouped(q, k, v, vis.mask(0..t, keys, q.device())?.as_ref(), true)
 }
 
 /// Attention with the query heads of each key/value head stacked as extra
@@ -182,6 +274,20 @@ mod tests {
         let row: Vec<f32> = mask.flatten_all().unwrap().to_vec1().unwrap();
         assert!(row[..300].iter().all(|x| x.is_infinite()));
         assert!(row[300..].iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn tiles_above_the_diagonal_or_across_samples_are_skipped() {
+        let causal = Visibility::new(0, None);
+        assert_eq!(causal.tile(&(0..64), &(64..128)), Tile::Skipped);
+        assert_eq!(causal.tile(&(64..128), &(64..128)), Tile::Partial);
+        assert_eq!(causal.tile(&(128..192), &(0..128)), Tile::Whole);
+        // Samples 0..100 and 100..300.
+        let packed = Visibility::new(0, Some(&[100, 200]));
+        assert_eq!(packed.tile(&(192..256), &(0..64)), Tile::Skipped);
+        assert_eq!(packed.tile(&(64..128), &(0..64)), Tile::Partial);
+        assert_eq!(packed.tile(&(192..256), &(128..192)), Tile::Whole);
+        assert_eq!(packed.visible_keys(150), 100..151);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct ModelConfig {
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
     pub rope_scaling: Option<Llama3Scaling>,
+    /// Per-frequency divisors of the inverse frequencies, as GGUF files of
+    /// Llama 3 models carry them (`rope_freqs`) instead of the scaling keys.
+    /// (Shared: the config travels in UI messages, which stay small.)
+    pub rope_freq_factors: Option<std::sync::Arc<Vec<f32>>>,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     /// Bias on q, k and v projections (Qwen2; Llama with `attention_bias`).
@@ -119,17 +123,7 @@ impl ModelConfig {
             .and_then(Value::as_u64)
             .map_or(hidden_size / num_heads, |v| v as usize);
         let attention_bias = flag("attention_bias", false);
-        let token_ids = |key: &str| -> Vec<u32> {
-            match c.get(key) {
-                Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(Value::as_u64)
-                    .map(|v| v as u32)
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
+        let token_ids = |key: &str| token_ids(c.get(key));
         Ok(ModelConfig {
             arch,
             hidden_size,
@@ -148,6 +142,7 @@ impl ModelConfig {
                 .and_then(Value::as_f64)
                 .unwrap_or_else(|| float("rope_theta", 10_000.0)),
             rope_scaling: rope_scaling(c.get("rope_parameters").or_else(|| c.get("rope_scaling")))?,
+            rope_freq_factors: None,
             max_position_embeddings: int("max_position_embeddings").unwrap_or(4096),
             tie_word_embeddings: flag("tie_word_embeddings", false),
             qkv_bias: arch == Arch::Qwen2 || attention_bias,
@@ -263,6 +258,19 @@ impl ModelConfig {
         let per_layer = attention + mlp + 2 * h;
         let embeddings = self.vocab_size * h * if self.tie_word_embeddings { 1 } else { 2 };
         self.num_layers * per_layer + embeddings + h
+    }
+}
+
+/// Token ids written as one number or a list (`eos_token_id`).
+pub(crate) fn token_ids(value: Option<&Value>) -> Vec<u32> {
+    match value {
+        Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|v| v as u32)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -5,12 +5,14 @@
 //! gradients silently.
 
 use super::attend::{Visibility, attend};
+use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
 pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor, Var};
+use std::sync::Arc;
 
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,10 @@ pub struct Mode {
     pub train: bool,
     /// Seeds this pass's dropout masks, so a resumed run draws the same ones.
     pub dropout_seed: u64,
+    /// Rows (of the flattened batch and positions) before this one skip the
+    /// adapter: side-by-side decoding puts the base's token first and the
+    /// adapter's after it, so both read the shared weights once.
+    pub base_rows: usize,
 }
 
 impl Mode {
@@ -28,11 +34,13 @@ impl Mode {
         adapter: false,
         train: false,
         dropout_seed: 0,
+        base_rows: 0,
     };
     pub const ADAPTED: Mode = Mode {
         adapter: true,
         train: false,
         dropout_seed: 0,
+        base_rows: 0,
     };
 
     pub fn training(dropout_seed: u64) -> Mode {
@@ -40,10 +48,12 @@ impl Mode {
             adapter: true,
             train: true,
             dropout_seed,
+            base_rows: 0,
         }
     }
 }
 
+#[derive(Clone)]
 pub struct RmsNorm {
     weight: Tensor,
     eps: f64,
@@ -64,6 +74,7 @@ impl RmsNorm {
     }
 }
 
+#[derive(Clone)]
 pub struct Attention {
     pub q_proj: Linear,
     pub k_proj: Linear,
@@ -76,12 +87,16 @@ pub struct Attention {
     head_dim: usize,
 }
 
+#[derive(Clone)]
 pub struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
 }
 
+/// A decoder layer. Cloning is cheap (its tensors are shared), so a
+/// checkpointed layer's backward can hold its own copy.
+#[derive(Clone)]
 pub struct Layer {
     pub attn: Attention,
     pub mlp: Mlp,
@@ -250,31 +265,103 @@ impl Decoder {
         segments: Option<&[usize]>,
         mode: Mode,
     ) -> Result<Tensor> {
+        self.run(ids, cache, segments, mode, None)
+    }
+
+    /// The training forward of [`Decoder::hidden`] with gradient
+    /// checkpointing: each layer keeps only its input for backward and
+    /// recomputes itself there, handing its LoRA gradients to `grads`
+    /// (drain them into the backward's store before reading it).
+    pub fn hidden_checkpointed(
+        &self,
+        ids: &Tensor,
+        segments: Option<&[usize]>,
+        mode: Mode,
+        grads: &RecomputedGrads,
+    ) -> Result<Tensor> {
+        if !mode.train {
+            candle_core::bail!("gradient checkpointing applies to training passes only");
+        }
+        self.run(ids, None, segments, mode, Some(grads))
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut Cache>,
+        segments: Option<&[usize]>,
+        mode: Mode,
+        checkpoint: Option<&RecomputedGrads>,
+    ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
         let embedding = crate::profile::scope(crate::profile::Label::Embedding);
         let mut x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
         drop(embedding);
-        let positions: Vec<u32> = match segments {
+        let token_positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
             None => (offset as u32..(offset + seq) as u32).collect(),
         };
-        let (cos, sin) = self.rope.tables_at(&positions, self.dtype)?;
-        let visibility = Visibility::new(offset, segments);
-        let mut cache = cache;
+        let (cos, sin) = self.rope.tables_at(&token_positions, self.dtype)?;
+        let positions = Arc::new(Positions {
+            cos,
+            sin,
+            visibility: Visibility::new(offset, segments),
+        });
+        if checkpoint.is_some() {
+            // The embeddings are not tracked (frozen), so without this the
+            // first layer's op would not be in the backward graph at all.
+            x = Var::from_tensor(&x)?.into_inner();
+        }
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| (c, i));
-            let residual = x.clone();
-            let h = layer.input_norm.forward(&x, mode.train)?;
-            let h = layer
-                .attn
-                .forward(&h, &cos, &sin, &visibility, slot, mode)?;
-            x = (residual + h)?;
-            let residual = x.clone();
-            let h = layer.post_norm.forward(&x, mode.train)?;
-            let h = layer.mlp.forward(&h, mode)?;
-            x = (residual + h)?;
+            x = match checkpoint {
+                Some(grads) => checkpointed(layer, &x, &positions, mode, grads)?,
+                None => {
+                    let slot = cache.as_deref_mut().map(|c| (c, i));
+                    layer.forward(&x, &positions, slot, mode)?
+                }
+            };
+        }
+        self.norm.forward(&x, mode.train)
+    }
+
+    /// Final hidden states `[1, rows, hidden]` of one decoding step of
+    /// several independent sequences: row `i` appends `tokens[i]` to the
+    /// sequence cached in `caches[i]`. The rows go through the projections
+    /// as one matrix (each weight is read once for all of them) and attend
+    /// apart, each over its own cache at its own position, so sequences of
+    /// different lengths need no padding and a finished one simply leaves.
+    pub fn step_rows(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut Cache],
+        mode: Mode,
+    ) -> Result<Tensor> {
+        if tokens.len() != caches.len() {
+            candle_core::bail!("{} tokens for {} caches", tokens.len(), caches.len());
+        }
+        let ids = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
+        let x =
+            candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(&ids)?;
+        let offsets: Vec<u32> = caches.iter().map(|c| c.len() as u32).collect();
+        // One table row per sequence: `[rows, 1, head_dim / 2]`, each rotating
+        // its own row of the batch.
+        let (cos, sin) = self.rope.tables_at(&offsets, self.dtype)?;
+        let per_row = |t: Tensor| t.unsqueeze(1);
+        let rows = Rows {
+            cos: per_row(cos)?,
+            sin: per_row(sin)?,
+            visibility: offsets
+                .iter()
+                .map(|&offset| Visibility::new(offset as usize, None))
+                .collect(),
+        };
+        let mut x = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward_with(&x, mode, |attn, h| {
+                attn.forward_rows(h, &rows, caches, i, mode)
+            })?;
         }
         self.norm.forward(&x, mode.train)
     }
@@ -316,20 +403,134 @@ impl Decoder {
     }
 }
 
+/// Where a pass's tokens sit: their rotary tables and which keys each
+/// query may see.
+pub struct Positions {
+    cos: Tensor,
+    sin: Tensor,
+    visibility: Visibility,
+}
+
+/// Where the rows of [`Decoder::step_rows`] stand: rotation tables
+/// `[rows, 1, head_dim / 2]` and each row's visible keys.
+struct Rows {
+    cos: Tensor,
+    sin: Tensor,
+    visibility: Vec<Visibility>,
+}
+
+impl Layer {
+    /// `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        positions: &Positions,
+        cache: Option<(&mut Cache, usize)>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        self.forward_with(x, mode, |attn, h| attn.forward(h, positions, cache, mode))
+    }
+
+    /// The layer with `attention` computing the attention output of the
+    /// normed input (a whole pass, or the rows of one decoding step).
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        attention: impl FnOnce(&Attention, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let h = self.input_norm.forward(x, mode.train)?;
+        let x = (x + attention(&self.attn, &h)?)?;
+        let h = self.post_norm.forward(&x, mode.train)?;
+        &x + self.mlp.forward(&h, mode)?
+    }
+}
+
 impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        visibility: &Visibility,
+        positions: &Positions,
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Attention);
         let (b, t, _) = x.dims3()?;
+        let [q, k, v] = self.project(x, mode)?;
+        let [q, k, v] = self.heads([&q, &k, &v], &positions.cos, &positions.sin, mode)?;
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, &k, &v)?,
+            None => (k, v),
+        };
+        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
+        let out = out
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        self.o_proj.forward(&out, mode)
+    }
+
+    /// Queries, keys and values `[b, t, _]`, before the heads are split.
+    fn project(&self, x: &Tensor, mode: Mode) -> Result<[Tensor; 3]> {
+        Ok([
+            self.q_proj.forward(x, mode)?,
+            self.k_proj.forward(x, mode)?,
+            self.v_proj.forward(x, mode)?,
+        ])
+    }
+
+    /// [`Attention::forward`] for the rows of [`Decoder::step_rows`]:
+    /// `x` is `[1, rows, hidden]`. The rows become a batch of one-token
+    /// sequences, so splitting heads and rotating run once for all of them;
+    /// only the cache and the attention itself go row by row, each over its
+    /// own cache.
+    fn forward_rows(
+        &self,
+        x: &Tensor,
+        rows: &Rows,
+        caches: &mut [&mut Cache],
+        layer: usize,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let n = rows.visibility.len();
+        let as_batch = |y: Tensor| -> Result<Tensor> {
+            let width = y.dim(2)?;
+            y.reshape((n, 1, width))
+        };
+        let [q, k, v] = self.project(x, mode)?.map(as_batch);
+        let [q, k, v] = self.heads([&q?, &k?, &v?], &rows.cos, &rows.sin, mode)?;
+        let mut outputs = Vec::with_capacity(n);
+        for (i, (visibility, cache)) in rows.visibility.iter().zip(caches.iter_mut()).enumerate() {
+            let (keys, values) = cache.append(layer, &k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?)?;
+            outputs.push(attend(
+                &q.narrow(0, i, 1)?,
+                &keys,
+                &values,
+                visibility,
+                false,
+            )?);
+        }
+        let out = Tensor::cat(&outputs, 0)?.transpose(1, 2)?.reshape((
+            1,
+            n,
+            self.heads * self.head_dim,
+        ))?;
+        self.o_proj.forward(&out, mode)
+    }
+
+    /// Projected queries, keys and values `[b, t, _]` as heads `[b, heads,
+    /// t, head_dim]`: split (and normed, for Qwen3) and rotated by the
+    /// tables `cos`, `sin` (`[t, head_dim / 2]`, or `[b, t, head_dim / 2]`
+    /// with a table per batch row).
+    fn heads(
+        &self,
+        [q, k, v]: [&Tensor; 3],
+        cos: &Tensor,
+        sin: &Tensor,
+        mode: Mode,
+    ) -> Result<[Tensor; 3]> {
+        let (b, t, _) = q.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
-        let split = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+        let split = |y: &Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
             let y = y.reshape((b, t, n, d))?;
             let y = match norm {
                 Some(norm) => norm.forward(&y, mode.train)?,
@@ -337,27 +538,15 @@ impl Attention {
             };
             y.transpose(1, 2)?.contiguous()
         };
-        let q = split(self.q_proj.forward(x, mode)?, h, &self.q_norm)?;
-        let k = split(self.k_proj.forward(x, mode)?, kvh, &self.k_norm)?;
-        let v = split(self.v_proj.forward(x, mode)?, kvh, &None)?;
-        let (q, k) = if mode.train {
-            (
-                candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope_slow(&k, cos, sin)?,
-            )
+        let q = split(q, h, &self.q_norm)?;
+        let k = split(k, kvh, &self.k_norm)?;
+        let v = split(v, kvh, &None)?;
+        let rotate = if mode.train {
+            candle_nn::rotary_emb::rope_slow
         } else {
-            (
-                candle_nn::rotary_emb::rope(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope(&k, cos, sin)?,
-            )
+            candle_nn::rotary_emb::rope
         };
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, &k, &v)?,
-            None => (k, v),
-        };
-        let out = attend(&q, &k, &v, visibility, mode.train)?;
-        let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
-        self.o_proj.forward(&out, mode)
+        Ok([rotate(&q, cos, sin)?, rotate(&k, cos, sin)?, v])
     }
 }
 

@@ -1,9 +1,13 @@
-//! Matrix-vector products against bf16 weights for CPU decoding.
+//! Products of a few input rows with frozen bf16 or f32 weights, for CPU
+//! decoding.
 //!
-//! Decoding one token reads every weight once, so its speed is memory
-//! bandwidth over bytes per weight. candle's CPU bf16 matmul has no SIMD
-//! kernel; this one widens bf16 to f32 in registers (a 16-bit shift) and
-//! runs at memory speed, reading half the bytes of f32 weights.
+//! A decoding step reads every weight once, so its speed is memory
+//! bandwidth over bytes per weight. These kernels read each weight row once
+//! for all the input rows (one token of each sequence decoded side by
+//! side), widening bf16 to f32 in registers (a 16-bit shift). candle has no
+//! SIMD kernel for CPU bf16, and for f32 its matmul packs the whole weight
+//! into a scratch buffer on every call with more than one input row, which
+//! made two rows slower than two single-row products.
 
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use half::bf16;
@@ -12,112 +16,299 @@ use rayon::prelude::*;
 /// Rows of `x` up to which the GEMV path is used (decode steps, short prompts).
 pub const MAX_ROWS: usize = 4;
 
+/// Output rows per parallel task.
+const BLOCK: usize = 256;
+
+/// Weights (outputs times inputs) below which one thread does the whole
+/// product: splitting a LoRA factor's few thousand weights costs more than
+/// it saves.
+const PARALLEL_FROM: usize = 1 << 17;
+
 /// Whether `x @ w.T` should take this path.
 pub fn applies(x: &Tensor, w: &Tensor) -> bool {
     let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-    w.dtype() == DType::BF16
+    matches!(w.dtype(), DType::BF16 | DType::F32)
         && matches!(w.device(), Device::Cpu)
         && rows <= MAX_ROWS
         && w.rank() == 2
 }
 
-/// `x @ w.T` for `x` `[..., in]` and bf16 `w` `[out, in]`; the result has x's dtype.
+/// `x @ w.T` for `x` `[..., in]` and `w` `[out, in]` (bf16 or f32); the
+/// result has x's dtype.
 pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let out = products(&rows_of(x)?, w)?;
+    Tensor::from_vec(out, with_last(x, w.dim(0)?), x.device())?.to_dtype(x.dtype())
+}
+
+/// The values of `x` in f32, row after row.
+pub fn rows_of(x: &Tensor) -> Result<Vec<f32>> {
+    x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// The dims of `x` with the last one replaced by `last`.
+pub fn with_last(x: &Tensor, last: usize) -> Vec<usize> {
+    let mut dims = x.dims().to_vec();
+    match dims.last_mut() {
+        Some(d) => *d = last,
+        None => dims.push(last),
+    }
+    dims
+}
+
+/// `inputs` (rows of `in` values, one after another) times `w.T` for a
+/// bf16 or f32 CPU weight `w` `[out, in]`: rows of `out` values.
+pub fn products(inputs: &[f32], w: &Tensor) -> Result<Vec<f32>> {
     let (out_dim, in_dim) = w.dims2()?;
+    if in_dim == 0 || inputs.len() % in_dim != 0 {
+        candle_core::bail!("GEMV: {} inputs for rows of {in_dim}", inputs.len());
+    }
     let w = w.contiguous()?;
     let (storage, layout) = w.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("bf16 GEMV needs CPU weights");
+        candle_core::bail!("GEMV needs CPU weights");
     };
-    let all: &[bf16] = cpu.as_slice::<bf16>()?;
-    let weights = &all[layout.start_offset()..layout.start_offset() + out_dim * in_dim];
-    let mut lead: Vec<usize> = x.dims().to_vec();
-    lead.pop();
-    let inputs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let mut out = vec![0f32; inputs.len() / in_dim * out_dim];
-    for (row, y) in inputs
-        .chunks_exact(in_dim)
-        .zip(out.chunks_exact_mut(out_dim))
-    {
-        y.par_chunks_mut(256).enumerate().for_each(|(block, ys)| {
-            for (k, yk) in ys.iter_mut().enumerate() {
-                let j = block * 256 + k;
-                *yk = dot(row, bytemuck_u16(&weights[j * in_dim..(j + 1) * in_dim]));
-            }
-        });
+    let span = layout.start_offset()..layout.start_offset() + out_dim * in_dim;
+    match w.dtype() {
+        DType::BF16 => Ok(products_of(inputs, &cpu.as_slice::<bf16>()?[span], in_dim)),
+        DType::F32 => Ok(products_of(inputs, &cpu.as_slice::<f32>()?[span], in_dim)),
+        other => candle_core::bail!("GEMV for {other:?} weights"),
     }
-    lead.push(out_dim);
-    Tensor::from_vec(out, lead, x.device())?.to_dtype(x.dtype())
 }
 
-fn bytemuck_u16(w: &[bf16]) -> &[u16] {
-    // SAFETY: bf16 is a transparent wrapper of u16 (same size and alignment).
-    unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u16>(), w.len()) }
+/// A weight type the kernels read, widened to f32 in registers.
+trait Element: Copy + Send + Sync {
+    fn widen(self) -> f32;
 }
 
-fn dot(x: &[f32], w: &[u16]) -> f32 {
+impl Element for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Element for bf16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+}
+
+fn products_of<W: Element>(inputs: &[f32], weights: &[W], in_dim: usize) -> Vec<f32> {
+    let rows: Vec<&[f32]> = inputs.chunks_exact(in_dim).collect();
+    let n = rows.len();
+    let out_dim = weights.len() / in_dim;
+    if n == 0 {
+        return Vec::new();
+    }
+    // Each weight row is read once for every input row: `by_output` holds
+    // the results output-major, `[out, rows]`.
+    let mut by_output = vec![0f32; n * out_dim];
+    let block = |(b, ys): (usize, &mut [f32])| {
+        for (k, yk) in ys.chunks_exact_mut(n).enumerate() {
+            let j = b * BLOCK + k;
+            dots(&rows, &weights[j * in_dim..(j + 1) * in_dim], yk);
+        }
+    };
+    if weights.len() < PARALLEL_FROM {
+        by_output.chunks_mut(BLOCK * n).enumerate().for_each(block);
+    } else {
+        by_output
+            .par_chunks_mut(BLOCK * n)
+            .enumerate()
+            .for_each(block);
+    }
+    if n == 1 {
+        return by_output;
+    }
+    let mut out = vec![0f32; by_output.len()];
+    for (j, ys) in by_output.chunks_exact(n).enumerate() {
+        for (r, &y) in ys.iter().enumerate() {
+            out[r * out_dim + j] = y;
+        }
+    }
+    out
+}
+
+/// `out[r] = rows[r] · w` for every input row, widening `w` once for all of
+/// them; the row count is made a constant so the sums stay in registers.
+fn dots<W: Element>(rows: &[&[f32]], w: &[W], out: &mut [f32]) {
+    match rows.len() {
+        1 => out.copy_from_slice(&dots_n::<W, 1>(rows, w)),
+        2 => out.copy_from_slice(&dots_n::<W, 2>(rows, w)),
+        3 => out.copy_from_slice(&dots_n::<W, 3>(rows, w)),
+        _ => {
+            for (chunk, ys) in rows.chunks(4).zip(out.chunks_mut(4)) {
+                if chunk.len() == 4 {
+                    ys.copy_from_slice(&dots_n::<W, 4>(chunk, w));
+                } else {
+                    dots(chunk, w, ys);
+                }
+            }
+        }
+    }
+}
+
+fn dots_n<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { dot_avx512(x, w) };
+            return unsafe { dots_avx512::<W, N>(rows, w) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { dot_avx2(x, w) };
+            return unsafe { dots_avx2::<W, N>(rows, w) };
         }
     }
-    dot_portable(x, w)
+    dots_lanes::<W, N, 16>(rows, w)
 }
 
-/// Sixteen running sums the compiler keeps in vector registers.
+/// `L` running sums per input row that the compiler keeps in vector
+/// registers (several registers' worth, so consecutive multiply-adds do
+/// not wait on each other), added up pairwise at the end. Each row's sums
+/// run in the same order whatever `N` is, so a row's result does not depend
+/// on the rows beside it.
 #[inline(always)]
-fn dot_portable(x: &[f32], w: &[u16]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (xc, xr) = x.split_at(x.len() / 16 * 16);
-    let (wc, wr) = w.split_at(xc.len());
-    for (xs, ws) in xc.chunks_exact(16).zip(wc.chunks_exact(16)) {
-        for k in 0..16 {
-            acc[k] = xs[k].mul_add(f32::from_bits((ws[k] as u32) << 16), acc[k]);
+fn dots_lanes<W: Element, const N: usize, const L: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
+    let mut acc = [[0f32; L]; N];
+    let whole = w.len() / L * L;
+    for c in (0..whole).step_by(L) {
+        let ws = &w[c..c + L];
+        let wide: [f32; L] = std::array::from_fn(|k| ws[k].widen());
+        for r in 0..N {
+            let xs = &rows[r][c..c + L];
+            for k in 0..L {
+                acc[r][k] = xs[k].mul_add(wide[k], acc[r][k]);
+            }
         }
     }
-    let tail: f32 = xr
-        .iter()
-        .zip(wr)
-        .map(|(a, &b)| a * f32::from_bits((b as u32) << 16))
-        .sum();
-    acc.iter().sum::<f32>() + tail
+    std::array::from_fn(|r| {
+        let tail: f32 = rows[r][whole..w.len()]
+            .iter()
+            .zip(&w[whole..])
+            .map(|(a, b)| a * b.widen())
+            .sum();
+        pairwise_sum(acc[r]) + tail
+    })
 }
 
+/// The sum of `L` (a power of two) values as a tree: halves added lane by
+/// lane, which vectorises, instead of one long chain of additions.
+#[inline(always)]
+fn pairwise_sum<const L: usize>(mut v: [f32; L]) -> f32 {
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for k in 0..width {
+            v[k] += v[k + width];
+        }
+    }
+    v[0]
+}
+
+/// Four AVX-512 registers of sums per row.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn dot_avx512(x: &[f32], w: &[u16]) -> f32 {
-    dot_portable(x, w)
+unsafe fn dots_avx512<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
+    dots_lanes::<W, N, 64>(rows, w)
 }
 
+/// Four AVX2 registers of sums per row.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(x: &[f32], w: &[u16]) -> f32 {
-    dot_portable(x, w)
+unsafe fn dots_avx2<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
+    dots_lanes::<W, N, 32>(rows, w)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn matches_candle_matmul() {
-        let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (1, 2, 37), &dev).unwrap();
-        let w = Tensor::randn(0f32, 1.0, (300, 37), &dev)
+    fn weights(dtype: DType) -> Tensor {
+        Tensor::randn(0f32, 1.0, (300, 37), &Device::Cpu)
             .unwrap()
-            .to_dtype(DType::BF16)
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    /// candle's `x @ w.T`, in f32.
+    fn candle_product(x: &Tensor, w: &Tensor) -> Tensor {
+        x.broadcast_matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn matches_candle_matmul_for_bf16_and_f32_weights() {
+        // 37 inputs leave a tail past the sixteens; 300 outputs, two blocks.
+        let x = Tensor::randn(0f32, 1.0, (1, 2, 37), &Device::Cpu).unwrap();
+        for dtype in [DType::BF16, DType::F32] {
+            let w = weights(dtype);
+            let got = matmul_t(&x, &w).unwrap();
+            assert_eq!(got.dims(), &[1, 2, 300]);
+            let diff = crate::model::max_abs_diff(&candle_product(&x, &w), &got).unwrap();
+            assert!(diff < 1e-4, "{dtype:?}: {diff}");
+        }
+    }
+
+    #[test]
+    fn a_large_f32_weight_split_across_threads_matches_candle() {
+        // 2,048 x 96 weights take the parallel path; 3 rows the odd kernel.
+        let w = Tensor::randn(0f32, 1.0, (2048, 96), &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 96), &Device::Cpu).unwrap();
+        let diff = crate::model::max_abs_diff(&candle_product(&x, &w), &matmul_t(&x, &w).unwrap())
             .unwrap();
-        let expected = x
-            .broadcast_matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap())
-            .unwrap();
-        let got = matmul_t(&x, &w).unwrap();
-        let diff = crate::model::max_abs_diff(&expected, &got).unwrap();
-        assert!(diff < 1e-3, "{diff}");
+        assert!(diff < 1e-4, "{diff}");
+    }
+
+    #[test]
+    fn each_row_gets_what_it_gets_alone() {
+        // Five rows: a group of four and one more.
+        let x = Tensor::randn(0f32, 1.0, (5, 37), &Device::Cpu).unwrap();
+        for dtype in [DType::BF16, DType::F32] {
+            let w = weights(dtype);
+            let together = matmul_t(&x, &w).unwrap();
+            for r in 0..5 {
+                let alone = matmul_t(&x.narrow(0, r, 1).unwrap(), &w).unwrap();
+                let row = together.narrow(0, r, 1).unwrap();
+                let diff = crate::model::max_abs_diff(&row, &alone).unwrap();
+                assert_eq!(diff, 0.0, "{dtype:?} row {r}");
+            }
+        }
+    }
+
+    /// Each lane width's kernel (AVX-512, AVX2, portable) on rows of 150,
+    /// which leaves a tail past every width: near the exact sums, and a
+    /// row's result the same with or without the rows beside it.
+    fn check_lanes<const L: usize>(rows: &[&[f32]], w: &[f32], exact: &[f64]) {
+        let together = dots_lanes::<f32, 3, L>(rows, w);
+        for r in 0..3 {
+            let alone = dots_lanes::<f32, 1, L>(&rows[r..r + 1], w)[0];
+            assert_eq!(together[r], alone, "{L} lanes, row {r}");
+            let error = (together[r] as f64 - exact[r]).abs();
+            assert!(error < 1e-4, "{L} lanes, row {r}: off by {error}");
+        }
+    }
+
+    #[test]
+    fn every_lane_width_sums_right_and_keeps_rows_apart() {
+        let mut rng = crate::data::rng::SplitMix64::new(7);
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect() };
+        let (x, w) = (draw(3 * 150), draw(150));
+        let rows: Vec<&[f32]> = x.chunks_exact(150).collect();
+        let exact: Vec<f64> = rows
+            .iter()
+            .map(|row| row.iter().zip(&w).map(|(&a, &b)| a as f64 * b as f64).sum())
+            .collect();
+        check_lanes::<16>(&rows, &w, &exact);
+        check_lanes::<32>(&rows, &w, &exact);
+        check_lanes::<64>(&rows, &w, &exact);
+    }
+
+    #[test]
+    fn inputs_that_are_not_whole_rows_are_an_error() {
+        let w = weights(DType::F32);
+        assert!(products(&[0.0; 40], &w).is_err());
     }
 }

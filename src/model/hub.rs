@@ -1,5 +1,6 @@
-//! Where a model's files are: a local directory, the standard Hugging Face
-//! cache, or (when the network allows) a download into that cache.
+//! Where a model's files are: a local directory or GGUF file, a model
+//! Ollama has pulled, the standard Hugging Face cache, or (when the network
+//! allows) a download into that cache.
 
 use super::ModelError;
 use std::path::{Path, PathBuf};
@@ -32,13 +33,47 @@ pub fn looks_like_repo_id(name: &str) -> bool {
     name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/')
 }
 
-/// A directory holding the model's files: `model` itself when it is a
-/// directory, else the cached snapshot of the repo id, downloaded if needed.
-pub fn resolve(model: &str) -> Result<PathBuf, ModelError> {
+/// Where a model's weights, config and tokenizer are read from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A Hugging Face layout: config.json, tokenizer.json, safetensors.
+    Dir(PathBuf),
+    /// One GGUF file holding all of them.
+    Gguf(PathBuf),
+}
+
+impl ModelSource {
+    pub fn path(&self) -> &Path {
+        match self {
+            ModelSource::Dir(path) | ModelSource::Gguf(path) => path,
+        }
+    }
+}
+
+/// The model `model` names: `ollama:NAME[:TAG]`, a GGUF file, a directory,
+/// else the cached snapshot of the repo id, downloaded if needed.
+pub fn resolve(model: &str) -> Result<ModelSource, ModelError> {
+    if let Some(name) = model.strip_prefix(super::ollama::PREFIX) {
+        return super::ollama::resolve(name).map(ModelSource::Gguf);
+    }
     let local = Path::new(model);
     if local.is_dir() {
-        return Ok(local.to_path_buf());
+        return Ok(ModelSource::Dir(local.to_path_buf()));
     }
+    if local.is_file() {
+        if super::gguf::is_gguf(local) {
+            return Ok(ModelSource::Gguf(local.to_path_buf()));
+        }
+        return Err(ModelError::File {
+            path: model.to_string(),
+            message: "not a GGUF file or a model directory".into(),
+        });
+    }
+    resolve_repo(model).map(ModelSource::Dir)
+}
+
+/// The cached snapshot of a repo id, downloaded if needed.
+fn resolve_repo(model: &str) -> Result<PathBuf, ModelError> {
     let repo_dir = cache_dir().join(format!("models--{}", model.replace('/', "--")));
     if let Some(dir) = cached_snapshot(&repo_dir) {
         return Ok(dir);

@@ -1,14 +1,16 @@
 //! A model ready to run: weights, tokenizer with chat template, generation
 //! defaults, and optionally an adapter that can be switched on and off.
 
+use super::ModelError;
 use super::adapter::{self, AdapterError};
 use super::config::ModelConfig;
 use super::decoder::Decoder;
+use super::gguf::{GgufFile, GgufWeights};
+use super::hub::{self, ModelSource};
 use super::lora::LoraSpec;
 use super::template::BuiltinTemplate;
 use super::tokenize::ChatTokenizer;
 use super::weights::Weights;
-use super::{ModelError, hub};
 use candle_core::{DType, Device};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -24,9 +26,9 @@ const END_OF_TURN: [&str; 6] = [
 ];
 
 pub struct Model {
-    /// What the user named: a directory or a repo id.
+    /// What the user named: a directory, GGUF file, `ollama:` name or repo id.
     pub name: String,
-    pub dir: PathBuf,
+    pub source: ModelSource,
     pub decoder: Decoder,
     pub tokenizer: ChatTokenizer,
     /// Token ids that end generation (EOS and end-of-turn markers).
@@ -65,22 +67,18 @@ pub enum LoadError {
 
 impl Model {
     pub fn load(name: &str, options: &LoadOptions) -> Result<Model, LoadError> {
-        let dir = hub::resolve(name)?;
-        let config = ModelConfig::load(&dir)?;
-        let weights = Weights::open(&dir, options.dtype, &options.device)?;
-        super::config_check::check(&config, &weights).map_err(|message| ModelError::File {
-            path: dir.join("config.json").display().to_string(),
-            message,
-        })?;
-        let decoder = Decoder::load(config, &weights)?;
-        let mut tokenizer = ChatTokenizer::load_dir(&dir)?;
+        let source = hub::resolve(name)?;
+        let (decoder, mut tokenizer, named_stops) = match &source {
+            ModelSource::Dir(dir) => load_dir(dir, options)?,
+            ModelSource::Gguf(path) => load_gguf(path, options)?,
+        };
         if let Some(builtin) = options.template {
             tokenizer.use_builtin_template(builtin)?;
         }
-        let stop_ids = stop_ids(&dir, &decoder.config, &tokenizer);
+        let stop_ids = stop_ids(named_stops, &decoder.config, &tokenizer);
         Ok(Model {
             name: name.to_string(),
-            dir,
+            source,
             decoder,
             tokenizer,
             stop_ids,
@@ -96,21 +94,46 @@ impl Model {
     }
 }
 
-/// EOS ids from config.json and generation_config.json, the tokenizer's EOS,
-/// and any end-of-turn marker the vocabulary holds.
-fn stop_ids(dir: &Path, config: &ModelConfig, tokenizer: &ChatTokenizer) -> Vec<u32> {
-    let mut ids = config.eos_token_ids.clone();
-    if let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) {
-        if let Ok(value) = serde_json::from_str::<Value>(&text) {
-            match value.get("eos_token_id") {
-                Some(Value::Number(n)) => ids.extend(n.as_u64().map(|v| v as u32)),
-                Some(Value::Array(items)) => {
-                    ids.extend(items.iter().filter_map(Value::as_u64).map(|v| v as u32))
-                }
-                _ => {}
-            }
-        }
-    }
+/// What a model source yields: the decoder, its tokenizer, and the stop
+/// token ids the source names besides config's EOS.
+type Loaded = (Decoder, ChatTokenizer, Vec<u32>);
+
+fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let config = ModelConfig::load(dir)?;
+    let weights = Weights::open(dir, options.dtype, &options.device)?;
+    super::config_check::check(&config, &weights).map_err(|message| ModelError::File {
+        path: dir.join("config.json").display().to_string(),
+        message,
+    })?;
+    let decoder = Decoder::load(config, &weights)?;
+    let tokenizer = ChatTokenizer::load_dir(dir)?;
+    Ok((decoder, tokenizer, generation_eos_ids(dir)))
+}
+
+/// A GGUF file, its weights dequantized into the working dtype.
+fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let file = GgufFile::open(path)?;
+    let config = file.model_config()?;
+    let weights = GgufWeights::new(&file, &config, options.dtype, &options.device)?;
+    super::config_check::check(&config, &weights).map_err(|message| file.error(message))?;
+    let decoder = Decoder::load(config, &weights)?;
+    Ok((decoder, file.chat_tokenizer()?, file.stop_ids()?))
+}
+
+/// EOS ids from generation_config.json.
+fn generation_eos_ids(dir: &Path) -> Vec<u32> {
+    let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else {
+        return Vec::new();
+    };
+    serde_json::from_str::<Value>(&text)
+        .map(|value| super::config::token_ids(value.get("eos_token_id")))
+        .unwrap_or_default()
+}
+
+/// EOS ids from the config and the source, the tokenizer's EOS, and any
+/// end-of-turn marker the vocabulary holds.
+fn stop_ids(mut ids: Vec<u32>, config: &ModelConfig, tokenizer: &ChatTokenizer) -> Vec<u32> {
+    ids.extend(&config.eos_token_ids);
     let names = std::iter::once(tokenizer.eos_token.as_str()).chain(END_OF_TURN);
     ids.extend(names.filter_map(|t| tokenizer.tokenizer.token_to_id(t)));
     ids.sort_unstable();

@@ -3,6 +3,7 @@
 //! (`alpha / sqrt(r)` for rsLoRA).
 
 use super::decoder::Mode;
+use super::gemv;
 use crate::data::rng::SplitMix64;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -69,6 +70,7 @@ impl LoraSpec {
 }
 
 /// The trainable pair of one adapted layer. A is `[r, in]`, B is `[out, r]`.
+#[derive(Clone)]
 pub struct LoraPair {
     pub a: Var,
     pub b: Var,
@@ -110,6 +112,7 @@ impl LoraPair {
 }
 
 /// A frozen linear layer, possibly with an adapter.
+#[derive(Clone)]
 pub struct Linear {
     /// `[out, in]`, as stored in the checkpoint.
     pub weight: Tensor,
@@ -154,20 +157,92 @@ impl Linear {
                 mask,
             );
         }
+        if !mode.train && gemv::applies(x, &self.weight) {
+            return self.forward_rows(x, mode);
+        }
         let mut y = frozen_matmul(x, &self.weight, mode.train)?;
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
         match &self.lora {
+            Some(lora) if mode.adapter && mode.base_rows > 0 => {
+                // Only the rows after the base's get the delta.
+                let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+                let rows = x.elem_count() / in_dim;
+                let shape = y.dims().to_vec();
+                let y = y.reshape((rows, out_dim))?;
+                let adapted = rows.saturating_sub(mode.base_rows);
+                if adapted == 0 {
+                    return y.reshape(shape);
+                }
+                let x = x
+                    .reshape((rows, in_dim))?
+                    .narrow(0, mode.base_rows, adapted)?;
+                let delta = lora.delta(&x, mode)?.to_dtype(y.dtype())?;
+                let tail = (y.narrow(0, mode.base_rows, adapted)? + delta)?;
+                Tensor::cat(&[&y.narrow(0, 0, mode.base_rows)?, &tail], 0)?.reshape(shape)
+            }
             Some(lora) if mode.adapter => {
-                let input = x.to_dtype(DType::F32)?;
-                let down = input.broadcast_matmul(&lora.a.as_tensor().t()?)?;
-                let up = down.broadcast_matmul(&lora.b.as_tensor().t()?)?;
-                let delta = (up * lora.scale)?.to_dtype(y.dtype())?;
+                let delta = lora.delta(x, mode)?.to_dtype(y.dtype())?;
                 y + delta
             }
             _ => Ok(y),
         }
+    }
+
+    /// [`Linear::forward`] of a decoding step (a few rows, CPU weights):
+    /// product, bias and the delta of the rows from `mode.base_rows` on,
+    /// summed in f32 on plain vectors and rounded once. Each row's sums do
+    /// not depend on the rows beside it, and none of the dozen small tensor
+    /// ops of the general form (narrow, cast, two products, scale, add, cat)
+    /// is made per projection.
+    fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+        let inputs = gemv::rows_of(x)?;
+        let mut y = gemv::products(&inputs, &self.weight)?;
+        if let Some(bias) = &self.bias {
+            let bias = gemv::rows_of(bias)?;
+            for row in y.chunks_exact_mut(out_dim) {
+                row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
+            }
+        }
+        if let (Some(lora), true) = (&self.lora, mode.adapter) {
+            let first = mode.base_rows.min(inputs.len() / in_dim);
+            let down = gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?;
+            let up = gemv::products(&down, lora.b.as_tensor())?;
+            let scale = lora.scale as f32;
+            for (v, d) in y[first * out_dim..].iter_mut().zip(up) {
+                *v += scale * d;
+            }
+        }
+        Tensor::from_vec(y, gemv::with_last(x, out_dim), x.device())?.to_dtype(x.dtype())
+    }
+}
+
+impl LoraPair {
+    /// `scale * B (A dropout(x))` in f32.
+    fn delta(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut input = x.to_dtype(DType::F32)?;
+        if mode.train && self.dropout > 0.0 {
+            let seed = mode.dropout_seed ^ self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            input = input.broadcast_mul(&dropout_mask(
+                input.dims(),
+                self.dropout,
+                seed,
+                x.device(),
+            )?)?;
+        }
+        // Outside training nothing needs gradients: detached factors keep
+        // candle from recording a graph, which would hold every activation
+        // of the pass (a whole eval at 6k tokens: 15+ GB).
+        let (a, b) = if mode.train {
+            (self.a.as_tensor().clone(), self.b.as_tensor().clone())
+        } else {
+            (self.a.as_tensor().detach(), self.b.as_tensor().detach())
+        };
+        let down = input.broadcast_matmul(&a.t()?)?;
+        let up = down.broadcast_matmul(&b.t()?)?;
+        up * self.scale
     }
 }
 
@@ -184,15 +259,15 @@ fn dropout_mask(shape: &[usize], p: f32, seed: u64, device: &Device) -> Result<T
 }
 
 /// `x @ w.T` for a frozen weight: in training, a product whose backward
-/// skips the weight; otherwise the bf16 GEMV for decoding on CPU, bf16
+/// skips the weight; otherwise the GEMV for decoding on CPU, bf16
 /// widened to f32 for longer CPU inputs (candle has no fast CPU bf16 matmul),
 /// candle's matmul otherwise.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
     if train {
         return super::frozen::frozen_matmul_t(x, w);
     }
-    if super::gemv::applies(x, w) {
-        return super::gemv::matmul_t(x, w);
+    if gemv::applies(x, w) {
+        return gemv::matmul_t(x, w);
     }
     if w.dtype() == DType::BF16 && matches!(w.device(), Device::Cpu) {
         let y = x
@@ -201,4 +276,32 @@ pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
         return y.to_dtype(x.dtype());
     }
     x.broadcast_matmul(&w.t()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::decoder::Mode;
+
+    fn adapted() -> Linear {
+        let dev = Device::Cpu;
+        let mut linear = Linear::new(Tensor::ones((4, 3), DType::F32, &dev).unwrap(), None);
+        let spec = LoraSpec::all_linear(2, 4.0);
+        let a = Tensor::ones((2, 3), DType::F32, &dev).unwrap();
+        let b = Tensor::ones((4, 2), DType::F32, &dev).unwrap();
+        linear.lora = Some(LoraPair::from_tensors(&a, &b, &spec).unwrap());
+        linear
+    }
+
+    #[test]
+    fn inference_through_a_trainable_adapter_records_no_graph() {
+        let linear = adapted();
+        let x = Tensor::ones((1, 2, 3), DType::F32, &Device::Cpu).unwrap();
+        let y = linear.forward(&x, Mode::ADAPTED).unwrap();
+        // 3 from the weight + 2 * 6 from the adapter (A x = 3, B A x = 6, scale 2).
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], 15.0);
+        assert!(!y.track_op(), "an eval pass must not keep a graph alive");
+        let trained = linear.forward(&x, Mode::training(0)).unwrap();
+        assert!(trained.track_op());
+    }
 }

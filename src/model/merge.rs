@@ -1,6 +1,8 @@
 //! `merge`: fold the adapter into the base weights (`W + scale * B A`) and
 //! write a complete model directory that transformers loads as a plain model.
 
+use super::gguf::GgufFile;
+use super::hub::ModelSource;
 use super::loaded::Model;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
@@ -53,7 +55,25 @@ pub fn merge(model: &Model, out: &Path) -> Result<usize, MergeError> {
         }
     }
     let count = merged.len();
-    let files = super::weights::weight_files(&model.dir).map_err(|e| file_err(&model.dir, e))?;
+    match &model.source {
+        ModelSource::Dir(dir) => write_from_dir(dir, &merged, out)?,
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path).map_err(|e| file_err(path, e))?;
+            file.write_hf_dir(&model.tokenizer, &merged, out)
+                .map_err(|e| file_err(out, e))?;
+        }
+    }
+    Ok(count)
+}
+
+/// The base directory's tensors in their own dtypes, `merged` in place of
+/// the adapted ones, and its config and tokenizer files.
+fn write_from_dir(
+    dir: &Path,
+    merged: &HashMap<String, Tensor>,
+    out: &Path,
+) -> Result<(), MergeError> {
+    let files = super::weights::weight_files(dir).map_err(|e| file_err(dir, e))?;
     // SAFETY: read-only mapping of the base model's files, as when loading.
     let source = unsafe { MmapedSafetensors::multi(&files) }?;
     let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -82,12 +102,12 @@ pub fn merge(model: &Model, out: &Path) -> Result<usize, MergeError> {
     let weights = out.join("model.safetensors");
     safetensors::serialize_to_file(views, metadata, &weights).map_err(|e| file_err(&weights, e))?;
     for name in COPIED {
-        let from = model.dir.join(name);
+        let from = dir.join(name);
         if from.exists() {
             std::fs::copy(&from, out.join(name)).map_err(|e| file_err(&from, e))?;
         }
     }
-    Ok(count)
+    Ok(())
 }
 
 /// A merged f32 tensor in the dtype of the tensor it replaces.

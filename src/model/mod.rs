@@ -3,13 +3,16 @@
 
 pub mod adapter;
 pub mod attend;
+pub mod checkpoint;
 pub mod config;
 mod config_check;
 pub mod decoder;
+pub mod flash;
 pub mod frozen;
 pub mod fused_ce;
 pub mod gemv;
 pub mod generate;
+pub mod gguf;
 pub mod hub;
 pub mod kv_cache;
 pub mod loaded;
@@ -17,6 +20,7 @@ pub mod lora;
 pub mod lora_op;
 pub mod loss;
 pub mod merge;
+pub mod ollama;
 pub mod precomputed;
 pub mod pyjson;
 pub mod rope;
@@ -34,7 +38,7 @@ pub use tokenize::{ChatTokenizer, Encoded};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "model `{repo}` is not a local directory and is not in the Hugging Face cache (searched {searched}); download it with network access or pass a local directory"
+        "model `{repo}` is not a local directory or GGUF file and is not in the Hugging Face cache (searched {searched}); download it with network access or pass a local directory"
     )]
     NotFound { repo: String, searched: String },
     #[error("{path}: {message}")]

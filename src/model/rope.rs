@@ -34,6 +34,11 @@ impl Rope {
                 *f = scaled as f32;
             }
         }
+        if let Some(factors) = &c.rope_freq_factors {
+            for (f, factor) in inv.iter_mut().zip(factors.iter()) {
+                *f /= factor;
+            }
+        }
         Ok(Rope {
             inv_freq: Tensor::new(inv, device)?,
         })

@@ -5,7 +5,7 @@
 
 use super::ModelError;
 use super::pyjson;
-use crate::data::sample::Message;
+use crate::data::sample::{Conversation, Dropped, Message};
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 use serde_json::{Map, Value as Json, json};
@@ -108,6 +108,39 @@ impl ChatTemplate {
                 eos_token => &self.eos_token,
             })
             .map_err(|e| ModelError::Template(describe(&e)))
+    }
+}
+
+impl ChatTemplate {
+    /// The tool calls and tool schemas of `conv` that the chat template
+    /// leaves out: rendering without them gives the same text. (A sample
+    /// the template cannot render at all is the token count's to report.)
+    pub fn dropped(&self, conv: &Conversation) -> Vec<Dropped> {
+        let messages = conv.with_system_message();
+        let offset = messages.len() - conv.messages.len();
+        let tools = conv.tools.as_ref();
+        let render =
+            |messages: &[Message], tools: Option<&Json>| self.render(messages, tools, false);
+        let Ok(full) = render(&messages, tools) else {
+            return Vec::new();
+        };
+        let mut dropped = Vec::new();
+        // An empty list offers nothing to drop.
+        let offered = tools.is_some_and(|t| t.as_array().is_none_or(|list| !list.is_empty()));
+        if offered && render(&messages, None).is_ok_and(|text| text == full) {
+            dropped.push(Dropped::Tools);
+        }
+        for (i, message) in messages.iter().enumerate() {
+            if message.tool_calls.is_empty() {
+                continue;
+            }
+            let mut without = messages.clone();
+            without[i].tool_calls.clear();
+            if render(&without, tools).is_ok_and(|text| text == full) {
+                dropped.push(Dropped::ToolCalls(i - offset));
+            }
+        }
+        dropped
     }
 }
 
@@ -227,6 +260,57 @@ mod tests {
         assert_eq!(
             t.render(&[], None, false).unwrap(),
             "{\n  \"a\": [\n    1\n  ]\n}|{\n  \"b\": 2\n}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod dropped_tests {
+    use super::*;
+    use crate::data::sample::tool_call_exchange;
+    use serde_json::json;
+
+    /// The tool parts of Qwen2.5's template: schemas in the system turn,
+    /// calls as `<tool_call>` JSON.
+    const WITH_TOOLS: &str = concat!(
+        "{% if tools %}<|im_start|>system\n# Tools\n{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}<|im_end|>\n{% endif %}",
+        "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}",
+        "{% if message.tool_calls %}{% for call in message.tool_calls %}<tool_call>\n",
+        "{\"name\": \"{{ call.function.name }}\", \"arguments\": {{ call.function.arguments | tojson }}}\n</tool_call>",
+        "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    );
+
+    fn with_a_call() -> Conversation {
+        let mut conv = tool_call_exchange("search_recipes", json!({"ingredients": ["rice"]}));
+        conv.system = Some("Be brief.".into());
+        conv
+    }
+
+    #[test]
+    fn chatml_drops_tools_and_calls_a_tool_template_keeps_them() {
+        let conv = with_a_call();
+        let chatml = ChatTemplate::new(BuiltinTemplate::ChatMl.source(), "", "").unwrap();
+        assert_eq!(
+            chatml.dropped(&conv),
+            vec![Dropped::Tools, Dropped::ToolCalls(1)]
+        );
+        let mut no_tools = conv.clone();
+        no_tools.tools = Some(json!([]));
+        assert_eq!(chatml.dropped(&no_tools), vec![Dropped::ToolCalls(1)]);
+        let qwen = ChatTemplate::new(WITH_TOOLS, "", "").unwrap();
+        assert_eq!(qwen.dropped(&conv), vec![]);
+        let text = qwen
+            .render(&conv.with_system_message(), conv.tools.as_ref(), false)
+            .unwrap();
+        assert!(
+            text.contains(
+                "\"name\": \"search_recipes\", \"arguments\": {\"ingredients\": [\"rice\"]}"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# Tools\n{\"name\": \"search_recipes\"}"),
+            "{text}"
         );
     }
 }

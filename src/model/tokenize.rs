@@ -2,8 +2,10 @@
 //! DESIGN.md ("Samples to tokens"), which `shared/reference/hf_loss.py`
 //! implements on the PyTorch side.
 
+use super::ModelError;
+use super::gguf::GgufFile;
+use super::hub::{self, ModelSource};
 use super::template::{BuiltinTemplate, ChatTemplate};
-use super::{ModelError, hub};
 use crate::data::sample::{Message, Role, Sample};
 use serde_json::Value;
 use std::ops::Range;
@@ -26,13 +28,17 @@ pub struct ChatTokenizer {
 }
 
 impl ChatTokenizer {
-    /// Loads `tokenizer.json`, `tokenizer_config.json` and the chat template
-    /// of a model directory or cached repo id.
+    /// The tokenizer and chat template of a model directory, GGUF file,
+    /// `ollama:` name or cached repo id.
     pub fn load(model: &str) -> Result<Self, ModelError> {
-        let dir = hub::resolve(model)?;
-        Self::load_dir(&dir)
+        match hub::resolve(model)? {
+            ModelSource::Dir(dir) => Self::load_dir(&dir),
+            ModelSource::Gguf(path) => GgufFile::open(&path)?.chat_tokenizer(),
+        }
     }
 
+    /// Loads `tokenizer.json`, `tokenizer_config.json` and the chat template
+    /// of a model directory.
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| ModelError::File {
@@ -49,19 +55,25 @@ impl ChatTokenizer {
         };
         let bos = special_token(&config, "bos_token").unwrap_or_default();
         let eos = special_token(&config, "eos_token").unwrap_or_default();
-        let source = match chat_template_text(&config) {
-            Some(text) => text,
-            None => match std::fs::read_to_string(dir.join("chat_template.jinja")) {
-                Ok(text) => text,
-                Err(_) => BuiltinTemplate::ChatMl.source().to_string(),
-            },
-        };
-        let template = ChatTemplate::new(&source, &bos, &eos)?;
+        let template = chat_template_text(&config)
+            .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
+        Self::from_parts(tokenizer, template, bos, eos)
+    }
+
+    /// A tokenizer with its chat template (ChatML when the model has none).
+    pub fn from_parts(
+        tokenizer: Tokenizer,
+        template: Option<String>,
+        bos_token: String,
+        eos_token: String,
+    ) -> Result<Self, ModelError> {
+        let source = template.unwrap_or_else(|| BuiltinTemplate::ChatMl.source().to_string());
+        let template = ChatTemplate::new(&source, &bos_token, &eos_token)?;
         Ok(ChatTokenizer {
             tokenizer,
             template,
-            bos_token: bos,
-            eos_token: eos,
+            bos_token,
+            eos_token,
         })
     }
 

@@ -72,6 +72,16 @@ pub struct TrainingSection {
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,
+    /// Recompute each decoder layer in backward instead of keeping its
+    /// activations. Unset means the default (off).
+    pub gradient_checkpointing: Option<bool>,
+}
+
+impl TrainingSection {
+    /// Whether training recomputes layers in backward.
+    pub fn checkpointing(&self) -> bool {
+        self.gradient_checkpointing.unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,12 +137,13 @@ adam_eps = 1e-8
 
 /// Keys that may be absent from the defaults (optional values), with the
 /// TOML type each takes.
-const OPTIONAL_KEYS: [(&str, &str, &str); 5] = [
+const OPTIONAL_KEYS: [(&str, &str, &str); 6] = [
     ("model", "template", "string"),
     ("lora", "init_from", "string"),
     ("data", "eval", "string"),
     ("data", "format", "string"),
     ("training", "warmup_steps", "integer"),
+    ("training", "gradient_checkpointing", "boolean"),
 ];
 
 /// Where settings come from, for messages: a file (with its text, to find
@@ -566,6 +577,22 @@ mod tests {
         assert!(
             e.contains("training.warmup_steps: expected a whole number, found float 1.5"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn gradient_checkpointing_is_off_unless_set_and_takes_a_flag() {
+        let ok = write("[model]\nname = \"m\"\n[data]\ntrain = \"d\"\n");
+        let load = |set: &str| TrainConfig::load(Some(ok.path()), &[set.into()]);
+        assert!(!load("training.lr=1e-3").unwrap().training.checkpointing());
+        let on = load("training.gradient_checkpointing=true").unwrap();
+        assert!(on.training.checkpointing());
+        let again = TrainConfig::load(Some(write(&on.to_toml()).path()), &[]).unwrap();
+        assert_eq!(again, on, "the setting reads back from a run's config");
+        let e = load("training.gradient_checkpointing=1").unwrap_err();
+        assert_eq!(
+            e,
+            "--set: training.gradient_checkpointing: expected true or false, found integer 1"
         );
     }
 }

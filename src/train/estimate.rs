@@ -112,8 +112,8 @@ impl Memory {
 }
 
 /// Whether decoder layers are recomputed in the backward pass.
-pub fn checkpointing(_config: &TrainConfig) -> bool {
-    false
+pub fn checkpointing(config: &TrainConfig) -> bool {
+    config.training.checkpointing()
 }
 
 /// The checkpointing setting as `train --dry-run` and the Train form show it.
@@ -188,7 +188,13 @@ pub fn memory(model: &ModelConfig, config: &TrainConfig) -> Memory {
         (layers * per_layer, layers)
     };
     let batch = config.training.batch_size as f64;
-    let score_matrix = batch * model.num_heads as f64 * seq * seq * 4.0;
+    // On the CPU attention goes in tiles (model/flash): no `[heads, seq,
+    // seq]` matrix is ever held. Elsewhere the whole matrix still is.
+    let score_matrix = if whole_score_matrices(config) {
+        batch * model.num_heads as f64 * seq * seq * 4.0
+    } else {
+        0.0
+    };
     let attention = score_matrix * (SCORE_MATRICES_KEPT * layers_with_scores);
     let logits = LOGIT_ROWS * model.vocab_size as f64 * 4.0 * LOGIT_MATRICES;
     let backward = score_matrix * SCORE_MATRICES_BACKWARD + per_layer;
@@ -203,6 +209,12 @@ pub fn memory(model: &ModelConfig, config: &TrainConfig) -> Memory {
         baseline: PROCESS_BASELINE,
         loading: weights,
     }
+}
+
+/// Whether training attention holds whole score matrices: only off the
+/// CPU, where the blockwise kernel does not run yet.
+fn whole_score_matrices(config: &TrainConfig) -> bool {
+    config.model.device != "cpu"
 }
 
 /// Where the throughput figure came from.

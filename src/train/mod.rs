@@ -8,4 +8,6 @@ pub mod optim;
 pub mod run_dir;
 pub mod run_lock;
 pub mod schedule;
+#[cfg(test)]
+mod step_parity;
 pub mod trainer;

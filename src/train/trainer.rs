@@ -6,6 +6,7 @@ use super::config::TrainConfig;
 use super::optim::{AdamW, AdamWParams, Param, accumulate, clip_global_norm, collect};
 use super::run_dir::{RunLog, checkpoints, publish_adapter, rotate, write_checkpoint};
 use super::schedule::Schedule;
+use crate::model::checkpoint::RecomputedGrads;
 use crate::model::decoder::Mode;
 use crate::model::lora::LoraSpec;
 use crate::model::loss::{sample_loss, summed_nll};
@@ -217,6 +218,7 @@ impl Trainer {
             self.schedule.lr(step),
             self.config.training.max_grad_norm,
             seed,
+            self.config.training.checkpointing(),
         )?;
         Ok((loss, norm, tokens))
     }
@@ -452,7 +454,8 @@ fn profile_event(step: usize, report: profile::Report) -> Value {
 /// Forward and backward over the micro-batches of one optimizer step
 /// (accumulating gradients of the token-weighted mean loss), clipping, and
 /// the AdamW update at `lr`. Returns (loss, gradient norm before clipping);
-/// a non-finite loss skips the update.
+/// a non-finite loss skips the update. `checkpointing` recomputes each
+/// layer in backward instead of keeping its activations.
 pub fn optimizer_step(
     decoder: &crate::model::decoder::Decoder,
     optimizer: &mut AdamW,
@@ -460,24 +463,29 @@ pub fn optimizer_step(
     lr: f64,
     max_grad_norm: f64,
     dropout_seed: u64,
+    checkpointing: bool,
 ) -> candle_core::Result<(f64, f64)> {
     let window: usize = batches.iter().map(|b| b.targets.len()).sum();
     let mut grads = std::collections::HashMap::new();
     let mut loss_sum = 0.0;
     for (k, batch) in batches.iter().enumerate() {
-        let hidden = decoder.hidden(
-            &batch.ids,
-            None,
-            None,
-            Mode::training(dropout_seed ^ k as u64),
-        )?;
+        let mode = Mode::training(dropout_seed ^ k as u64);
+        let segments = batch.segments.as_deref();
+        let recomputed = checkpointing.then(RecomputedGrads::default);
+        let hidden = match &recomputed {
+            Some(side) => decoder.hidden_checkpointed(&batch.ids, segments, mode, side)?,
+            None => decoder.hidden(&batch.ids, None, segments, mode)?,
+        };
         let (b, t, h) = hidden.dims3()?;
         let rows = hidden.reshape((b * t, h))?;
         let sum = summed_nll(decoder, &rows, &batch.positions, &batch.targets, true)?;
         loss_sum += sum.to_scalar::<f32>()? as f64;
         let backward = profile::scope(Label::Backward);
-        let store = (sum / window.max(1) as f64)?.backward()?;
+        let mut store = (sum / window.max(1) as f64)?.backward()?;
         drop(backward);
+        if let Some(side) = &recomputed {
+            side.drain_into(&mut store)?;
+        }
         let _label = profile::scope(Label::Optimizer);
         accumulate(&mut grads, collect(&optimizer.params, &store)?)?;
     }

@@ -45,11 +45,28 @@ pub enum Effect {
     /// Hand the chat pane the selected dataset sample ("Use sample").
     SendSampleToChat,
     /// Append a sample to the open dataset (from the chat pane).
-    AppendToDataset(serde_json::Value),
+    AppendToDataset(Appended),
     /// Open another dataset in the Data tab.
     OpenDataset(std::path::PathBuf),
     /// Show another tab.
     ShowTab(super::app::Tab),
+    /// The Train form's model, template or max_seq_len changed: the Data
+    /// tab checks samples against them.
+    TokenSettings(TokenSettings),
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
+    /// Turn the terminal's mouse capture on or off.
+    MouseCapture(bool),
+}
+
+/// What samples are tokenised with: the model and template a run would use,
+/// and where it would cut them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSettings {
+    pub model: String,
+    /// A built-in prompt layout instead of the model's chat template.
+    pub template: Option<String>,
+    pub max_seq_len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,4 +116,16 @@ pub struct Exchange {
     pub reference: Option<String>,
     /// Where it came from, e.g. "fastapi_projects.jsonl:12".
     pub source: String,
+    /// The record as the file holds it, so an answer written for the same
+    /// request is appended with the sample's own fields (prompt, context...).
+    pub record: Option<serde_json::Value>,
+}
+
+/// An exchange from the Chat pane to append to the dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The conversation, OpenAI chat style (`{"messages": [...]}`).
+    pub chat: serde_json::Value,
+    /// The dataset record the exchange started from (`u`), if any.
+    pub origin: Option<serde_json::Value>,
 }

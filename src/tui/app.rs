@@ -48,7 +48,23 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
         "quit from anywhere (asks first when something would be lost)",
     ),
     bind("Ctrl+z", "suspend to the shell; fg comes back"),
+    bind(
+        "Y",
+        "copy the focused answer, file or field to the clipboard (OSC 52)",
+    ),
+    bind(
+        "M",
+        "mouse capture off / on (off: the terminal selects text)",
+    ),
     bind("mouse", "click a tab or a row; the wheel scrolls"),
+    bind(
+        "one-line inputs",
+        "Ctrl+a/e or Home/End, ← →, Ctrl+u / Ctrl+w delete to the start / a word",
+    ),
+    bind(
+        "Tab (a path)",
+        "complete it; again: list the choices, then cycle through them",
+    ),
 ];
 
 /// Where things were last drawn, for mouse clicks.
@@ -76,6 +92,8 @@ pub struct App {
     pub confirm_quit: bool,
     /// Printed after the terminal is restored: what quitting discarded.
     pub exit_note: Option<String>,
+    /// Whether the workbench takes the mouse (off: the terminal selects).
+    pub mouse_capture: bool,
     /// Whether anything changed since the last frame.
     pub dirty: bool,
     pub layout: Cell<Layout>,
@@ -105,6 +123,7 @@ impl App {
             error_popup: None,
             confirm_quit: false,
             exit_note: None,
+            mouse_capture: true,
             dirty: true,
             layout: Cell::new(Layout::default()),
         }
@@ -150,6 +169,12 @@ impl App {
         if let ModelStatus::Ready(info) = &self.model {
             let info = info.clone();
             effects.extend(self.data.model_ready(&info));
+        }
+        if let Some(settings) = self.train.token_settings() {
+            effects.extend(
+                self.data
+                    .message(super::panes::data::Msg::Settings(settings)),
+            );
         }
         effects.extend(self.train.message(super::panes::train::Msg::Dataset(path)));
         effects
@@ -284,8 +309,14 @@ impl App {
                         );
                         out.push(Effect::LoadModel(name));
                     }
-                    Effect::AppendToDataset(value) => {
-                        next.extend(self.data.message(super::panes::data::Msg::Append(value)));
+                    Effect::AppendToDataset(appended) => {
+                        next.extend(self.data.message(super::panes::data::Msg::Append(appended)));
+                    }
+                    Effect::TokenSettings(settings) => {
+                        next.extend(
+                            self.data
+                                .message(super::panes::data::Msg::Settings(settings)),
+                        );
                     }
                     other => out.push(other),
                 }
@@ -344,6 +375,16 @@ impl App {
                     return Vec::new();
                 }
                 KeyCode::Char('q') => return self.request_quit(),
+                KeyCode::Char('Y') => return self.copy(),
+                KeyCode::Char('M') => {
+                    self.mouse_capture = !self.mouse_capture;
+                    let said = if self.mouse_capture {
+                        "mouse capture on: clicks and the wheel go to the workbench"
+                    } else {
+                        "mouse capture off: drag to select text; M turns it back on"
+                    };
+                    return vec![Effect::MouseCapture(self.mouse_capture), Notice::info(said)];
+                }
                 KeyCode::Char(c @ '1'..='4') => {
                     return self.show(Tab::ALL[c as usize - '1' as usize]);
                 }
@@ -351,6 +392,19 @@ impl App {
             }
         }
         self.screen_mut().key(key)
+    }
+
+    /// `Y`: the focused answer or file to the clipboard.
+    fn copy(&self) -> Vec<Effect> {
+        match self.screen().copy_text() {
+            Some((what, text)) => {
+                let said = format!("copied {} bytes ({what})", text.len());
+                vec![Effect::Copy(text), Notice::info(said)]
+            }
+            None => vec![Notice::info(
+                "nothing to copy here: focus an answer, a file or a field",
+            )],
+        }
     }
 
     /// What quitting now would lose, one phrase each.

@@ -8,8 +8,12 @@ use syntect::highlighting::{FontStyle, ThemeSet};
 use syntect::parsing::{SyntaxReference, SyntaxSet};
 use syntect::util::LinesWithEndings;
 
+mod own;
+
 pub struct Highlighter {
     syntaxes: SyntaxSet,
+    /// Languages syntect's defaults lack (Dockerfile, TOML, ...).
+    own: SyntaxSet,
     themes: ThemeSet,
 }
 
@@ -23,38 +27,52 @@ impl Default for Highlighter {
     fn default() -> Self {
         Highlighter {
             syntaxes: SyntaxSet::load_defaults_newlines(),
+            own: own::syntax_set(),
             themes: ThemeSet::load_defaults(),
         }
     }
 }
 
 impl Highlighter {
-    /// The language syntect would use for `path`, if it knows one.
+    /// The language `path` is coloured as, if one is known.
     pub fn language(&self, path: &str) -> Option<&str> {
-        self.syntax_for(path).map(|s| s.name.as_str())
+        self.syntax_for(path, "").map(|(_, s)| s.name.as_str())
     }
 
-    fn syntax_for(&self, path: &str) -> Option<&SyntaxReference> {
+    /// The syntax for `path` and the set it belongs to: by the file's name
+    /// (Dockerfile, requirements.txt, .env), by its extension, or by its
+    /// first line (`#!/bin/sh`).
+    fn syntax_for(&self, path: &str, first_line: &str) -> Option<(&SyntaxSet, &SyntaxReference)> {
         let file_name = path.rsplit('/').next().unwrap_or(path);
-        let extension = match file_name.rsplit_once('.') {
-            Some((_, ext)) => ext,
-            // Extension-less files are looked up by name (Makefile, ...).
-            None => file_name,
-        };
-        self.syntaxes.find_syntax_by_extension(extension)
+        if let Some(name) = own::language_by_name(path, file_name) {
+            return Some((&self.own, self.own.find_syntax_by_name(name)?));
+        }
+        // Extension-less files are looked up by name (Makefile, ...).
+        let extension = file_name.rsplit_once('.').map_or(file_name, |(_, ext)| ext);
+        if let Some(syntax) = self.own.find_syntax_by_extension(extension) {
+            return Some((&self.own, syntax));
+        }
+        let syntax = self
+            .syntaxes
+            .find_syntax_by_extension(extension)
+            .or_else(|| self.syntaxes.find_syntax_by_first_line(first_line))?;
+        Some((&self.syntaxes, syntax))
     }
 
     /// `text` as styled lines; plain lines when the language is unknown or
     /// the theme is missing.
     pub fn highlight(&self, path: &str, text: &str, theme: &str) -> Vec<Line<'static>> {
-        let (Some(syntax), Some(theme)) = (self.syntax_for(path), self.themes.themes.get(theme))
-        else {
+        let first_line = text.lines().next().unwrap_or_default();
+        let (Some((set, syntax)), Some(theme)) = (
+            self.syntax_for(path, first_line),
+            self.themes.themes.get(theme),
+        ) else {
             return text.lines().map(|l| Line::raw(l.to_string())).collect();
         };
         let mut highlighter = HighlightLines::new(syntax, theme);
         let mut lines = Vec::new();
         for line in LinesWithEndings::from(text) {
-            let spans = match highlighter.highlight_line(line, &self.syntaxes) {
+            let spans = match highlighter.highlight_line(line, set) {
                 Ok(regions) => regions
                     .into_iter()
                     .map(|(style, piece)| {
@@ -101,5 +119,120 @@ mod tests {
         let plain = h.highlight("notes.unknownext", "a\nb", "base16-ocean.dark");
         assert_eq!(plain.len(), 2);
         assert_eq!(plain[0].spans[0].style, Style::default());
+    }
+
+    fn colours(line: &Line) -> Vec<Option<Color>> {
+        line.spans
+            .iter()
+            .filter(|s| !s.content.trim().is_empty())
+            .map(|s| s.style.fg)
+            .collect()
+    }
+
+    #[test]
+    fn every_file_of_the_fastapi_samples_is_coloured_in_every_theme() {
+        let h = Highlighter::default();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sample-data/fastapi_projects.jsonl"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let themes: Vec<String> = crate::tui::theme::Theme::builtin()
+            .into_iter()
+            .map(|t| t.syntax)
+            .collect();
+        let mut checked = std::collections::BTreeSet::new();
+        for record in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(record).unwrap();
+            for (path, content) in value["output"]["files"].as_object().unwrap() {
+                let content = content.as_str().unwrap();
+                let language = h.language(path);
+                assert!(
+                    language.is_some_and(|l| l != "Plain Text"),
+                    "{path}: {language:?}"
+                );
+                if content.trim().is_empty() {
+                    continue;
+                }
+                for theme in &themes {
+                    let lines = h.highlight(path, content, theme);
+                    let distinct: std::collections::HashSet<_> =
+                        lines.iter().flat_map(colours).collect();
+                    // A docstring-only `__init__.py` is one colour, but not
+                    // the plain text's.
+                    let plain = h.themes.themes[theme].settings.foreground;
+                    let plain = plain.map(|c| Color::Rgb(c.r, c.g, c.b));
+                    assert!(distinct.iter().any(|c| *c != plain), "{path} in {theme}");
+                    if lines.len() >= 5 {
+                        assert!(distinct.len() > 1, "{path} in {theme}: {distinct:?}");
+                    }
+                }
+                checked.insert(language.unwrap().to_string());
+            }
+        }
+        for language in [
+            "Python",
+            "Dockerfile",
+            "pip requirements",
+            "TOML",
+            "YAML",
+            "JSON",
+        ] {
+            assert!(checked.contains(language), "{checked:?}");
+        }
+    }
+
+    #[test]
+    fn project_files_without_a_default_syntax_get_ours() {
+        let h = Highlighter::default();
+        for (path, language) in [
+            ("Dockerfile", "Dockerfile"),
+            ("docker/Dockerfile.dev", "Dockerfile"),
+            ("api.dockerfile", "Dockerfile"),
+            ("requirements.txt", "pip requirements"),
+            ("requirements-dev.txt", "pip requirements"),
+            ("requirements/base.txt", "pip requirements"),
+            ("pyproject.toml", "TOML"),
+            ("setup.cfg", "INI"),
+            ("tox.ini", "INI"),
+            (".env", "dotenv"),
+            (".env.example", "dotenv"),
+            ("Makefile", "Makefile"),
+            ("scripts/run", "Bourne Again Shell (bash)"),
+        ] {
+            let first_line = if path == "scripts/run" {
+                "#!/bin/sh"
+            } else {
+                ""
+            };
+            assert_eq!(
+                h.syntax_for(path, first_line).map(|(_, s)| s.name.as_str()),
+                Some(language),
+                "{path}"
+            );
+        }
+        let theme = "base16-ocean.dark";
+        let docker = h.highlight(
+            "Dockerfile",
+            "# base\nFROM python:3.12-slim AS build\nRUN pip install -r requirements.txt && echo \"$HOME\"\n",
+            theme,
+        );
+        let from = colours(&docker[1]);
+        assert_ne!(from[0], from[1], "FROM stands out from the image");
+        assert_ne!(colours(&docker[0])[0], from[1], "comments stand out");
+        let run = colours(&docker[2]);
+        assert!(run.len() >= 3 && run[0] != run[1], "{:?}", docker[2]);
+        let toml = h.highlight(
+            "pyproject.toml",
+            "[tool.x]\nname = \"a\" # c\nn = 3\n",
+            theme,
+        );
+        assert_ne!(colours(&toml[0]), colours(&toml[2])[..1]);
+        let line = colours(&toml[1]);
+        assert_eq!(line.len(), 4, "key, =, string, comment: {:?}", toml[1]);
+        assert!(line[0] != line[2] && line[2] != line[3]);
+        let env = h.highlight(".env", "export DB_URL=\"sqlite://\"\n", theme);
+        let env = colours(&env[0]);
+        assert!(env[0] != env[1] && env[1] != env[3], "{env:?}");
     }
 }

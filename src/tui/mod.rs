@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod app;
+pub mod clipboard;
 pub mod highlight;
 pub mod panes;
 pub mod services;
@@ -81,12 +82,19 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                     replace_model(&services, name);
                     load_model(&services, None, &tx, model_generation);
                 }
+                Effect::Copy(text) => {
+                    // The clipboard is a convenience: a terminal without
+                    // OSC 52 ignores it, and a failed write loses nothing.
+                    let _ = clipboard::copy(&mut std::io::stdout(), &text);
+                }
+                Effect::MouseCapture(on) => guard.set_mouse_capture(on)?,
                 // The app routes these itself; nothing reaches here.
                 Effect::Notify(_)
                 | Effect::ShowTab(_)
                 | Effect::SendSampleToChat
                 | Effect::OpenDataset(_)
-                | Effect::AppendToDataset(_) => {}
+                | Effect::AppendToDataset(_)
+                | Effect::TokenSettings(_) => {}
             }
         }
     }

@@ -38,9 +38,14 @@ pub struct Start {
 
 pub fn prepare(options: UiOptions) -> anyhow::Result<Start> {
     let data = resolve_data(options.data.as_deref())?;
-    let model_name = match options.model {
-        Some(name) => name,
-        None => builtin_tiny_model()?.to_string_lossy().into_owned(),
+    // The shipped config is tuned for the tiny random model (lr 3e-3, 20
+    // epochs); a real model starts from the documented defaults instead.
+    let (model_name, sample_config) = match options.model {
+        Some(name) => (name, None),
+        None => (
+            builtin_tiny_model()?.to_string_lossy().into_owned(),
+            tiny_model_config(),
+        ),
     };
     let runs_dir = options.runs.unwrap_or_else(|| PathBuf::from("runs"));
     let themes = Theme::builtin();
@@ -63,12 +68,12 @@ pub fn prepare(options: UiOptions) -> anyhow::Result<Start> {
     let highlighter = Arc::new(Highlighter::default());
     let data_pane = DataPane::open(&data, highlighter, themes[theme].syntax.clone())
         .map_err(anyhow::Error::msg)?;
-    let config = options.config.or_else(default_config);
     let train = TrainPane::new(TrainSetup {
         runs_dir: runs_dir.clone(),
         model: model_name.clone(),
         data: data.clone(),
-        config,
+        config: options.config,
+        sample_config,
     });
     let chat = ChatPane::new(runs_dir.clone());
     let eval = EvalPane::new(runs_dir.clone());
@@ -143,8 +148,9 @@ fn first_dataset(dir: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{} holds no .jsonl or .json dataset", dir.display()))
 }
 
-/// The sample training config, when the workbench runs from the repository.
-fn default_config() -> Option<PathBuf> {
+/// The sample training config of the built-in tiny model, when the
+/// workbench runs from the repository.
+fn tiny_model_config() -> Option<PathBuf> {
     let path = PathBuf::from("sample-data/tiny-train.toml");
     path.exists().then_some(path)
 }

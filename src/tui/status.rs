@@ -90,13 +90,17 @@ const GIVE_WAY: &[Step] = &[
     Step::Shrink(FILE, NAME_FLOOR),
     Step::Drop(RUN),
     Step::Drop(MODEL),
-    Step::Drop(HINTS),
+    // The hints' tail ("? help") stays: it is the way to every other key.
     Step::Shrink(NOTICE, 1),
 ];
 
 pub fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut segments = segments(app, theme);
     fit(&mut segments, area.width as usize);
+    if segments[HINTS].width == 0 {
+        // No hints left to keep apart from "? help".
+        segments[HINTS].tail.remove(0);
+    }
     let mut spans = Vec::new();
     for segment in segments.iter().filter(|s| s.shown) {
         if !spans.is_empty() {
@@ -164,10 +168,16 @@ fn segments(app: &App, theme: &Theme) -> Vec<Segment> {
     };
     notice.shown = app.notice.is_some();
     let mut hints = Segment::new(
-        format!("{}  ", app.screen().hints()),
+        format!("{} ", app.screen().hints()),
         theme.dimmed(),
         Cut::End,
     );
+    // A space stays between cut hints and "? help".
+    hints.tail.push(Span::raw(" "));
+    if !app.mouse_capture {
+        let warning = Style::default().fg(theme.warning);
+        hints.tail.push(Span::styled("mouse off (M)  ", warning));
+    }
     hints.tail.push(Span::styled("? help", theme.dimmed()));
     vec![file, model, run, notice, hints]
 }

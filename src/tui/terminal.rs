@@ -21,6 +21,8 @@ pub type Term = Terminal<CrosstermBackend<Stdout>>;
 /// Owns the full-screen terminal; dropping it gives the shell back.
 pub struct TerminalGuard {
     pub terminal: Term,
+    /// Whether mouse capture is on (`M` turns it off for text selection).
+    mouse_capture: bool,
 }
 
 impl TerminalGuard {
@@ -28,7 +30,20 @@ impl TerminalGuard {
         install_panic_hook();
         take_over()?;
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        Ok(TerminalGuard { terminal })
+        Ok(TerminalGuard {
+            terminal,
+            mouse_capture: true,
+        })
+    }
+
+    /// Turns mouse capture on or off (off: the terminal selects text).
+    pub fn set_mouse_capture(&mut self, on: bool) -> io::Result<()> {
+        self.mouse_capture = on;
+        if on {
+            execute!(io::stdout(), EnableMouseCapture)
+        } else {
+            execute!(io::stdout(), DisableMouseCapture)
+        }
     }
 
     /// Ctrl+z: gives the shell its terminal back and stops the process as
@@ -43,6 +58,7 @@ impl TerminalGuard {
             libc::raise(libc::SIGSTOP);
         }
         take_over()?;
+        self.set_mouse_capture(self.mouse_capture)?;
         // A fresh terminal has empty buffers, so the next frame is drawn
         // whole; `Terminal::clear` would ask the terminal for the cursor's
         // position, which can time out and end the workbench.

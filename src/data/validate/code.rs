@@ -9,19 +9,24 @@ use std::collections::{HashMap, HashSet};
 
 pub const FILES_PATH: &str = "output.files";
 
+/// The field findings about the file at `path` name, e.g.
+/// `output.files["app/main.py"]`.
+pub fn file_field(path: &str) -> String {
+    format!("{FILES_PATH}[{}]", Value::String(path.to_string()))
+}
+
 /// Checks paths (absolute, `..`, duplicates) and per-file syntax.
 /// `repeated` holds the keys of `files` that parsing saw twice (and merged).
 pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec<Problem>) {
     let Some(files) = crate::data::read::code_files(record) else {
         return;
     };
-    let field = |path: &str| format!("{FILES_PATH}[{}]", Value::String(path.to_string()));
     let mut reported = HashSet::new();
     for path in repeated.iter().map(|d| &d.key) {
         if reported.insert(path) {
             problems.push(Problem::error(
                 FindingKind::DuplicatePath,
-                field(path),
+                file_field(path),
                 format!("`{path}` appears more than once in `files`; only the last copy is kept by JSON readers"),
             ));
         }
@@ -31,7 +36,7 @@ pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec
         if let Some(why) = unsafe_path(path) {
             problems.push(Problem::error(
                 FindingKind::UnsafePath,
-                field(path),
+                file_field(path),
                 format!("path `{path}` {why}; paths must be relative and stay inside the project"),
             ));
         }
@@ -39,7 +44,7 @@ pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec
             if first != path {
                 problems.push(Problem::error(
                     FindingKind::DuplicatePath,
-                    field(path),
+                    file_field(path),
                     format!("`{path}` names the same file as `{first}`"),
                 ));
             }
@@ -50,7 +55,7 @@ pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec
         if let Err(e) = syntax::check(path, source) {
             problems.push(Problem::error(
                 FindingKind::SyntaxError,
-                field(path),
+                file_field(path),
                 format!(
                     "{} syntax error at {}:{}: {}",
                     e.language, e.line, e.column, e.message

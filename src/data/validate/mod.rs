@@ -3,11 +3,13 @@
 
 mod code;
 mod syntax;
+mod template;
 mod test_config;
 mod text;
 
-pub use code::{normalise as normalise_path, unsafe_path};
+pub use code::{file_field, normalise as normalise_path, unsafe_path};
 pub use syntax::{SyntaxError, check as check_syntax, checked_language};
+pub use template::{TemplateCheck, describe as describe_dropped};
 pub use test_config::{PYTEST_CONFIGS, is_pytest_config, runs_at_test_time};
 
 use super::finding::{Finding, FindingKind, Problem, Severity};
@@ -31,6 +33,9 @@ pub struct Options<'a> {
     /// With a token counter: samples longer than this are reported.
     pub max_seq_len: usize,
     pub token_counter: Option<TokenCounter<'a>>,
+    /// With a template check: a finding for each tool call or tool schema
+    /// the model's chat template would leave out.
+    pub template_check: Option<TemplateCheck<'a>>,
 }
 
 impl Default for Options<'_> {
@@ -40,6 +45,7 @@ impl Default for Options<'_> {
             min_words: 2,
             max_seq_len: 2048,
             token_counter: None,
+            template_check: None,
         }
     }
 }
@@ -65,6 +71,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlength: Option<Overlength>,
     pub findings: Vec<Finding>,
+    /// (fingerprint, record) of every sample, by fingerprint: what exact
+    /// duplicates were found from, so an editor can keep finding them.
+    #[serde(skip)]
+    pub fingerprints: Vec<(u64, u32)>,
 }
 
 impl Report {
@@ -198,6 +208,9 @@ impl Validator<'_, '_> {
             if let Some(problem) = self.check_tokens(sample) {
                 problems.push(problem);
             }
+            if let (Some(check), Sample::Chat(conv)) = (self.options.template_check, sample) {
+                problems.extend(template::problems(&check(conv), conv, value.as_ref()));
+            }
         }
         self.findings
             .extend(problems.into_iter().map(|p| p.at_line(line)));
@@ -228,21 +241,15 @@ impl Validator<'_, '_> {
     }
 
     fn report_duplicates(&mut self, store: &Store) {
-        let mut order = std::mem::take(&mut self.fingerprints);
-        order.sort_unstable();
+        self.fingerprints.sort_unstable();
+        let order = &self.fingerprints;
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let first = group[0].1 as usize;
             let first_line = store.line(first).unwrap_or(0);
             for &(_, index) in &group[1..] {
                 let line = store.line(index as usize).unwrap_or(0);
-                self.findings.push(
-                    Problem::warning(
-                        FindingKind::Duplicate,
-                        "",
-                        format!("exact duplicate of the record at line {first_line}"),
-                    )
-                    .at_line(line),
-                );
+                let first = format!("the record at line {first_line}");
+                self.findings.push(duplicate_of(&first).at_line(line));
             }
         }
     }
@@ -309,8 +316,18 @@ impl Validator<'_, '_> {
             warnings: self.findings.len() - errors,
             overlength,
             findings: self.findings,
+            fingerprints: self.fingerprints,
         }
     }
+}
+
+/// The warning of a record that repeats an earlier one (`first` says which).
+pub fn duplicate_of(first: &str) -> Problem {
+    Problem::warning(
+        FindingKind::Duplicate,
+        "",
+        format!("exact duplicate of {first}"),
+    )
 }
 
 /// A warning per key given twice in one object (once however many times).

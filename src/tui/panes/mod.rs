@@ -8,6 +8,8 @@ pub mod chat;
 pub mod data;
 pub mod esc_guard;
 pub mod eval;
+pub mod line_edit;
+pub mod path_complete;
 #[cfg(test)]
 mod testing;
 pub mod train;
@@ -16,7 +18,25 @@ use super::action::{Effect, ModelInfo};
 use super::theme::Theme;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
+
+/// Below this many columns a pane stacks its parts (list above detail,
+/// one answer above the other) instead of setting them side by side.
+pub const NARROW: u16 = 100;
+
+pub fn is_narrow(area: Rect) -> bool {
+    area.width < NARROW
+}
+
+/// Two parts of `area`: side by side as `wide` says, or, in a narrow area,
+/// one above the other as `narrow` says.
+pub fn split_two(area: Rect, wide: [Constraint; 2], narrow: [Constraint; 2]) -> [Rect; 2] {
+    if is_narrow(area) {
+        Layout::vertical(narrow).areas(area)
+    } else {
+        Layout::horizontal(wide).areas(area)
+    }
+}
 
 /// A paste for a one-line input: its lines joined by spaces (a path or a
 /// filter has no line breaks; a terminal may send `\r` for them).
@@ -76,6 +96,10 @@ pub trait Pane {
     /// like `q` and `1` go to the pane.
     fn captures_input(&self) -> bool {
         false
+    }
+    /// `Y`: the focused answer or file to copy, and what to call it.
+    fn copy_text(&self) -> Option<(String, String)> {
+        None
     }
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
     /// Every binding, for the help screen.

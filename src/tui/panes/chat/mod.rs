@@ -60,7 +60,8 @@ pub enum Msg {
 
 #[derive(Debug)]
 pub enum Job {
-    Generate(Generate),
+    /// The columns of one send, answered together.
+    Generate(Vec<Generate>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,11 +214,8 @@ impl ChatPane {
         };
         self.input.set_text("");
         let sides = self.generating_sides();
-        self.chat
-            .start(prompt, &sides, &self.settings.params())
-            .into_iter()
-            .map(|job| Effect::Chat(Job::Generate(job)))
-            .collect()
+        let columns = self.chat.start(prompt, &sides, &self.settings.params());
+        vec![Effect::Chat(Job::Generate(columns))]
     }
 
     /// Sends the last prompt again, replacing the answers to it.
@@ -231,11 +229,10 @@ impl ChatPane {
         let sides = self.generating_sides();
         self.chat.stop();
         self.chat.forget_last_exchange(&sides);
-        self.chat
-            .start(Some(prompt), &sides, &self.settings.params())
-            .into_iter()
-            .map(|job| Effect::Chat(Job::Generate(job)))
-            .collect()
+        let columns = self
+            .chat
+            .start(Some(prompt), &sides, &self.settings.params());
+        vec![Effect::Chat(Job::Generate(columns))]
     }
 
     fn stop(&mut self) -> Vec<Effect> {
@@ -464,7 +461,7 @@ impl Pane for ChatPane {
                 editor.area.insert_str(crate::tui::panes::newlines(text));
             }
             Some(Overlay::Model(prompt)) => {
-                prompt.text.push_str(&crate::tui::panes::one_line(text))
+                prompt.line.insert_str(&crate::tui::panes::one_line(text))
             }
             Some(_) => {}
             None => {
@@ -475,6 +472,17 @@ impl Pane for ChatPane {
             }
         }
         Vec::new()
+    }
+
+    fn copy_text(&self) -> Option<(String, String)> {
+        let Focus::Column(side) = self.focus else {
+            return None;
+        };
+        let answer = self.chat.last_answer(side)?;
+        Some((
+            format!("the {} answer", side.title().to_lowercase()),
+            answer.to_string(),
+        ))
     }
 
     fn has_unapplied_edit(&self) -> bool {

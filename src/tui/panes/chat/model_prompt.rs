@@ -1,7 +1,10 @@
 //! The "load another model" prompt (`m`): a model directory or hub repo id,
-//! typed on one line. Offered when the model failed to load.
+//! typed on one line (Tab completes a directory). Offered when the model
+//! failed to load.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::tui::panes::line_edit::LineEdit;
+use crate::tui::panes::path_complete::PathCompletion;
+use crossterm::event::{KeyCode, KeyEvent};
 
 /// What a key did to the prompt.
 #[derive(Debug, PartialEq)]
@@ -14,33 +17,36 @@ pub enum Prompted {
 
 #[derive(Debug, Default)]
 pub struct ModelPrompt {
-    pub text: String,
+    pub line: LineEdit,
+    pub completion: PathCompletion,
 }
 
 impl ModelPrompt {
     /// Starts from the current model's name, so a typo is fixed in place.
     pub fn new(current: &str) -> ModelPrompt {
         ModelPrompt {
-            text: current.to_string(),
+            line: LineEdit::new(current),
+            completion: PathCompletion::default(),
         }
     }
 
     pub fn key(&mut self, key: KeyEvent) -> Prompted {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if key.code == KeyCode::Tab {
+            self.completion.tab(&mut self.line);
+            return Prompted::Typing;
+        }
+        self.completion.reset();
         match key.code {
             KeyCode::Esc => return Prompted::Cancel,
             KeyCode::Enter => {
-                let name = self.text.trim();
+                let name = self.line.text().trim();
                 if !name.is_empty() {
                     return Prompted::Load(name.to_string());
                 }
             }
-            KeyCode::Backspace => {
-                self.text.pop();
+            _ => {
+                self.line.key(key);
             }
-            KeyCode::Char('u') if ctrl => self.text.clear(),
-            KeyCode::Char(c) if !ctrl => self.text.push(c),
-            _ => {}
         }
         Prompted::Typing
     }
@@ -63,7 +69,7 @@ mod tests {
         }
         assert_eq!(prompt.key(key(KeyCode::Char('m'))), Prompted::Typing);
         assert_eq!(prompt.key(key(KeyCode::Enter)), Prompted::Load("/m".into()));
-        prompt.text.clear();
+        prompt.line.set_text("");
         assert_eq!(prompt.key(key(KeyCode::Enter)), Prompted::Typing, "empty");
         assert_eq!(prompt.key(key(KeyCode::Esc)), Prompted::Cancel);
     }

@@ -2,6 +2,7 @@
 //! renderer for all three), the prompt, and any popup on top. What was drawn
 //! where is noted in `pane.drawn` for the mouse and for scrolling.
 
+use super::model_prompt::ModelPrompt;
 use super::settings::Field;
 use super::state::{Column, Side, Status, Viewport};
 use super::wrap::wrap;
@@ -27,7 +28,12 @@ pub fn render(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut drawn = Drawn::default();
     let sides = pane.visible_sides();
     let share = Constraint::Ratio(1, sides.len() as u32);
-    let rects = Layout::horizontal(vec![share; sides.len()]).split(rows[1]);
+    // Narrow: base above adapter (above the reference).
+    let rects = if crate::tui::panes::is_narrow(area) {
+        Layout::vertical(vec![share; sides.len()]).split(rows[1])
+    } else {
+        Layout::horizontal(vec![share; sides.len()]).split(rows[1])
+    };
     for (&side, &rect) in sides.iter().zip(rects.iter()) {
         drawn.columns[side.index()] = rect;
         drawn.views[side.index()] = render_column(pane, side, frame, rect, theme);
@@ -40,7 +46,7 @@ pub fn render(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {
         }
         Some(Overlay::Settings(_)) => render_settings(pane, frame, area, theme),
         Some(Overlay::Editor(_)) => render_editor(pane, frame, area, theme),
-        Some(Overlay::Model(prompt)) => render_model_prompt(&prompt.text, frame, area, theme),
+        Some(Overlay::Model(prompt)) => render_model_prompt(prompt, frame, area, theme),
         None => {}
     }
     pane.drawn.set(drawn);
@@ -451,21 +457,19 @@ fn render_editor(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) 
     frame.render_widget(&editor.area, inner);
 }
 
-fn render_model_prompt(text: &str, frame: &mut Frame, area: Rect, theme: &Theme) {
+fn render_model_prompt(prompt: &ModelPrompt, frame: &mut Frame, area: Rect, theme: &Theme) {
     let rect = popup(area, 72, 3);
     frame.render_widget(Clear, rect);
+    let hint = match &prompt.completion.listing {
+        Some(listing) => format!(" {listing} "),
+        None => " Tab completes · Enter load · Esc cancel ".to_string(),
+    };
     let block = popup_block(
         " Load model (directory or hub repo id) ".to_string(),
-        " Enter load · Esc cancel ",
+        &hint,
         theme,
     );
-    // The end of a long path, where the cursor is, stays in view.
-    let room = block.inner(rect).width.saturating_sub(1) as usize;
-    let skip = text.chars().count().saturating_sub(room);
-    let shown: String = text.chars().skip(skip).collect();
-    let line = Line::from(vec![
-        Span::styled(shown, Style::default().fg(theme.text)),
-        Span::styled("▏", Style::default().fg(theme.accent)),
-    ]);
+    let room = block.inner(rect).width as usize;
+    let line = Line::from(prompt.line.spans(room, Style::default().fg(theme.text)));
     frame.render_widget(Paragraph::new(line).block(block), rect);
 }

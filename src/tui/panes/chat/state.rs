@@ -8,7 +8,7 @@ use super::worker::{Finished, Generate};
 use crate::data::{Conversation, Message, Role};
 use crate::model::decoder::Mode;
 use crate::model::generate::GenerateParams;
-use crate::tui::action::Exchange;
+use crate::tui::action::{Appended, Exchange};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,6 +121,8 @@ pub struct Chat {
     pub columns: [Column; 3],
     /// Where the preamble and reference came from.
     pub source: Option<String>,
+    /// The sample's record as the dataset holds it.
+    pub origin: Option<Value>,
     /// The last prompt sent, for sending it again.
     pub last_prompt: Option<String>,
     next_id: u64,
@@ -135,6 +137,7 @@ impl Default for Chat {
             preamble: Vec::new(),
             columns: Side::ALL.map(Column::new),
             source: None,
+            origin: None,
             last_prompt: None,
             next_id: 0,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -322,6 +325,7 @@ impl Chat {
         self.tools = tools;
         self.preamble = messages;
         self.source = Some(exchange.source);
+        self.origin = exchange.record;
         if let Some(reference) = exchange.reference {
             let turns = &mut self.column_mut(Side::Reference).turns;
             if let Some(prompt) = &prompt {
@@ -346,13 +350,17 @@ impl Chat {
     }
 
     /// Replaces a column's last answer with `text` and returns the whole
-    /// exchange as an OpenAI-style chat sample for the dataset.
-    pub fn edit_last_answer(&mut self, side: Side, text: String) -> Option<Value> {
+    /// exchange (OpenAI chat style, with the sample it started from) for the
+    /// dataset.
+    pub fn edit_last_answer(&mut self, side: Side, text: String) -> Option<Appended> {
         self.last_answer(side)?;
         let column = self.column_mut(side);
         let last = column.turns.last_mut()?;
         last.content = text;
-        Some(self.as_sample(side))
+        Some(Appended {
+            chat: self.as_sample(side),
+            origin: self.origin.clone(),
+        })
     }
 
     /// A column's conversation as `{"messages": [...]}` (and `tools`).

@@ -42,9 +42,9 @@ fn type_text(pane: &mut ChatPane, text: &str) -> Vec<Effect> {
 fn jobs(effects: Vec<Effect>) -> Vec<Generate> {
     effects
         .into_iter()
-        .filter_map(|e| match e {
-            Effect::Chat(Job::Generate(job)) => Some(job),
-            _ => None,
+        .flat_map(|e| match e {
+            Effect::Chat(Job::Generate(columns)) => columns,
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -187,6 +187,7 @@ fn exchange() -> Exchange {
         },
         reference: Some("@app.get('/health')".into()),
         source: "fastapi_projects.jsonl:12".into(),
+        record: None,
     }
 }
 
@@ -242,7 +243,7 @@ fn editing_an_answer_appends_the_exchange() {
     let sample = effects
         .iter()
         .find_map(|e| match e {
-            Effect::AppendToDataset(v) => Some(v.clone()),
+            Effect::AppendToDataset(v) => Some(v.chat.clone()),
             _ => None,
         })
         .expect("an append");

@@ -1,16 +1,18 @@
-//! Generation threads. Each answer runs on its own thread under a read lock
-//! of the one shared model, so the base and adapter columns generate at the
-//! same time from one copy of the weights, and streams its text back as
-//! `Msg::Token`s, then a `Msg::Done`.
+//! The generation thread. The columns of one send are answered together
+//! under a read lock of the one shared model: each step decodes the base's
+//! and the adapter's next tokens in one batch, reading the weights once for
+//! both. Each column streams its text back as `Msg::Token`s, then a
+//! `Msg::Done`.
 
 use super::state::Side;
 use super::{Job, Msg};
 use crate::data::Message;
 use crate::model::decoder::Mode;
-use crate::model::generate::{GenerateParams, StopReason, generate};
+use crate::model::generate::{GenerateParams, Generation, Request, StopReason, generate_together};
 use crate::tui::action::Action;
 use crate::tui::services::Services;
 use serde_json::Value;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
@@ -39,44 +41,105 @@ pub struct Finished {
 
 pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
     match job {
-        Job::Generate(job) => {
+        Job::Generate(columns) => {
             let services = Arc::clone(services);
             let tx = tx.clone();
-            std::thread::spawn(move || {
-                let result = answer(&job, &services, &tx);
-                let _ = tx.send(Action::Chat(Msg::Done {
-                    column: job.column,
-                    generation_id: job.generation_id,
-                    result,
-                }));
-            });
+            std::thread::spawn(move || answer(&columns, &services, &tx));
         }
     }
 }
 
-fn answer(job: &Generate, services: &Services, tx: &Sender<Action>) -> Result<Finished, String> {
-    let slot = services
-        .model
-        .read()
-        .map_err(|_| "the model lock is poisoned".to_string())?;
-    let model = slot.as_ref().ok_or("the model is not loaded yet")?;
-    let ids = model
-        .tokenizer
-        .prompt_ids(&job.messages, job.tools.as_ref())
-        .map_err(|e| format!("building the prompt: {e}"))?;
-    let generation = generate(model, &ids, &job.params, job.mode, &job.cancel, |piece| {
-        let _ = tx.send(Action::Chat(Msg::Token {
+/// Answers `columns` together, reporting each column's end as it comes.
+fn answer(columns: &[Generate], services: &Services, tx: &Sender<Action>) {
+    let done = |job: &Generate, result: Result<Finished, String>| {
+        let _ = tx.send(Action::Chat(Msg::Done {
             column: job.column,
             generation_id: job.generation_id,
-            text: piece.to_string(),
+            result,
         }));
-    })
-    .map_err(|e| format!("generating: {e}"))?;
-    Ok(Finished {
-        tokens: generation.tokens.len(),
-        tokens_per_s: generation.tokens_per_s(),
-        stop: generation.stop,
-    })
+    };
+    let slot = services.model.read();
+    let model = match slot.as_deref() {
+        Ok(Some(model)) => model,
+        Ok(None) | Err(_) => {
+            let reason = match slot {
+                Ok(_) => "the model is not loaded yet",
+                Err(_) => "the model lock is poisoned",
+            };
+            columns.iter().for_each(|job| done(job, Err(reason.into())));
+            return;
+        }
+    };
+    let prompts: Vec<Result<Vec<u32>, String>> = columns
+        .iter()
+        .map(|job| {
+            model
+                .tokenizer
+                .prompt_ids(&job.messages, job.tools.as_ref())
+                .map_err(|e| format!("building the prompt: {e}"))
+        })
+        .collect();
+    let ended: Vec<Cell<bool>> = columns.iter().map(|_| Cell::new(false)).collect();
+    let mut streams: Vec<_> = columns
+        .iter()
+        .map(|job| {
+            move |piece: &str| {
+                let _ = tx.send(Action::Chat(Msg::Token {
+                    column: job.column,
+                    generation_id: job.generation_id,
+                    text: piece.to_string(),
+                }));
+            }
+        })
+        .collect();
+    let mut ends: Vec<_> = columns
+        .iter()
+        .zip(&ended)
+        .map(|(job, ended)| {
+            let done = &done;
+            move |generation: &Generation| {
+                ended.set(true);
+                done(
+                    job,
+                    Ok(Finished {
+                        tokens: generation.tokens.len(),
+                        tokens_per_s: generation.tokens_per_s(),
+                        stop: generation.stop,
+                    }),
+                );
+            }
+        })
+        .collect();
+    let mut requests = Vec::new();
+    for (((job, prompt), on_text), on_end) in columns
+        .iter()
+        .zip(&prompts)
+        .zip(&mut streams)
+        .zip(&mut ends)
+    {
+        match prompt {
+            // A column whose prompt cannot be built says so; the others run.
+            Err(e) => done(job, Err(e.clone())),
+            Ok(prompt) => requests.push(Request {
+                prompt,
+                params: &job.params,
+                mode: job.mode,
+                on_text,
+                on_end: Some(on_end),
+            }),
+        }
+    }
+    if requests.is_empty() {
+        return;
+    }
+    // The columns of one send share one cancel flag.
+    if let Err(e) = generate_together(model, requests, &columns[0].cancel) {
+        for ((job, prompt), ended) in columns.iter().zip(&prompts).zip(&ended) {
+            if prompt.is_ok() && !ended.get() {
+                done(job, Err(format!("generating: {e}")));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,18 +152,25 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn services(model: Model, dir: &std::path::Path) -> Arc<Services> {
-        Arc::new(Services {
+    /// Services holding the tiny model, written into a new temporary
+    /// directory (returned too, so it lives as long as the test).
+    fn tiny_services() -> (tempfile::TempDir, Arc<Services>) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
+        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
+            .expect("tiny model loads");
+        let services = Arc::new(Services {
             model: RwLock::new(Some(model)),
-            model_name: RwLock::new(dir.display().to_string()),
+            model_name: RwLock::new(dir.path().display().to_string()),
             load_options: LoadOptions::default(),
             exe: std::path::PathBuf::from("tunebench"),
-            runs_dir: dir.join("runs"),
-        })
+            runs_dir: dir.path().join("runs"),
+        });
+        (dir, services)
     }
 
-    fn job(column: Side, cancel: &Arc<AtomicBool>) -> Job {
-        Job::Generate(Generate {
+    fn column(column: Side, cancel: &Arc<AtomicBool>) -> Generate {
+        Generate {
             column,
             generation_id: 7,
             mode: column.mode(),
@@ -112,7 +182,11 @@ mod tests {
                 stop_strings: Vec::new(),
             },
             cancel: Arc::clone(cancel),
-        })
+        }
+    }
+
+    fn job(side: Side, cancel: &Arc<AtomicBool>) -> Job {
+        Job::Generate(vec![column(side, cancel)])
     }
 
     /// Runs both columns at once; returns each column's streamed text and
@@ -120,8 +194,8 @@ mod tests {
     fn both(services: &Arc<Services>) -> [(String, Finished); 2] {
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        run(job(Side::Base, &cancel), services, &tx);
-        run(job(Side::Adapter, &cancel), services, &tx);
+        let columns = vec![column(Side::Base, &cancel), column(Side::Adapter, &cancel)];
+        run(Job::Generate(columns), services, &tx);
         let mut text = [String::new(), String::new()];
         let mut done: [Option<Finished>; 2] = [None, None];
         while done.iter().any(Option::is_none) {
@@ -148,11 +222,7 @@ mod tests {
 
     #[test]
     fn both_columns_generate_from_one_model() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
-        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
-            .expect("tiny model loads");
-        let services = services(model, dir.path());
+        let (dir, services) = tiny_services();
         // No adapter attached: both modes are the base model.
         let [(base, base_done), (adapted, adapted_done)] = both(&services);
         assert!(base_done.tokens > 0, "{base_done:?}");
@@ -175,12 +245,44 @@ mod tests {
     }
 
     #[test]
+    fn a_column_that_ends_first_reports_while_the_other_streams() {
+        let (_dir, services) = tiny_services();
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut short = column(Side::Base, &cancel);
+        short.params.max_new_tokens = 1;
+        run(
+            Job::Generate(vec![short, column(Side::Adapter, &cancel)]),
+            &services,
+            &tx,
+        );
+        let mut order = Vec::new();
+        while order.last() != Some(&"adapter done") {
+            match rx.recv_timeout(Duration::from_secs(120)).expect("a report") {
+                Action::Chat(Msg::Token {
+                    column: Side::Adapter,
+                    ..
+                }) => order.push("adapter token"),
+                Action::Chat(Msg::Done { column, result, .. }) => {
+                    let finished = result.expect("generation succeeds");
+                    order.push(if column == Side::Base {
+                        assert_eq!(finished.stop, StopReason::MaxTokens);
+                        "base done"
+                    } else {
+                        "adapter done"
+                    });
+                }
+                _ => {}
+            }
+        }
+        let base_done = order.iter().position(|&e| e == "base done").unwrap();
+        let last_token = order.iter().rposition(|&e| e == "adapter token").unwrap();
+        assert!(base_done < last_token, "{order:?}");
+    }
+
+    #[test]
     fn a_stopped_answer_ends_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::model::tiny::init_tiny(dir.path(), 0, &Default::default()).unwrap();
-        let model = Model::load(&dir.path().display().to_string(), &LoadOptions::default())
-            .expect("tiny model loads");
-        let services = services(model, dir.path());
+        let (_dir, services) = tiny_services();
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(true));
         run(job(Side::Base, &cancel), &services, &tx);

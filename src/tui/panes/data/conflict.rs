@@ -88,10 +88,10 @@ impl DataPane {
         match (ask, key.code) {
             (Ask::Changed { .. }, KeyCode::Char('r')) => self.reload_keeping_changes(),
             (Ask::Changed { .. }, KeyCode::Char('a')) => {
-                self.prompt = Some(Prompt {
-                    kind: PromptKind::SaveAs,
-                    text: another_name(self.store.path()),
-                });
+                self.prompt = Some(Prompt::new(
+                    PromptKind::SaveAs,
+                    &another_name(self.store.path()),
+                ));
                 Vec::new()
             }
             (Ask::Changed { .. }, KeyCode::Char('o')) => {

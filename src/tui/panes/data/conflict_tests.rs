@@ -137,7 +137,7 @@ fn save_as_writes_elsewhere_and_opens_it() {
     let mine = f.path.with_file_name("data.mine.jsonl");
     let prompt = pane.prompt.clone().unwrap();
     assert_eq!(prompt.kind, PromptKind::SaveAs);
-    assert_eq!(prompt.text, mine.to_string_lossy());
+    assert_eq!(prompt.line.text(), mine.to_string_lossy());
     let effects = key(pane, KeyCode::Enter);
     assert!(
         matches!(effects.as_slice(), [Effect::OpenDataset(p)] if *p == mine),

@@ -1,4 +1,5 @@
-//! The editor: one field, one file or the whole record in a textarea.
+//! The editor: one field, one list (an item per line), one file or the
+//! whole record in a textarea.
 //! Ctrl+s applies; Esc cancels (asking first when something changed, see
 //! `EscGuard`); Ctrl+g discards at once.
 
@@ -6,13 +7,42 @@ use crate::tui::panes::esc_guard::EscGuard;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A string inside the record, by JSON pointer.
     Field { pointer: String },
+    /// A list of one-line strings inside the record, edited one item per
+    /// line.
+    List { pointer: String },
     /// The whole record as (pretty) JSON, or its raw text when broken.
     Record,
+}
+
+impl Target {
+    /// Where in the record the edited value goes (`None`: the record).
+    pub fn pointer(&self) -> Option<&str> {
+        match self {
+            Target::Field { pointer } | Target::List { pointer } => Some(pointer),
+            Target::Record => None,
+        }
+    }
+
+    /// The value the edited text of a field or list stands for: the text,
+    /// or a list of its lines (blank lines dropped: a list shown here has
+    /// no empty item).
+    pub fn value(&self, text: String) -> Value {
+        match self {
+            Target::List { .. } => Value::Array(
+                text.split('\n')
+                    .filter(|line| !line.trim().is_empty())
+                    .map(|line| Value::String(line.to_string()))
+                    .collect(),
+            ),
+            _ => Value::String(text),
+        }
+    }
 }
 
 pub struct Editor {

@@ -107,20 +107,13 @@ fn flatten(folder: &Folder, depth: usize, rows: &mut Vec<TreeRow>) {
     }
 }
 
-/// The file to show first: the app's entry point (`app/main.py`, else
-/// `main.py`) when it has content, else the first file with content in tree
-/// order (an empty `__init__.py` tells nothing), else the first file.
+/// The file to show first: the first in tree order (the top of the tree
+/// the user sees) with content, as an empty `__init__.py` tells nothing;
+/// else the first file.
 pub fn first_file(files: &[CodeFile], tree: &[TreeRow]) -> Option<usize> {
-    let has_content = |i: &usize| !files[*i].content.trim().is_empty();
-    let entry = ["app/main.py", "main.py"].iter().find_map(|name| {
-        files
-            .iter()
-            .position(|f| f.path.trim_start_matches("./") == *name)
-            .filter(has_content)
-    });
     let in_order = || tree.iter().filter_map(|r| r.file);
-    entry
-        .or_else(|| in_order().find(has_content))
+    in_order()
+        .find(|&i| !files[i].content.trim().is_empty())
         .or_else(|| in_order().next())
 }
 
@@ -162,25 +155,22 @@ mod tests {
             let files = files(list);
             first_file(&files, &tree(&files)).map(|i| files[i].path.clone())
         };
+        // The record lists `app/__init__.py` first; the tree shows the
+        // folders first, and the empty `__init__.py` is passed over.
         let app = [
-            ("README.md", "# x"),
-            ("app/__init__.py", ""),
+            ("app/__init__.py", " \n"),
             ("app/models.py", "class M: ..."),
             ("app/main.py", "app = FastAPI()"),
+            ("app/routers/__init__.py", ""),
+            ("app/routers/items.py", "router = APIRouter()"),
+            ("README.md", "# x"),
         ];
-        assert_eq!(first(&app).as_deref(), Some("app/main.py"));
+        assert_eq!(first(&app).as_deref(), Some("app/routers/items.py"));
         let flat = [
-            ("tests/test_x.py", "def test(): ..."),
             ("main.py", "print()"),
+            ("tests/test_x.py", "def test(): ..."),
         ];
-        assert_eq!(first(&flat).as_deref(), Some("main.py"));
-        // An empty main.py is passed over like any empty file.
-        let empty_main = [
-            ("app/__init__.py", "\n"),
-            ("app/main.py", ""),
-            ("app/db.py", "engine = None"),
-        ];
-        assert_eq!(first(&empty_main).as_deref(), Some("app/db.py"));
+        assert_eq!(first(&flat).as_deref(), Some("tests/test_x.py"));
         let all_empty = [("b/__init__.py", ""), ("a/__init__.py", "")];
         assert_eq!(first(&all_empty).as_deref(), Some("a/__init__.py"));
         assert_eq!(first(&[]), None);

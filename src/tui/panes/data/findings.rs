@@ -1,11 +1,21 @@
 //! Validation findings tied to records: the whole file's, from a worker at
-//! open and after saving, kept in step with edits, inserts and removals.
+//! open, after saving and when the Train form's token settings change, kept
+//! in step with edits, inserts and removals (exact duplicates included:
+//! each record's fingerprint is kept, so an edit re-links only the records
+//! that share its old or new content).
 
 use super::list::{on_insert, on_remove};
-use crate::data::finding::{Finding, Severity};
+use crate::data::finding::{Finding, FindingKind, Severity};
 use crate::data::format::Format;
+use crate::data::parse;
+use crate::data::sample::Conversation;
 use crate::data::store::Store;
 use crate::data::validate::{self, Options};
+use crate::model::ChatTokenizer;
+use std::sync::Arc;
+
+/// A record without a sample has no fingerprint.
+const NO_SAMPLE: u64 = 0;
 
 /// A finding of one record; `finding.line` counts from the record's first
 /// line (0 = that line).
@@ -23,6 +33,9 @@ pub struct Findings {
     pub ready: bool,
     /// A whole-file validation is running.
     pub running: bool,
+    /// Each record's sample fingerprint (`NO_SAMPLE` for none), by record;
+    /// None until a whole-file validation found them.
+    fingerprints: Option<Vec<u64>>,
 }
 
 impl Findings {
@@ -59,10 +72,96 @@ impl Findings {
 
     pub fn inserted(&mut self, at: usize) {
         on_insert(&mut self.items, at, |i| &mut i.record);
+        if let Some(all) = self.fingerprints.as_mut().filter(|all| at <= all.len()) {
+            all.insert(at, NO_SAMPLE);
+        }
     }
 
-    pub fn removed(&mut self, at: usize) {
+    /// Record `at` is gone; the copies of its content are linked anew
+    /// (`source` names a record for a duplicate's message).
+    pub fn removed(&mut self, at: usize, source: impl Fn(usize) -> String) {
         on_remove(&mut self.items, at, |i| &mut i.record);
+        if let Some(all) = self.fingerprints.as_mut().filter(|all| at < all.len()) {
+            let gone = all.remove(at);
+            self.link_duplicates(gone, &source);
+        }
+    }
+
+    /// The fingerprints a whole-file validation found, as (record,
+    /// fingerprint), for a store of `len` records.
+    pub fn set_fingerprints(&mut self, len: usize, found: impl Iterator<Item = (usize, u64)>) {
+        let mut all = vec![NO_SAMPLE; len];
+        for (record, fingerprint) in found {
+            if let Some(slot) = all.get_mut(record) {
+                *slot = fingerprint.max(1);
+            }
+        }
+        self.fingerprints = Some(all);
+    }
+
+    /// Record `record` now holds a sample with `fingerprint` (None: no
+    /// sample): the records sharing its old content and its new content get
+    /// their duplicate findings anew. Scans the fingerprints once or twice,
+    /// a few milliseconds on a million records.
+    pub fn set_fingerprint(
+        &mut self,
+        record: usize,
+        fingerprint: Option<u64>,
+        source: impl Fn(usize) -> String,
+    ) {
+        let Some(slot) = self
+            .fingerprints
+            .as_mut()
+            .and_then(|all| all.get_mut(record))
+        else {
+            return;
+        };
+        let new = fingerprint.map_or(NO_SAMPLE, |f| f.max(1));
+        let old = std::mem::replace(slot, new);
+        self.clear_duplicates(record);
+        self.link_duplicates(old, &source);
+        if new != old {
+            self.link_duplicates(new, &source);
+        }
+    }
+
+    /// Every record with `fingerprint` but the first is a duplicate of it.
+    fn link_duplicates(&mut self, fingerprint: u64, source: &dyn Fn(usize) -> String) {
+        let Some(all) = self
+            .fingerprints
+            .as_ref()
+            .filter(|_| fingerprint != NO_SAMPLE)
+        else {
+            return;
+        };
+        let group: Vec<usize> = (all.iter().enumerate())
+            .filter(|(_, f)| **f == fingerprint)
+            .map(|(record, _)| record)
+            .collect();
+        let Some((&first, copies)) = group.split_first() else {
+            return;
+        };
+        let message = validate::duplicate_of(&source(first)).at_line(0);
+        self.clear_duplicates(first);
+        for &record in copies {
+            self.clear_duplicates(record);
+            let at = self.items.partition_point(|i| i.record <= record);
+            let finding = message.clone();
+            self.items.insert(at, Item { record, finding });
+        }
+    }
+
+    fn clear_duplicates(&mut self, record: usize) {
+        let start = self.items.partition_point(|i| i.record < record);
+        let end = self.items.partition_point(|i| i.record <= record);
+        let mut at = start;
+        for _ in start..end {
+            if self.items[at].finding.kind == FindingKind::Duplicate {
+                self.items.remove(at);
+            } else {
+                at += 1;
+            }
+        }
     }
 
     /// (errors, warnings).
@@ -93,18 +192,55 @@ impl Findings {
     }
 }
 
-/// Validates one record as it stands in the store.
-pub fn check(store: &Store, record: usize, file_format: Option<Format>) -> Vec<Finding> {
-    match store.raw(record) {
-        Ok(bytes) => validate::check_record(&bytes, 0, file_format, &Options::default()),
-        Err(e) => vec![Finding {
-            line: 0,
-            column: None,
-            field: String::new(),
-            kind: crate::data::FindingKind::InvalidUtf8,
-            severity: Severity::Error,
-            message: format!("cannot read the record: {e}"),
-        }],
+/// One record's findings and its sample's fingerprint.
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    pub fingerprint: Option<u64>,
+}
+
+/// Validates one record as it stands in the store; with a tokenizer (and
+/// its max_seq_len), its length and what the chat template drops too.
+pub fn check(
+    store: &Store,
+    record: usize,
+    file_format: Option<Format>,
+    tokenizer: Option<(Arc<ChatTokenizer>, usize)>,
+) -> Checked {
+    let bytes = match store.raw(record) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let finding = Finding {
+                line: 0,
+                column: None,
+                field: String::new(),
+                kind: FindingKind::InvalidUtf8,
+                severity: Severity::Error,
+                message: format!("cannot read the record: {e}"),
+            };
+            return Checked {
+                findings: vec![finding],
+                fingerprint: None,
+            };
+        }
+    };
+    let findings = match &tokenizer {
+        Some((tokenizer, max_seq_len)) => {
+            let count = |sample: &_| tokenizer.count_tokens(sample).map_err(|e| e.to_string());
+            let dropped = |conv: &Conversation| tokenizer.template.dropped(conv);
+            let options = Options {
+                max_seq_len: *max_seq_len,
+                token_counter: Some(&count),
+                template_check: Some(&dropped),
+                ..Options::default()
+            };
+            validate::check_record(&bytes, 0, file_format, &options)
+        }
+        None => validate::check_record(&bytes, 0, file_format, &Options::default()),
+    };
+    let parsed = parse::parse_record(&bytes, file_format, None);
+    Checked {
+        findings,
+        fingerprint: parsed.sample.map(|s| s.fingerprint()),
     }
 }
 
@@ -140,7 +276,7 @@ mod tests {
         assert_eq!(f.counts(), (1, 1));
         f.inserted(2);
         assert_eq!(f.of(4).len(), 1);
-        f.removed(1);
+        f.removed(1, |r| r.to_string());
         assert_eq!(f.counts(), (0, 1));
         assert_eq!(f.worst(3), Some(Severity::Warning));
         f.set_record(0, vec![finding(Severity::Error)]);

@@ -2,7 +2,6 @@
 //! operation applied returns its inverse, which goes on the undo stack.
 //! Findings, the filter's rows and running workers' journals follow along.
 
-use super::findings;
 use super::journal::Change;
 use super::state::DataPane;
 use crate::tui::action::{Effect, Notice};
@@ -45,7 +44,9 @@ impl DataPane {
             }
             Op::Remove { at } => {
                 let old = self.store.remove(at).map_err(|e| e.to_string())?;
-                self.findings.removed(at);
+                let store = &self.store;
+                self.findings
+                    .removed(at, |r| super::state::duplicate_source(store, r));
                 self.rows.removed(at);
                 let text = String::from_utf8_lossy(&old).into_owned();
                 (Change::Remove(at), Op::Insert { at, text })
@@ -55,8 +56,7 @@ impl DataPane {
         self.filter.journal.push(change);
         match change {
             Change::Set(at) | Change::Insert(at) => {
-                let found = findings::check(&self.store, at, self.file_format);
-                self.findings.set_record(at, found);
+                self.recheck(at);
                 if let Some(pos) = self.rows.position(at) {
                     self.list.set(pos, self.visible_len());
                 }

@@ -95,7 +95,7 @@ fn a_huge_file_is_coloured_in_part_and_counted_within_budget() {
     let mut pane = pane_over(&dir, &record);
     let sel = pane.selected.as_ref().unwrap();
     assert_eq!(sel.files[sel.file.unwrap()].path, "app/main.py");
-    assert_eq!(sel.code.len(), HIGHLIGHT_LINES);
+    assert_eq!(sel.code.highlighted.len(), HIGHLIGHT_LINES);
     assert_eq!(sel.files[0].content.len(), FILE_BYTES);
     let shown = text_of(&pane);
     assert!(shown.contains("first 1.0 MB of 3.5 MB"), "{shown}");

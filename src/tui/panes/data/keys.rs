@@ -2,12 +2,14 @@
 //! pane-wide commands, then movement in the focused part.
 
 use super::bounds::{self, EDIT_BYTES};
+use super::code_view::COLUMN_STEP;
 use super::editor::{Editor, Outcome, Target};
 use super::filter::{next_format, next_severity};
 use super::history::Op;
 use super::sample_view::{Item, field_layout, field_lines_total, wrapped_len};
 use super::state::{DataPane, Focus, Prompt, PromptKind};
 use crate::data::Format;
+use crate::data::validate::file_field;
 use crate::tui::action::{Effect, Notice};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::{Value, json};
@@ -59,7 +61,7 @@ impl DataPane {
             KeyCode::Char('t') => {
                 self.tokens.on = !self.tokens.on;
                 self.tokens.scroll = 0;
-                if self.tokens.on && !self.model_ready {
+                if self.tokens.on && !self.can_tokenise() {
                     return vec![Notice::info(
                         "the token view fills in once the model has loaded",
                     )];
@@ -89,6 +91,12 @@ impl DataPane {
             KeyCode::End | KeyCode::Char('G') => isize::MAX / 2,
             KeyCode::Home => -(isize::MAX / 2),
             KeyCode::Enter => return self.enter(),
+            KeyCode::Left | KeyCode::Char('h') if self.focus == Focus::Sample => {
+                return self.scroll_code_columns(-1);
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.focus == Focus::Sample => {
+                return self.scroll_code_columns(1);
+            }
             _ => return Vec::new(),
         };
         let paging = matches!(key.code, KeyCode::PageDown | KeyCode::PageUp);
@@ -123,6 +131,19 @@ impl DataPane {
             }
             Focus::Sample if paging || self.tokens.on => self.scroll_content(step),
             Focus::Sample => self.move_item(step),
+        }
+        Vec::new()
+    }
+
+    /// Scrolls the code view sideways, `direction` steps of `COLUMN_STEP`.
+    pub(super) fn scroll_code_columns(&mut self, direction: isize) -> Vec<Effect> {
+        let width = self.areas.get().content.width as usize;
+        if self.tokens.on {
+            return Vec::new();
+        }
+        if let Some(sel) = self.selected.as_mut().filter(|s| s.file.is_some()) {
+            sel.code
+                .scroll_columns(direction * COLUMN_STEP as isize, width);
         }
         Vec::new()
     }
@@ -162,7 +183,7 @@ impl DataPane {
         if sel.syntax.is_some() {
             wrapped_len(&sel.raw, width) + 3
         } else if sel.is_multifile() {
-            sel.code_lines
+            sel.code.lines
         } else {
             field_lines_total(&sel.fields, width)
         }
@@ -177,7 +198,7 @@ impl DataPane {
         let file_changed = sel.move_item(step);
         self.follow_field();
         if file_changed {
-            self.rehighlight();
+            self.show_file();
         }
     }
 
@@ -190,7 +211,7 @@ impl DataPane {
         let file_changed = sel.select_item(item);
         self.follow_field();
         if file_changed {
-            self.rehighlight();
+            self.show_file();
         }
     }
 
@@ -232,13 +253,18 @@ impl DataPane {
         let field = item.finding.field.clone();
         let mut effects = self.select_record(record);
         effects.extend(self.sync_selection());
-        if let Some(sel) = &self.selected {
-            let found = sel.fields.iter().position(|f| {
-                !field.is_empty() && (field.starts_with(&f.label) || f.label.starts_with(&field))
-            });
-            if let Some(i) = found {
-                self.choose_item(Item::Field(i));
-            }
+        let Some(sel) = &self.selected else {
+            return effects;
+        };
+        let file = sel.files.iter().position(|f| file_field(&f.path) == field);
+        let found = sel.fields.iter().position(|f| {
+            !field.is_empty() && (field.starts_with(&f.label) || f.label.starts_with(&field))
+        });
+        if let Some(i) = file {
+            self.choose_item(Item::File(i));
+            self.scroll_to_error();
+        } else if let Some(i) = found {
+            self.choose_item(Item::Field(i));
         }
         effects
     }
@@ -251,35 +277,37 @@ impl DataPane {
                 self.store.path().to_string_lossy().into_owned()
             }
         };
-        self.prompt = Some(Prompt { kind, text });
+        self.prompt = Some(Prompt::new(kind, &text));
     }
 
     fn prompt_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let Some(prompt) = &mut self.prompt else {
             return Vec::new();
         };
+        if key.code == KeyCode::Tab && prompt.takes_path() {
+            prompt.completion.tab(&mut prompt.line);
+            return Vec::new();
+        }
+        prompt.completion.reset();
         match key.code {
             KeyCode::Esc => self.prompt = None,
-            KeyCode::Backspace => {
-                prompt.text.pop();
-            }
+            // A line number is digits only.
             KeyCode::Char(c)
-                if !key.modifiers.contains(KeyModifiers::CONTROL)
-                    && (prompt.kind != PromptKind::Jump || c.is_ascii_digit()) =>
-            {
-                prompt.text.push(c);
-            }
+                if prompt.kind == PromptKind::Jump
+                    && !c.is_ascii_digit()
+                    && !key.modifiers.contains(KeyModifiers::CONTROL) => {}
             KeyCode::Enter => {
                 let prompt = self.prompt.take().expect("prompt is open");
+                let text = prompt.line.into_text();
                 return match prompt.kind {
                     PromptKind::Filter => {
-                        self.filter.criteria.text = prompt.text;
+                        self.filter.criteria.text = text;
                         self.focus = Focus::List;
                         self.start_filter()
                     }
-                    PromptKind::Open => vec![Effect::OpenDataset(prompt.text.trim().into())],
-                    PromptKind::SaveAs => self.save_as(prompt.text.trim()),
-                    PromptKind::Jump => match prompt.text.parse::<usize>() {
+                    PromptKind::Open => vec![Effect::OpenDataset(text.trim().into())],
+                    PromptKind::SaveAs => self.save_as(text.trim()),
+                    PromptKind::Jump => match text.parse::<usize>() {
                         Ok(line) => {
                             self.focus = Focus::List;
                             self.jump_to_line(line)
@@ -288,7 +316,9 @@ impl DataPane {
                     },
                 };
             }
-            _ => {}
+            _ => {
+                prompt.line.key(key);
+            }
         }
         Vec::new()
     }
@@ -314,9 +344,7 @@ impl DataPane {
         }
         let target = if whole { None } else { sel.edit_target() };
         let editor = match target {
-            Some((pointer, label, text)) => {
-                Editor::new(sel.record, Target::Field { pointer }, label, text)
-            }
+            Some((target, label, text)) => Editor::new(sel.record, target, label, text),
             None => {
                 let text = match &sel.value {
                     Some(value) => serde_json::to_string_pretty(value).unwrap_or_default(),
@@ -366,7 +394,7 @@ impl DataPane {
         let value = match &editor.target {
             Target::Record => serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("not valid JSON ({e}); fix it, or Ctrl+g to discard"))?,
-            Target::Field { pointer } => {
+            Target::Field { pointer } | Target::List { pointer } => {
                 let mut value = self
                     .store
                     .value(editor.record)
@@ -375,7 +403,7 @@ impl DataPane {
                 let slot = value
                     .pointer_mut(pointer)
                     .ok_or_else(|| format!("the field {} is gone", editor.label))?;
-                *slot = Value::String(text);
+                *slot = editor.target.value(text);
                 value
             }
         };

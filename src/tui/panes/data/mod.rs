@@ -5,6 +5,7 @@
 
 mod append;
 mod bounds;
+mod code_view;
 mod conflict;
 mod editor;
 mod files;
@@ -16,15 +17,22 @@ mod journal;
 mod keys;
 mod list;
 mod mouse;
+mod record_fields;
 mod render;
 mod sample_lines;
 mod sample_view;
 mod state;
+mod tokenizer;
 mod tokens;
 pub mod worker;
+mod wrap;
 
 #[cfg(test)]
+mod code_tests;
+#[cfg(test)]
 mod huge_tests;
+#[cfg(test)]
+mod settings_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,7 +42,7 @@ use crate::data::Format;
 use crate::data::parse::detect_file_format;
 use crate::data::sample::{Conversation, Role, Sample};
 use crate::data::store::Store;
-use crate::tui::action::{Effect, Exchange, ModelInfo};
+use crate::tui::action::{Effect, Exchange, ModelInfo, TokenSettings};
 use crate::tui::highlight::Highlighter;
 use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
@@ -50,9 +58,12 @@ use std::sync::mpsc;
 #[derive(Debug)]
 pub enum Msg {
     /// A conversation from the Chat pane (`{"messages": [...]}`) to append.
-    Append(serde_json::Value),
+    Append(crate::tui::action::Appended),
     /// The syntect theme changed with the UI theme.
     SyntaxTheme(String),
+    /// The Train form's model, template or max_seq_len: what samples are
+    /// tokenised and checked with.
+    Settings(TokenSettings),
     Validated {
         generation: u64,
         result: Result<Validated, String>,
@@ -75,6 +86,12 @@ pub struct Validated {
     items: Vec<findings::Item>,
     formats: Vec<Format>,
     format: Option<Format>,
+    /// (fingerprint, record) of every sample, for duplicates after edits.
+    fingerprints: Vec<(u64, u32)>,
+    /// Why the token checks were left out, when they were.
+    token_error: Option<String>,
+    /// The findings without the token checks, which follow.
+    partial: bool,
 }
 
 /// Matches a running filter found since its last report.
@@ -103,6 +120,7 @@ pub enum Job {
     Validate {
         generation: u64,
         store: Snapshot,
+        settings: Option<TokenSettings>,
     },
     Filter {
         id: u64,
@@ -115,10 +133,12 @@ pub enum Job {
     FileTokens {
         seq: u64,
         contents: Vec<Option<String>>,
+        settings: Option<TokenSettings>,
     },
     Tokens {
         seq: u64,
         sample: Sample,
+        settings: Option<TokenSettings>,
     },
 }
 
@@ -128,6 +148,7 @@ const BINDINGS: &[Binding] = &[
         "move in the list, between fields/files, or findings",
     ),
     bind("PgUp PgDn", "page; in the sample, scroll its content"),
+    bind("h l ← →", "sample: scroll the code sideways"),
     bind("Home End G", "first / last"),
     bind("Tab Shift+Tab", "focus: list → sample → findings"),
     bind(
@@ -143,7 +164,10 @@ const BINDINGS: &[Binding] = &[
         "o",
         "open another dataset file (type its path; unsaved changes must be saved first)",
     ),
-    bind("e", "edit the field or file under the cursor"),
+    bind(
+        "e",
+        "edit the field or file under the cursor (a list one item per line)",
+    ),
     bind("E", "edit the whole record as JSON"),
     bind("a", "add a sample after this one"),
     bind("d", "duplicate the sample"),
@@ -192,16 +216,20 @@ impl DataPane {
             editor: None,
             undo: Vec::new(),
             tokens: tokens::TokenView::default(),
+            settings: None,
             model_ready: false,
             inbox: None,
             areas: Cell::new(state::Areas::default()),
             watch: conflict::Watch::default(),
         };
         pane.sync_selection();
-        if let Ok(Job::Validate { generation, store }) = pane.start_validation() {
+        if let Ok(Job::Validate {
+            generation, store, ..
+        }) = pane.start_validation()
+        {
             let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
-                let result = worker::validate_all(&store.0);
+                let result = worker::validate_all(&store.0, None);
                 let _ = tx.send(Msg::Validated { generation, result });
             });
             pane.inbox = Some(rx);
@@ -268,6 +296,7 @@ impl DataPane {
             },
             reference: answer.map(|i| conv.messages[i].content.clone()),
             source: format!("{}:{line}", self.file_label()),
+            record: sel.value.clone(),
         })
     }
 
@@ -320,13 +349,19 @@ impl Pane for DataPane {
         } else if let Some(prompt) = &mut self.prompt {
             let line = crate::tui::panes::one_line(text);
             match prompt.kind {
-                state::PromptKind::Jump => prompt
-                    .text
-                    .extend(line.chars().filter(char::is_ascii_digit)),
-                _ => prompt.text.push_str(&line),
+                state::PromptKind::Jump => {
+                    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+                    prompt.line.insert_str(&digits);
+                }
+                _ => prompt.line.insert_str(&line),
             }
         }
         Vec::new()
+    }
+
+    fn copy_text(&self) -> Option<(String, String)> {
+        let (_, label, text) = self.selected.as_ref()?.edit_target()?;
+        Some((label, text))
     }
 
     fn has_unapplied_edit(&self) -> bool {

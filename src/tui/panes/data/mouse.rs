@@ -59,6 +59,16 @@ impl DataPane {
                 }
                 Vec::new()
             }
+            MouseEventKind::ScrollLeft | MouseEventKind::ScrollRight
+                if contains(areas.content, x, y) =>
+            {
+                let direction = if event.kind == MouseEventKind::ScrollRight {
+                    1
+                } else {
+                    -1
+                };
+                self.scroll_code_columns(direction)
+            }
             _ => Vec::new(),
         }
     }

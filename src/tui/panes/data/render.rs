@@ -5,12 +5,14 @@
 
 use super::bounds;
 use super::list::{self, RowSummary};
-use super::sample_lines::{code_lines, field_lines, shown_part};
+use super::sample_lines::{field_lines, shown_part};
 use super::sample_view::{Item, Selected, field_lines_total, wrap_window, wrapped_len};
 use super::state::{Areas, DataPane, Focus, PromptKind};
 use super::tokens;
 use crate::data::finding::{Finding, Severity};
 use crate::data::sample::Role;
+use crate::tui::panes::line_edit::prompt_line;
+use crate::tui::panes::{is_narrow, split_two};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -26,15 +28,19 @@ pub fn render(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
     // With nothing to list, one line says so.
     let findings_height = if pane.findings.len() == 0 {
         3.min(area.height / 3)
-    } else if area.height >= 20 {
+    } else if area.height >= 20 && !is_narrow(area) {
         8
     } else {
-        area.height / 3
+        // Stacked, the list and the sample need the rows more.
+        area.height / 4
     };
     let [main, bottom] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(findings_height)]).areas(area);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(38), Constraint::Percentage(62)]).areas(main);
+    let [left, right] = split_two(
+        main,
+        [Constraint::Percentage(38), Constraint::Percentage(62)],
+        [Constraint::Percentage(35), Constraint::Percentage(65)],
+    );
     let mut areas = Areas {
         list: draw_list(pane, frame, left, theme),
         findings: draw_findings(pane, frame, bottom, theme),
@@ -141,12 +147,20 @@ fn draw_list(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) -> R
             PromptKind::Open => "open: ",
             PromptKind::SaveAs => "save as: ",
         };
-        let line = Line::from(vec![
+        let hint = match &prompt.completion.listing {
+            Some(listing) => Span::styled(format!("  {listing}"), theme.dimmed()),
+            None if prompt.takes_path() => {
+                Span::styled("  Tab completes · Enter apply · Esc cancel", theme.dimmed())
+            }
+            None => Span::styled("  Enter apply · Esc cancel", theme.dimmed()),
+        };
+        let line = prompt_line(
             Span::styled(label, theme.title()),
-            Span::raw(prompt.text.clone()),
-            Span::styled("█", Style::default().fg(theme.accent)),
-            Span::styled("  Enter apply · Esc cancel", theme.dimmed()),
-        ]);
+            &prompt.line,
+            Style::default().fg(theme.text),
+            hint,
+            prompt_area.width,
+        );
         frame.render_widget(Paragraph::new(line), prompt_area);
     }
     rows_area
@@ -442,44 +456,7 @@ fn draw_multifile(
         .collect();
     frame.render_widget(Paragraph::new(tree_lines), tree_inner);
     areas.tree = tree_inner;
-    let file = sel.file.and_then(|f| sel.files.get(f));
-    let code_title = match file {
-        Some(file) => {
-            let tokens = match sel.file_tokens.as_ref().map(|t| t[sel.file.unwrap_or(0)]) {
-                Some(Some(n)) => format!(" · {n} tokens"),
-                Some(None) => " · too large to count tokens".to_string(),
-                None => String::new(),
-            };
-            let part = if file.is_cut() {
-                format!(
-                    " · first {} of {}",
-                    bounds::size(file.content.len()),
-                    bounds::size(file.len)
-                )
-            } else {
-                String::new()
-            };
-            format!(" {}{tokens}{part} ", file.path)
-        }
-        None => " no files ".to_string(),
-    };
-    let code_block = Block::default()
-        .borders(Borders::TOP)
-        .border_style(theme.border(false))
-        .title(Span::styled(code_title, theme.title()));
-    let code_inner = code_block.inner(code_area);
-    frame.render_widget(code_block, code_area);
-    let code = file.map_or_else(Vec::new, |file| {
-        code_lines(
-            sel,
-            file,
-            sel.scroll as usize,
-            code_inner.height as usize,
-            theme,
-        )
-    });
-    frame.render_widget(Paragraph::new(code), code_inner);
-    areas.content = code_inner;
+    areas.content = super::code_view::draw(sel, frame, code_area, theme);
 }
 
 fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -499,7 +476,7 @@ fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
             ),
             Style::default().fg(theme.warning),
         )],
-        None if !pane.model_ready => vec![Line::styled(
+        None if !pane.can_tokenise() => vec![Line::styled(
             "waiting for the model to load…",
             theme.dimmed(),
         )],
@@ -509,7 +486,9 @@ fn draw_tokens(pane: &DataPane, frame: &mut Frame, area: Rect, theme: &Theme) {
             Style::default().fg(theme.error),
         )],
         Some(Ok(t)) => {
-            let mut lines = vec![tokens::header(t, max, theme), Line::raw("")];
+            let mut lines = vec![tokens::header(t, max, theme)];
+            lines.extend(tokens::dropped(t, theme));
+            lines.push(Line::raw(""));
             // A line wraps into one row or more: later lines are off screen.
             let rows = pane.tokens.scroll as usize + area.height as usize;
             lines.extend(tokens::lines(t, max, theme, rows));

@@ -1,10 +1,8 @@
 //! The lines of the sample view that are on screen: a record's fields
-//! (header, text, what was cut) and a file's code (coloured head, plain
-//! rest). Only the rows in the window are built, so a frame's work does not
-//! grow with the record.
+//! (header, text, what was cut). Only the rows in the window are built, so
+//! a frame's work does not grow with the record.
 
 use super::bounds;
-use super::files::CodeFile;
 use super::render::{role_color, row_style};
 use super::sample_view::{Field, Item, Selected, field_layout, wrap_window};
 use crate::tui::theme::Theme;
@@ -102,9 +100,13 @@ fn field_header(
         .fg(role_color(field.role, theme))
         .add_modifier(Modifier::BOLD);
     let current = sel.current() == Some(Item::Field(i));
+    let label = match field.list {
+        Some(1) => format!(" · {} · 1 item", field.label),
+        Some(n) => format!(" · {} · {n} items", field.label),
+        None => format!(" · {}", field.label),
+    };
     if current && focused {
         let head = format!("▸{role}");
-        let label = format!(" · {}", field.label);
         let pad = width.saturating_sub(head.chars().count() + label.chars().count());
         let bar = theme.selected();
         Line::from(vec![
@@ -120,41 +122,7 @@ fn field_header(
         };
         Line::from(vec![
             Span::styled(format!("▍{role}"), mark),
-            Span::styled(format!(" · {}", field.label), theme.dimmed()),
+            Span::styled(label, theme.dimmed()),
         ])
     }
-}
-
-/// Lines `top..top + height` of the code view, numbered: highlighted ones
-/// first, then the content's lines plain, then what was cut.
-pub(super) fn code_lines(
-    sel: &Selected,
-    file: &CodeFile,
-    top: usize,
-    height: usize,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
-    let digits = sel.code_lines.to_string().len().max(3);
-    let number = |n: usize| Span::styled(format!("{:>digits$} ", n + 1), theme.dimmed());
-    let coloured = sel.code.iter().map(|line| line.spans.clone());
-    let plain = file
-        .content
-        .lines()
-        .skip(sel.code.len())
-        .map(|l| vec![Span::raw(l.to_string())]);
-    let mut lines: Vec<Line> = coloured
-        .chain(plain)
-        .enumerate()
-        .skip(top)
-        .take(height)
-        .map(|(n, spans)| Line::from([vec![number(n)], spans].concat()))
-        .collect();
-    let marker = sel.code_lines.saturating_sub(1);
-    if file.is_cut() && lines.len() < height && (top..top + height).contains(&marker) {
-        lines.push(Line::styled(
-            bounds::more_not_shown(file.content.len(), file.len),
-            theme.dimmed(),
-        ));
-    }
-    lines
 }

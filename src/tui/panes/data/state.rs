@@ -3,6 +3,7 @@
 //! a record, worker reports.
 
 use super::bounds::TOKEN_BYTES;
+use super::code_view::CodeView;
 use super::editor::Editor;
 use super::filter::FilterState;
 use super::findings::{self, Findings};
@@ -11,11 +12,13 @@ use super::journal::Journal;
 use super::list::{Cursor, Rows};
 use super::sample_view::Selected;
 use super::tokens::TokenView;
-use super::{FilterBatch, Job, Msg, Snapshot, Validated, append, files};
+use super::{FilterBatch, Job, Msg, Snapshot, Validated, append};
 use crate::data::Format;
 use crate::data::store::Store;
-use crate::tui::action::{Effect, Notice};
+use crate::tui::action::{Effect, Notice, TokenSettings};
 use crate::tui::highlight::Highlighter;
+use crate::tui::panes::line_edit::LineEdit;
+use crate::tui::panes::path_complete::PathCompletion;
 use ratatui::layout::Rect;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -53,7 +56,23 @@ pub enum PromptKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     pub kind: PromptKind,
-    pub text: String,
+    pub line: LineEdit,
+    /// Tab completion, for the prompts that take a path.
+    pub completion: PathCompletion,
+}
+
+impl Prompt {
+    pub fn new(kind: PromptKind, text: &str) -> Prompt {
+        Prompt {
+            kind,
+            line: LineEdit::new(text),
+            completion: PathCompletion::default(),
+        }
+    }
+
+    pub fn takes_path(&self) -> bool {
+        matches!(self.kind, PromptKind::Open | PromptKind::SaveAs)
+    }
 }
 
 /// Where things were last drawn, for the mouse and for page sizes.
@@ -96,6 +115,8 @@ pub struct DataPane {
     pub(super) editor: Option<Editor>,
     pub(super) undo: Vec<Op>,
     pub(super) tokens: TokenView,
+    /// The Train form's model, template and max_seq_len, once it said.
+    pub(super) settings: Option<TokenSettings>,
     pub(super) model_ready: bool,
     /// The validation started at open reports here (no channel to the
     /// runtime exists yet); `tick` empties it.
@@ -141,23 +162,50 @@ impl DataPane {
             }
             sel
         });
-        if !same {
+        if same {
+            self.rehighlight();
+        } else {
             self.tokens.scroll = 0;
+            self.show_file();
         }
-        self.rehighlight();
         self.token_jobs()
     }
 
-    /// Highlights the file on show (when it changes, or the theme does).
+    /// Builds the view of the file on show (when it changes, or the theme
+    /// or its text does), keeping its sideways scroll.
     pub(super) fn rehighlight(&mut self) {
         if let Some(sel) = &mut self.selected {
             let file = sel.file.and_then(|f| sel.files.get(f));
+            let column = sel.code.column;
             sel.code = match file {
-                Some(file) => files::highlight(&self.highlighter, file, &self.syntax_theme),
-                None => Vec::new(),
+                Some(file) => CodeView::new(&self.highlighter, file, &self.syntax_theme),
+                None => CodeView::default(),
             };
-            sel.code_lines = file.map_or(0, files::CodeFile::view_lines);
+            sel.code.column = column.min(sel.code.widest);
         }
+    }
+
+    /// Builds the view of a file just put on show and scrolls to its
+    /// syntax error, if it has one.
+    pub(super) fn show_file(&mut self) {
+        self.rehighlight();
+        self.scroll_to_error();
+    }
+
+    /// Scrolls the code view to the syntax error of the file on show.
+    pub(super) fn scroll_to_error(&mut self) {
+        let area = self.areas.get().content;
+        if let Some(sel) = &mut self.selected {
+            let top = sel.scroll as usize;
+            let (width, height) = (area.width as usize, area.height as usize);
+            let top = sel.code.show_error(top, width, height);
+            sel.scroll = top.min(u16::MAX as usize) as u16;
+        }
+    }
+
+    /// Whether a tokenizer is there: the Train form's model, or the loaded one.
+    pub(super) fn can_tokenise(&self) -> bool {
+        self.settings.is_some() || self.model_ready
     }
 
     /// Tokenisation for the selected sample, when a model is there to do it:
@@ -165,7 +213,7 @@ impl DataPane {
     /// view for a record that fits it.
     pub(super) fn token_jobs(&self) -> Vec<Effect> {
         let mut jobs = Vec::new();
-        let Some(sel) = self.selected.as_ref().filter(|_| self.model_ready) else {
+        let Some(sel) = self.selected.as_ref().filter(|_| self.can_tokenise()) else {
             return jobs;
         };
         if !sel.files.is_empty() {
@@ -182,6 +230,7 @@ impl DataPane {
             jobs.push(Effect::Data(Job::FileTokens {
                 seq: self.seq,
                 contents,
+                settings: self.settings.clone(),
             }));
         }
         let fits = sel.bytes <= TOKEN_BYTES;
@@ -189,6 +238,7 @@ impl DataPane {
             jobs.push(Effect::Data(Job::Tokens {
                 seq: self.seq,
                 sample: sample.clone(),
+                settings: self.settings.clone(),
             }));
         }
         jobs
@@ -284,6 +334,7 @@ impl DataPane {
         Ok(Job::Validate {
             generation: self.validation,
             store: Snapshot(Box::new(store)),
+            settings: self.settings.clone(),
         })
     }
 
@@ -299,7 +350,12 @@ impl DataPane {
                 return vec![Notice::error(message)];
             }
         };
-        let journal = std::mem::take(&mut self.validation_journal);
+        // The full report of this snapshot follows a partial one: both map
+        // through the same changes.
+        let journal = match validated.partial {
+            true => self.validation_journal.clone(),
+            false => std::mem::take(&mut self.validation_journal),
+        };
         let items = validated
             .items
             .into_iter()
@@ -309,9 +365,15 @@ impl DataPane {
             })
             .collect();
         self.findings.replace_all(items);
+        self.findings.running = validated.partial;
+        let fingerprints = validated
+            .fingerprints
+            .into_iter()
+            .filter_map(|(fingerprint, record)| Some((journal.map(record as usize)?, fingerprint)));
+        self.findings
+            .set_fingerprints(self.store.len(), fingerprints);
         for record in journal.touched() {
-            let found = findings::check(&self.store, record, self.file_format);
-            self.findings.set_record(record, found);
+            self.recheck(record);
         }
         if !validated.formats.is_empty() {
             self.formats = validated.formats;
@@ -321,10 +383,49 @@ impl DataPane {
         }
         let len = self.findings.len();
         self.findings_cursor.set(self.findings_cursor.pos, len);
+        let mut effects: Vec<Effect> = validated
+            .token_error
+            .map(|e| Notice::error(format!("token checks left out: {e}")))
+            .into_iter()
+            .collect();
         if self.filter.criteria.severity.is_some() {
-            return self.start_filter();
+            effects.extend(self.start_filter());
         }
-        Vec::new()
+        effects
+    }
+
+    /// Validates record `record` again as it stands (with the token checks
+    /// when the tokenizer is loaded) and finds its duplicates anew.
+    pub(super) fn recheck(&mut self, record: usize) {
+        let tokenizer = self
+            .settings
+            .as_ref()
+            .and_then(|s| Some((super::tokenizer::loaded(s)?, s.max_seq_len)));
+        let check = findings::check(&self.store, record, self.file_format, tokenizer);
+        self.findings.set_record(record, check.findings);
+        let store = &self.store;
+        self.findings
+            .set_fingerprint(record, check.fingerprint, |r| duplicate_source(store, r));
+    }
+
+    /// The Train form changed what samples are tokenised with: validate
+    /// again with it, and show the token view as a run would cut it.
+    fn use_settings(&mut self, settings: TokenSettings) -> Vec<Effect> {
+        if self.settings.as_ref() == Some(&settings) {
+            return Vec::new();
+        }
+        self.tokens.max_seq_len = settings.max_seq_len;
+        self.tokens.result = None;
+        self.settings = Some(settings);
+        if let Some(sel) = &mut self.selected {
+            sel.file_tokens = None;
+        }
+        let mut effects = self.token_jobs();
+        match self.start_validation() {
+            Ok(job) => effects.push(Effect::Data(job)),
+            Err(e) => effects.push(Notice::error(e)),
+        }
+        effects
     }
 
     /// Shows record `record`, clearing a filter that hides it.
@@ -377,6 +478,7 @@ impl DataPane {
                 self.rehighlight();
                 Vec::new()
             }
+            Msg::Settings(settings) => self.use_settings(settings),
             Msg::Validated { generation, result } => self.on_validated(generation, result),
             Msg::Filtered(batch) => self.on_filtered(batch),
             Msg::FileTokens { seq, result } => {
@@ -398,8 +500,8 @@ impl DataPane {
         }
     }
 
-    fn append(&mut self, value: &serde_json::Value) -> Vec<Effect> {
-        match append::to_file_format(value, self.file_format) {
+    fn append(&mut self, appended: &crate::tui::action::Appended) -> Vec<Effect> {
+        match append::to_record(appended, self.file_format) {
             Err(message) => vec![Notice::error(message)],
             Ok((record, notes)) => {
                 let at = self.store.len();
@@ -414,5 +516,13 @@ impl DataPane {
                 effects
             }
         }
+    }
+}
+
+/// How a duplicate names the record it repeats.
+pub(super) fn duplicate_source(store: &crate::data::Store, record: usize) -> String {
+    match store.line(record) {
+        Some(line) => format!("the record at line {line}"),
+        None => format!("new sample {}", record + 1),
     }
 }

@@ -2,6 +2,7 @@
 
 use super::state::{Focus, PromptKind};
 use super::*;
+use crate::tui::action::Appended;
 use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyModifiers, MouseEventKind};
 use ratatui::Terminal;
@@ -50,14 +51,18 @@ fn fixture() -> Fixture {
 }
 
 /// Carries out the jobs that need no model, feeding their reports back.
-fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
+pub(super) fn run_jobs(pane: &mut DataPane, effects: Vec<Effect>) -> Vec<Effect> {
     let mut pending = effects;
     let mut rest = Vec::new();
     while let Some(effect) = pending.pop() {
         let msgs = match effect {
-            Effect::Data(Job::Validate { generation, store }) => vec![Msg::Validated {
+            Effect::Data(Job::Validate {
                 generation,
-                result: worker::validate_all(&store.0),
+                store,
+                settings,
+            }) => vec![Msg::Validated {
+                generation,
+                result: worker::validate_all(&store.0, settings.as_ref()),
             }],
             Effect::Data(Job::Filter {
                 id,
@@ -133,11 +138,14 @@ fn moving_selects_samples_and_files() {
     assert_eq!(sel.tree[0].label, "app/");
     let first_file = sel.file.unwrap();
     assert_eq!(sel.files[first_file].path, "app/main.py");
-    assert!(!sel.code.is_empty(), "code is highlighted on selection");
+    assert!(
+        !sel.code.highlighted.is_empty(),
+        "code is highlighted on selection"
+    );
     key(pane, KeyCode::Tab);
     assert_eq!(pane.focus, Focus::Sample);
-    // prompt, context.domain, two tech_stack entries, then the files.
-    for _ in 0..5 {
+    // prompt, context.domain, the tech_stack list, then the files.
+    for _ in 0..4 {
         key(pane, KeyCode::Char('j'));
     }
     let sel = pane.selected.as_ref().unwrap();
@@ -159,7 +167,7 @@ fn text_format_and_severity_filters() {
     key(pane, KeyCode::Char('/'));
     assert!(pane.captures_input());
     chars(pane, "HELLO api");
-    assert_eq!(pane.prompt.as_ref().unwrap().text, "HELLO api");
+    assert_eq!(pane.prompt.as_ref().unwrap().line.text(), "HELLO api");
     key(pane, KeyCode::Backspace);
     key(pane, KeyCode::Backspace);
     key(pane, KeyCode::Backspace);
@@ -338,7 +346,7 @@ fn appended_chat_becomes_a_record_and_exchange_goes_to_chat() {
     );
     let chat = serde_json::json!({"messages": [
         {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there, friend."}]});
-    let effects = pane.message(Msg::Append(chat));
+    let effects = pane.message(Msg::Append(Appended { chat, origin: None }));
     assert!(
         effects
             .iter()
@@ -348,7 +356,10 @@ fn appended_chat_becomes_a_record_and_exchange_goes_to_chat() {
     assert_eq!(selected(pane), 4);
     let v = pane.store.value(4).unwrap().unwrap();
     assert_eq!(v["messages"][1]["content"], "Hello there, friend.");
-    let effects = pane.message(Msg::Append(serde_json::json!({"nope": 1})));
+    let effects = pane.message(Msg::Append(Appended {
+        chat: serde_json::json!({"nope": 1}),
+        origin: None,
+    }));
     assert!(
         effects
             .iter()
@@ -398,7 +409,7 @@ fn token_view_under_the_tiny_models_template() {
     let effects = pane.model_ready(&info);
     let mut jobs = 0;
     for effect in effects {
-        if let Effect::Data(Job::Tokens { seq, sample }) = effect {
+        if let Effect::Data(Job::Tokens { seq, sample, .. }) = effect {
             jobs += 1;
             let result = worker::encode(&tokenizer, &sample);
             pane.message(Msg::Tokens { seq, result });
@@ -423,7 +434,8 @@ fn token_view_under_the_tiny_models_template() {
     // Per-file token counts for the multi-file sample.
     key(pane, KeyCode::Char('t'));
     let effects = key(pane, KeyCode::Char('j'));
-    let Some(Effect::Data(Job::FileTokens { seq, contents })) = effects.into_iter().next() else {
+    let Some(Effect::Data(Job::FileTokens { seq, contents, .. })) = effects.into_iter().next()
+    else {
         panic!("the multi-file sample asks for its files' token counts");
     };
     let result = worker::count_files(&tokenizer, &contents);
@@ -489,7 +501,11 @@ fn editing_a_file_of_a_multifile_sample() {
         "README.md",
         "the file stays on show"
     );
-    assert!(sel.code[0].to_string().starts_with("New # Hello"));
+    assert!(
+        sel.code.highlighted[0]
+            .to_string()
+            .starts_with("New # Hello")
+    );
     // Paging scrolls the code, but not past its end.
     draw(pane);
     for _ in 0..10 {
@@ -519,9 +535,9 @@ fn stepping_through_a_multifile_samples_fields_marks_and_scrolls_them() {
     draw(pane);
     let fields = pane.areas.get().fields;
     assert!(fields.height >= 3, "{fields:?}");
-    // prompt, context.domain, tech_stack[0], tech_stack[1]: three lines
-    // each, more than the fields' share of the height.
-    for _ in 0..3 {
+    // prompt, context.domain, the tech_stack list: three lines each, more
+    // than the fields' share of the height.
+    for _ in 0..2 {
         key(pane, KeyCode::Char('j'));
         draw(pane);
     }
@@ -531,7 +547,7 @@ fn stepping_through_a_multifile_samples_fields_marks_and_scrolls_them() {
     let rows = screen(&terminal);
     let marked: Vec<&String> = rows.iter().filter(|r| r.contains('▸')).collect();
     assert_eq!(marked.len(), 1, "{rows:#?}");
-    assert!(marked[0].contains("▸field · context.tech_stack[1]"));
+    assert!(marked[0].contains("▸field · context.tech_stack · 2 items"));
     // The marked header is inside the fields' area.
     let at = rows.iter().position(|r| r.contains('▸')).unwrap() as u16;
     assert!(
@@ -572,8 +588,8 @@ fn the_wheel_scrolls_a_multifile_samples_fields() {
     for _ in 0..10 {
         pane.mouse(wheel(MouseEventKind::ScrollDown), Rect::default());
     }
-    // Four fields of three lines, the last screenful.
-    let max = 12 - fields.height;
+    // Three fields of three lines, the last screenful.
+    let max = 9 - fields.height;
     assert_eq!(pane.selected.as_ref().unwrap().field_scroll, max);
     assert_eq!(selected(pane), 1, "the list did not move");
 }

@@ -15,6 +15,9 @@ const MAX_SEQ_LEN: usize = 1 << 20;
 pub struct Tokens {
     pub pieces: Vec<String>,
     pub trained: Vec<bool>,
+    /// What the chat template left out of the rendering (tool calls, tool
+    /// schemas), in words.
+    pub dropped: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -92,6 +95,16 @@ pub fn header(tokens: &Tokens, max_seq_len: usize, theme: &Theme) -> Line<'stati
     Line::from(spans)
 }
 
+/// A warning line for each part of the sample the chat template left out.
+pub fn dropped(tokens: &Tokens, theme: &Theme) -> Vec<Line<'static>> {
+    let style = Style::default()
+        .fg(theme.warning)
+        .add_modifier(Modifier::BOLD);
+    (tokens.dropped.iter())
+        .map(|what| Line::styled(format!("⚠ {what}: not in the tokens below"), style))
+        .collect()
+}
+
 /// The first `max_lines` lines of the tokens: trained in `theme.trained`,
 /// masked in `theme.masked`, every other token underlined so boundaries
 /// show, line breaks as `↵`, and a marker where `max_seq_len` cuts.
@@ -156,6 +169,7 @@ mod tests {
         let tokens = Tokens {
             pieces: vec!["a".into(), "b\nc".into(), "d".into()],
             trained: vec![false, true, true],
+            dropped: Vec::new(),
         };
         assert_eq!(lines(&tokens, 2, theme, 1).len(), 1);
         let lines = lines(&tokens, 2, theme, usize::MAX);

@@ -4,14 +4,15 @@
 
 use super::filter::{Criteria, Matcher};
 use super::findings::Item;
+use super::tokenizer;
 use super::tokens::Tokens;
 use super::{FilterBatch, Job, Msg, Validated};
 use crate::data::Format;
-use crate::data::sample::Sample;
+use crate::data::sample::{Conversation, Sample};
 use crate::data::store::Store;
-use crate::data::validate::{self, Options};
+use crate::data::validate::{self, Options, TemplateCheck, TokenCounter};
 use crate::model::tokenize::ChatTokenizer;
-use crate::tui::action::Action;
+use crate::tui::action::{Action, TokenSettings};
 use crate::tui::services::Services;
 use std::io;
 use std::sync::Arc;
@@ -28,10 +29,30 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
     std::thread::spawn(move || {
         let send = |msg: Msg| tx.send(Action::Data(msg)).is_ok();
         match job {
-            Job::Validate { generation, store } => {
+            Job::Validate {
+                generation,
+                store,
+                settings,
+            } => {
+                // Counting tokens takes far longer than the other checks on
+                // a big file: their findings come first.
+                if settings.is_some() {
+                    let first = validate_all(&store.0, None).map(|mut v| {
+                        v.partial = true;
+                        v
+                    });
+                    if first.is_err()
+                        || !send(Msg::Validated {
+                            generation,
+                            result: first,
+                        })
+                    {
+                        return;
+                    }
+                }
                 send(Msg::Validated {
                     generation,
-                    result: validate_all(&store.0),
+                    result: validate_all(&store.0, settings.as_ref()),
                 });
             }
             Job::Filter {
@@ -41,22 +62,36 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
                 flagged,
                 cancel,
             } => filter(id, &store.0, &criteria, flagged, &cancel, &send),
-            Job::FileTokens { seq, contents } => {
-                let result = with_tokenizer(&services, |t| count_files(t, &contents));
+            Job::FileTokens {
+                seq,
+                contents,
+                settings,
+            } => {
+                let result =
+                    with_tokenizer(&services, settings.as_ref(), |t| count_files(t, &contents));
                 send(Msg::FileTokens { seq, result });
             }
-            Job::Tokens { seq, sample } => {
-                let result = with_tokenizer(&services, |t| encode(t, &sample));
+            Job::Tokens {
+                seq,
+                sample,
+                settings,
+            } => {
+                let result = with_tokenizer(&services, settings.as_ref(), |t| encode(t, &sample));
                 send(Msg::Tokens { seq, result });
             }
         }
     });
 }
 
+/// Runs `f` with the Train form's tokenizer, else the loaded model's.
 fn with_tokenizer<T>(
     services: &Services,
+    settings: Option<&TokenSettings>,
     f: impl FnOnce(&ChatTokenizer) -> Result<T, String>,
 ) -> Result<T, String> {
+    if let Some(settings) = settings {
+        return f(tokenizer::load(settings)?.as_ref());
+    }
     let slot = services
         .model
         .read()
@@ -67,9 +102,25 @@ fn with_tokenizer<T>(
     }
 }
 
-/// Validates every record and ties each finding to its record.
-pub fn validate_all(store: &Store) -> Result<Validated, String> {
-    let report = validate::validate(store, &Options::default())
+/// Validates every record and ties each finding to its record; with token
+/// settings, also each sample's length and what the chat template drops.
+pub fn validate_all(store: &Store, settings: Option<&TokenSettings>) -> Result<Validated, String> {
+    let (tokenizer, token_error) = match settings.map(tokenizer::load) {
+        Some(Ok(tokenizer)) => (Some(tokenizer), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let count = tokenizer
+        .as_ref()
+        .map(|t| move |sample: &Sample| t.count_tokens(sample).map_err(|e| e.to_string()));
+    let dropped = (tokenizer.as_ref()).map(|t| move |conv: &Conversation| t.template.dropped(conv));
+    let options = Options {
+        max_seq_len: settings.map_or(Options::default().max_seq_len, |s| s.max_seq_len),
+        token_counter: count.as_ref().map(|c| c as TokenCounter),
+        template_check: dropped.as_ref().map(|c| c as TemplateCheck),
+        ..Options::default()
+    };
+    let report = validate::validate(store, &options)
         .map_err(|e| format!("validating {}: {e}", store.path().display()))?;
     // Records from disk keep their file order through inserts and removals,
     // so their lines ascend.
@@ -93,6 +144,9 @@ pub fn validate_all(store: &Store) -> Result<Validated, String> {
         items,
         formats,
         format: report.format,
+        fingerprints: report.fingerprints,
+        token_error,
+        partial: false,
     })
 }
 
@@ -176,8 +230,15 @@ pub fn encode(tokenizer: &ChatTokenizer, sample: &Sample) -> Result<Tokens, Stri
         .iter()
         .map(|&id| tokenizer.tokenizer.decode(&[id], false).unwrap_or_default())
         .collect();
+    let dropped = match sample {
+        Sample::Chat(conv) => (tokenizer.template.dropped(conv).into_iter())
+            .map(|part| validate::describe_dropped(part, conv))
+            .collect(),
+        Sample::Text(_) => Vec::new(),
+    };
     Ok(Tokens {
         pieces,
         trained: encoded.trained,
+        dropped,
     })
 }

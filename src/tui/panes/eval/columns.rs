@@ -4,7 +4,7 @@
 //! the answer) marked.
 
 use super::diff::WordDiff;
-use super::render::{block, change_style, note, one_line, title_style};
+use super::render::{block, change_style, note, request_words, title_style};
 use super::state::{Against, Compared, Loaded};
 use super::{EvalPane, Focus};
 use crate::eval::results::{SampleResult, SideResult};
@@ -75,9 +75,9 @@ pub fn render(pane: &EvalPane, frame: &mut Frame, area: Rect, theme: &Theme) -> 
 }
 
 fn render_prompt(sample: &SampleResult, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let head = format!("#{} line {} ", sample.index, sample.line);
+    let head = format!("#{} line {} ", sample.index + 1, sample.line);
     let width = (area.width as usize).saturating_sub(head.len()).max(1);
-    let mut wrapped = wrap(&one_line(&sample.prompt), width);
+    let mut wrapped = wrap(&request_words(&sample.prompt), width);
     if wrapped.len() > area.height as usize {
         wrapped.truncate(area.height as usize);
         if let Some(last) = wrapped.last_mut() {

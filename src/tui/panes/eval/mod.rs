@@ -15,6 +15,8 @@ pub mod state;
 pub mod worker;
 
 #[cfg(test)]
+mod list_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::tui::action::{Effect, ModelInfo, Notice};

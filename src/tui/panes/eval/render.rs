@@ -8,6 +8,7 @@ use super::state::{Loaded, ResultsFile};
 use super::{Drawn, EvalPane, Focus};
 use crate::eval::summary::Aggregate;
 use crate::tui::panes::chat::wrap::wrap;
+use crate::tui::panes::{is_narrow, split_two};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -23,10 +24,17 @@ pub fn render(pane: &EvalPane, frame: &mut Frame, area: Rect, theme: &Theme) {
         return;
     }
     let rows = Layout::vertical([Constraint::Length(6), Constraint::Min(6)]).split(area);
-    let top = Layout::horizontal([Constraint::Length(44), Constraint::Min(20)]).split(rows[0]);
+    // Narrow, the files give the summary's figures room.
+    let files_width = if is_narrow(area) { 24 } else { 44 };
+    let top =
+        Layout::horizontal([Constraint::Length(files_width), Constraint::Min(20)]).split(rows[0]);
     drawn.results = render_files(pane, frame, top[0], theme);
     render_summary(pane, frame, top[1], theme);
-    let bottom = Layout::horizontal([Constraint::Length(32), Constraint::Min(24)]).split(rows[1]);
+    let bottom = split_two(
+        rows[1],
+        [Constraint::Length(32), Constraint::Min(24)],
+        [Constraint::Percentage(35), Constraint::Min(6)],
+    );
     drawn.samples = render_samples(pane, frame, bottom[0], theme);
     drawn.columns = bottom[1];
     (drawn.text_lines, drawn.text_height) = columns::render(pane, frame, bottom[1], theme);
@@ -360,6 +368,17 @@ pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The request itself for the samples list: a rendered prompt's text under
+/// its first markdown heading ("## Request"), up to the next heading.
+pub(super) fn request_words(prompt: &str) -> String {
+    let is_heading = |line: &&str| line.trim_start().starts_with('#');
+    let body = prompt
+        .lines()
+        .skip_while(|line| is_heading(line) || line.trim().is_empty())
+        .take_while(|line| !is_heading(line));
+    one_line(&body.collect::<Vec<_>>().join(" "))
+}
+
 /// Draws the samples list; returns the rows' area.
 fn render_samples(pane: &EvalPane, frame: &mut Frame, area: Rect, theme: &Theme) -> Rect {
     let focused = pane.focus == Focus::Samples;
@@ -404,9 +423,10 @@ fn render_samples(pane: &EvalPane, frame: &mut Frame, area: Rect, theme: &Theme)
                 ),
             };
             let line = Line::from(vec![
-                Span::styled(format!("{:>4} ", s.index), theme.dimmed()),
+                // Numbered from 1, as the Data tab numbers its samples.
+                Span::styled(format!("{:>4} ", s.index + 1), theme.dimmed()),
                 Span::styled(format!("{figure:>6} "), style),
-                Span::styled(one_line(&s.prompt), Style::default().fg(theme.text)),
+                Span::styled(request_words(&s.prompt), Style::default().fg(theme.text)),
             ]);
             if row == pane.samples.selected {
                 line.style(theme.selected())

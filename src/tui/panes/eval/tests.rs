@@ -61,7 +61,7 @@ fn text_sample(
     }
 }
 
-fn code_sample(index: usize) -> SampleResult {
+pub(super) fn code_sample(index: usize) -> SampleResult {
     let reference = r#"{"files": {"app/main.py": "from fastapi import FastAPI\napp = FastAPI()\n", "tests/test_main.py": "def test_ok():\n    assert True\n"}}"#;
     let mut base = side("I cannot write that project.", reference, 3.0, 30);
     base.code = Some(CodeCheck {
@@ -103,7 +103,11 @@ fn code_sample(index: usize) -> SampleResult {
     SampleResult {
         index,
         line: index + 1,
-        prompt: "Create a FastAPI todo service with tests".into(),
+        // As `eval` stores a multi-file request: rendered with its headings.
+        prompt: crate::data::read::render_request(
+            "Create a FastAPI todo service with tests",
+            serde_json::json!({"domain": "todo"}).as_object(),
+        ),
         reference: reference.into(),
         label: None,
         primary: "code_score".into(),
@@ -184,7 +188,7 @@ fn notices(effects: &[Effect]) -> Vec<(String, bool)> {
 }
 
 /// A runs folder with two runs (tiny-2 newer) and the pane on it, tiny-2 open.
-fn loaded_pane() -> (tempfile::TempDir, EvalPane) {
+pub(super) fn loaded_pane() -> (tempfile::TempDir, EvalPane) {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     write_run(&runs, "tiny-1", &fixture()[..2], 600);
@@ -202,7 +206,7 @@ fn selected_index(pane: &EvalPane) -> usize {
     pane.loaded.as_ref().unwrap().samples[c.sample].index
 }
 
-fn draw(pane: &EvalPane) -> Terminal<TestBackend> {
+pub(super) fn draw(pane: &EvalPane) -> Terminal<TestBackend> {
     crate::tui::panes::testing::draw_pane(pane, 120, 32)
 }
 

@@ -3,9 +3,11 @@
 //! model and dataset). Every change is checked by the config's own
 //! validator, so the form says exactly what `tunebench train` would.
 
-use super::TrainSetup;
+use super::{TrainSetup, saved};
 use crate::train::config::TrainConfig;
 use crate::tui::panes::esc_guard::EscGuard;
+use crate::tui::panes::line_edit::LineEdit;
+use std::path::PathBuf;
 use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,11 +71,11 @@ pub const FIELDS: [Field; 22] = [
     field("training.seed", "seed", Kind::Number),
 ];
 
-/// A one-line text editor (char-indexed cursor).
+/// A field being edited: the shared one-line editor, and the text it
+/// started from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Editor {
-    pub text: String,
-    pub cursor: usize,
+    pub line: LineEdit,
     original: String,
     pub esc: EscGuard,
 }
@@ -81,64 +83,14 @@ pub struct Editor {
 impl Editor {
     fn new(text: &str) -> Editor {
         Editor {
-            text: text.to_string(),
-            cursor: text.chars().count(),
+            line: LineEdit::new(text),
             original: text.to_string(),
             esc: EscGuard::default(),
         }
     }
 
     pub fn changed(&self) -> bool {
-        self.text != self.original
-    }
-
-    fn byte(&self, char_index: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_index)
-            .map_or(self.text.len(), |(i, _)| i)
-    }
-
-    pub fn insert(&mut self, c: char) {
-        let at = self.byte(self.cursor);
-        self.text.insert(at, c);
-        self.cursor += 1;
-    }
-
-    pub fn backspace(&mut self) {
-        if self.cursor > 0 {
-            self.cursor -= 1;
-            let at = self.byte(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn delete(&mut self) {
-        if self.cursor < self.text.chars().count() {
-            let at = self.byte(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn left(&mut self) {
-        self.cursor = self.cursor.saturating_sub(1);
-    }
-
-    pub fn right(&mut self) {
-        self.cursor = (self.cursor + 1).min(self.text.chars().count());
-    }
-
-    pub fn home(&mut self) {
-        self.cursor = 0;
-    }
-
-    pub fn end(&mut self) {
-        self.cursor = self.text.chars().count();
-    }
-
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.cursor = 0;
+        self.line.text() != self.original
     }
 }
 
@@ -150,14 +102,23 @@ pub struct Form {
     pub editor: Option<Editor>,
     /// Why the last edit was refused (the validator's words).
     pub error: Option<String>,
-    /// Where the base configuration came from (and why not, if it failed).
+    /// Where the base configuration came from ("defaults", a file, "last
+    /// form (FILE)"), and why not, if it failed.
     pub source: String,
     /// The whole form, validated after every change.
     pub config: Result<TrainConfig, String>,
 }
 
 impl Form {
+    /// The form for the workbench's model and dataset, on the first base
+    /// there is (see [`base_file`]).
     pub fn new(setup: &TrainSetup) -> Form {
+        Form::with_base(setup, base_file(setup))
+    }
+
+    /// The form on `base` (a config file and how the form names it; None:
+    /// the defaults), with the workbench's model and dataset.
+    pub fn with_base(setup: &TrainSetup, base: Option<(PathBuf, String)>) -> Form {
         let pinned = vec![
             set("model.name", &Value::String(setup.model.clone())),
             set(
@@ -165,11 +126,11 @@ impl Form {
                 &Value::String(setup.data.to_string_lossy().into_owned()),
             ),
         ];
-        let file = setup.config.as_deref();
+        let file = base.as_ref().map(|(file, _)| file.as_path());
         let (base, source) = match TrainConfig::load(file, &pinned) {
             Ok(config) => {
-                let from = file.map_or("defaults".to_string(), |p| p.display().to_string());
-                (config, format!("from {from}"))
+                let label = base.map_or("defaults".to_string(), |(_, label)| label);
+                (config, label)
             }
             Err(error) => {
                 let fallback = TrainConfig::load(None, &pinned)
@@ -266,7 +227,10 @@ impl Form {
             return false;
         };
         let before = error_lines(&self.config);
-        let old = std::mem::replace(&mut self.values[self.selected], editor.text.trim().into());
+        let old = std::mem::replace(
+            &mut self.values[self.selected],
+            editor.line.text().trim().into(),
+        );
         let after = self.validate();
         let key = self.field().key;
         // The form's values reach the config as `--set`s, which the user
@@ -342,6 +306,22 @@ impl Form {
     }
 }
 
+/// What the form starts from, first found: the file named with `--config`;
+/// the form last used with this model and dataset; the sample config of
+/// the built-in model; else (None) the defaults.
+fn base_file(setup: &TrainSetup) -> Option<(PathBuf, String)> {
+    let named = |file: &PathBuf| (file.clone(), file.display().to_string());
+    if let Some(file) = &setup.config {
+        return Some(named(file));
+    }
+    let last = saved::path(&setup.runs_dir, &setup.model, &setup.data);
+    if last.is_file() {
+        let label = format!("last form ({})", last.display());
+        return Some((last, label));
+    }
+    setup.sample_config.as_ref().map(named)
+}
+
 fn set(key: &str, value: &Value) -> String {
     format!("{key}={value}")
 }
@@ -386,7 +366,6 @@ fn values_of(config: &TrainConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     pub fn setup(config: Option<PathBuf>) -> TrainSetup {
         TrainSetup {
@@ -394,6 +373,7 @@ mod tests {
             model: "models/tiny".into(),
             data: PathBuf::from("sample-data/fastapi_projects.jsonl"),
             config,
+            sample_config: None,
         }
     }
 
@@ -445,7 +425,7 @@ mod tests {
     fn defaults_without_a_file_and_a_broken_file_says_so() {
         let form = Form::new(&setup(None));
         assert_eq!(form.value("lora.r"), Some("16"));
-        assert_eq!(form.source, "from defaults");
+        assert_eq!(form.source, "defaults");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[training]\nlearning_rate = 1\n").unwrap();
@@ -463,11 +443,7 @@ mod tests {
         let mut form = Form::new(&setup(None));
         form.select(index("lora.dropout"));
         form.activate();
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        for c in "1.5".chars() {
-            editor.insert(c);
-        }
+        form.editor.as_mut().unwrap().line.set_text("1.5");
         assert!(!form.commit_edit());
         assert_eq!(
             form.error.as_deref(),
@@ -476,19 +452,14 @@ mod tests {
         assert!(form.editor.is_some());
         assert_eq!(form.value("lora.dropout"), Some("0.05"));
 
-        form.editor.as_mut().unwrap().clear();
-        "abc"
-            .chars()
-            .for_each(|c| form.editor.as_mut().unwrap().insert(c));
+        form.editor.as_mut().unwrap().line.set_text("abc");
         assert!(!form.commit_edit());
         assert_eq!(
             form.error.as_deref(),
             Some("lora.dropout: expected a number, found the string \"abc\"")
         );
 
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        "0.1".chars().for_each(|c| editor.insert(c));
+        form.editor.as_mut().unwrap().line.set_text("0.1");
         assert!(form.commit_edit());
         assert_eq!(form.config.as_ref().unwrap().lora.dropout, 0.1);
         assert!(form.sets().contains(&"lora.dropout=0.1".to_string()));
@@ -507,9 +478,7 @@ mod tests {
         assert!(form.config.as_ref().unwrap().data.packing);
         form.select(index("lora.targets"));
         form.activate();
-        let editor = form.editor.as_mut().unwrap();
-        editor.clear();
-        "q_proj,v_proj".chars().for_each(|c| editor.insert(c));
+        form.editor.as_mut().unwrap().line.set_text("q_proj,v_proj");
         assert!(form.commit_edit());
         assert_eq!(
             form.config.as_ref().unwrap().lora.targets,
@@ -519,18 +488,5 @@ mod tests {
         form.activate();
         assert!(form.commit_edit(), "empty means unset");
         assert_eq!(form.config.as_ref().unwrap().training.warmup_steps, None);
-    }
-
-    #[test]
-    fn editor_edits_at_the_cursor() {
-        let mut e = Editor::new("aé");
-        e.left();
-        e.insert('x');
-        assert_eq!(e.text, "axé");
-        e.home();
-        e.delete();
-        e.end();
-        e.backspace();
-        assert_eq!((e.text.as_str(), e.cursor), ("x", 1));
     }
 }

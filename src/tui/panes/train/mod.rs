@@ -7,23 +7,27 @@
 //! State changes only in the handlers below; `render` draws from `&self`.
 
 pub mod charts;
+mod editing;
 pub mod estimate;
 pub mod fmt;
 pub mod follow;
 pub mod form;
 pub mod launch;
+mod messages;
 pub mod render;
 pub mod runs;
+mod saved;
 pub mod worker;
 
+use crate::train::config::TrainConfig;
 use crate::train::run_dir::{checkpoints, run_name};
 use crate::train::run_lock::ProcessId;
-use crate::tui::action::{Effect, ModelInfo, Notice};
+use crate::tui::action::{Effect, ModelInfo, Notice, TokenSettings};
 use crate::tui::app::contains;
 use crate::tui::panes::{Binding, Pane, bind};
 use crate::tui::theme::Theme;
 use charts::ChartView;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use estimate::{MeasureJob, Measured};
 use form::Form;
 use launch::Launch;
@@ -89,8 +93,11 @@ pub struct TrainSetup {
     pub model: String,
     /// Dataset the form's data.train starts with.
     pub data: PathBuf,
-    /// Config file the form is prefilled from (else the defaults).
+    /// The `--config` file the form is prefilled from.
     pub config: Option<PathBuf>,
+    /// Without `--config` or a saved form: the config shipped for the
+    /// built-in model (a real model starts from the defaults).
+    pub sample_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +143,10 @@ pub struct TrainPane {
     pub measured: Option<Measured>,
     measuring: Option<String>,
     last_scan: Option<Instant>,
+    /// The form's config as last saved (or loaded), so only a change is written.
+    kept_form: Option<String>,
+    /// The token settings last sent to the Data tab.
+    announced: Option<TokenSettings>,
     pub areas: Cell<Areas>,
 }
 
@@ -166,8 +177,10 @@ pub const BINDINGS: &[Binding] = &[
 
 impl TrainPane {
     pub fn new(setup: TrainSetup) -> TrainPane {
+        let form = Form::new(&setup);
         let mut pane = TrainPane {
-            form: Form::new(&setup),
+            kept_form: form.config.as_ref().ok().map(TrainConfig::to_toml),
+            form,
             runs: Runs::new(setup.runs_dir.clone()),
             setup,
             attached: None,
@@ -177,6 +190,7 @@ impl TrainPane {
             measured: None,
             measuring: None,
             last_scan: None,
+            announced: None,
             areas: Cell::new(Areas::default()),
         };
         pane.rescan();
@@ -275,19 +289,38 @@ impl TrainPane {
         self.attach((at + delta).clamp(0, last) as usize);
     }
 
+    /// What the Data tab should tokenise with: the form's model, template
+    /// and max_seq_len (None while the form has an error).
+    pub fn token_settings(&self) -> Option<TokenSettings> {
+        let config = self.form.config.as_ref().ok()?;
+        Some(TokenSettings {
+            model: config.model.name.clone(),
+            template: config.model.template.clone(),
+            max_seq_len: config.data.max_seq_len,
+        })
+    }
+
     /// Asks for the data to be measured when the form's data settings
-    /// changed since the last measurement (one job at a time).
+    /// changed since the last measurement (one job at a time), and tells
+    /// the Data tab when its token settings changed.
     fn measure_if_stale(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let settings = self.token_settings();
+        if settings.is_some() && settings != self.announced {
+            self.announced = settings.clone();
+            effects.extend(settings.map(Effect::TokenSettings));
+        }
         let Ok(config) = &self.form.config else {
-            return Vec::new();
+            return effects;
         };
         let fingerprint = estimate::fingerprint(config);
         let current = self.measured.as_ref().map(|m| &m.fingerprint);
         if current == Some(&fingerprint) || self.measuring.is_some() {
-            return Vec::new();
+            return effects;
         }
         self.measuring = Some(fingerprint);
-        vec![Effect::Train(Job::Measure(MeasureJob::of(config)))]
+        effects.push(Effect::Train(Job::Measure(MeasureJob::of(config))));
+        effects
     }
 
     fn start(&mut self) -> Vec<Effect> {
@@ -368,130 +401,12 @@ impl TrainPane {
         ]
     }
 
-    fn edit_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let apply = key.code == KeyCode::Enter || (ctrl && key.code == KeyCode::Char('s'));
-        if key.code != KeyCode::Esc
-            && let Some(editor) = self.form.editor.as_mut()
-        {
-            editor.esc.settle();
-        }
-        match key.code {
-            _ if apply => {
-                if self.form.commit_edit() {
-                    return Vec::new();
-                }
-                let error = self.form.error.clone().unwrap_or_default();
-                let first = error.lines().next().unwrap_or("").to_string();
-                return vec![Notice::error(first)];
-            }
-            KeyCode::Esc => {
-                let cancels = self
-                    .form
-                    .editor
-                    .as_mut()
-                    .is_some_and(|e| e.esc.cancels(e.changed()));
-                if cancels {
-                    self.form.cancel_edit();
-                }
-                return Vec::new();
-            }
-            _ => {}
-        }
-        let Some(editor) = self.form.editor.as_mut() else {
-            return Vec::new();
-        };
-        match key.code {
-            KeyCode::Char('u') if ctrl => editor.clear(),
-            KeyCode::Char(c) if !ctrl => editor.insert(c),
-            KeyCode::Backspace => editor.backspace(),
-            KeyCode::Delete => editor.delete(),
-            KeyCode::Left => editor.left(),
-            KeyCode::Right => editor.right(),
-            KeyCode::Home => editor.home(),
-            KeyCode::End => editor.end(),
-            _ => {}
-        }
-        Vec::new()
-    }
-
     fn navigate(&mut self, delta: isize) {
         match self.focus {
             Focus::Form => self.form.move_by(delta),
             Focus::Runs => self.move_run(delta),
             Focus::Charts => self.chart = self.chart.step(delta),
         }
-    }
-}
-
-impl TrainPane {
-    /// A worker's report or a message routed from the app.
-    pub fn message(&mut self, msg: Msg) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        match msg {
-            Msg::Dataset(path) => {
-                self.form.set_text("data.train", &path.to_string_lossy());
-                effects.extend(self.measure_if_stale());
-            }
-            Msg::Model(name) => {
-                self.form.set_text("model.name", &name);
-                effects.extend(self.measure_if_stale());
-            }
-            Msg::Measured(measured) => {
-                self.measuring = None;
-                self.measured = Some(measured);
-            }
-            Msg::Launched {
-                dir,
-                process,
-                resumed,
-            } => {
-                self.launched.insert(dir.clone(), process);
-                self.attached = Some(dir.clone());
-                self.rescan();
-                let verb = if resumed { "resumed" } else { "started" };
-                effects.push(Notice::info(format!(
-                    "{verb} {} (pid {}); output in {}",
-                    dir_name(&dir),
-                    process.pid,
-                    dir.join(launch::CONSOLE_LOG).display()
-                )));
-            }
-            Msg::LaunchFailed { error, .. } => effects.push(Notice::error(error)),
-            Msg::Exited {
-                dir,
-                pid,
-                code,
-                tail,
-            } => {
-                self.launched.remove(&dir);
-                self.rescan();
-                let status = self
-                    .runs
-                    .find(&dir)
-                    .map(|i| self.runs.list[i].status)
-                    .unwrap_or(Status::Failed);
-                let name = dir_name(&dir);
-                effects.push(match status {
-                    Status::Completed => Notice::info(format!("{name} completed")),
-                    Status::Stopped => Notice::info(format!("{name} stopped; r resumes it")),
-                    _ => Notice::error(format!(
-                        "{name} (pid {pid}) ended with {}{}",
-                        code.map_or("a signal".to_string(), |c| format!("exit code {c}")),
-                        tail.map(|t| format!(": {t}")).unwrap_or_default()
-                    )),
-                });
-            }
-            Msg::Signalled { dir, result } => effects.push(match result {
-                Ok(pid) => Notice::info(format!(
-                    "stopping {} (pid {pid}): saving a checkpoint…",
-                    dir_name(&dir)
-                )),
-                Err(e) => Notice::error(e),
-            }),
-        }
-        effects.extend(self.measure_if_stale());
-        effects
     }
 }
 
@@ -547,6 +462,7 @@ impl Pane for TrainPane {
                 _ => Vec::new(),
             }
         };
+        effects.extend(self.keep_form());
         effects.extend(self.measure_if_stale());
         effects
     }
@@ -602,7 +518,9 @@ impl Pane for TrainPane {
                 };
             }
         }
-        self.measure_if_stale()
+        let mut effects = self.keep_form();
+        effects.extend(self.measure_if_stale());
+        effects
     }
 
     fn tick(&mut self) -> bool {
@@ -616,12 +534,7 @@ impl Pane for TrainPane {
     }
 
     fn paste(&mut self, text: &str) -> Vec<Effect> {
-        if let Some(editor) = self.form.editor.as_mut() {
-            crate::tui::panes::one_line(text)
-                .chars()
-                .for_each(|c| editor.insert(c));
-        }
-        Vec::new()
+        self.paste_into_editor(text)
     }
 
     fn has_unapplied_edit(&self) -> bool {

@@ -7,6 +7,7 @@ use super::fmt;
 use super::form::{FIELDS, Kind};
 use super::runs::{Run, Status};
 use super::{Areas, Focus, TrainPane};
+use crate::tui::panes::{is_narrow, split_two};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -18,11 +19,19 @@ const LEFT_WIDTH: u16 = 40;
 const LABEL_WIDTH: usize = 18;
 
 pub fn render(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let [left, right] =
-        Layout::horizontal([Constraint::Length(LEFT_WIDTH), Constraint::Min(20)]).areas(area);
-    let [form_area, estimate_area] =
-        Layout::vertical([Constraint::Max(FIELDS.len() as u16 + 2), Constraint::Min(8)])
-            .areas(left);
+    // Narrow: the form beside its estimate on top, the runs and charts
+    // below.
+    let narrow = is_narrow(area);
+    let [left, right] = split_two(
+        area,
+        [Constraint::Length(LEFT_WIDTH), Constraint::Min(20)],
+        [Constraint::Percentage(50), Constraint::Percentage(50)],
+    );
+    let [form_area, estimate_area] = if narrow {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(left)
+    } else {
+        Layout::vertical([Constraint::Max(FIELDS.len() as u16 + 2), Constraint::Min(8)]).areas(left)
+    };
     let visible_runs = pane.runs.list.len().clamp(1, 5) as u16;
     let [runs_area, gauge_area, charts_area] = Layout::vertical([
         Constraint::Length(visible_runs + 2),
@@ -88,15 +97,8 @@ fn render_form(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Theme) -
             let mut spans = vec![Span::styled(label, theme.dimmed())];
             match (&form.editor, selected) {
                 (Some(editor), true) => {
-                    let chars: Vec<char> = editor.text.chars().collect();
-                    let skip = (editor.cursor + 1).saturating_sub(value_width);
-                    let before: String = chars[skip..editor.cursor].iter().collect();
-                    let at = chars.get(editor.cursor).map_or(" ".into(), char::to_string);
-                    let after: String = chars.iter().skip(editor.cursor + 1).collect();
                     let edit = Style::default().fg(theme.text).bg(theme.selection);
-                    spans.push(Span::styled(before, edit));
-                    spans.push(Span::styled(at, edit.add_modifier(Modifier::REVERSED)));
-                    spans.push(Span::styled(after, edit));
+                    spans.extend(editor.line.spans(value_width, edit));
                 }
                 _ => {
                     let text = &form.values[i];

@@ -5,7 +5,7 @@ use super::*;
 use crate::model::config::ModelConfig;
 use crate::train::run_lock::{LOCK_FILE, RunLock};
 use crate::tui::action::Notice as NoticeT;
-use crossterm::event::{KeyEventKind, KeyEventState};
+use crossterm::event::{KeyEventKind, KeyEventState, KeyModifiers};
 use estimate::DataSize;
 use std::io::Write;
 
@@ -107,6 +107,7 @@ fn setup(runs: &Path) -> TrainSetup {
         model: "models/tiny".into(),
         data: PathBuf::from("sample-data/fastapi_projects.jsonl"),
         config: None,
+        sample_config: None,
     }
 }
 
@@ -502,6 +503,7 @@ fn a_real_run_starts_streams_stops_and_resumes() {
         model: "models/tiny".into(),
         data: PathBuf::from("sample-data/chat_small.jsonl"),
         config: None,
+        sample_config: None,
     });
     let services = Arc::new(Services {
         model: RwLock::new(None),

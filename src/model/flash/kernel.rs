@@ -1,0 +1,411 @@
+//! Blockwise attention on the CPU over f32 slices: the forward pass keeps
+//! only the output and each row's log-sum-exp, the backward pass recomputes
+//! each tile's probabilities from them. One task per (sequence, key/value
+//! head, block), the tiles' products through `gemm`.
+//!
+//! Layouts: queries, outputs and their gradients `[batch, kv, t, group, d]`
+//! (the query heads that share a key/value head interleaved per position,
+//! so a block of positions is one run of rows against that head's keys),
+//! keys and values `[batch, kv, T, d]`, per-row statistics `[batch, kv, t,
+//! group]`.
+
+use super::exp::exp;
+use crate::model::attend::{Tile, Visibility};
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// Positions per query block and per key block.
+///
+/// A running task holds two `group * queries × keys` f32 tiles (scores and
+/// their gradient in backward) plus the block's `group * queries × d`
+/// output: at 64 × 256 with 3 query heads per key head and d 64, 0.44 MB
+/// per thread, whatever the sequence length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocks {
+    pub queries: usize,
+    pub keys: usize,
+}
+
+/// The problem's sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub batch: usize,
+    pub kv_heads: usize,
+    /// Query heads per key/value head.
+    pub group: usize,
+    pub queries: usize,
+    pub keys: usize,
+    pub dim: usize,
+}
+
+impl Shape {
+    /// Rows (query positions × group) of one key/value head.
+    fn head_rows(&self) -> usize {
+        self.queries * self.group
+    }
+
+    fn scale(&self) -> f32 {
+        (1.0 / (self.dim as f64).sqrt()) as f32
+    }
+}
+
+/// A matrix laid over a slice with explicit strides.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// The row-major matrix `data` with `cols` columns.
+fn plain(data: &[f32], cols: usize) -> View<'_> {
+    View {
+        data,
+        row_stride: cols,
+        col_stride: 1,
+    }
+}
+
+/// The transpose of the row-major matrix `data` with `cols` columns.
+fn transposed(data: &[f32], cols: usize) -> View<'_> {
+    View {
+        data,
+        row_stride: 1,
+        col_stride: cols,
+    }
+}
+
+impl View<'_> {
+    fn check(&self, rows: usize, cols: usize) {
+        let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
+        assert!(last < self.data.len(), "matrix view out of its slice");
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] factor · lhs (m × k) · rhs (k × n)`.
+fn product(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    lhs: View,
+    rhs: View,
+    factor: f32,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "product destination too small");
+    lhs.check(m, k);
+    rhs.check(k, n);
+    // SAFETY: every element gemm touches lies inside the three slices (checked
+    // above), and `dst` does not overlap the read-only operands (it is borrowed
+    // mutably while they are borrowed shared).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            factor,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
+/// The block of `size` positions numbered `index`, cut at `len`.
+fn block(index: usize, size: usize, len: usize) -> Range<usize> {
+    index * size..((index + 1) * size).min(len)
+}
+
+/// The keys of `keys` that query `query` sees, counted from `keys.start`.
+fn seen_in_tile(vis: &Visibility, tile: Tile, query: usize, keys: &Range<usize>) -> Range<usize> {
+    if tile == Tile::Whole {
+        return 0..keys.len();
+    }
+    let seen = vis.visible_keys(query);
+    let start = seen.start.clamp(keys.start, keys.end);
+    let end = seen.end.clamp(start, keys.end);
+    start - keys.start..end - keys.start
+}
+
+/// Zeroes a score row outside `seen` and turns the rest into
+/// `exp(score · scale − shift)`; returns their sum.
+fn exponentiate(row: &mut [f32], seen: Range<usize>, scale: f32, shift: f32) -> f32 {
+    row[..seen.start].fill(0.0);
+    row[seen.end..].fill(0.0);
+    let seen = &mut row[seen];
+    for x in seen.iter_mut() {
+        *x = exp(*x * scale - shift);
+    }
+    seen.iter().sum()
+}
+
+/// Attention output and per-row log-sum-exp.
+pub fn forward(
+    shape: &Shape,
+    blocks: Blocks,
+    vis: &Visibility,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (rows, g, d) = (shape.head_rows(), shape.group, shape.dim);
+    let mut out = vec![0.0; q.len()];
+    let mut lse = vec![0.0; shape.batch * shape.kv_heads * rows];
+    out.par_chunks_mut(rows * d)
+        .zip(lse.par_chunks_mut(rows))
+        .enumerate()
+        .for_each(|(head, (out, lse))| {
+            let q = &q[head * rows * d..][..rows * d];
+            let k = &k[head * shape.keys * d..][..shape.keys * d];
+            let v = &v[head * shape.keys * d..][..shape.keys * d];
+            out.par_chunks_mut(blocks.queries * g * d)
+                .zip(lse.par_chunks_mut(blocks.queries * g))
+                .enumerate()
+                .for_each(|(i, (out, lse))| {
+                    let queries = block(i, blocks.queries, shape.queries);
+                    let q = &q[queries.start * g * d..queries.end * g * d];
+                    forward_block(shape, blocks, vis, queries, q, (k, v), out, lse);
+                });
+        });
+    (out, lse)
+}
+
+/// One query block against every key block it sees, with the online
+/// softmax: a running maximum and sum per row rescale what is accumulated.
+#[allow(clippy::too_many_arguments)]
+fn forward_block(
+    shape: &Shape,
+    blocks: Blocks,
+    vis: &Visibility,
+    queries: Range<usize>,
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    let (g, d, scale) = (shape.group, shape.dim, shape.scale());
+    let rows = queries.len() * g;
+    let mut scores = vec![0.0; rows * blocks.keys];
+    let mut max = vec![f32::NEG_INFINITY; rows];
+    let mut sum = vec![0.0f32; rows];
+    for j in 0..shape.keys.div_ceil(blocks.keys) {
+        let keys = block(j, blocks.keys, shape.keys);
+        let tile = vis.tile(&queries, &keys);
+        if tile == Tile::Skipped {
+            continue;
+        }
+        let n = keys.len();
+        let (k_tile, v_tile) = (
+            &k[keys.start * d..keys.end * d],
+            &v[keys.start * d..keys.end * d],
+        );
+        let s = &mut scores[..rows * n];
+        product(
+            s,
+            (rows, n, d),
+            plain(q, d),
+            transposed(k_tile, d),
+            1.0,
+            false,
+        );
+        for (r, row) in s.chunks_mut(n).enumerate() {
+            let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
+            let old = max[r];
+            let new = row[seen.clone()].iter().fold(old, |m, &x| m.max(x * scale));
+            if new == f32::NEG_INFINITY {
+                // Nothing seen yet: the row adds nothing.
+                row.fill(0.0);
+                continue;
+            }
+            let rescale = (old - new).exp();
+            sum[r] = sum[r] * rescale + exponentiate(row, seen, scale, new);
+            max[r] = new;
+            if rescale != 1.0 {
+                out[r * d..(r + 1) * d]
+                    .iter_mut()
+                    .for_each(|o| *o *= rescale);
+            }
+        }
+        product(out, (rows, d, n), plain(s, n), plain(v_tile, d), 1.0, true);
+    }
+    for r in 0..rows {
+        if sum[r] > 0.0 {
+            let inverse = 1.0 / sum[r];
+            out[r * d..(r + 1) * d]
+                .iter_mut()
+                .for_each(|o| *o *= inverse);
+            lse[r] = max[r] + sum[r].ln();
+        } else {
+            // A query that sees no key: zero output, and a backward pass in
+            // which its probabilities are zero.
+            lse[r] = f32::INFINITY;
+        }
+    }
+}
+
+/// What the backward pass reads for one key/value head.
+struct HeadInputs<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    d_out: &'a [f32],
+    lse: &'a [f32],
+    /// `rowsum(dO ∘ O)` per row.
+    delta: &'a [f32],
+}
+
+/// Gradients of queries, keys and values, in the layouts of their inputs.
+pub struct Grads {
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+/// Gradients of `forward`'s output `out` with gradient `d_out`.
+pub fn backward(
+    shape: &Shape,
+    blocks: Blocks,
+    vis: &Visibility,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    out: &[f32],
+    d_out: &[f32],
+    lse: &[f32],
+) -> Grads {
+    let (rows, g, d) = (shape.head_rows(), shape.group, shape.dim);
+    let delta: Vec<f32> = out
+        .par_chunks(d)
+        .zip(d_out.par_chunks(d))
+        .map(|(o, grad)| o.iter().zip(grad).map(|(o, grad)| o * grad).sum())
+        .collect();
+    let mut grads = Grads {
+        q: vec![0.0; q.len()],
+        k: vec![0.0; k.len()],
+        v: vec![0.0; v.len()],
+    };
+    let head_keys = shape.keys * d;
+    grads
+        .q
+        .par_chunks_mut(rows * d)
+        .zip(grads.k.par_chunks_mut(head_keys))
+        .zip(grads.v.par_chunks_mut(head_keys))
+        .enumerate()
+        .for_each(|(head, ((dq, dk), dv))| {
+            let inputs = HeadInputs {
+                q: &q[head * rows * d..][..rows * d],
+                k: &k[head * head_keys..][..head_keys],
+                v: &v[head * head_keys..][..head_keys],
+                d_out: &d_out[head * rows * d..][..rows * d],
+                lse: &lse[head * rows..][..rows],
+                delta: &delta[head * rows..][..rows],
+            };
+            // Key blocks run in parallel, each owning its dK and dV; query
+            // blocks' dQ is shared between them.
+            let dq_blocks: Vec<Mutex<&mut [f32]>> = dq
+                .chunks_mut(blocks.queries * g * d)
+                .map(Mutex::new)
+                .collect();
+            dk.par_chunks_mut(blocks.keys * d)
+                .zip(dv.par_chunks_mut(blocks.keys * d))
+                .enumerate()
+                .for_each(|(j, (dk, dv))| {
+                    let keys = block(j, blocks.keys, shape.keys);
+                    backward_block(shape, blocks, vis, &inputs, keys, (dk, dv), &dq_blocks);
+                });
+        });
+    grads
+}
+
+/// One key block against every query block that sees it.
+fn backward_block(
+    shape: &Shape,
+    blocks: Blocks,
+    vis: &Visibility,
+    inputs: &HeadInputs,
+    keys: Range<usize>,
+    (dk, dv): (&mut [f32], &mut [f32]),
+    dq_blocks: &[Mutex<&mut [f32]>],
+) {
+    let (g, d, scale) = (shape.group, shape.dim, shape.scale());
+    let n = keys.len();
+    let k = &inputs.k[keys.start * d..keys.end * d];
+    let v = &inputs.v[keys.start * d..keys.end * d];
+    let mut probs = vec![0.0; blocks.queries * g * n];
+    let mut d_scores = vec![0.0; blocks.queries * g * n];
+    for (i, dq) in dq_blocks.iter().enumerate() {
+        let queries = block(i, blocks.queries, shape.queries);
+        let tile = vis.tile(&queries, &keys);
+        if tile == Tile::Skipped {
+            continue;
+        }
+        let span = queries.start * g..queries.end * g;
+        let rows = span.len();
+        let q = &inputs.q[span.start * d..span.end * d];
+        let d_out = &inputs.d_out[span.start * d..span.end * d];
+        // P, recomputed from the scores and the forward pass's log-sum-exp.
+        let p = &mut probs[..rows * n];
+        product(p, (rows, n, d), plain(q, d), transposed(k, d), 1.0, false);
+        for (r, row) in p.chunks_mut(n).enumerate() {
+            let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
+            exponentiate(row, seen, scale, inputs.lse[span.start + r]);
+        }
+        // dV += Pᵀ dO
+        product(
+            dv,
+            (n, d, rows),
+            transposed(p, n),
+            plain(d_out, d),
+            1.0,
+            true,
+        );
+        // dS = P ∘ (dO Vᵀ − rowsum(dO ∘ O))
+        let ds = &mut d_scores[..rows * n];
+        product(
+            ds,
+            (rows, n, d),
+            plain(d_out, d),
+            transposed(v, d),
+            1.0,
+            false,
+        );
+        for (r, (ds_row, p_row)) in ds.chunks_mut(n).zip(p.chunks(n)).enumerate() {
+            let delta = inputs.delta[span.start + r];
+            for (x, &p) in ds_row.iter_mut().zip(p_row) {
+                *x = p * (*x - delta);
+            }
+        }
+        // dK += dSᵀ Q · scale; dQ += dS K · scale
+        product(
+            dk,
+            (n, d, rows),
+            transposed(ds, n),
+            plain(q, d),
+            scale,
+            true,
+        );
+        let mut dq = dq.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        product(
+            &mut dq,
+            (rows, d, n),
+            plain(ds, n),
+            plain(k, d),
+            scale,
+            true,
+        );
+    }
+}

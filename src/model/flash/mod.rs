@@ -1,0 +1,176 @@
+//! Training attention in blocks of queries and keys (the FlashAttention
+//! recurrence), so no `[heads, seq, seq]` score or probability matrix is
+//! ever held whole: memory linear in the sequence length.
+//!
+//! A custom op on (q, k, v): the forward pass runs outside the autograd
+//! graph and keeps only the output and each row's log-sum-exp (f32); the
+//! backward pass recomputes each tile's probabilities from q, k and the
+//! log-sum-exp. Whatever the input dtype, tiles are computed in f32 and the
+//! gradients come back in the input dtype. Key/value heads serve their
+//! group of query heads without being copied per query head.
+
+mod exp;
+mod kernel;
+#[cfg(test)]
+mod tests;
+
+pub use kernel::Blocks;
+
+use super::attend::Visibility;
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Tensor};
+use std::sync::Mutex;
+
+impl Blocks {
+    /// Chosen by measurement on the 2-core development machine (SmolLM2's
+    /// attention shape, `tests.rs` `blockwise_speed`): the least CPU time at
+    /// 1k, 4k and 8k positions of 64 × 256, 128 × 512, 256 × 1024 and
+    /// 128 × 2048 (a tile of 3 × 64 rows by 256 keys stays in L2).
+    pub const DEFAULT: Blocks = Blocks {
+        queries: 64,
+        keys: 256,
+    };
+}
+
+struct FlashAttention {
+    /// The output, computed before the op is applied; taken by `cpu_fwd`.
+    value: Mutex<Option<Tensor>>,
+    /// Log-sum-exp of each score row, in the kernel's row layout.
+    lse: Vec<f32>,
+    shape: kernel::Shape,
+    blocks: Blocks,
+    visibility: Visibility,
+}
+
+impl CustomOp3 for FlashAttention {
+    fn name(&self) -> &'static str {
+        "flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _q: &CpuStorage,
+        _: &Layout,
+        _k: &CpuStorage,
+        _: &Layout,
+        _v: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        let value = self.value.lock().ok().and_then(|mut v| v.take());
+        match value {
+            // Handed over rather than copied and kept: the graph holds it.
+            Some(value) => super::precomputed::cpu_value(&value, self.name()),
+            None => candle_core::bail!("{}: the output was already taken", self.name()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let kv = self.shape.kv_heads;
+        let grads = kernel::backward(
+            &self.shape,
+            self.blocks,
+            &self.visibility,
+            (&query_rows(q, kv)?, &flat(k)?, &flat(v)?),
+            &query_rows(out, kv)?,
+            &query_rows(grad, kv)?,
+            &self.lse,
+        );
+        let like = |data: Vec<f32>, t: &Tensor| {
+            Tensor::from_vec(data, t.shape(), &Device::Cpu)?.to_dtype(t.dtype())
+        };
+        Ok((
+            Some(from_query_rows(grads.q, q.dims4()?, kv, q.dtype())?),
+            Some(like(grads.k, k)?),
+            Some(like(grads.v, v)?),
+        ))
+    }
+}
+
+/// `softmax(q kᵀ / √d + mask) v` for `q [b, h, t, d]` and `k`, `v`
+/// `[b, kv, T, d]` on the CPU, in blocks of `blocks` positions, with a
+/// backward pass. Tiles that no query of theirs may see (above the causal
+/// diagonal, or across packed samples) are never computed.
+pub fn flash_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    visibility: &Visibility,
+    blocks: Blocks,
+) -> Result<Tensor> {
+    let (batch, heads, queries, dim) = q.dims4()?;
+    let (_, kv_heads, keys, _) = k.dims4()?;
+    if k.dims4()? != v.dims4()? || k.dims4()? != (batch, kv_heads, keys, dim) {
+        candle_core::bail!(
+            "flash-attention: keys {:?} and values {:?} do not fit queries {:?}",
+            k.dims(),
+            v.dims(),
+            q.dims()
+        );
+    }
+    if kv_heads == 0 || heads % kv_heads != 0 {
+        candle_core::bail!("flash-attention: {heads} query heads over {kv_heads} key/value heads");
+    }
+    if !q.device().is_cpu() {
+        candle_core::bail!("flash-attention runs on the CPU only");
+    }
+    let shape = kernel::Shape {
+        batch,
+        kv_heads,
+        group: heads / kv_heads,
+        queries,
+        keys,
+        dim,
+    };
+    let (out, lse) = kernel::forward(
+        &shape,
+        blocks,
+        visibility,
+        &query_rows(q, kv_heads)?,
+        &flat(k)?,
+        &flat(v)?,
+    );
+    let value = from_query_rows(out, q.dims4()?, kv_heads, q.dtype())?;
+    q.apply_op3(
+        k,
+        v,
+        FlashAttention {
+            value: Mutex::new(Some(value)),
+            lse,
+            shape,
+            blocks,
+            visibility: visibility.clone(),
+        },
+    )
+}
+
+/// `[b, h, t, d]` as f32 in the kernel's layout `[b, kv, t, h / kv, d]`.
+fn query_rows(x: &Tensor, kv_heads: usize) -> Result<Vec<f32>> {
+    let (b, h, t, d) = x.dims4()?;
+    let x = x.contiguous()?.reshape((b, kv_heads, h / kv_heads, t, d))?;
+    flat(&x.transpose(2, 3)?)
+}
+
+/// The inverse of `query_rows`, in `dtype`.
+fn from_query_rows(
+    data: Vec<f32>,
+    (b, h, t, d): (usize, usize, usize, usize),
+    kv_heads: usize,
+    dtype: DType,
+) -> Result<Tensor> {
+    Tensor::from_vec(data, (b, kv_heads, t, h / kv_heads, d), &Device::Cpu)?
+        .transpose(2, 3)?
+        .contiguous()?
+        .reshape((b, h, t, d))?
+        .to_dtype(dtype)
+}
+
+/// The elements of `x` as f32, in row-major order.
+fn flat(x: &Tensor) -> Result<Vec<f32>> {
+    x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}

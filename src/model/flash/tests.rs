@@ -1,0 +1,185 @@
+//! Blockwise attention against the whole score matrix: values and the
+//! gradients of q, k and v.
+
+use super::*;
+use crate::model::attend::whole_matrix;
+use crate::model::max_abs_diff;
+use candle_core::Var;
+
+fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
+    let mut rng = crate::data::rng::SplitMix64::new(seed);
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    let values: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+}
+
+/// Output and gradients of q, k, v of `sum(attention(q, k, v) ∘ probe)`.
+fn run(
+    attention: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    probe: &Tensor,
+) -> [Tensor; 4] {
+    let vars = [q, k, v].map(|x| Var::from_tensor(x).unwrap());
+    let out = attention(
+        vars[0].as_tensor(),
+        vars[1].as_tensor(),
+        vars[2].as_tensor(),
+    )
+    .unwrap();
+    let grads = (out.to_dtype(DType::F32).unwrap() * probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let grad = |x: &Var| grads.get(x.as_tensor()).expect("a gradient").clone();
+    [out, grad(&vars[0]), grad(&vars[1]), grad(&vars[2])]
+}
+
+/// Checks blockwise against whole-matrix attention for `q [b, h, t, d]`
+/// over `kv` key/value heads.
+fn assert_same(
+    (b, h, kv, t, d): (usize, usize, usize, usize, usize),
+    vis: &Visibility,
+    blocks: Blocks,
+    dtype: DType,
+    tolerance: f32,
+) {
+    let seed = (b * 1000 + h * 100 + t) as u64;
+    let [q, k, v] = [(h, 1), (kv, 2), (kv, 3)]
+        .map(|(heads, s)| random((b, heads, t, d), seed + s).to_dtype(dtype).unwrap());
+    let probe = random((b, h, t, d), seed + 4);
+    let blockwise = run(
+        |q, k, v| flash_attention(q, k, v, vis, blocks),
+        (&q, &k, &v),
+        &probe,
+    );
+    let whole = run(|q, k, v| whole_matrix(q, k, v, vis), (&q, &k, &v), &probe);
+    for (name, (ours, reference)) in ["output", "dq", "dk", "dv"]
+        .iter()
+        .zip(blockwise.iter().zip(&whole))
+    {
+        assert_eq!(ours.dtype(), dtype, "{name} dtype");
+        assert_eq!(ours.dims(), reference.dims(), "{name} shape");
+        let ours = ours.to_dtype(DType::F32).unwrap();
+        let reference = reference.to_dtype(DType::F32).unwrap();
+        let diff = max_abs_diff(&ours, &reference).unwrap();
+        assert!(diff < tolerance, "{name}: max difference {diff}");
+    }
+}
+
+const SIXTY_FOUR: Blocks = Blocks {
+    queries: 64,
+    keys: 64,
+};
+
+/// `assert_same` in f32 under the causal rule alone.
+fn assert_same_causal(shape: (usize, usize, usize, usize, usize), blocks: Blocks) {
+    assert_same(shape, &Visibility::new(0, None), blocks, DType::F32, 1e-5);
+}
+
+#[test]
+fn llama_shape_at_300_in_blocks_of_64_with_a_ragged_last_block() {
+    assert_same_causal((1, 4, 4, 300, 64), SIXTY_FOUR);
+}
+
+#[test]
+fn grouped_query_heads_share_their_key_value_head() {
+    assert_same_causal((1, 6, 2, 300, 32), SIXTY_FOUR);
+}
+
+#[test]
+fn query_and_key_blocks_of_different_sizes() {
+    let blocks = Blocks {
+        queries: 48,
+        keys: 80,
+    };
+    assert_same_causal((1, 6, 2, 300, 32), blocks);
+}
+
+#[test]
+fn packed_samples_never_see_each_other() {
+    // Boundaries inside blocks and on a block edge; a one-token sample.
+    let vis = Visibility::new(0, Some(&[100, 28, 1, 107, 64]));
+    assert_same((1, 6, 2, 300, 32), &vis, SIXTY_FOUR, DType::F32, 1e-5);
+}
+
+#[test]
+fn padded_batches_of_two_rows() {
+    // Right padding is after every real token, so the causal rule alone
+    // keeps it unseen, as in the whole-matrix path.
+    assert_same_causal((2, 6, 2, 150, 32), SIXTY_FOUR);
+}
+
+#[test]
+fn bf16_inputs_are_computed_in_f32_and_get_bf16_gradients() {
+    // Tolerance: bf16 has an 8-bit mantissa; the reference rounds its scores
+    // and probabilities to bf16 too.
+    assert_same(
+        (1, 6, 2, 130, 32),
+        &Visibility::new(0, None),
+        SIXTY_FOUR,
+        DType::BF16,
+        0.05,
+    );
+}
+
+#[test]
+fn keys_and_values_that_do_not_fit_the_queries_are_refused() {
+    let q = random((1, 2, 10, 8), 1);
+    let k = random((1, 1, 10, 8), 2);
+    let out = flash_attention(&q, &k, &k, &Visibility::new(0, None), SIXTY_FOUR).unwrap();
+    assert_eq!(out.dims(), &[1, 2, 10, 8]);
+    let mismatched = random((1, 1, 9, 8), 3);
+    let err = flash_attention(&q, &k, &mismatched, &Visibility::new(0, None), SIXTY_FOUR)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("do not fit"), "{err}");
+}
+
+/// Forward and backward time of one layer's attention with SmolLM2-135M's
+/// shape (9 query heads, 3 key/value heads, d 64), blockwise at several
+/// block sizes and through the whole matrix where it fits. Run optimised:
+/// `cargo test --lib --config 'profile.dev.package.tunebench.opt-level=3'
+/// blockwise_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn blockwise_speed() {
+    // Wall time, and the CPU time of the whole process (the work done,
+    // whatever else shares the cores).
+    let cpu_seconds = || {
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct it is given.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    };
+    let time = |attention: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>, t: usize| {
+        let (q, k, v) = (
+            random((1, 9, t, 64), 1),
+            random((1, 3, t, 64), 2),
+            random((1, 3, t, 64), 3),
+        );
+        let probe = random((1, 9, t, 64), 4);
+        let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+        run(attention, (&q, &k, &v), &probe);
+        format!(
+            "{:.3} s wall, {:.3} s CPU",
+            started.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu
+        )
+    };
+    let vis = Visibility::new(0, None);
+    let sizes = [(64, 256), (128, 512), (256, 1024), (128, 2048)];
+    for t in [1024, 4096, 8192] {
+        for (queries, keys) in sizes {
+            let blocks = Blocks { queries, keys };
+            let s = time(&|q, k, v| flash_attention(q, k, v, &vis, blocks), t);
+            eprintln!("t {t}: blockwise {queries} x {keys}: {s}");
+        }
+        if t <= 2048 {
+            let s = time(&|q, k, v| whole_matrix(q, k, v, &vis), t);
+            eprintln!("t {t}: whole matrix: {s}");
+        }
+    }
+}
