@@ -6,5 +6,9 @@ pub mod clock;
 pub mod data;
 pub mod eval;
 pub mod model;
+pub mod profile;
 pub mod train;
 pub mod tui;
+
+#[global_allocator]
+static ALLOCATOR: profile::Counting = profile::Counting;

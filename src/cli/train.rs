@@ -29,9 +29,33 @@ pub struct TrainArgs {
     /// Stream the events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Check the config and data, print token statistics and the memory and
+    /// time estimates, and exit without training.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a per-op memory profile of the first step (also TUNEBENCH_PROFILE=1).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    if args.profile || crate::profile::requested_by_env() {
+        crate::profile::enable();
+    }
+    if args.dry_run {
+        let path = match (&args.resume, &args.config) {
+            (Some(dir), _) => dir.join("config.toml"),
+            (None, Some(path)) => path.clone(),
+            (None, None) => bail!("train needs --config FILE (or --resume DIR)"),
+        };
+        return match TrainConfig::load(Some(&path), &args.set) {
+            Ok(config) => super::dry_run::dry_run(&config, args.json),
+            Err(message) => {
+                eprintln!("error: {message}");
+                Ok(ExitCode::from(super::EXIT_INPUT_ERRORS))
+            }
+        };
+    }
     let (config, dir, lock) = match &args.resume {
         Some(dir) => {
             if !dir.join("config.toml").exists() {
@@ -139,6 +163,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let first_step = trainer.state.step;
     let mut last_eval: Option<f64> = None;
     let outcome = trainer.run(&mut log, &stop, |event| {
+        if event["event"] == "profile" {
+            let table = event["table"].as_str().unwrap_or_default().to_string();
+            eprintln!("{table}");
+            return Some(table);
+        }
         let ticker = ticker.as_mut()?;
         match event["event"].as_str() {
             Some("eval") => {
@@ -189,7 +218,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("no adapter published: {e}"),
         }
     }
-    let mut end = json!({"event": "end", "status": status});
+    let peak_rss = crate::alloc::rss().map(|r| r.peak);
+    let mut end = json!({"event": "end", "status": status, "peak_rss": peak_rss});
     if let Some(m) = &message {
         end["message"] = Value::String(m.clone());
         eprintln!("{status}: {m}");

@@ -61,6 +61,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Norm);
         if !train {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
@@ -294,8 +295,10 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
+        let embedding = crate::profile::scope(crate::profile::Label::Embedding);
         let mut x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
+        drop(embedding);
         let token_positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
             None => (offset as u32..(offset + seq) as u32).collect(),
@@ -451,6 +454,7 @@ impl Attention {
         cache: Option<(&mut Cache, usize)>,
         mode: Mode,
     ) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Attention);
         let (b, t, _) = x.dims3()?;
         let [q, k, v] = self.project(x, mode)?;
         let [q, k, v] = self.heads([&q, &k, &v], &positions.cos, &positions.sin, mode)?;
@@ -548,6 +552,7 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Mlp);
         let gate = self.gate_proj.forward(x, mode)?;
         let up = self.up_proj.forward(x, mode)?;
         let act = (candle_nn::ops::silu(&gate)? * up)?;

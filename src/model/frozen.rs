@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Ten
 
 struct FrozenProduct {
     /// The product, computed without a graph.
-    value: Tensor,
+    value: super::precomputed::Handoff,
     /// `[out, in]`.
     weight: Tensor,
 }
@@ -21,14 +21,15 @@ impl CustomOp1 for FrozenProduct {
     }
 
     fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        super::precomputed::cpu_value(&self.value, self.name())
+        self.value.cpu(self.name())
     }
 
     fn cuda_fwd(&self, _x: &CudaStorage, _layout: &Layout) -> Result<(CudaStorage, Shape)> {
-        super::precomputed::cuda_value(&self.value, self.name())
+        self.value.cuda(self.name())
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
         let weight = self.weight.to_dtype(grad.dtype())?;
         Ok(Some(grad.broadcast_matmul(&weight)?))
     }
@@ -39,7 +40,7 @@ impl CustomOp1 for FrozenProduct {
 pub fn frozen_matmul_t(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let value = x.detach().broadcast_matmul(&weight.t()?)?.contiguous()?;
     x.apply_op1(FrozenProduct {
-        value,
+        value: super::precomputed::Handoff::new(value),
         weight: weight.clone(),
     })
 }

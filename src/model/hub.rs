@@ -138,3 +138,16 @@ fn download(model: &str) -> Result<PathBuf, String> {
     }
     Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
 }
+
+/// A model directory, or a repo id's snapshot already in the Hugging Face
+/// cache; never a download.
+pub fn resolve_local(model: &str) -> Option<PathBuf> {
+    let local = Path::new(model);
+    if local.join("config.json").exists() {
+        return Some(local.to_path_buf());
+    }
+    let repo = cache_dir().join(format!("models--{}", model.replace('/', "--")));
+    let hash = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
+    let dir = repo.join("snapshots").join(hash.trim());
+    dir.join("config.json").exists().then_some(dir)
+}

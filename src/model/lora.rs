@@ -139,6 +139,24 @@ impl Linear {
 
     /// `x` is `[batch, seq, in]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if let Some(lora) = self.lora.as_ref().filter(|_| mode.train && mode.adapter) {
+            let _label = crate::profile::scope(crate::profile::Label::Lora);
+            let mask = (lora.dropout > 0.0)
+                .then(|| {
+                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    dropout_mask(x.dims(), lora.dropout, seed, x.device())
+                })
+                .transpose()?;
+            return super::lora_op::lora_linear(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                lora.a.as_tensor(),
+                lora.b.as_tensor(),
+                lora.scale,
+                mask,
+            );
+        }
         if !mode.train && gemv::applies(x, &self.weight) {
             return self.forward_rows(x, mode);
         }

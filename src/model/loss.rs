@@ -30,6 +30,7 @@ pub fn summed_nll(
     targets: &[u32],
     train: bool,
 ) -> Result<Tensor> {
+    let _label = crate::profile::scope(crate::profile::Label::Logits);
     let device = hidden.device();
     if train {
         let rows = hidden.index_select(&Tensor::new(positions, device)?, 0)?;
@@ -63,4 +64,79 @@ pub fn sample_loss(decoder: &Decoder, encoded: &Encoded, mode: Mode) -> Result<(
     let hidden = decoder.hidden(&ids, None, None, mode)?.squeeze(0)?;
     let sum = summed_nll(decoder, &hidden, &positions, &targets, mode.train)?.to_scalar::<f32>()?;
     Ok((sum as f64, positions.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::ModelConfig;
+    use crate::model::weights::RandomWeights;
+    use crate::profile;
+    use candle_core::Device;
+
+    const HIDDEN: usize = 32;
+    const VOCAB: usize = 3000;
+
+    fn decoder() -> Decoder {
+        let json = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "hidden_size": HIDDEN,
+            "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": VOCAB, "tie_word_embeddings": true
+        });
+        let config = ModelConfig::from_json(&json).unwrap();
+        let weights = RandomWeights {
+            config: config.clone(),
+            device: Device::Cpu,
+            dtype: DType::F32,
+            seed: 1,
+        };
+        Decoder::load(config, &weights).unwrap()
+    }
+
+    /// Bytes allocated for the loss of the last `trained` of `seq` rows.
+    fn loss_bytes(decoder: &Decoder, seq: usize, trained: usize, train: bool) -> usize {
+        profile::enable();
+        let hidden = Tensor::randn(0f32, 1.0, (seq, HIDDEN), &Device::Cpu).unwrap();
+        let positions: Vec<u32> = (seq - trained..seq).map(|p| p as u32).collect();
+        let targets: Vec<u32> = positions.iter().map(|p| p % VOCAB as u32).collect();
+        let before = profile::thread_allocated();
+        summed_nll(decoder, &hidden, &positions, &targets, train).unwrap();
+        profile::thread_allocated() - before
+    }
+
+    #[test]
+    fn prompt_positions_cost_nothing_in_the_output_projection() {
+        let decoder = decoder();
+        // The first call allocates what is set up once.
+        loss_bytes(&decoder, 64, 16, true);
+        for train in [true, false] {
+            // 16 trained rows after a 48- or a 4,080-token prompt.
+            let short = loss_bytes(&decoder, 64, 16, train);
+            let long = loss_bytes(&decoder, 4096, 16, train);
+            assert!(
+                long <= short + short / 10,
+                "train {train}: {long} vs {short}"
+            );
+            // Every row trained: the output projection runs for each.
+            let all = loss_bytes(&decoder, 4096, 4096, train);
+            assert!(all > 100 * short, "train {train}: {all} vs {short}");
+        }
+    }
+
+    #[test]
+    fn training_keeps_no_vocabulary_sized_matrix_for_backward() {
+        let decoder = decoder();
+        profile::enable();
+        let rows = 512;
+        let hidden = Tensor::randn(0f32, 1.0, (rows, HIDDEN), &Device::Cpu).unwrap();
+        let positions: Vec<u32> = (0..rows as u32).collect();
+        let before = profile::thread_net();
+        let loss = summed_nll(&decoder, &hidden, &positions, &positions, true).unwrap();
+        let kept = profile::thread_net() - before;
+        // One [rows, vocab] f32 matrix would be 6 MB; [rows, hidden] is 64 kB.
+        let logits_bytes = (rows * VOCAB * 4) as isize;
+        assert!(kept < logits_bytes / 8, "{kept} bytes kept with the loss");
+        drop(loss);
+    }
 }

@@ -17,6 +17,7 @@ pub mod hub;
 pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
+pub mod lora_op;
 pub mod loss;
 pub mod merge;
 pub mod ollama;

@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod config;
+pub mod estimate;
 pub mod optim;
 pub mod run_dir;
 pub mod run_lock;

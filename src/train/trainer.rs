@@ -12,6 +12,7 @@ use crate::model::lora::LoraSpec;
 use crate::model::loss::{sample_loss, summed_nll};
 use crate::model::st_write::{named, write_f32};
 use crate::model::{LoadOptions, Model, adapter};
+use crate::profile::{self, Label};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -277,10 +278,28 @@ impl Trainer {
         if t.eval_at_start && self.state.step == 0 {
             self.evaluate_base(log, &mut report)?;
         }
+        let mut profile_next = profile::enabled();
+        let mut reclaimer = crate::alloc::Reclaimer::default();
         while self.state.step < self.total_steps {
             let step = self.state.step;
             let step_started = Instant::now();
+            let heap_at_start = profile::live();
+            profile::reset();
             let (loss, norm, tokens) = self.step(step).map_err(|e| e.to_string())?;
+            if std::mem::take(&mut profile_next) {
+                let event = profile_event(step + 1, profile::report(heap_at_start));
+                log.event(&event).map_err(io)?;
+                report(log, &event)?;
+            }
+            if let Some((held, left)) = reclaimer.after_step() {
+                log.line(&format!(
+                    "step {}: gave {:.0} MB of freed memory back ({:.0} MB kept)",
+                    step + 1,
+                    (held - left.min(held)) as f64 / 1e6,
+                    left as f64 / 1e6
+                ))
+                .map_err(io)?;
+            }
             if !loss.is_finite() {
                 let last = checkpoints(&log.dir)
                     .pop()
@@ -305,6 +324,7 @@ impl Trainer {
                 "tokens_per_s": tokens as f64 / elapsed.max(1e-9),
                 "elapsed_s": started.elapsed().as_secs_f64(),
                 "total_steps": self.total_steps,
+                "peak_rss": crate::alloc::rss().map(|r| r.peak),
             });
             log.event(&event).map_err(io)?;
             report(log, &event)?;
@@ -406,6 +426,31 @@ impl Trainer {
     }
 }
 
+/// The `profile` event: the step's per-label heap profile, the resident
+/// memory and the allocator's own figures, and the table of them all.
+fn profile_event(step: usize, report: profile::Report) -> Value {
+    let rss = crate::alloc::rss();
+    let heap = crate::alloc::heap_stats();
+    let mut table = report.table();
+    if let Some(rss) = rss {
+        table.push_str(&format!(
+            "\nresident: peak {:.1} MB (VmHWM), now {:.1} MB (VmRSS), heap part {:.1} MB (RssAnon)",
+            rss.peak as f64 / 1e6,
+            rss.now as f64 / 1e6,
+            rss.anon as f64 / 1e6
+        ));
+    }
+    if let Some(h) = heap {
+        table.push_str(&format!(
+            "\nallocator (mallinfo2): arena {:.1} MB, in use {:.1} MB, free held {:.1} MB",
+            h.arena as f64 / 1e6,
+            h.in_use as f64 / 1e6,
+            h.free_held as f64 / 1e6
+        ));
+    }
+    json!({"event": "profile", "step": step, "report": report, "rss": rss, "heap": heap, "table": table})
+}
+
 /// Forward and backward over the micro-batches of one optimizer step
 /// (accumulating gradients of the token-weighted mean loss), clipping, and
 /// the AdamW update at `lr`. Returns (loss, gradient norm before clipping);
@@ -435,16 +480,20 @@ pub fn optimizer_step(
         let rows = hidden.reshape((b * t, h))?;
         let sum = summed_nll(decoder, &rows, &batch.positions, &batch.targets, true)?;
         loss_sum += sum.to_scalar::<f32>()? as f64;
+        let backward = profile::scope(Label::Backward);
         let mut store = (sum / window.max(1) as f64)?.backward()?;
+        drop(backward);
         if let Some(side) = &recomputed {
             side.drain_into(&mut store)?;
         }
+        let _label = profile::scope(Label::Optimizer);
         accumulate(&mut grads, collect(&optimizer.params, &store)?)?;
     }
     let loss = loss_sum / window.max(1) as f64;
     if !loss.is_finite() {
         return Ok((loss, f64::NAN));
     }
+    let _label = profile::scope(Label::Optimizer);
     let norm = clip_global_norm(&mut grads, max_grad_norm)?;
     optimizer.step(&grads, lr)?;
     Ok((loss, norm))

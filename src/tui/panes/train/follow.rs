@@ -63,6 +63,8 @@ pub struct Metrics {
     pub session_first: Option<(usize, f64)>,
     pub checkpoints: usize,
     pub end: Option<EndInfo>,
+    /// The highest `peak_rss` (bytes) the run's events reported.
+    pub peak_rss: Option<f64>,
     /// Lines that were not JSON objects (a foreign or damaged file).
     pub bad_lines: usize,
     /// 1-based numbers of lines longer than `MAX_LINE`, skipped unread.
@@ -141,6 +143,9 @@ impl Metrics {
     pub fn apply(&mut self, event: &Value) {
         let num = |key: &str| event.get(key).and_then(Value::as_f64);
         let int = |key: &str| event.get(key).and_then(Value::as_u64).map(|v| v as usize);
+        if let Some(peak) = num("peak_rss") {
+            self.peak_rss = Some(self.peak_rss.map_or(peak, |p| p.max(peak)));
+        }
         let text = |key: &str| {
             event
                 .get(key)

@@ -241,6 +241,18 @@ impl TrainPane {
         })
     }
 
+    /// The peak resident memory of the newest run on `model` that recorded
+    /// one, and that run's name.
+    pub fn measured_peak(&self, model: &str) -> Option<(f64, String)> {
+        self.runs.list.iter().find_map(|run| {
+            let m = run.metrics();
+            (m.start.as_ref()?.model == model)
+                .then_some(m.peak_rss)
+                .flatten()
+                .map(|p| (p, run.name.clone()))
+        })
+    }
+
     /// Lists the runs again; attaches to the newest when none is.
     pub fn rescan(&mut self) -> bool {
         self.last_scan = Some(Instant::now());

@@ -168,10 +168,16 @@ fn render_estimate(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Them
                             format!(
                                 "  grads+Adam {} · activ. {}",
                                 fmt::bytes(mem.optimizer),
-                                fmt::bytes(mem.activations)
+                                fmt::bytes(mem.activations + mem.attention)
                             ),
                             dim,
                         ));
+                        if let Some((peak, run)) = pane.measured_peak(&config.model.name) {
+                            lines.push(Line::styled(
+                                format!("  measured peak {} in {run}", fmt::bytes(peak)),
+                                dim,
+                            ));
+                        }
                     }
                     Err(e) => lines.push(Line::styled(format!("memory: {e}"), error)),
                 }

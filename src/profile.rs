@@ -1,0 +1,321 @@
+//! Per-op memory profile of a training step (`TUNEBENCH_PROFILE=1` or
+//! `train --profile`).
+//!
+//! A global allocator wraps the system one and, once profiling is on,
+//! counts the bytes live on the heap. Our code labels what it is doing
+//! (embedding, norm, attention, ...) with [`scope`]; each label records the
+//! bytes allocated under it and the highest heap level reached while it was
+//! the current label. When profiling is off every allocation pays one
+//! relaxed atomic load.
+//!
+//! The label is per thread: an allocation is charged to what the thread that
+//! made it was doing, so tests running beside each other do not mix, and the
+//! matrix kernels' worker threads (which allocate little) count as `other`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+
+/// What our code is doing when it allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Label {
+    Other,
+    Embedding,
+    Norm,
+    Attention,
+    Mlp,
+    Lora,
+    /// The output projection and the loss over it.
+    Logits,
+    /// candle's backward pass outside our own ops.
+    Backward,
+    /// Backward of the frozen projections (`grad @ W`).
+    BackwardFrozen,
+    /// Backward of the fused cross-entropy.
+    BackwardLogits,
+    Optimizer,
+}
+
+const LABELS: [Label; 11] = [
+    Label::Other,
+    Label::Embedding,
+    Label::Norm,
+    Label::Attention,
+    Label::Mlp,
+    Label::Lora,
+    Label::Logits,
+    Label::Backward,
+    Label::BackwardFrozen,
+    Label::BackwardLogits,
+    Label::Optimizer,
+];
+
+impl Label {
+    pub fn name(self) -> &'static str {
+        match self {
+            Label::Other => "other",
+            Label::Embedding => "embedding",
+            Label::Norm => "norm",
+            Label::Attention => "attention",
+            Label::Mlp => "mlp",
+            Label::Lora => "lora",
+            Label::Logits => "logits+loss",
+            Label::Backward => "backward",
+            Label::BackwardFrozen => "backward: frozen linear",
+            Label::BackwardLogits => "backward: logits",
+            Label::Optimizer => "optimizer",
+        }
+    }
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated and not yet freed since profiling was switched on.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static STEP_PEAK: AtomicUsize = AtomicUsize::new(0);
+static STEP_PEAK_LABEL: AtomicU8 = AtomicU8::new(0);
+static LABEL_PEAK: [AtomicUsize; LABELS.len()] = [const { AtomicUsize::new(0) }; LABELS.len()];
+static LABEL_ALLOCATED: [AtomicUsize; LABELS.len()] = [const { AtomicUsize::new(0) }; LABELS.len()];
+
+thread_local! {
+    // Const-initialised and without a destructor: safe to read from inside
+    // the allocator.
+    static CURRENT: Cell<u8> = const { Cell::new(0) };
+    /// Bytes this thread allocated less those it freed.
+    static THREAD_NET: Cell<isize> = const { Cell::new(0) };
+    /// Bytes this thread allocated.
+    static THREAD_ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn current() -> u8 {
+    CURRENT.try_with(Cell::get).unwrap_or(0)
+}
+
+/// The process's allocator: the system one, counted while profiling.
+pub struct Counting;
+
+fn grew(bytes: usize) {
+    let _ = THREAD_NET.try_with(|n| n.set(n.get() + bytes as isize));
+    let _ = THREAD_ALLOCATED.try_with(|n| n.set(n.get() + bytes));
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    let label = current();
+    LABEL_ALLOCATED[label as usize].fetch_add(bytes, Relaxed);
+    LABEL_PEAK[label as usize].fetch_max(live, Relaxed);
+    if STEP_PEAK.fetch_max(live, Relaxed) < live {
+        STEP_PEAK_LABEL.store(label, Relaxed);
+    }
+}
+
+fn shrank(bytes: usize) {
+    let _ = THREAD_NET.try_with(|n| n.set(n.get() - bytes as isize));
+    // Memory allocated before profiling started may be freed after it:
+    // the count never goes below zero.
+    let _ = LIVE.fetch_update(Relaxed, Relaxed, |live| Some(live.saturating_sub(bytes)));
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the bookkeeping
+// only touches atomics and a const thread-local, and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if ENABLED.load(Relaxed) && !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if ENABLED.load(Relaxed) && !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        if ENABLED.load(Relaxed) {
+            shrank(layout.size());
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if ENABLED.load(Relaxed) && !p.is_null() {
+            shrank(layout.size());
+            grew(new_size);
+        }
+        p
+    }
+}
+
+/// Starts counting (from zero live bytes).
+pub fn enable() {
+    ENABLED.store(true, Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Relaxed)
+}
+
+/// Whether the environment asks for a profile (`TUNEBENCH_PROFILE=1`).
+pub fn requested_by_env() -> bool {
+    std::env::var("TUNEBENCH_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Restores the thread's previous label when dropped.
+pub struct Scope {
+    previous: Option<u8>,
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous {
+            let _ = CURRENT.try_with(|c| c.set(previous));
+        }
+    }
+}
+
+/// Charges this thread's allocations to `label` until the guard drops.
+pub fn scope(label: Label) -> Scope {
+    if !enabled() {
+        return Scope { previous: None };
+    }
+    // What is already live counts towards the label's peak.
+    LABEL_PEAK[label as usize].fetch_max(LIVE.load(Relaxed), Relaxed);
+    Scope {
+        previous: CURRENT.try_with(|c| c.replace(label as u8)).ok(),
+    }
+}
+
+/// Bytes live on the heap now (since profiling started).
+pub fn live() -> usize {
+    LIVE.load(Relaxed)
+}
+
+/// Bytes this thread allocated less those it freed, while profiling: what a
+/// piece of single-threaded code keeps is the change across it.
+pub fn thread_net() -> isize {
+    THREAD_NET.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Bytes this thread allocated while profiling (unaffected by other threads,
+/// so tests can measure a piece of single-threaded code).
+pub fn thread_allocated() -> usize {
+    THREAD_ALLOCATED.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Bytes allocated under `label` since the last [`reset`].
+pub fn allocated(label: Label) -> usize {
+    LABEL_ALLOCATED[label as usize].load(Relaxed)
+}
+
+/// Starts a new measurement: peaks from the current level, counts at zero.
+pub fn reset() {
+    let live = live();
+    for i in 0..LABELS.len() {
+        LABEL_PEAK[i].store(0, Relaxed);
+        LABEL_ALLOCATED[i].store(0, Relaxed);
+    }
+    STEP_PEAK.store(live, Relaxed);
+    STEP_PEAK_LABEL.store(current(), Relaxed);
+}
+
+/// One label's share of a measurement.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Row {
+    pub label: &'static str,
+    /// Highest heap level while this label was current.
+    pub peak_bytes: usize,
+    pub allocated_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// Heap at the start of the measurement (weights, adapter, optimizer).
+    pub start_bytes: usize,
+    pub peak_bytes: usize,
+    /// The label current when the peak was reached.
+    pub peak_label: &'static str,
+    /// Labels that allocated anything, largest peak first.
+    pub rows: Vec<Row>,
+}
+
+/// What was counted since [`reset`], which started at `start_bytes`.
+pub fn report(start_bytes: usize) -> Report {
+    let mut rows: Vec<Row> = LABELS
+        .iter()
+        .map(|&l| Row {
+            label: l.name(),
+            peak_bytes: LABEL_PEAK[l as usize].load(Relaxed),
+            allocated_bytes: allocated(l),
+        })
+        .filter(|r| r.allocated_bytes > 0)
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.peak_bytes));
+    Report {
+        start_bytes,
+        peak_bytes: STEP_PEAK.load(Relaxed),
+        peak_label: LABELS[STEP_PEAK_LABEL.load(Relaxed) as usize % LABELS.len()].name(),
+        rows,
+    }
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+impl Report {
+    /// The table `train --profile` prints after the first step.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "memory profile of one step (heap bytes counted by tunebench's allocator)\n\
+             {:<24} {:>12} {:>12} {:>12}\n",
+            "label", "peak live", "above start", "allocated"
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{:<24} {:>12} {:>12} {:>12}\n",
+                r.label,
+                mb(r.peak_bytes),
+                mb(r.peak_bytes.saturating_sub(self.start_bytes)),
+                mb(r.allocated_bytes)
+            ));
+        }
+        out.push_str(&format!(
+            "heap at step start {}, step peak {} (+{}) during {}",
+            mb(self.start_bytes),
+            mb(self.peak_bytes),
+            mb(self.peak_bytes.saturating_sub(self.start_bytes)),
+            self.peak_label
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labelled_allocation_is_charged_to_its_label_on_this_thread() {
+        enable();
+        let before = allocated(Label::Optimizer);
+        let kept = {
+            let _s = scope(Label::Optimizer);
+            let v = vec![1u8; 3_000_000];
+            // Another thread's allocation is not charged to this label.
+            std::thread::spawn(|| vec![2u8; 5_000_000].len())
+                .join()
+                .unwrap();
+            v
+        };
+        let charged = allocated(Label::Optimizer) - before;
+        assert!((3_000_000..5_000_000).contains(&charged), "{charged}");
+        // The label ended with the scope.
+        let after_scope = allocated(Label::Optimizer);
+        let _more = vec![3u8; 1_000_000];
+        assert_eq!(allocated(Label::Optimizer), after_scope);
+        assert!(LABEL_PEAK[Label::Optimizer as usize].load(Relaxed) >= kept.len());
+    }
+}
