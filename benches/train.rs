@@ -9,14 +9,11 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::peak_rss_mb;
 use std::time::Instant;
-use tunebench::model::adapter;
 use tunebench::model::config::ModelConfig;
 use tunebench::model::decoder::Decoder;
-use tunebench::model::lora::LoraSpec;
 use tunebench::model::weights::RandomWeights;
 use tunebench::train::batches::Batch;
-use tunebench::train::optim::{AdamW, AdamWParams};
-use tunebench::train::trainer::{lora_params, optimizer_step};
+use tunebench::train::trainer::optimizer_step;
 
 const SEQ: usize = 256;
 const STEPS: usize = 5;
@@ -37,18 +34,7 @@ fn main() -> anyhow::Result<()> {
         seed: 0,
     };
     let mut decoder = Decoder::load(config, &source)?;
-    let spec = LoraSpec {
-        dropout: 0.0,
-        ..LoraSpec::all_linear(16, 32.0)
-    };
-    adapter::attach_new(&mut decoder, &spec, 0)?;
-    let hyper = AdamWParams {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
-    let mut optimizer = AdamW::new(lora_params(&decoder), hyper)?;
+    let mut optimizer = common::lora_as_the_reference_trains(&mut decoder)?;
     let ids: Vec<u32> = (0..SEQ as u32)
         .map(|i| (i * 7919 + 13) % VOCAB as u32)
         .collect();

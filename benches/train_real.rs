@@ -20,16 +20,13 @@ use common::peak_rss_mb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use tunebench::model::adapter;
 use tunebench::model::config::ModelConfig;
 use tunebench::model::decoder::Decoder;
-use tunebench::model::lora::LoraSpec;
 use tunebench::model::tokenize::ChatTokenizer;
 use tunebench::model::weights::{RandomWeights, Weights};
 use tunebench::train::batches::{Batch, prepare};
 use tunebench::train::config::DataSection;
-use tunebench::train::optim::{AdamW, AdamWParams};
-use tunebench::train::trainer::{lora_params, optimizer_step};
+use tunebench::train::trainer::optimizer_step;
 
 const CHILD: &str = "TUNEBENCH_TRAIN_REAL_SEQ";
 const SAMPLES: &str = concat!(
@@ -165,18 +162,7 @@ fn measure(seq: usize) -> anyhow::Result<()> {
             Decoder::load(config, &source)?
         }
     };
-    let spec = LoraSpec {
-        dropout: 0.0,
-        ..LoraSpec::all_linear(16, 32.0)
-    };
-    adapter::attach_new(&mut decoder, &spec, 0)?;
-    let hyper = AdamWParams {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
-    let mut optimizer = AdamW::new(lora_params(&decoder), hyper)?;
+    let mut optimizer = common::lora_as_the_reference_trains(&mut decoder)?;
     let (ids, trained) = token_row(model.as_deref(), seq)?;
     tokens_file(seq, &ids, &trained)?;
     let (positions, targets): (Vec<u32>, Vec<u32>) = (0..seq - 1)

@@ -65,3 +65,24 @@ fn generate(path: &Path, target: u64) {
     }
     out.flush().unwrap();
 }
+
+/// Rank 16 on all seven projections (alpha 32, no dropout) attached to
+/// `decoder`, and AdamW over it: what the reference scripts train.
+pub fn lora_as_the_reference_trains(
+    decoder: &mut tunebench::model::decoder::Decoder,
+) -> anyhow::Result<tunebench::train::optim::AdamW> {
+    use tunebench::train::optim::{AdamW, AdamWParams};
+    let spec = tunebench::model::lora::LoraSpec {
+        dropout: 0.0,
+        ..tunebench::model::lora::LoraSpec::all_linear(16, 32.0)
+    };
+    tunebench::model::adapter::attach_new(decoder, &spec, 0)?;
+    let hyper = AdamWParams {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    let params = tunebench::train::trainer::lora_params(decoder);
+    Ok(AdamW::new(params, hyper)?)
+}

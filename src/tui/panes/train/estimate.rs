@@ -117,23 +117,8 @@ fn check_record_sizes(data: &DataSection) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::estimate::tests::config;
     use std::path::Path;
-
-    fn config() -> TrainConfig {
-        TrainConfig::load(
-            None,
-            &[
-                "model.name=\"m\"".into(),
-                "data.train=\"d\"".into(),
-                "lora.r=8".into(),
-                "data.max_seq_len=128".into(),
-                "training.epochs=2".into(),
-                "training.grad_accum=2".into(),
-                "training.eval_every=5".into(),
-            ],
-        )
-        .unwrap()
-    }
 
     #[test]
     fn a_record_too_large_to_tokenise_is_named_not_measured() {
