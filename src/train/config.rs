@@ -73,12 +73,14 @@ pub struct TrainingSection {
     pub adam_beta2: f64,
     pub adam_eps: f64,
     /// Recompute each decoder layer in backward instead of keeping its
-    /// activations. Unset means the default (off).
+    /// activations. Unset: the memory estimate decides
+    /// (`train::estimate::checkpointing`).
     pub gradient_checkpointing: Option<bool>,
 }
 
 impl TrainingSection {
-    /// Whether training recomputes layers in backward.
+    /// Whether the config itself turns recomputation on (unset counts as
+    /// off here; the trainer asks `train::estimate::checkpointing`).
     pub fn checkpointing(&self) -> bool {
         self.gradient_checkpointing.unwrap_or(false)
     }

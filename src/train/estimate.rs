@@ -111,14 +111,42 @@ impl Memory {
     }
 }
 
-/// Whether decoder layers are recomputed in the backward pass.
-pub fn checkpointing(config: &TrainConfig) -> bool {
-    config.training.checkpointing()
+/// Whether decoder layers are recomputed in the backward pass: as the
+/// config says, or, when it says nothing, exactly when the run would not
+/// fit in the memory available without it.
+pub fn checkpointing(model: &ModelConfig, config: &TrainConfig) -> bool {
+    match config.training.gradient_checkpointing {
+        Some(on) => on,
+        None => needs_checkpointing(model, config, available_memory()),
+    }
+}
+
+/// The automatic choice: the estimate without checkpointing exceeds what
+/// is available (unknown: never).
+fn needs_checkpointing(model: &ModelConfig, config: &TrainConfig, available: Option<f64>) -> bool {
+    available.is_some_and(|bytes| memory_with(model, config, false).total() > bytes)
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes (Linux).
+fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kb: f64 = kb.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024.0)
 }
 
 /// The checkpointing setting as `train --dry-run` and the Train form show it.
-pub fn checkpointing_text(_model: &ModelConfig, config: &TrainConfig) -> String {
-    if checkpointing(config) { "on" } else { "off" }.to_string()
+pub fn checkpointing_text(model: &ModelConfig, config: &TrainConfig) -> String {
+    let on = checkpointing(model, config);
+    let word = if on { "on" } else { "off" };
+    match config.training.gradient_checkpointing {
+        Some(_) => word.to_string(),
+        None => format!(
+            "auto: {word} (≈ {:.1} GB without it, {} available)",
+            memory_with(model, config, false).total() / 1e9,
+            available_memory().map_or("unknown".into(), |b| format!("{:.1} GB", b / 1e9))
+        ),
+    }
 }
 
 /// f32 values kept for backward per token and layer, for the shape.
@@ -165,6 +193,10 @@ const LOGIT_ROWS: f64 = 64.0;
 const LOGIT_MATRICES: f64 = 5.0;
 
 pub fn memory(model: &ModelConfig, config: &TrainConfig) -> Memory {
+    memory_with(model, config, checkpointing(model, config))
+}
+
+fn memory_with(model: &ModelConfig, config: &TrainConfig, checkpointing: bool) -> Memory {
     let width = if config.model.dtype == "bf16" {
         2.0
     } else {
@@ -181,7 +213,7 @@ pub fn memory(model: &ModelConfig, config: &TrainConfig) -> Memory {
         * 4.0
         * ACTIVATION_GRADIENTS;
     let h = model.hidden_size as f64;
-    let (activations, layers_with_scores) = if checkpointing(config) {
+    let (activations, layers_with_scores) = if checkpointing {
         // Each layer's input, and one layer's own activations recomputed.
         (layers * tokens * h * 4.0 + per_layer, 1.0)
     } else {
@@ -324,6 +356,21 @@ pub(crate) mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn checkpointing_is_automatic_only_when_the_config_says_nothing() {
+        let (m, mut c) = (tiny(), config());
+        let without = memory_with(&m, &c, false).total();
+        assert!(needs_checkpointing(&m, &c, Some(without * 0.9)));
+        assert!(!needs_checkpointing(&m, &c, Some(without * 1.1)));
+        assert!(!needs_checkpointing(&m, &c, None));
+        assert!(memory_with(&m, &c, true).total() < without);
+        c.training.gradient_checkpointing = Some(false);
+        assert!(!checkpointing(&m, &c));
+        assert_eq!(checkpointing_text(&m, &c), "off");
+        c.training.gradient_checkpointing = None;
+        assert!(checkpointing_text(&m, &c).starts_with("auto: "));
     }
 
     #[test]

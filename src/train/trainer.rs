@@ -51,6 +51,8 @@ pub struct Trainer {
     pad_id: u32,
     /// Damaged checkpoints a resume passed over, each with the reason.
     pub skipped_checkpoints: Vec<String>,
+    /// Layers recomputed in backward (the config's choice, or the estimate's).
+    pub checkpointing: bool,
 }
 
 fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
@@ -173,7 +175,9 @@ impl Trainer {
             .find_map(|t| tok.token_to_id(t))
             .or_else(|| model.stop_ids.first().copied())
             .unwrap_or(0);
+        let checkpointing = super::estimate::checkpointing(&model.decoder.config, &config);
         Ok(Trainer {
+            checkpointing,
             config,
             model,
             data,
@@ -218,7 +222,7 @@ impl Trainer {
             self.schedule.lr(step),
             self.config.training.max_grad_norm,
             seed,
-            self.config.training.checkpointing(),
+            self.checkpointing,
         )?;
         Ok((loss, norm, tokens))
     }

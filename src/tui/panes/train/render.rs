@@ -172,6 +172,15 @@ fn render_estimate(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Them
                             ),
                             dim,
                         ));
+                        let auto = match config.training.gradient_checkpointing {
+                            None => "auto: ",
+                            Some(_) => "",
+                        };
+                        let on = crate::train::estimate::checkpointing(model, config);
+                        lines.push(Line::styled(
+                            format!("  checkpointing {auto}{}", if on { "on" } else { "off" }),
+                            dim,
+                        ));
                         if let Some((peak, run)) = pane.measured_peak(&config.model.name) {
                             lines.push(Line::styled(
                                 format!("  measured peak {} in {run}", fmt::bytes(peak)),
