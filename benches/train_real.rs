@@ -178,6 +178,9 @@ fn measure(seq: usize) -> anyhow::Result<()> {
     let steps = steps();
     let checkpoint = checkpointing(seq);
     let mut losses = Vec::new();
+    // As the trainer does: what one step freed is reused by the next, and
+    // a trim follows only a step that left more than usual.
+    let mut reclaimer = tunebench::alloc::Reclaimer::default();
     let mut started = Instant::now();
     for step in 0..=steps {
         if step == 1 {
@@ -186,6 +189,7 @@ fn measure(seq: usize) -> anyhow::Result<()> {
         let (loss, _) =
             optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0, checkpoint)?;
         losses.push(loss);
+        reclaimer.after_step();
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -11,7 +11,7 @@ pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
-use candle_core::{D, DType, Module, Result, Tensor, Var};
+use candle_core::{DType, Module, Result, Tensor, Var};
 use std::sync::Arc;
 
 /// How a forward pass runs.
@@ -65,12 +65,7 @@ impl RmsNorm {
         if !train {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
-        // As transformers computes it: in f32, then back to the input dtype.
-        let dtype = x.dtype();
-        let x32 = x.to_dtype(DType::F32)?;
-        let variance = x32.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x32.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+        super::norm_op::rms_norm_train(x, &self.weight, self.eps)
     }
 }
 
@@ -542,7 +537,7 @@ impl Attention {
         let k = split(k, kvh, &self.k_norm)?;
         let v = split(v, kvh, &None)?;
         let rotate = if mode.train {
-            candle_nn::rotary_emb::rope_slow
+            super::rope_op::rope_train
         } else {
             candle_nn::rotary_emb::rope
         };
@@ -555,7 +550,11 @@ impl Mlp {
         let _label = crate::profile::scope(crate::profile::Label::Mlp);
         let gate = self.gate_proj.forward(x, mode)?;
         let up = self.up_proj.forward(x, mode)?;
-        let act = (candle_nn::ops::silu(&gate)? * up)?;
+        let act = if mode.train {
+            super::swiglu_op::swiglu_train(&gate, &up)?
+        } else {
+            (candle_nn::ops::silu(&gate)? * up)?
+        };
         self.down_proj.forward(&act, mode)
     }
 }

@@ -4,6 +4,7 @@
 
 use super::decoder::Mode;
 use super::gemv;
+use super::lora_op::Dropout;
 use crate::data::rng::SplitMix64;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -81,6 +82,15 @@ pub struct LoraPair {
 }
 
 impl LoraPair {
+    /// The dropout on this adapter's input in a training pass: a seed per
+    /// step and projection.
+    fn dropout(&self, mode: Mode) -> Option<Dropout> {
+        (mode.train && self.dropout > 0.0).then(|| Dropout {
+            p: self.dropout,
+            seed: mode.dropout_seed ^ self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
     /// PEFT's initialisation: A Kaiming-uniform (a = sqrt(5)), B zeros.
     /// Seeded, so a run's starting adapter is reproducible.
     pub fn init(
@@ -141,12 +151,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         if let Some(lora) = self.lora.as_ref().filter(|_| mode.train && mode.adapter) {
             let _label = crate::profile::scope(crate::profile::Label::Lora);
-            let mask = (lora.dropout > 0.0)
-                .then(|| {
-                    let seed = mode.dropout_seed ^ lora.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    dropout_mask(x.dims(), lora.dropout, seed, x.device())
-                })
-                .transpose()?;
+            let dropout = lora.dropout(mode);
             return super::lora_op::lora_linear(
                 x,
                 &self.weight,
@@ -154,7 +159,7 @@ impl Linear {
                 lora.a.as_tensor(),
                 lora.b.as_tensor(),
                 lora.scale,
-                mask,
+                dropout,
             );
         }
         if !mode.train && gemv::applies(x, &self.weight) {
@@ -223,14 +228,8 @@ impl LoraPair {
     /// `scale * B (A dropout(x))` in f32.
     fn delta(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut input = x.to_dtype(DType::F32)?;
-        if mode.train && self.dropout > 0.0 {
-            let seed = mode.dropout_seed ^ self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            input = input.broadcast_mul(&dropout_mask(
-                input.dims(),
-                self.dropout,
-                seed,
-                x.device(),
-            )?)?;
+        if let Some(dropout) = self.dropout(mode) {
+            input = input.broadcast_mul(&dropout.mask(input.dims(), x.device())?)?;
         }
         // Outside training nothing needs gradients: detached factors keep
         // candle from recording a graph, which would hold every activation
@@ -244,18 +243,6 @@ impl LoraPair {
         let up = down.broadcast_matmul(&b.t()?)?;
         up * self.scale
     }
-}
-
-/// Inverted dropout: zeros with probability `p`, else `1 / (1 - p)`; drawn
-/// from a seed so runs and resumed runs repeat.
-fn dropout_mask(shape: &[usize], p: f32, seed: u64, device: &Device) -> Result<Tensor> {
-    let mut rng = SplitMix64::new(seed);
-    let keep = 1.0 / (1.0 - p);
-    let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| if rng.next_f64() < p as f64 { 0.0 } else { keep })
-        .collect();
-    Tensor::from_vec(values, shape, device)
 }
 
 /// `x @ w.T` for a frozen weight: in training, a product whose backward

@@ -4,11 +4,41 @@
 //! Built from candle's ops, the graph keeps four `[tokens, out]` tensors per
 //! projection (the frozen product, `B`'s output, its scaled copy and the
 //! sum) and the backward pass makes as many again; this op keeps only the
-//! `[tokens, r]` down-projection (and the mask, with dropout), and returns
-//! the gradients of the input, `A` and `B`.
+//! `[tokens, r]` down-projection, and returns the gradients of the input,
+//! `A` and `B`. The dropout mask is drawn again from its seed in backward
+//! rather than kept (an input-sized f32 tensor per projection: a fifth of
+//! what a layer kept for backward).
 
 use super::precomputed::Handoff;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// Inverted dropout drawn from a seed, so the backward pass can draw the
+/// same mask again.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropout {
+    pub p: f32,
+    pub seed: u64,
+}
+
+impl Dropout {
+    /// Zeros with probability `p`, else `1 / (1 - p)`, f32; runs and
+    /// resumed runs repeat it.
+    pub fn mask(&self, shape: &[usize], device: &candle_core::Device) -> Result<Tensor> {
+        let mut rng = crate::data::rng::SplitMix64::new(self.seed);
+        let keep = 1.0 / (1.0 - self.p);
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                if rng.next_f64() < self.p as f64 {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        Tensor::from_vec(values, shape, device)
+    }
+}
 
 struct LoraLinear {
     /// The output, computed without a graph.
@@ -17,8 +47,8 @@ struct LoraLinear {
     weight: Tensor,
     /// `(m ∘ x) A^T`, `[tokens, r]`, f32.
     down: Tensor,
-    /// The dropout mask `[tokens, in]`, f32, when dropout is on.
-    mask: Option<Tensor>,
+    /// Where the dropout mask comes from, when dropout is on.
+    dropout: Option<Dropout>,
     scale: f64,
 }
 
@@ -69,13 +99,18 @@ impl CustomOp3 for LoraLinear {
         let x2 = x
             .reshape(((), x.dim(x.rank() - 1)?))?
             .to_dtype(DType::F32)?;
-        let masked = match &self.mask {
+        let mask = match &self.dropout {
+            Some(d) => Some(d.mask(x2.dims(), x2.device())?),
+            None => None,
+        };
+        let masked = match &mask {
             Some(m) => (x2 * m)?,
             None => x2,
         };
         let d_a = d_down.t()?.matmul(&masked)?;
+        drop(masked);
         let mut d_x_lora = d_down.matmul(a)?;
-        if let Some(m) = &self.mask {
+        if let Some(m) = &mask {
             d_x_lora = (d_x_lora * m)?;
         }
         let weight = self.weight.to_dtype(grad.dtype())?;
@@ -85,8 +120,8 @@ impl CustomOp3 for LoraLinear {
 }
 
 /// The adapted projection of `x` `[..., in]`: frozen `weight` `[out, in]`
-/// and `bias`, LoRA `a` `[r, in]` and `b` `[out, r]` (f32), `mask` the
-/// dropout mask of `x`'s shape. Differentiable with respect to `x`, `a`, `b`.
+/// and `bias`, LoRA `a` `[r, in]` and `b` `[out, r]` (f32), with `dropout`
+/// on the adapter's input. Differentiable with respect to `x`, `a`, `b`.
 pub fn lora_linear(
     x: &Tensor,
     weight: &Tensor,
@@ -94,7 +129,7 @@ pub fn lora_linear(
     a: &Tensor,
     b: &Tensor,
     scale: f64,
-    mask: Option<Tensor>,
+    dropout: Option<Dropout>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let in_dim = dims[dims.len() - 1];
@@ -103,13 +138,13 @@ pub fn lora_linear(
     if let Some(bias) = bias {
         y = y.broadcast_add(bias)?;
     }
-    let mask = mask.map(|m| m.reshape(((), in_dim))).transpose()?;
     let x32 = x2.to_dtype(DType::F32)?;
-    let input = match &mask {
-        Some(m) => (x32 * m)?,
+    let input = match &dropout {
+        Some(d) => (&x32 * d.mask(x32.dims(), x32.device())?)?,
         None => x32,
     };
     let down = input.matmul(&a.t()?)?;
+    drop(input);
     let delta = (down.matmul(&b.t()?)? * scale)?.to_dtype(y.dtype())?;
     let value = (y + delta)?;
     let mut shape = dims;
@@ -123,7 +158,7 @@ pub fn lora_linear(
             value: Handoff::new(value),
             weight: weight.clone(),
             down,
-            mask,
+            dropout,
             scale,
         },
     )
@@ -142,18 +177,14 @@ mod tests {
         let a = Var::from_tensor(&randn(&[3, 6])).unwrap();
         let b = Var::from_tensor(&randn(&[4, 3])).unwrap();
         let (w, bias, probe) = (randn(&[4, 6]), randn(&[4]), randn(&[2, 5, 4]));
-        // Inverted dropout at p = 0.5: entries 0 or 2.
-        let mask = (randn(&[2, 5, 6])
-            .ge(0.0)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap()
-            * 2.0)
-            .unwrap();
-        for mask in [None, Some(mask)] {
-            let ours = lora_linear(&x, &w, Some(&bias), &a, &b, 0.7, mask.clone()).unwrap();
-            let input = match &mask {
-                Some(m) => (x.as_tensor() * m).unwrap(),
+        let half = Dropout { p: 0.5, seed: 7 };
+        for dropout in [None, Some(half)] {
+            let ours = lora_linear(&x, &w, Some(&bias), &a, &b, 0.7, dropout).unwrap();
+            let input = match &dropout {
+                // The mask the op draws for the flattened input.
+                Some(d) => (x.as_tensor()
+                    * d.mask(&[10, 6], &dev).unwrap().reshape((2, 5, 6)).unwrap())
+                .unwrap(),
                 None => x.as_tensor().clone(),
             };
             let plain = (x
