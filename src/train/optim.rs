@@ -58,9 +58,11 @@ impl AdamW {
                 .moments
                 .get_mut(&p.name)
                 .expect("moments exist for every parameter");
-            let g = g.to_dtype(DType::F32)?;
-            *m = ((&*m * h.beta1)? + (&g * (1.0 - h.beta1))?)?;
-            *v = ((&*v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
+            // Detached: moments live across steps, and a moment that
+            // recorded its inputs would keep each step's graph alive.
+            let g = g.detach().to_dtype(DType::F32)?;
+            *m = ((&*m * h.beta1)? + (&g * (1.0 - h.beta1))?)?.detach();
+            *v = ((&*v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?.detach();
             let theta = p.var.as_tensor().to_dtype(DType::F32)?;
             let theta = (theta * (1.0 - lr * h.weight_decay))?;
             let denom = ((v.sqrt()? / bias2.sqrt())? + h.eps)?;
@@ -71,12 +73,15 @@ impl AdamW {
     }
 }
 
-/// Gradients of the parameters by name (missing ones are zero).
+/// Gradients of the parameters by name (missing ones are zero), detached:
+/// candle leaves a variable's gradient attached to the graph it came from
+/// (a LoRA factor's gradient is computed from the layer's input), so a
+/// gradient kept past the step would keep the whole step's activations.
 pub fn collect(params: &[Param], store: &GradStore) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for p in params {
         let g = match store.get(p.var.as_tensor()) {
-            Some(g) => g.to_dtype(DType::F32)?,
+            Some(g) => g.detach().to_dtype(DType::F32)?,
             None => p.var.as_tensor().zeros_like()?.to_dtype(DType::F32)?,
         };
         out.insert(p.name.clone(), g);
