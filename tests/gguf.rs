@@ -339,6 +339,19 @@ fn every_command_takes_a_gguf_file_and_an_ollama_name() {
     let stats = |model: &str| stdout(&["data", "stats", data, "--model", model, "--json"]);
     assert_eq!(stats(f32_s), stats(tiny_s));
 
+    // train's dry run reads the shape and tokenizer from the GGUF metadata.
+    let dry_run = |model: &str| -> serde_json::Value {
+        let config = work.path().join("dry-run.toml");
+        let text = format!("[model]\nname = {model:?}\n[data]\ntrain = {data:?}\n");
+        std::fs::write(&config, text).unwrap();
+        let config = config.to_str().unwrap();
+        let out = stdout(&["train", "--dry-run", "--json", "--config", config]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        serde_json::json!([report["tokens"], report["memory_total"]])
+    };
+    assert_eq!(dry_run(f32_s), dry_run(tiny_s));
+    assert_eq!(dry_run("ollama:tiny:q8"), dry_run(tiny_s));
+
     let loss = |args: &[&str]| -> f64 {
         let mut all = vec!["eval", "--data", data, "--json"];
         all.extend_from_slice(args);

@@ -3,9 +3,9 @@
 //! weights or training.
 
 use crate::model::config::ModelConfig;
-use crate::model::hub::resolve_local;
+use crate::model::hub::resolve_offline;
+use crate::model::loaded::shape_and_tokenizer;
 use crate::model::lora::LoraSpec;
-use crate::model::tokenize::ChatTokenizer;
 use crate::train::batches::{Example, Prepared, prepare};
 use crate::train::config::TrainConfig;
 use crate::train::estimate::{self, DataSize, Memory, Time};
@@ -62,12 +62,13 @@ fn token_stats(prepared: &Prepared, max_seq_len: usize) -> TokenStats {
 /// and shape, the LoRA targets, the tokenizer and template, the data.
 fn check(config: &TrainConfig) -> Result<(ModelConfig, Prepared), String> {
     let name = &config.model.name;
-    let dir = resolve_local(name).ok_or_else(|| {
+    let source = resolve_offline(name).ok_or_else(|| {
         format!(
-            "model.name {name}: not a local model directory or a model in the Hugging Face cache"
+            "model.name {name}: not a local model directory, GGUF file, Ollama model \
+             or a model in the Hugging Face cache"
         )
     })?;
-    let model = ModelConfig::load(&dir).map_err(|e| e.to_string())?;
+    let (model, mut tokenizer) = shape_and_tokenizer(&source).map_err(|e| e.to_string())?;
     let positions = model.max_position_embeddings;
     if config.data.max_seq_len > positions {
         return Err(format!(
@@ -77,7 +78,6 @@ fn check(config: &TrainConfig) -> Result<(ModelConfig, Prepared), String> {
         ));
     }
     LoraSpec::resolve_targets(&config.lora.targets).map_err(|e| format!("lora.targets: {e}"))?;
-    let mut tokenizer = ChatTokenizer::load_dir(&dir).map_err(|e| e.to_string())?;
     if let Some(template) = &config.model.template {
         let template = template
             .parse()

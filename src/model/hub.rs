@@ -139,6 +139,19 @@ fn download(model: &str) -> Result<PathBuf, String> {
     Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// What [`resolve`] finds without the network: an `ollama:` name, a GGUF
+/// file, a model directory or a cached snapshot; never a download.
+pub fn resolve_offline(model: &str) -> Option<ModelSource> {
+    if let Some(name) = model.strip_prefix(super::ollama::PREFIX) {
+        return super::ollama::resolve(name).ok().map(ModelSource::Gguf);
+    }
+    let local = Path::new(model);
+    if local.is_file() && super::gguf::is_gguf(local) {
+        return Some(ModelSource::Gguf(local.to_path_buf()));
+    }
+    resolve_local(model).map(ModelSource::Dir)
+}
+
 /// A model directory, or a repo id's snapshot already in the Hugging Face
 /// cache; never a download.
 pub fn resolve_local(model: &str) -> Option<PathBuf> {

@@ -94,6 +94,20 @@ impl Model {
     }
 }
 
+/// The shape and tokenizer of a model, read without its weights (what
+/// estimates and dry runs need).
+pub fn shape_and_tokenizer(
+    source: &ModelSource,
+) -> Result<(ModelConfig, ChatTokenizer), ModelError> {
+    match source {
+        ModelSource::Dir(dir) => Ok((ModelConfig::load(dir)?, ChatTokenizer::load_dir(dir)?)),
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path)?;
+            Ok((file.model_config()?, file.chat_tokenizer()?))
+        }
+    }
+}
+
 /// What a model source yields: the decoder, its tokenizer, and the stop
 /// token ids the source names besides config's EOS.
 type Loaded = (Decoder, ChatTokenizer, Vec<u32>);

@@ -90,6 +90,11 @@ impl CustomOp3 for LoraLinear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
+        // Gradients computed from the tracked factors would record their
+        // products, and candle keeps a variable's gradient as returned: each
+        // `d_a` would hold this projection's scaled output gradient and
+        // masked input until the step ends.
+        let (x, a, b) = (&x.detach(), &a.detach(), &b.detach());
         let out = grad.dim(grad.rank() - 1)?;
         let grad = grad.reshape(((), out))?;
         let g32 = (grad.to_dtype(DType::F32)? * self.scale)?;
@@ -143,9 +148,12 @@ pub fn lora_linear(
         Some(d) => (&x32 * d.mask(x32.dims(), x32.device())?)?,
         None => x32,
     };
-    let down = input.matmul(&a.t()?)?;
+    // Detached factors: `down` lives in the op until backward, and if it
+    // recorded its product it would keep the dropped-out input (an
+    // input-sized f32 copy per projection) alive with it.
+    let down = input.matmul(&a.detach().t()?)?;
     drop(input);
-    let delta = (down.matmul(&b.t()?)? * scale)?.to_dtype(y.dtype())?;
+    let delta = (down.matmul(&b.detach().t()?)? * scale)?.to_dtype(y.dtype())?;
     let value = (y + delta)?;
     let mut shape = dims;
     let last = shape.len() - 1;

@@ -1,15 +1,15 @@
-//! The Train form's estimate: reads the model's shape (config.json) and
-//! tokenises the data on a worker; the figures themselves come from
+//! The Train form's estimate: reads the model's shape (config.json or GGUF
+//! metadata) and tokenises the data on a worker; the figures themselves come from
 //! `train::estimate` (time from the last run's throughput on this model,
 //! else a FLOP guess). Both are estimates and are shown as such.
 
 use crate::data::store::Store;
 use crate::model::config::ModelConfig;
-use crate::model::tokenize::ChatTokenizer;
 use crate::train::batches::prepare;
 use crate::train::config::{DataSection, TrainConfig};
 
-pub use crate::model::hub::resolve_local;
+use crate::model::hub::resolve_offline;
+use crate::model::loaded::shape_and_tokenizer;
 pub use crate::train::estimate::{DataSize, Memory, Speed, Time, memory, time};
 
 /// Records longer than this are not tokenised for an estimate: the
@@ -53,19 +53,23 @@ pub struct Measured {
     pub data: Result<DataSize, String>,
 }
 
-/// Reads the model's config.json and tokenises the data (a worker's job).
+/// Reads the model's shape and tokenizer (config.json, or a GGUF file's
+/// metadata) and tokenises the data (a worker's job).
 pub fn measure(job: &MeasureJob) -> Measured {
-    let dir = resolve_local(&job.model).ok_or_else(|| {
-        format!(
-            "{}: not a local directory or cached model (estimates need its config.json)",
-            job.model
-        )
-    });
-    let model = dir
-        .clone()
-        .and_then(|d| ModelConfig::load(&d).map_err(|e| e.to_string()));
-    let data = dir.and_then(|dir| {
-        let mut tokenizer = ChatTokenizer::load_dir(&dir).map_err(|e| e.to_string())?;
+    let parts = resolve_offline(&job.model)
+        .ok_or_else(|| {
+            format!(
+                "{}: not a local directory, GGUF file, Ollama model or cached model \
+                 (estimates need its shape)",
+                job.model
+            )
+        })
+        .and_then(|source| shape_and_tokenizer(&source).map_err(|e| e.to_string()));
+    let (model, tokenizer) = match parts {
+        Ok((shape, tokenizer)) => (Ok(shape), Ok(tokenizer)),
+        Err(e) => (Err(e.clone()), Err(e)),
+    };
+    let data = tokenizer.and_then(|mut tokenizer| {
         if let Some(name) = &job.template {
             tokenizer
                 .use_builtin_template(name.parse()?)
