@@ -116,6 +116,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a GGUF base, with the adapter merged in, as a GGUF file that
+    /// llama.cpp and Ollama load, and an Ollama Modelfile beside it.
+    Export {
+        #[command(flatten)]
+        model: LoadArgs,
+        /// The GGUF file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Type of the matrices: f32, f16, q8_0, q4_0, q4_k or q6_k (k-quants
+        /// fall back to q8_0 where rows are not whole 256-value blocks).
+        #[arg(long, default_value = "q8_0")]
+        quant: String,
+    },
 }
 
 #[derive(Args)]
@@ -383,6 +396,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("merge needs --adapter");
             }
             cli::model::merge(&model.load()?, &out)
+        }
+        Command::Export { model, out, quant } => {
+            let quant = quant.parse().map_err(anyhow::Error::msg)?;
+            cli::model::export(&model.load()?, quant, &out)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `tunebench init-tiny|eval|generate|chat|merge`.
+//! `tunebench init-tiny|eval|generate|chat|merge|export`.
 
 use super::print_json;
 use crate::data::Store;
@@ -244,6 +244,27 @@ pub fn merge(model: &Model, out: &Path) -> anyhow::Result<ExitCode> {
     eprintln!(
         "merged the adapter into {count} projections; wrote {}",
         out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(
+    model: &Model,
+    quant: crate::model::gguf::export::ExportType,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let done = crate::model::gguf::export::export(model, quant, out)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {} tensors, {} with the adapter merged{}) and {}",
+        out.display(),
+        done.bytes as f64 / 1e6,
+        done.tensors,
+        done.merged,
+        match done.fallbacks {
+            0 => String::new(),
+            n => format!(", {n} in a fallback type"),
+        },
+        done.modelfile.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -45,15 +45,7 @@ pub fn merge(model: &Model, out: &Path) -> Result<usize, MergeError> {
         return Err(MergeError::NoAdapter);
     }
     std::fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
-    // Merged weights by tensor name, computed in f32.
-    let mut merged: HashMap<String, Tensor> = HashMap::new();
-    for (path, _, linear) in model.decoder.projections() {
-        if let Some(lora) = &linear.lora {
-            let delta = (lora.b.as_tensor().matmul(lora.a.as_tensor())? * lora.scale)?;
-            let weight = (linear.weight.to_dtype(DType::F32)? + delta)?;
-            merged.insert(format!("{path}.weight"), weight);
-        }
-    }
+    let merged = merged_projections(model)?;
     let count = merged.len();
     match &model.source {
         ModelSource::Dir(dir) => write_from_dir(dir, &merged, out)?,
@@ -64,6 +56,20 @@ pub fn merge(model: &Model, out: &Path) -> Result<usize, MergeError> {
         }
     }
     Ok(count)
+}
+
+/// `W + scale * B A` of every adapted projection, f32, by tensor name
+/// (`model.layers.0.self_attn.q_proj.weight`).
+pub fn merged_projections(model: &Model) -> Result<HashMap<String, Tensor>, MergeError> {
+    let mut merged = HashMap::new();
+    for (path, _, linear) in model.decoder.projections() {
+        if let Some(lora) = &linear.lora {
+            let delta = (lora.b.as_tensor().matmul(lora.a.as_tensor())? * lora.scale)?;
+            let weight = (linear.weight.to_dtype(DType::F32)? + delta)?;
+            merged.insert(format!("{path}.weight"), weight);
+        }
+    }
+    Ok(merged)
 }
 
 /// The base directory's tensors in their own dtypes, `merged` in place of

@@ -3,7 +3,9 @@
 //! them (config.rs, tensors.rs, tokenizer/).
 
 pub mod config;
+pub mod export;
 mod hf_dir;
+mod modelfile;
 pub mod tensors;
 pub mod tokenizer;
 
