@@ -327,8 +327,10 @@ fn progress_label(run: &Run) -> (f64, String) {
     } else {
         0.0
     };
+    // One decimal on both sides: a run stopped by max_steps mid-epoch would
+    // otherwise read "epoch 1.5/1".
     let mut label = format!(
-        "epoch {:.1}/{:.0} · step {}/{}",
+        "epoch {:.1}/{:.1} · step {}/{}",
         last.epoch, epochs, last.step, total
     );
     match (run.status, m.eta_s()) {
