@@ -193,6 +193,8 @@ fn column_lines(pane: &ChatPane, side: Side, width: usize, theme: &Theme) -> Vec
     if side == Side::Adapter && !pane.has_adapter() && !pane.switching {
         return note(if pane.model.is_some() {
             "No adapter is loaded, so only the base model answers.\n\nPress a (outside the prompt) to choose an adapter or a checkpoint from the runs folder."
+        } else if pane.load_error.is_some() {
+            "No model is loaded (see above): press m to load another."
         } else {
             "The model is loading…"
         });

@@ -463,3 +463,17 @@ fn runs_of_blank_lines_in_an_answer_collapse_when_drawn() {
 fn last_turn(pane: &ChatPane, side: Side) -> &str {
     &pane.chat.column(side).turns.last().unwrap().content
 }
+
+#[test]
+fn a_failed_load_says_so_in_both_columns() {
+    let mut pane = ChatPane::new(PathBuf::from("runs"));
+    pane.model_failed("/nope", "model `/nope` is not a local directory");
+    let terminal = draw(&pane);
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("model failed to load"), "{screen}");
+    let adapter = column_rows(&pane, &terminal, Side::Adapter).join(" ");
+    assert!(
+        adapter.contains("press m") && !adapter.contains("loading"),
+        "{adapter}"
+    );
+}
