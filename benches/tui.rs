@@ -125,6 +125,7 @@ fn main() {
     app.update(Action::Model(ModelStatus::Ready(ModelInfo {
         name: "tiny".into(),
         adapter: Some(work.path().join("adapter")),
+        precision: "f32".into(),
         generation: 1,
     })));
     key(&mut app, KeyCode::Char('3'));

@@ -10,6 +10,7 @@ use tunebench::data::convert::Target;
 use tunebench::data::split::EvalSize;
 use tunebench::data::validate::{Options, TemplateCheck, TokenCounter};
 use tunebench::data::{Conversation, Format, Sample};
+use tunebench::model::base_weight::Quantize;
 use tunebench::model::generate::GenerateParams;
 use tunebench::model::template::BuiltinTemplate;
 use tunebench::model::{ChatTokenizer, LoadOptions};
@@ -156,6 +157,11 @@ struct RuntimeArgs {
     /// model's chat template.
     #[arg(long)]
     template: Option<BuiltinTemplate>,
+    /// Keep the base's projections quantized: `keep` a GGUF file's own
+    /// types, or quantize on load to q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k
+    /// or q6_k (less memory; decoding multiplies the blocks directly).
+    #[arg(long)]
+    quantize: Option<Quantize>,
 }
 
 impl RuntimeArgs {
@@ -176,6 +182,7 @@ impl RuntimeArgs {
             dtype,
             device,
             template: self.template,
+            quantize: self.quantize,
         })
     }
 }

@@ -35,9 +35,11 @@ pub enum Label {
     /// Backward of the fused cross-entropy.
     BackwardLogits,
     Optimizer,
+    /// Widening a quantized base weight for one product.
+    Dequantize,
 }
 
-const LABELS: [Label; 11] = [
+const LABELS: [Label; 12] = [
     Label::Other,
     Label::Embedding,
     Label::Norm,
@@ -49,6 +51,7 @@ const LABELS: [Label; 11] = [
     Label::BackwardFrozen,
     Label::BackwardLogits,
     Label::Optimizer,
+    Label::Dequantize,
 ];
 
 impl Label {
@@ -63,6 +66,7 @@ impl Label {
             Label::Logits => "logits+loss",
             Label::Backward => "backward",
             Label::BackwardFrozen => "backward: frozen linear",
+            Label::Dequantize => "dequantize base",
             Label::BackwardLogits => "backward: logits",
             Label::Optimizer => "optimizer",
         }

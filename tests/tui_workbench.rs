@@ -58,6 +58,7 @@ fn attach_run_and_adapter(app: &mut App, work: &Path) {
     app.model = ModelStatus::Ready(ModelInfo {
         name: "/models/SmolLM2-135M-Instruct".to_string(),
         adapter: Some(work.join("runs").join(LONG_RUN).join("adapter")),
+        precision: "f32".into(),
         generation: 1,
     });
 }
@@ -134,7 +135,7 @@ fn a_failed_model_load_says_why_and_offers_another_model() {
         _ => None,
     });
     let measured = estimate::measure(&measure.expect("the estimate measures after a failed load"));
-    app.update(Action::Train(Msg::Measured(measured)));
+    app.update(Action::Train(Msg::Measured(Box::new(measured))));
     press(&mut app, KeyCode::Char('2'));
     let train = screen_at(&app, 160, 40);
     assert!(!train.contains("measuring"), "{train}");

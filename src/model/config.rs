@@ -75,6 +75,9 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// `torch_dtype` / `dtype` as written, e.g. "bfloat16".
     pub dtype: Option<String>,
+    /// Bytes a GGUF file stores the seven projections of every layer in
+    /// (what a base kept quantized holds); `None` for other sources.
+    pub stored_projection_bytes: Option<u64>,
 }
 
 impl ModelConfig {
@@ -156,6 +159,7 @@ impl ModelConfig {
                 .or_else(|| c.get("dtype"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            stored_projection_bytes: None,
         })
     }
 

@@ -179,7 +179,7 @@ fn norm(w: &dyn TensorSource, name: &str, eps: f64) -> Result<RmsNorm> {
 }
 
 fn linear(w: &dyn TensorSource, prefix: &str, bias: bool) -> Result<Linear> {
-    let weight = w.get(&format!("{prefix}.weight"))?;
+    let weight = w.get_frozen(&format!("{prefix}.weight"))?;
     let bias = if bias {
         Some(w.get(&format!("{prefix}.bias"))?)
     } else {

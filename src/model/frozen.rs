@@ -6,13 +6,14 @@
 //! every step. Here the product is computed outside the graph and attached
 //! to `x` through a custom op whose backward is `grad @ W`.
 
+use super::base_weight::FrozenWeight;
 use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 struct FrozenProduct {
     /// The product, computed without a graph.
     value: super::precomputed::Handoff,
-    /// `[out, in]`.
-    weight: Tensor,
+    /// `[out, in]`; a quantized one is widened again for backward.
+    weight: FrozenWeight,
 }
 
 impl CustomOp1 for FrozenProduct {
@@ -30,15 +31,18 @@ impl CustomOp1 for FrozenProduct {
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
-        let weight = self.weight.to_dtype(grad.dtype())?;
+        let weight = self.weight.dense()?.to_dtype(grad.dtype())?;
         Ok(Some(grad.broadcast_matmul(&weight)?))
     }
 }
 
 /// `x @ weight.T` (`x` `[..., in]`, `weight` `[out, in]`) whose gradient
 /// flows to `x` only.
-pub fn frozen_matmul_t(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    let value = x.detach().broadcast_matmul(&weight.t()?)?.contiguous()?;
+pub fn frozen_matmul_t(x: &Tensor, weight: &FrozenWeight) -> Result<Tensor> {
+    let value = x
+        .detach()
+        .broadcast_matmul(&weight.dense()?.t()?)?
+        .contiguous()?;
     x.apply_op1(FrozenProduct {
         value: super::precomputed::Handoff::new(value),
         weight: weight.clone(),
@@ -57,7 +61,7 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (4, 5), &dev).unwrap();
         let probe = Tensor::randn(0f32, 1.0, (2, 3, 4), &dev).unwrap();
 
-        let ours = frozen_matmul_t(x.as_tensor(), &w).unwrap();
+        let ours = frozen_matmul_t(x.as_tensor(), &w.clone().into()).unwrap();
         let plain = x.as_tensor().broadcast_matmul(&w.t().unwrap()).unwrap();
         assert!(crate::model::max_abs_diff(&ours, &plain).unwrap() < 1e-6);
 

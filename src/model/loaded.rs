@@ -3,6 +3,7 @@
 
 use super::ModelError;
 use super::adapter::{self, AdapterError};
+use super::base_weight::Quantize;
 use super::config::ModelConfig;
 use super::decoder::Decoder;
 use super::gguf::{GgufFile, GgufWeights};
@@ -10,7 +11,7 @@ use super::hub::{self, ModelSource};
 use super::lora::LoraSpec;
 use super::template::BuiltinTemplate;
 use super::tokenize::ChatTokenizer;
-use super::weights::Weights;
+use super::weights::{Quantizing, TensorSource, Weights};
 use candle_core::{DType, Device};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,9 @@ pub struct LoadOptions {
     pub device: Device,
     /// Use this built-in prompt layout instead of the model's chat template.
     pub template: Option<BuiltinTemplate>,
+    /// Keep the projections quantized (GGUF types kept, or quantized on
+    /// load); `None` widens everything to `dtype`.
+    pub quantize: Option<Quantize>,
 }
 
 impl Default for LoadOptions {
@@ -51,6 +55,7 @@ impl Default for LoadOptions {
             dtype: DType::F32,
             device: Device::Cpu,
             template: None,
+            quantize: None,
         }
     }
 }
@@ -86,6 +91,27 @@ impl Model {
         })
     }
 
+    /// How the base's weights are held, for status lines: the working
+    /// dtype (`f32`, `bf16`), or the GGUF type most projections are kept
+    /// in (`q4_1`).
+    pub fn precision(&self) -> String {
+        let mut kept: Vec<(String, usize)> = Vec::new();
+        for (_, _, linear) in self.decoder.projections() {
+            let Some(t) = linear.weight.ggml_type() else {
+                continue;
+            };
+            let name = super::base_weight::type_name(t);
+            match kept.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => kept.push((name, 1)),
+            }
+        }
+        match kept.into_iter().max_by_key(|(_, count)| *count) {
+            Some((name, _)) => name,
+            None => format!("{:?}", self.decoder.dtype).to_ascii_lowercase(),
+        }
+    }
+
     /// Loads a PEFT adapter; `Mode::ADAPTED` then uses it, `Mode::BASE` not.
     pub fn load_adapter(&mut self, dir: &Path) -> Result<(), AdapterError> {
         let spec = adapter::load(&mut self.decoder, dir)?;
@@ -119,19 +145,46 @@ fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
         path: dir.join("config.json").display().to_string(),
         message,
     })?;
-    let decoder = Decoder::load(config, &weights)?;
+    if options.quantize == Some(Quantize::Keep) {
+        return Err(ModelError::File {
+            path: dir.display().to_string(),
+            message: "quantize = keep keeps a GGUF file's own types; a safetensors model \
+                      is quantized on load with a type (q4_k, q8_0, ...)"
+                .into(),
+        }
+        .into());
+    }
+    let decoder = load_decoder(config, &weights, options)?;
     let tokenizer = ChatTokenizer::load_dir(dir)?;
     Ok((decoder, tokenizer, generation_eos_ids(dir)))
 }
 
-/// A GGUF file, its weights dequantized into the working dtype.
+/// A GGUF file, its weights dequantized into the working dtype (or its
+/// projections kept in their types).
 fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
     let file = GgufFile::open(path)?;
     let config = file.model_config()?;
     let weights = GgufWeights::new(&file, &config, options.dtype, &options.device)?;
     super::config_check::check(&config, &weights).map_err(|message| file.error(message))?;
-    let decoder = Decoder::load(config, &weights)?;
+    let decoder = load_decoder(config, &weights, options)?;
     Ok((decoder, file.chat_tokenizer()?, file.stop_ids()?))
+}
+
+fn load_decoder(
+    config: ModelConfig,
+    weights: &dyn TensorSource,
+    options: &LoadOptions,
+) -> candle_core::Result<Decoder> {
+    match options.quantize {
+        Some(quantize) => Decoder::load(
+            config,
+            &Quantizing {
+                inner: weights,
+                quantize,
+            },
+        ),
+        None => Decoder::load(config, weights),
+    }
 }
 
 /// EOS ids from generation_config.json.

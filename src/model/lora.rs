@@ -2,6 +2,7 @@
 //! `y = W x + b + scale * B (A dropout(x))`, with `scale = alpha / r`
 //! (`alpha / sqrt(r)` for rsLoRA).
 
+use super::base_weight::FrozenWeight;
 use super::decoder::Mode;
 use super::gemv;
 use super::lora_op::Dropout;
@@ -124,27 +125,36 @@ impl LoraPair {
 /// A frozen linear layer, possibly with an adapter.
 #[derive(Clone)]
 pub struct Linear {
-    /// `[out, in]`, as stored in the checkpoint.
-    pub weight: Tensor,
+    /// `[out, in]`, as stored in the checkpoint (or kept quantized).
+    pub weight: FrozenWeight,
     pub bias: Option<Tensor>,
     pub lora: Option<LoraPair>,
 }
 
 impl Linear {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+    pub fn new(weight: impl Into<FrozenWeight>, bias: Option<Tensor>) -> Self {
         Linear {
-            weight,
+            weight: weight.into(),
             bias,
             lora: None,
         }
     }
 
     pub fn in_dim(&self) -> usize {
-        self.weight.dims()[1]
+        self.weight.dims2().1
     }
 
     pub fn out_dim(&self) -> usize {
-        self.weight.dims()[0]
+        self.weight.dims2().0
+    }
+
+    /// Whether a pass that is not training multiplies `x` row by row on
+    /// plain vectors ([`Linear::forward_rows`]).
+    fn takes_rows(&self, x: &Tensor) -> bool {
+        match &self.weight {
+            FrozenWeight::Dense(w) => gemv::applies(x, w),
+            FrozenWeight::Quantized(q) => q.takes_rows(x.elem_count() / self.in_dim()),
+        }
     }
 
     /// `x` is `[batch, seq, in]`.
@@ -162,10 +172,14 @@ impl Linear {
                 dropout,
             );
         }
-        if !mode.train && gemv::applies(x, &self.weight) {
+        if !mode.train && self.takes_rows(x) {
             return self.forward_rows(x, mode);
         }
-        let mut y = frozen_matmul(x, &self.weight, mode.train)?;
+        let mut y = match (&self.weight, mode.train) {
+            (weight, true) => super::frozen::frozen_matmul_t(x, weight)?,
+            (FrozenWeight::Dense(w), false) => frozen_matmul(x, w, false)?,
+            (FrozenWeight::Quantized(q), false) => q.matmul_t(x)?,
+        };
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
@@ -204,7 +218,14 @@ impl Linear {
     fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
         let inputs = gemv::rows_of(x)?;
-        let mut y = gemv::products(&inputs, &self.weight)?;
+        let mut y = match &self.weight {
+            FrozenWeight::Dense(w) => gemv::products(&inputs, w)?,
+            FrozenWeight::Quantized(q) => {
+                let rows =
+                    Tensor::from_slice(&inputs, (inputs.len() / in_dim, in_dim), x.device())?;
+                gemv::rows_of(&q.product_t(&rows)?)?
+            }
+        };
         if let Some(bias) = &self.bias {
             let bias = gemv::rows_of(bias)?;
             for row in y.chunks_exact_mut(out_dim) {
@@ -245,13 +266,13 @@ impl LoraPair {
     }
 }
 
-/// `x @ w.T` for a frozen weight: in training, a product whose backward
-/// skips the weight; otherwise the GEMV for decoding on CPU, bf16
+/// `x @ w.T` for a frozen dense weight: in training, a product whose
+/// backward skips the weight; otherwise the GEMV for decoding on CPU, bf16
 /// widened to f32 for longer CPU inputs (candle has no fast CPU bf16 matmul),
 /// candle's matmul otherwise.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor, train: bool) -> Result<Tensor> {
     if train {
-        return super::frozen::frozen_matmul_t(x, w);
+        return super::frozen::frozen_matmul_t(x, &FrozenWeight::Dense(w.clone()));
     }
     if gemv::applies(x, w) {
         return gemv::matmul_t(x, w);

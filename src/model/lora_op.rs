@@ -9,6 +9,7 @@
 //! rather than kept (an input-sized f32 tensor per projection: a fifth of
 //! what a layer kept for backward).
 
+use super::base_weight::FrozenWeight;
 use super::precomputed::Handoff;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
@@ -43,8 +44,8 @@ impl Dropout {
 struct LoraLinear {
     /// The output, computed without a graph.
     value: Handoff,
-    /// Frozen `[out, in]`.
-    weight: Tensor,
+    /// Frozen `[out, in]`; a quantized one is widened again for backward.
+    weight: FrozenWeight,
     /// `(m ∘ x) A^T`, `[tokens, r]`, f32.
     down: Tensor,
     /// Where the dropout mask comes from, when dropout is on.
@@ -118,7 +119,7 @@ impl CustomOp3 for LoraLinear {
         if let Some(m) = &mask {
             d_x_lora = (d_x_lora * m)?;
         }
-        let weight = self.weight.to_dtype(grad.dtype())?;
+        let weight = self.weight.dense()?.to_dtype(grad.dtype())?;
         let d_x = (grad.matmul(&weight)? + d_x_lora.to_dtype(grad.dtype())?)?;
         Ok((Some(d_x.reshape(x.shape())?), Some(d_a), Some(d_b)))
     }
@@ -129,7 +130,7 @@ impl CustomOp3 for LoraLinear {
 /// on the adapter's input. Differentiable with respect to `x`, `a`, `b`.
 pub fn lora_linear(
     x: &Tensor,
-    weight: &Tensor,
+    weight: &FrozenWeight,
     bias: Option<&Tensor>,
     a: &Tensor,
     b: &Tensor,
@@ -139,7 +140,7 @@ pub fn lora_linear(
     let dims = x.dims().to_vec();
     let in_dim = dims[dims.len() - 1];
     let x2 = x.detach().reshape(((), in_dim))?;
-    let mut y = x2.matmul(&weight.t()?)?;
+    let mut y = x2.matmul(&weight.dense()?.t()?)?;
     if let Some(bias) = bias {
         y = y.broadcast_add(bias)?;
     }
@@ -157,7 +158,7 @@ pub fn lora_linear(
     let value = (y + delta)?;
     let mut shape = dims;
     let last = shape.len() - 1;
-    shape[last] = weight.dim(0)?;
+    shape[last] = weight.dims2().0;
     let value = value.reshape(shape)?.contiguous()?;
     x.apply_op3(
         a,
@@ -187,7 +188,8 @@ mod tests {
         let (w, bias, probe) = (randn(&[4, 6]), randn(&[4]), randn(&[2, 5, 4]));
         let half = Dropout { p: 0.5, seed: 7 };
         for dropout in [None, Some(half)] {
-            let ours = lora_linear(&x, &w, Some(&bias), &a, &b, 0.7, dropout).unwrap();
+            let ours =
+                lora_linear(&x, &w.clone().into(), Some(&bias), &a, &b, 0.7, dropout).unwrap();
             let input = match &dropout {
                 // The mask the op draws for the flattened input.
                 Some(d) => (x.as_tensor()

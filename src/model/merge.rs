@@ -65,7 +65,7 @@ pub fn merged_projections(model: &Model) -> Result<HashMap<String, Tensor>, Merg
     for (path, _, linear) in model.decoder.projections() {
         if let Some(lora) = &linear.lora {
             let delta = (lora.b.as_tensor().matmul(lora.a.as_tensor())? * lora.scale)?;
-            let weight = (linear.weight.to_dtype(DType::F32)? + delta)?;
+            let weight = (linear.weight.dense()?.to_dtype(DType::F32)? + delta)?;
             merged.insert(format!("{path}.weight"), weight);
         }
     }

@@ -2,6 +2,8 @@
 //! in `model.safetensors.index.json`), memory-mapped.
 
 use super::ModelError;
+use super::base_weight::{self, FrozenWeight, Quantize};
+use candle_core::quantized::QTensor;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,61 @@ pub trait TensorSource {
             self.get(name).map(Some)
         } else {
             Ok(None)
+        }
+    }
+
+    /// The tensor as the file holds it, when that is a quantized type
+    /// (GGUF); `None` for plain floats and for sources without blocks.
+    fn get_blocks(&self, _name: &str) -> candle_core::Result<Option<QTensor>> {
+        Ok(None)
+    }
+
+    /// A projection's weight `[out, in]`: dense unless the source keeps or
+    /// quantizes projections ([`Quantizing`]).
+    fn get_frozen(&self, name: &str) -> candle_core::Result<FrozenWeight> {
+        self.get(name).map(FrozenWeight::Dense)
+    }
+}
+
+/// A source whose projection weights are kept quantized: in the GGUF
+/// file's own types (`Keep`), or quantized on load.
+pub struct Quantizing<'a> {
+    pub inner: &'a dyn TensorSource,
+    pub quantize: Quantize,
+}
+
+impl TensorSource for Quantizing<'_> {
+    fn get(&self, name: &str) -> candle_core::Result<Tensor> {
+        self.inner.get(name)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.inner.shape(name)
+    }
+
+    fn device(&self) -> &Device {
+        self.inner.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.inner.dtype()
+    }
+
+    fn get_blocks(&self, name: &str) -> candle_core::Result<Option<QTensor>> {
+        self.inner.get_blocks(name)
+    }
+
+    fn get_frozen(&self, name: &str) -> candle_core::Result<FrozenWeight> {
+        match self.quantize {
+            Quantize::Keep => match self.inner.get_blocks(name)? {
+                Some(blocks) => Ok(FrozenWeight::quantized(blocks, self.dtype(), self.device())),
+                None => self.inner.get_frozen(name),
+            },
+            Quantize::To(ty) => base_weight::quantize(&self.inner.get(name)?, ty),
         }
     }
 }

@@ -15,6 +15,9 @@ pub struct ModelSection {
     pub device: String,
     /// A built-in prompt layout for models without a chat template.
     pub template: Option<String>,
+    /// Keep the base's projections quantized while training (QLoRA):
+    /// `keep` a GGUF file's own types, or a type to quantize to on load.
+    pub quantize: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,8 +142,9 @@ adam_eps = 1e-8
 
 /// Keys that may be absent from the defaults (optional values), with the
 /// TOML type each takes.
-const OPTIONAL_KEYS: [(&str, &str, &str); 6] = [
+const OPTIONAL_KEYS: [(&str, &str, &str); 7] = [
     ("model", "template", "string"),
+    ("model", "quantize", "string"),
     ("lora", "init_from", "string"),
     ("data", "eval", "string"),
     ("data", "format", "string"),
@@ -247,6 +251,13 @@ impl TrainConfig {
             need(
                 t.parse::<crate::model::BuiltinTemplate>().is_ok(),
                 format!("model.template `{t}`: expected chatml, alpaca or plain"),
+            );
+        }
+        if let Some(q) = &m.quantize {
+            let parsed = q.parse::<crate::model::base_weight::Quantize>();
+            need(
+                parsed.is_ok(),
+                format!("model.{}", parsed.err().unwrap_or_default()),
             );
         }
         need(

@@ -10,6 +10,7 @@
 //! the process itself.
 
 use super::config::TrainConfig;
+use crate::model::base_weight::{Quantize, type_for_rows};
 use crate::model::config::ModelConfig;
 use crate::model::lora::{ALL_TARGETS, LoraSpec};
 
@@ -197,8 +198,7 @@ fn memory_with(model: &ModelConfig, config: &TrainConfig, checkpointing: bool) -
     } else {
         4.0
     };
-    let (all, _) = base_params(model);
-    let weights = all as f64 * width;
+    let weights = weight_bytes(model, config, width);
     let lora = lora_params(model, config.lora.r, &config.lora.targets) as f64;
     let seq = config.data.max_seq_len as f64;
     let tokens = config.training.batch_size as f64 * seq;
@@ -233,6 +233,35 @@ fn memory_with(model: &ModelConfig, config: &TrainConfig, checkpointing: bool) -
         baseline: PROCESS_BASELINE,
         loading: weights,
     }
+}
+
+/// The base's bytes: every tensor in the working dtype (`width` bytes), or
+/// the projections in the GGUF file's own types (`quantize = "keep"`) or
+/// the type they are quantized to on load.
+fn weight_bytes(model: &ModelConfig, config: &TrainConfig, width: f64) -> f64 {
+    let dense = base_params(model).0 as f64 * width;
+    let quantize = config.model.quantize.as_deref().map(str::parse::<Quantize>);
+    let layers = model.num_layers as f64;
+    let shapes = ALL_TARGETS.map(|p| projection_shape(model, p));
+    let projections: f64 = shapes.iter().map(|(i, o)| (i * o) as f64).sum::<f64>() * layers;
+    let kept = match quantize {
+        Some(Ok(Quantize::Keep)) => match model.stored_projection_bytes {
+            Some(bytes) => bytes as f64,
+            None => return dense,
+        },
+        Some(Ok(Quantize::To(wanted))) => {
+            let per_layer: f64 = shapes
+                .iter()
+                .map(|&(i, o)| match type_for_rows(wanted, i) {
+                    Some(t) => (i * o / t.block_size() * t.type_size()) as f64,
+                    None => (i * o) as f64 * width,
+                })
+                .sum();
+            per_layer * layers
+        }
+        _ => return dense,
+    };
+    dense - projections * width + kept
 }
 
 /// Whether training attention holds whole score matrices: only off the

@@ -72,10 +72,17 @@ fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
         .as_deref()
         .map(str::parse)
         .transpose()?;
+    let quantize = config
+        .model
+        .quantize
+        .as_deref()
+        .map(str::parse)
+        .transpose()?;
     Ok(LoadOptions {
         dtype,
         device,
         template,
+        quantize,
     })
 }
 

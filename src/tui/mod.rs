@@ -148,9 +148,16 @@ fn load_model(
     let _ = tx.send(Action::Model(ModelStatus::Loading { name: name.clone() }));
     std::thread::spawn(move || {
         let ready = |adapter| {
+            let precision = services
+                .model
+                .read()
+                .ok()
+                .and_then(|slot| slot.as_ref().map(|m| m.precision()))
+                .unwrap_or_default();
             ModelStatus::Ready(ModelInfo {
                 name: name.clone(),
                 adapter,
+                precision,
                 generation,
             })
         };

@@ -133,11 +133,18 @@ fn segments(app: &App, theme: &Theme) -> Vec<Segment> {
                 .as_ref()
                 .map(|a| format!(" + {}", short_path(a)))
                 .unwrap_or_default();
-            Segment::new(
+            let mut ready = Segment::new(
                 format!("{}{adapter}", model_label(&info.name)),
                 text,
                 Cut::Middle,
-            )
+            );
+            if !info.precision.is_empty() {
+                ready.tail.push(Span::styled(
+                    format!(" [{}]", info.precision),
+                    theme.dimmed(),
+                ));
+            }
+            ready
         }
         ModelStatus::Failed { name, .. } => {
             let error = Style::default().fg(theme.error);

@@ -5,6 +5,7 @@
 use super::GgufFile;
 use crate::model::ModelError;
 use crate::model::config::ModelConfig;
+use candle_core::quantized::GgmlDType;
 use serde_json::{Value, json};
 
 /// The GGUF architectures tunebench runs and the transformers class of each
@@ -110,7 +111,29 @@ impl GgufFile {
             }
             config.rope_freq_factors = Some(std::sync::Arc::new(factors));
         }
+        config.stored_projection_bytes = Some(self.projection_bytes(&config));
         Ok(config)
+    }
+
+    /// Bytes the layers' projection matrices take when kept as stored
+    /// (float ones are widened to f32 on load).
+    fn projection_bytes(&self, config: &ModelConfig) -> u64 {
+        let names = config
+            .tensor_names()
+            .into_iter()
+            .filter(|n| n.contains("_proj.weight"))
+            .filter_map(|n| super::tensors::gguf_name(&n));
+        names
+            .filter_map(|n| self.content.tensor_infos.get(&n))
+            .map(|info| {
+                let (t, n) = (info.ggml_dtype, info.shape.elem_count());
+                let bytes = match t {
+                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => n * 4,
+                    _ => n / t.block_size() * t.type_size(),
+                };
+                bytes as u64
+            })
+            .sum()
     }
 
     /// Only unscaled RoPE (and Llama 3's, through `rope_freqs`) is supported.

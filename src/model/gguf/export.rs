@@ -9,6 +9,7 @@ use super::GgufFile;
 use super::config::permutes_qk;
 use super::tensors::gguf_name;
 use crate::model::ModelError;
+use crate::model::base_weight::type_for_rows;
 use crate::model::hub::ModelSource;
 use crate::model::loaded::Model;
 use crate::model::merge::{MergeError, merged_projections};
@@ -84,15 +85,12 @@ impl ExportType {
     /// vectors (norms, biases) in f32.
     fn for_tensor(self, dims: &[usize]) -> GgmlDType {
         let row = dims.last().copied().unwrap_or(0);
-        let fits = |t: GgmlDType| row % t.block_size() == 0;
         if dims.len() < 2 {
-            GgmlDType::F32
-        } else if fits(self.ggml()) {
-            self.ggml()
-        } else if fits(GgmlDType::Q8_0) && !matches!(self, ExportType::F32 | ExportType::F16) {
-            GgmlDType::Q8_0
-        } else {
-            GgmlDType::F32
+            return GgmlDType::F32;
+        }
+        match self {
+            ExportType::F32 | ExportType::F16 => self.ggml(),
+            _ => type_for_rows(self.ggml(), row).unwrap_or(GgmlDType::F32),
         }
     }
 }

@@ -6,6 +6,8 @@ use super::config::permutes_qk;
 use crate::model::ModelError;
 use crate::model::config::ModelConfig;
 use crate::model::weights::TensorSource;
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 /// transformers' module names inside a layer and llama.cpp's for each.
@@ -80,19 +82,22 @@ impl<'a> GgufWeights<'a> {
 impl GgufFile {
     /// A tensor by llama.cpp's name, dequantized to f32 on the CPU.
     pub fn read_f32(&self, gguf_name: &str) -> candle_core::Result<Tensor> {
+        self.read_blocks(gguf_name)?.dequantize(&Device::Cpu)
+    }
+
+    /// A tensor by llama.cpp's name in the file's own type, on the CPU.
+    pub fn read_blocks(&self, gguf_name: &str) -> candle_core::Result<QTensor> {
         let info = self.content.tensor_infos.get(gguf_name).ok_or_else(|| {
             candle_core::Error::Msg(format!("{}: no tensor `{gguf_name}`", self.path.display()))
         })?;
         let mut reader = std::fs::File::open(&self.path)?;
-        let quantized = info
-            .read(&mut reader, self.content.tensor_data_offset, &Device::Cpu)
+        info.read(&mut reader, self.content.tensor_data_offset, &Device::Cpu)
             .map_err(|e| {
                 candle_core::Error::Msg(format!(
                     "{}: tensor `{gguf_name}`: {e}",
                     self.path.display()
                 ))
-            })?;
-        quantized.dequantize(&Device::Cpu)
+            })
     }
 
     /// Llama 3's RoPE frequency factors, if the file has them.
@@ -121,19 +126,71 @@ pub fn unpermute(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
         .reshape(dims)
 }
 
+/// The new row order of [`unpermute`] for `rows` rows in `heads` heads:
+/// entry `i` is the stored row that becomes row `i`.
+fn unpermuted_rows(rows: usize, heads: usize) -> Vec<usize> {
+    let d = rows / heads;
+    (0..rows)
+        .map(|new| {
+            let (head, within) = (new / d, new % d);
+            let (half, i) = (within / (d / 2), within % (d / 2));
+            head * d + i * 2 + half
+        })
+        .collect()
+}
+
+/// [`unpermute`] on quantized blocks: each row's blocks move whole.
+fn unpermute_blocks(q: &QTensor, heads: usize) -> candle_core::Result<QTensor> {
+    let dims = q.shape().dims().to_vec();
+    let data = q.data()?;
+    let row_bytes = data.len() / dims[0];
+    let mut moved = Vec::with_capacity(data.len());
+    for old in unpermuted_rows(dims[0], heads) {
+        moved.extend_from_slice(&data[old * row_bytes..(old + 1) * row_bytes]);
+    }
+    qtensor_from_ggml(q.dtype(), &moved, dims, &Device::Cpu)
+}
+
+impl GgufWeights<'_> {
+    /// The heads a tensor's rows are permuted in, for llama.cpp's q and k.
+    fn permuted_heads_of(&self, name: &str) -> Option<usize> {
+        let (q_heads, kv_heads) = self.permuted_heads?;
+        if name.contains(".self_attn.q_proj.") {
+            Some(q_heads)
+        } else if name.contains(".self_attn.k_proj.") {
+            Some(kv_heads)
+        } else {
+            None
+        }
+    }
+
+    fn gguf_name_of(name: &str) -> candle_core::Result<String> {
+        gguf_name(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no GGUF tensor maps to `{name}`")))
+    }
+}
+
 impl TensorSource for GgufWeights<'_> {
     fn get(&self, name: &str) -> candle_core::Result<Tensor> {
-        let gguf = gguf_name(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("no GGUF tensor maps to `{name}`")))?;
-        let mut tensor = self.file.read_f32(&gguf)?;
-        if let Some((q_heads, kv_heads)) = self.permuted_heads {
-            if name.contains(".self_attn.q_proj.") {
-                tensor = unpermute(&tensor, q_heads)?;
-            } else if name.contains(".self_attn.k_proj.") {
-                tensor = unpermute(&tensor, kv_heads)?;
-            }
+        let mut tensor = self.file.read_f32(&Self::gguf_name_of(name)?)?;
+        if let Some(heads) = self.permuted_heads_of(name) {
+            tensor = unpermute(&tensor, heads)?;
         }
         tensor.to_dtype(self.dtype)?.to_device(&self.device)
+    }
+
+    fn get_blocks(&self, name: &str) -> candle_core::Result<Option<QTensor>> {
+        let blocks = self.file.read_blocks(&Self::gguf_name_of(name)?)?;
+        if matches!(
+            blocks.dtype(),
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
+        ) {
+            return Ok(None);
+        }
+        match self.permuted_heads_of(name) {
+            Some(heads) => unpermute_blocks(&blocks, heads).map(Some),
+            None => Ok(Some(blocks)),
+        }
     }
 
     fn contains(&self, name: &str) -> bool {
@@ -197,6 +254,21 @@ mod tests {
         ] {
             assert_eq!(gguf_name(unknown), None, "{unknown}");
         }
+    }
+
+    #[test]
+    fn block_rows_move_as_the_dense_rows_do() {
+        // 2 heads of 4 rows over 32 inputs: Q8_0 keeps each row in one block.
+        let rows: Vec<f32> = (0..8 * 32).map(|i| (i / 32) as f32).collect();
+        let dense = Tensor::from_vec(rows, (8, 32), &Device::Cpu).unwrap();
+        let blocks = QTensor::quantize(&dense, GgmlDType::Q8_0).unwrap();
+        let moved = unpermute_blocks(&blocks, 2)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap();
+        let widened = blocks.dequantize(&Device::Cpu).unwrap();
+        let expected = unpermute(&widened, 2).unwrap();
+        assert_eq!(crate::model::max_abs_diff(&moved, &expected).unwrap(), 0.0);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn info(adapter: Option<&str>) -> ModelInfo {
     ModelInfo {
         name: "models/tiny".into(),
         adapter: adapter.map(PathBuf::from),
+        precision: "f32".into(),
         generation: 1,
     }
 }

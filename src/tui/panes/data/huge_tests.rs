@@ -25,6 +25,7 @@ fn model_ready(pane: &mut DataPane) -> Vec<Effect> {
     pane.model_ready(&ModelInfo {
         name: "tiny".into(),
         adapter: None,
+        precision: "f32".into(),
         generation: 1,
     })
 }

@@ -21,7 +21,7 @@ impl TrainPane {
             }
             Msg::Measured(measured) => {
                 self.measuring = None;
-                self.measured = Some(measured);
+                self.measured = Some(*measured);
             }
             Msg::Launched {
                 dir,

@@ -49,7 +49,7 @@ pub enum Msg {
     Dataset(PathBuf),
     /// The user chose another model: train it.
     Model(String),
-    Measured(Measured),
+    Measured(Box<Measured>),
     Launched {
         dir: PathBuf,
         process: ProcessId,

@@ -128,7 +128,7 @@ fn pane_with_runs() -> (tempfile::TempDir, TrainPane) {
     runs_fixture(&runs);
     let mut pane = TrainPane::new(setup(&runs));
     let fingerprint = estimate::fingerprint(pane.form.config.as_ref().unwrap());
-    pane.message(Msg::Measured(Measured {
+    pane.message(Msg::Measured(Box::new(Measured {
         fingerprint,
         model: Ok(tiny_config()),
         data: Ok(DataSize {
@@ -137,7 +137,7 @@ fn pane_with_runs() -> (tempfile::TempDir, TrainPane) {
             eval_tokens: 2_100,
             truncated: 40,
         }),
-    }));
+    })));
     (tmp, pane)
 }
 

@@ -15,7 +15,7 @@ pub fn run(job: Job, services: &Arc<Services>, tx: &Sender<Action>) {
         Job::Measure(job) => {
             std::thread::spawn(move || {
                 let measured = super::estimate::measure(&job);
-                let _ = tx.send(Action::Train(Msg::Measured(measured)));
+                let _ = tx.send(Action::Train(Msg::Measured(Box::new(measured))));
             });
         }
         Job::Launch(launch) => {
