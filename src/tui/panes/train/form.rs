@@ -34,11 +34,19 @@ const fn field(key: &'static str, label: &'static str, kind: Kind) -> Field {
     Field { key, label, kind }
 }
 
-pub const FIELDS: [Field; 22] = [
+/// A choice that leaves its key unset.
+const UNSET_CHOICE: &str = "none";
+
+pub const FIELDS: [Field; 23] = [
     field("model.name", "model", Kind::Text),
     field("data.train", "dataset", Kind::Text),
     field("model.device", "device", Kind::Choice(&["cpu", "cuda"])),
     field("model.dtype", "dtype", Kind::Choice(&["f32", "bf16"])),
+    field(
+        "model.quantize",
+        "base quantized",
+        Kind::Choice(&[UNSET_CHOICE, "keep", "q8_0", "q4_k", "q4_0"]),
+    ),
     field("lora.r", "lora r", Kind::Number),
     field("lora.alpha", "lora alpha", Kind::Number),
     field("lora.dropout", "lora dropout", Kind::Number),
@@ -263,6 +271,7 @@ impl Form {
             .zip(&self.values)
             .filter_map(|(field, text)| {
                 let value = match field.kind {
+                    Kind::Choice(_) if text == UNSET_CHOICE => return None,
                     Kind::Text | Kind::Choice(_) => Value::String(text.clone()),
                     Kind::Flag => Value::Boolean(text == "on"),
                     Kind::List => Value::Array(
@@ -287,6 +296,7 @@ impl Form {
     pub fn base_text(&self) -> String {
         let mut base = self.base.clone();
         base.training.warmup_steps = None;
+        base.model.quantize = None;
         base.to_toml()
     }
 
@@ -348,16 +358,17 @@ fn values_of(config: &TrainConfig) -> Vec<String> {
                 .get(section)
                 .and_then(Value::as_table)
                 .and_then(|s| s.get(key));
-            match value {
-                None => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Boolean(b)) => flag_text(*b).to_string(),
-                Some(Value::Array(items)) => items
+            match (value, field.kind) {
+                (None, Kind::Choice(options)) => options[0].to_string(),
+                (None, _) => String::new(),
+                (Some(Value::String(s)), _) => s.clone(),
+                (Some(Value::Boolean(b)), _) => flag_text(*b).to_string(),
+                (Some(Value::Array(items)), _) => items
                     .iter()
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
                     .collect::<Vec<_>>()
                     .join(", "),
-                Some(other) => other.to_string(),
+                (Some(other), _) => other.to_string(),
             }
         })
         .collect()
@@ -488,5 +499,19 @@ mod tests {
         form.activate();
         assert!(form.commit_edit(), "empty means unset");
         assert_eq!(form.config.as_ref().unwrap().training.warmup_steps, None);
+    }
+
+    #[test]
+    fn the_base_quantization_is_a_choice_whose_first_option_leaves_it_unset() {
+        let mut form = Form::new(&setup(None));
+        let quantize = |form: &Form| form.config.as_ref().unwrap().model.quantize.clone();
+        assert_eq!(form.value("model.quantize"), Some("none"));
+        assert_eq!(quantize(&form), None);
+        form.select(index("model.quantize"));
+        form.activate();
+        assert_eq!(quantize(&form).as_deref(), Some("keep"));
+        assert!(form.sets().contains(&"model.quantize=\"keep\"".to_string()));
+        form.cycle(-1);
+        assert_eq!(quantize(&form), None);
     }
 }

@@ -165,7 +165,7 @@ fn snapshot_runs_form_estimate_and_chart_grid() {
 #[test]
 fn snapshot_editing_with_an_error_and_one_large_chart() {
     let (_tmp, mut pane) = pane_with_runs();
-    press(&mut pane, &[KeyCode::Down; 6]);
+    press(&mut pane, &[KeyCode::Down; 7]);
     assert_eq!(pane.form.field().key, "lora.dropout");
     press(&mut pane, &[KeyCode::Enter]);
     assert!(pane.captures_input());
@@ -222,7 +222,7 @@ fn focus_navigation_and_attaching() {
 fn start_launches_a_new_run_dir_with_the_form_as_overrides() {
     let (tmp, mut pane) = pane_with_runs();
     // lora r := 8
-    press(&mut pane, &[KeyCode::Down; 4]);
+    press(&mut pane, &[KeyCode::Down; 5]);
     press(
         &mut pane,
         &[KeyCode::Enter, KeyCode::Backspace, KeyCode::Backspace],
@@ -432,9 +432,9 @@ fn mouse_selects_fields_and_runs_and_enlarges_charts() {
     let areas = pane.areas.get();
     let click = crate::tui::panes::testing::left_click;
     let area = Rect::new(0, 0, 120, 35);
-    pane.mouse(click(areas.form.x + 2, areas.form.y + 4), area);
+    pane.mouse(click(areas.form.x + 2, areas.form.y + 5), area);
     assert_eq!(pane.form.field().key, "lora.r");
-    pane.mouse(click(areas.form.x + 2, areas.form.y + 4), area);
+    pane.mouse(click(areas.form.x + 2, areas.form.y + 5), area);
     assert!(pane.captures_input(), "a second click edits");
     pane.key(key(KeyCode::Esc));
     pane.mouse(click(areas.runs.x + 3, areas.runs.y + 1), area);
