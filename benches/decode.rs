@@ -7,6 +7,7 @@
 //!     TUNEBENCH_REF_PYTHON=~/.venvs/ref/bin/python cargo bench --bench decode   # also run the reference
 //!     TUNEBENCH_PAIR=1 cargo bench --bench decode      # also base + adapter side by side
 //!     TUNEBENCH_MODEL=/path/to/model cargo bench --bench decode   # a real model instead
+//!     TUNEBENCH_MODEL=M.gguf TUNEBENCH_QUANTIZE=keep cargo bench --bench decode   # on its blocks
 //!
 //! With `TUNEBENCH_PAIR`, a random rank-16 adapter on all seven projections
 //! is attached and 64 tokens are decoded by the base alone, by the adapter
@@ -38,8 +39,14 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut decoder, model_name) = match std::env::var("TUNEBENCH_MODEL") {
         Ok(name) => {
+            // TUNEBENCH_QUANTIZE=keep decodes on a GGUF file's own blocks.
+            let quantize = match std::env::var("TUNEBENCH_QUANTIZE") {
+                Ok(q) => Some(q.parse().map_err(anyhow::Error::msg)?),
+                Err(_) => None,
+            };
             let options = LoadOptions {
                 dtype,
+                quantize,
                 ..LoadOptions::default()
             };
             (Model::load(&name, &options)?.decoder, name)
