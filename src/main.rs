@@ -125,7 +125,8 @@ enum Command {
         /// The GGUF file to write.
         #[arg(long)]
         out: PathBuf,
-        /// Type of the matrices: f32, f16, q8_0, q4_0, q4_k or q6_k (k-quants
+        /// Type of the matrices: f32, f16, q8_0, q4_0, q4_k, q4_k_m (llama.cpp's
+        /// mix: q6_k for the output and some value and down projections) or q6_k (k-quants
         /// fall back to q8_0 where rows are not whole 256-value blocks).
         #[arg(long, default_value = "q8_0")]
         quant: String,

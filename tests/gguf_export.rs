@@ -118,8 +118,30 @@ fn exported_gguf_computes_what_the_base_with_its_adapter_computes() {
         );
     }
 
-    // A safetensors base: refused, saying what to do, and nothing written.
+    // q4_k_m: llama.cpp's mix on the tiny model's 4 layers (layers 2 and 3
+    // get the larger type).
     let tiny = work.path().join("tiny");
+    let base = work.path().join("tiny.gguf");
+    let mixed = work.path().join("tiny-q4_k_m.gguf");
+    common::ok(export(
+        &base,
+        &work.path().join("tiny-adapter"),
+        &mixed,
+        "q4_k_m",
+    ));
+    let file = GgufFile::open(&mixed).unwrap();
+    let type_of = |name: &str| file.content.tensor_infos[name].ggml_dtype;
+    assert_eq!(type_of("blk.1.attn_v.weight"), GgmlDType::Q4K);
+    assert_eq!(type_of("blk.2.attn_v.weight"), GgmlDType::Q6K);
+    // Rows of 688 values split into neither Q6_K's nor Q8_0's blocks.
+    assert_eq!(type_of("blk.3.ffn_down.weight"), GgmlDType::F32);
+    assert_eq!(type_of("blk.0.ffn_gate.weight"), GgmlDType::Q4K);
+    assert_eq!(type_of("blk.0.attn_norm.weight"), GgmlDType::F32);
+    let file_type = file.content.metadata["general.file_type"].to_u32().unwrap();
+    assert_eq!(file_type, 15, "llama.cpp's MOSTLY_Q4_K_M");
+    load(&mixed);
+
+    // A safetensors base: refused, saying what to do, and nothing written.
     let out = work.path().join("from-dir.gguf");
     let refused = export(&tiny, &work.path().join("tiny-adapter"), &out, "q8_0");
     let stderr = String::from_utf8_lossy(&refused.stderr);

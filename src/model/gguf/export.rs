@@ -7,6 +7,7 @@
 
 use super::GgufFile;
 use super::config::permutes_qk;
+use super::q4_k_m;
 use super::tensors::gguf_name;
 use crate::model::ModelError;
 use crate::model::base_weight::type_for_rows;
@@ -31,6 +32,8 @@ pub enum ExportType {
     Q8_0,
     Q4_0,
     Q4K,
+    /// llama.cpp's mixed recipe (see `q4_k_m.rs`).
+    Q4KM,
     Q6K,
 }
 
@@ -44,10 +47,11 @@ impl std::str::FromStr for ExportType {
             "q8_0" => ExportType::Q8_0,
             "q4_0" => ExportType::Q4_0,
             "q4_k" => ExportType::Q4K,
+            "q4_k_m" => ExportType::Q4KM,
             "q6_k" => ExportType::Q6K,
             other => {
                 return Err(format!(
-                    "unknown quantization {other:?}: use f32, f16, q8_0, q4_0, q4_k or q6_k"
+                    "unknown quantization {other:?}: use f32, f16, q8_0, q4_0, q4_k, q4_k_m or q6_k"
                 ));
             }
         })
@@ -61,7 +65,7 @@ impl ExportType {
             ExportType::F16 => GgmlDType::F16,
             ExportType::Q8_0 => GgmlDType::Q8_0,
             ExportType::Q4_0 => GgmlDType::Q4_0,
-            ExportType::Q4K => GgmlDType::Q4K,
+            ExportType::Q4K | ExportType::Q4KM => GgmlDType::Q4K,
             ExportType::Q6K => GgmlDType::Q6K,
         }
     }
@@ -75,6 +79,7 @@ impl ExportType {
             ExportType::Q4_0 => 2,
             ExportType::Q8_0 => 7,
             ExportType::Q4K => 14,
+            ExportType::Q4KM => 15,
             ExportType::Q6K => 18,
         }
     }
@@ -139,12 +144,17 @@ pub fn export(model: &Model, quant: ExportType, out: &Path) -> Result<Exported, 
     let mut reader = std::fs::File::open(source).map_err(|e| file.error(e))?;
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(infos.len());
     let mut fallbacks = 0;
+    let has_output = file.content.tensor_infos.contains_key("output.weight");
     for (name, info) in infos {
         let dims = info.shape.dims().to_vec();
-        let wanted = quant.for_tensor(&dims);
-        if dims.len() >= 2 && wanted != quant.ggml() {
-            fallbacks += 1;
-        }
+        let (wanted, fell_back) = match quant {
+            ExportType::Q4KM => q4_k_m::type_for(name, &dims, config.num_layers, has_output),
+            _ => {
+                let t = quant.for_tensor(&dims);
+                (t, dims.len() >= 2 && t != quant.ggml())
+            }
+        };
+        fallbacks += usize::from(fell_back);
         let tensor = match merged.get(name) {
             Some(weight) => QTensor::quantize(weight, wanted).map_err(fail)?,
             None => {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod export;
 mod hf_dir;
 mod modelfile;
+mod q4_k_m;
 pub mod tensors;
 pub mod tokenizer;
 
