@@ -9,7 +9,7 @@ use candle_core::quantized::GgmlDType;
 /// Whether layer `i` of `n` gets the larger type (llama.cpp's
 /// `use_more_bits`).
 fn more_bits(i: usize, n: usize) -> bool {
-    i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2)
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
 /// The layer a tensor named `blk.N....` belongs to.
