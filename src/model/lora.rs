@@ -235,7 +235,7 @@ impl Linear {
         if let (Some(lora), true) = (&self.lora, mode.adapter) {
             let first = mode.base_rows.min(inputs.len() / in_dim);
             let down = gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?;
-            let up = gemv::products(&down, lora.b.as_tensor())?;
+            let up = gemv::low_rank_products(&down, lora.b.as_tensor())?;
             let scale = lora.scale as f32;
             for (v, d) in y[first * out_dim..].iter_mut().zip(up) {
                 *v += scale * d;
