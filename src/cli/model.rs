@@ -24,11 +24,11 @@ pub fn load(model: &str, adapter: Option<&Path>, options: &LoadOptions) -> anyho
             .with_context(|| format!("loading adapter {}", dir.display()))?;
     }
     eprintln!(
-        "loaded {} ({} layers, {:.1}M parameters, {:?}) in {:.1}s{}",
+        "loaded {} ({} layers, {:.1}M parameters, {}) in {:.1}s{}",
         model,
         loaded.decoder.config.num_layers,
         loaded.decoder.config.parameter_count() as f64 / 1e6,
-        options.dtype,
+        loaded.precision(),
         started.elapsed().as_secs_f64(),
         adapter.map_or(String::new(), |a| format!(" with adapter {}", a.display()))
     );
