@@ -182,6 +182,10 @@ fn generate_eval_compares_base_and_adapter() {
     );
     let report = std::fs::read_to_string(run.join("eval-report.md")).unwrap();
     assert!(report.contains("## Summary") && report.contains("## Labels: adapter"));
+    // Samples are numbered from 1, as the Data tab numbers them, and a
+    // multi-file record shows its request, not its heading.
+    assert!(report.contains("\n| 3 | 3 | code_score |"), "{report}");
+    assert!(!report.contains("| ## Request"), "{report}");
 
     // Human output: a table on stderr, nothing on stdout; --out and --report.
     let out = work.path().join("elsewhere");

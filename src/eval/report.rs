@@ -4,7 +4,7 @@
 use super::compare::Comparison;
 use super::metrics::bleu::signature;
 use super::metrics::classify::{Classification, NO_LABEL};
-use super::results::{SampleResult, excerpt};
+use super::results::{SampleResult, excerpt, request_words};
 use super::summary::Aggregate;
 use crate::model::generate::GenerateParams;
 use std::fmt::Write;
@@ -271,7 +271,7 @@ fn samples_table(out: &mut String, samples: &[SampleResult]) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {:.3} | {} | {} | {} |",
-            s.index,
+            s.index + 1,
             s.line,
             s.primary,
             s.base.score,
@@ -279,7 +279,7 @@ fn samples_table(out: &mut String, samples: &[SampleResult]) {
                 .as_ref()
                 .map_or("-".into(), |a| format!("{:.3}", a.score)),
             s.score_delta.map_or(String::new(), |d| format!("{d:+.3}")),
-            cell(&excerpt(&s.prompt, 80))
+            cell(&excerpt(&request_words(&s.prompt), 80))
         );
     }
 }
@@ -316,7 +316,7 @@ fn changes(out: &mut String, samples: &[SampleResult]) {
             let _ = writeln!(
                 out,
                 "### Record {} (line {}), {} {:+.3}\n\nPrompt:\n{}\nReference:\n{}\nBase:\n{}",
-                s.index,
+                s.index + 1,
                 s.line,
                 s.primary,
                 s.score_delta.unwrap_or(0.0),

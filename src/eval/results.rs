@@ -84,6 +84,18 @@ pub fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// The request itself, on one line, for lists: a rendered prompt's text
+/// under its first markdown heading ("## Request"), up to the next heading.
+pub fn request_words(prompt: &str) -> String {
+    let is_heading = |line: &&str| line.trim_start().starts_with('#');
+    let body = prompt
+        .lines()
+        .skip_while(|line| is_heading(line) || line.trim().is_empty())
+        .take_while(|line| !is_heading(line));
+    let words: Vec<&str> = body.flat_map(str::split_whitespace).collect();
+    words.join(" ")
+}
+
 /// Writes `results` to `path` as JSON lines, atomically.
 pub fn write_results(path: &Path, results: &[SampleResult]) -> std::io::Result<()> {
     atomic_write(path, |out: &mut dyn Write| {

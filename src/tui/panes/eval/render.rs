@@ -363,21 +363,7 @@ fn summary_lines(loaded: &Loaded, theme: &Theme) -> Vec<Line<'static>> {
     lines
 }
 
-/// The prompt on one line.
-pub(super) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The request itself for the samples list: a rendered prompt's text under
-/// its first markdown heading ("## Request"), up to the next heading.
-pub(super) fn request_words(prompt: &str) -> String {
-    let is_heading = |line: &&str| line.trim_start().starts_with('#');
-    let body = prompt
-        .lines()
-        .skip_while(|line| is_heading(line) || line.trim().is_empty())
-        .take_while(|line| !is_heading(line));
-    one_line(&body.collect::<Vec<_>>().join(" "))
-}
+pub(super) use crate::eval::results::request_words;
 
 /// Draws the samples list; returns the rows' area.
 fn render_samples(pane: &EvalPane, frame: &mut Frame, area: Rect, theme: &Theme) -> Rect {
