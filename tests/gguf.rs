@@ -9,11 +9,10 @@ mod common;
 mod gguf_writer;
 
 use candle_core::quantized::GgmlDType;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
 use tunebench::data::read::to_sample;
 use tunebench::data::{Format, Store};
-use tunebench::model::decoder::Mode;
 use tunebench::model::gguf::{GgufFile, GgufWeights};
 use tunebench::model::weights::{TensorSource, Weights};
 use tunebench::model::{ChatTokenizer, LoadOptions, Model, max_abs_diff};
@@ -30,18 +29,6 @@ fn as_gguf(dir: &Path, out: &Path, quant: GgmlDType, pre: &str) -> PathBuf {
     let path = out.join(format!("{name}-{quant:?}.gguf"));
     gguf_writer::write(dir, &path, quant, pre);
     path
-}
-
-fn logits(model: &Model, ids: &[u32]) -> Tensor {
-    let input = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let hidden = model
-        .decoder
-        .hidden(&input, None, None, Mode::BASE)
-        .unwrap();
-    model.decoder.logits(&hidden, false).unwrap()
 }
 
 fn load(path: &Path) -> Model {
@@ -106,7 +93,11 @@ fn f32_gguf_loads_exactly_like_safetensors_for_every_architecture() {
         assert!((got.rms_norm_eps - want.rms_norm_eps).abs() < 1e-12);
         want.rms_norm_eps = got.rms_norm_eps;
         assert_eq!(got, &want, "{}", dir.display());
-        let diff = max_abs_diff(&logits(&from_dir, &ids), &logits(&from_gguf, &ids)).unwrap();
+        let diff = max_abs_diff(
+            &common::base_logits(&from_dir, &ids),
+            &common::base_logits(&from_gguf, &ids),
+        )
+        .unwrap();
         assert!(diff < 1e-5, "{}: logits differ by {diff}", dir.display());
         assert_eq!(from_gguf.stop_ids, from_dir.stop_ids, "{}", dir.display());
     }
@@ -147,7 +138,11 @@ fn f16_and_quantized_ggufs_load_within_their_precision() {
         }
         let model = load(&gguf);
         let ids = [1u32, 17, 300, 42];
-        let diff = max_abs_diff(&logits(&load(&tiny), &ids), &logits(&model, &ids)).unwrap();
+        let diff = max_abs_diff(
+            &common::base_logits(&load(&tiny), &ids),
+            &common::base_logits(&model, &ids),
+        )
+        .unwrap();
         println!("{quant:?}: logits differ by {diff}");
         assert!(diff < logit_bound, "{quant:?}: logits differ by {diff}");
     }

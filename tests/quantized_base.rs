@@ -9,10 +9,8 @@ mod common;
 mod gguf_writer;
 
 use candle_core::quantized::GgmlDType;
-use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
 use tunebench::model::base_weight::{FrozenWeight, Quantize};
-use tunebench::model::decoder::Mode;
 use tunebench::model::{LoadOptions, Model, max_abs_diff};
 
 fn q8_gguf(work: &Path) -> PathBuf {
@@ -174,17 +172,7 @@ fn decoding_multiplies_the_blocks_within_quantization_error() {
     let kept = load(&gguf, Some(Quantize::Keep));
     let widened = load(&gguf, None);
     let ids = [5u32, 17, 300, 42, 7, 99, 1000, 3];
-    let logits = |model: &Model, ids: &[u32]| {
-        let input = Tensor::new(ids, &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let hidden = model
-            .decoder
-            .hidden(&input, None, None, Mode::BASE)
-            .unwrap();
-        model.decoder.logits(&hidden, false).unwrap()
-    };
+    let logits = common::base_logits;
     // Eight rows: the blocks multiply the inputs (quantized to 8 bits).
     let (a, b) = (logits(&kept, &ids), logits(&widened, &ids));
     let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();

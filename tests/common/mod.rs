@@ -34,5 +34,18 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     out
 }
 
+/// The base model's logits (no adapter) for one sequence of `ids`.
+pub fn base_logits(model: &tunebench::model::Model, ids: &[u32]) -> candle_core::Tensor {
+    let input = candle_core::Tensor::new(ids, &candle_core::Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let hidden = model
+        .decoder
+        .hidden(&input, None, None, tunebench::model::decoder::Mode::BASE)
+        .unwrap();
+    model.decoder.logits(&hidden, false).unwrap()
+}
+
 pub mod runs;
 pub mod tui;
