@@ -56,6 +56,13 @@ enum Command {
     /// Inspect, check and reshape dataset files (.jsonl or a .json array).
     #[command(subcommand)]
     Data(DataCommand),
+    /// Fetch a model from the Hugging Face hub into its cache (config,
+    /// tokenizer, safetensors weights; HF_ENDPOINT, HF_TOKEN and
+    /// HF_HUB_OFFLINE are honoured) and print the snapshot folder.
+    Download {
+        /// The repo id, ORG/NAME.
+        repo: String,
+    },
     /// Write a tiny Qwen2-architecture model (random weights, BPE tokenizer
     /// trained on the sample data) that transformers can load.
     InitTiny {
@@ -323,6 +330,12 @@ fn main() -> ExitCode {
     }
     tunebench::alloc::keep_freed_memory();
     let cli = Cli::parse();
+    // Commands that load a model by repo id show its download on stderr;
+    // the workbench draws its own gauge instead.
+    if !matches!(cli.command, None | Some(Command::Ui { .. })) {
+        let mut view = cli::download::DownloadView::stderr();
+        tunebench::model::hub::report_downloads_to(Box::new(move |event| view.show(event)));
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -361,6 +374,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Data(command) => run_data(command),
         Command::InitTiny { out, seed } => cli::model::init_tiny(&out, seed),
+        Command::Download { repo } => cli::download::run(&repo),
         Command::Eval {
             model,
             data,

@@ -2,6 +2,7 @@
 //! `main.rs` only parses arguments and calls in here.
 
 pub mod data;
+pub mod download;
 pub mod dry_run;
 pub mod eval;
 pub mod model;

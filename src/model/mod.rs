@@ -47,6 +47,14 @@ pub enum ModelError {
     NotFound { repo: String, searched: String },
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    #[error(
+        "`{repo}` is not a local directory or file, nor a whole model in the Hugging Face cache; downloading it: {source}"
+    )]
+    Download {
+        repo: String,
+        #[source]
+        source: hub::HubError,
+    },
     #[error("chat template: {0}")]
     Template(String),
     #[error("tokenizer: {0}")]

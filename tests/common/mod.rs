@@ -47,5 +47,6 @@ pub fn base_logits(model: &tunebench::model::Model, ids: &[u32]) -> candle_core:
     model.decoder.logits(&hidden, false).unwrap()
 }
 
+pub mod hub;
 pub mod runs;
 pub mod tui;
