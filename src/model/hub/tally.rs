@@ -106,7 +106,7 @@ mod tests {
         // Old samples leave the window: the rate follows the recent speed.
         tally.record_at(&progress(400), start + Duration::from_secs(5));
         tally.record_at(&progress(900), start + Duration::from_secs(6));
-        assert_eq!(tally.rate(), Some(300.0));
+        assert_eq!(tally.rate(), Some(500.0));
     }
 
     #[test]
