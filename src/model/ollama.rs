@@ -47,7 +47,11 @@ pub fn manifest_path(root: &Path, name: &str) -> Result<PathBuf, String> {
 
 /// The GGUF blob that `name`'s manifest points at.
 pub fn resolve(name: &str) -> Result<PathBuf, ModelError> {
-    let root = models_dir();
+    resolve_under(&models_dir(), name)
+}
+
+fn resolve_under(root: &Path, name: &str) -> Result<PathBuf, ModelError> {
+    let root = root.to_path_buf();
     let manifest = manifest_path(&root, name).map_err(|message| ModelError::File {
         path: root.display().to_string(),
         message,
@@ -89,6 +93,55 @@ pub fn resolve(name: &str) -> Result<PathBuf, ModelError> {
     Ok(blob)
 }
 
+/// Every model Ollama has pulled, as `ollama:` names take them (`llama3.2:1b`,
+/// `user/model:tag`, `host/user/model:tag`), with the size of its weights.
+pub fn installed() -> Vec<(String, u64)> {
+    installed_under(&models_dir())
+}
+
+fn installed_under(root: &Path) -> Vec<(String, u64)> {
+    let manifests = root.join("manifests");
+    let mut found = Vec::new();
+    for host in children(&manifests) {
+        for user in children(&host) {
+            for model in children(&user) {
+                for tag in children(&model) {
+                    let name = |p: &Path| {
+                        p.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                    let (host, user, model, tag) =
+                        (name(&host), name(&user), name(&model), name(&tag));
+                    let full = match (host.as_str(), user.as_str()) {
+                        (REGISTRY, "library") => format!("{model}:{tag}"),
+                        (REGISTRY, _) => format!("{user}/{model}:{tag}"),
+                        _ => format!("{host}/{user}/{model}:{tag}"),
+                    };
+                    let bytes = resolve_under(root, &full)
+                        .ok()
+                        .and_then(|blob| std::fs::metadata(blob).ok())
+                        .map_or(0, |m| m.len());
+                    if bytes > 0 {
+                        found.push((full, bytes));
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn children(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +167,41 @@ mod tests {
         for bad in ["", ":tag", "a/../b", "a/b/c/d", "model:"] {
             assert!(path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn installed_models_are_listed_by_their_ollama_names() {
+        let root = tempfile::tempdir().unwrap();
+        let blobs = root.path().join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::write(blobs.join("sha256-abc"), vec![0u8; 42]).unwrap();
+        let manifest = serde_json::json!({"layers": [
+            {"mediaType": MODEL_LAYER, "digest": "sha256:abc", "size": 42}
+        ]})
+        .to_string();
+        for (dir, tag) in [
+            ("registry.ollama.ai/library/smollm2", "135m"),
+            ("registry.ollama.ai/me/tuned", "v1"),
+            ("example.com/me/other", "latest"),
+        ] {
+            let dir = root.path().join("manifests").join(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(tag), &manifest).unwrap();
+        }
+        // A manifest whose blob is gone is not offered.
+        let broken = root
+            .path()
+            .join("manifests/registry.ollama.ai/library/gone");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join("latest"), manifest.replace("abc", "def")).unwrap();
+        let names: Vec<String> = installed_under(root.path())
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["example.com/me/other:latest", "me/tuned:v1", "smollm2:135m"]
+        );
+        assert_eq!(installed_under(root.path())[2].1, 42);
     }
 }

@@ -24,6 +24,18 @@ pub enum Action {
     Train(train::Msg),
     Chat(chat::Msg),
     Eval(eval::Msg),
+    /// A hub download's progress, or its end.
+    Download(DownloadReport),
+}
+
+#[derive(Debug)]
+pub enum DownloadReport {
+    Progress(crate::model::hub::Event),
+    /// The snapshot folder, or what went wrong (cancelling included).
+    Finished {
+        repo: String,
+        result: Result<std::path::PathBuf, String>,
+    },
 }
 
 /// What `update` asks the runtime to do.
@@ -42,6 +54,13 @@ pub enum Effect {
     SetAdapter(Option<std::path::PathBuf>),
     /// Load another model (a directory or hub repo id), no adapter.
     LoadModel(String),
+    /// Open the model picker.
+    PickModel,
+    /// Fetch a repo from the hub on a worker; setting `cancel` stops it.
+    Download {
+        repo: String,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    },
     /// Hand the chat pane the selected dataset sample ("Use sample").
     SendSampleToChat,
     /// Append a sample to the open dataset (from the chat pane).

@@ -56,6 +56,10 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
         "M",
         "mouse capture off / on (off: the terminal selects text)",
     ),
+    bind(
+        "O",
+        "open the model picker: cached, Ollama and GGUF models, a path, or a hub repo to download",
+    ),
     bind("mouse", "click a tab or a row; the wheel scrolls"),
     bind(
         "one-line inputs",
@@ -97,6 +101,12 @@ pub struct App {
     /// Whether anything changed since the last frame.
     pub dirty: bool,
     pub layout: Cell<Layout>,
+    /// The model picker, when open; it takes every key.
+    pub picker: Option<super::picker::ModelPicker>,
+    /// Where the picker's rows were drawn, for clicks.
+    pub picker_layout: Cell<super::picker::render::PickerLayout>,
+    /// A hub download in the background (one at a time).
+    pub download: Option<super::picker::render::ActiveDownload>,
 }
 
 impl App {
@@ -126,6 +136,9 @@ impl App {
             mouse_capture: true,
             dirty: true,
             layout: Cell::new(Layout::default()),
+            picker: None,
+            picker_layout: Cell::new(Default::default()),
+            download: None,
         }
     }
 
@@ -266,6 +279,7 @@ impl App {
             Action::Train(msg) => self.train.message(msg),
             Action::Chat(msg) => self.chat.message(msg),
             Action::Eval(msg) => self.eval.message(msg),
+            Action::Download(report) => self.download_report(report),
         };
         self.route(effects, answers_user)
     }
@@ -302,7 +316,9 @@ impl App {
                         )),
                     },
                     Effect::OpenDataset(path) => next.extend(self.open_dataset(path)),
+                    Effect::PickModel => next.extend(self.open_picker()),
                     Effect::LoadModel(name) => {
+                        self.chat.stop_answers();
                         next.extend(
                             self.train
                                 .message(super::panes::train::Msg::Model(name.clone())),
@@ -358,6 +374,9 @@ impl App {
             }
             return Vec::new();
         }
+        if self.picker.is_some() {
+            return self.picker_key(key);
+        }
         if ctrl && key.code == KeyCode::Char('t') {
             self.theme = (self.theme + 1) % self.themes.len();
             let name = self.theme().name.clone();
@@ -376,6 +395,7 @@ impl App {
                 }
                 KeyCode::Char('q') => return self.request_quit(),
                 KeyCode::Char('Y') => return self.copy(),
+                KeyCode::Char('O') => return self.open_picker(),
                 KeyCode::Char('M') => {
                     self.mouse_capture = !self.mouse_capture;
                     let said = if self.mouse_capture {
@@ -475,6 +495,9 @@ impl App {
         if self.help.is_some() || self.confirm_quit || self.error_popup.is_some() {
             return Vec::new();
         }
+        if self.picker.is_some() {
+            return self.picker_paste(text);
+        }
         self.screen_mut().paste(text)
     }
 
@@ -491,6 +514,9 @@ impl App {
                 self.help = None;
             }
             return Vec::new();
+        }
+        if self.picker.is_some() {
+            return self.picker_mouse(event);
         }
         if let MouseEventKind::Down(MouseButton::Left) = event.kind {
             for (tab, rect) in Tab::ALL.iter().zip(layout.tabs) {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod clipboard;
 pub mod highlight;
 pub mod panes;
+pub mod picker;
 pub mod services;
 pub mod setup;
 pub mod status;
@@ -35,7 +36,18 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
     let mut guard = terminal::TerminalGuard::enter()?;
     spawn_input(tx.clone());
     forward_termination(tx.clone());
-    load_model(&services, start.adapter, &tx, 1);
+    // A hub model that is not cached yet is fetched with the gauge first
+    // (the finished download loads it); anything else loads now.
+    let name = services.model_name();
+    if start.adapter.is_none() && picker::entries::wants_download(&name) {
+        for effect in app.download_then_load(name) {
+            if let Effect::Download { repo, cancel } = effect {
+                spawn_download(repo, cancel, &tx);
+            }
+        }
+    } else {
+        load_model(&services, start.adapter, &tx, 1);
+    }
     let mut model_generation = 1;
     let mut last_frame = Instant::now() - FRAME;
     let mut last_tick = Instant::now();
@@ -77,6 +89,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                     model_generation += 1;
                     load_model(&services, adapter, &tx, model_generation);
                 }
+                Effect::Download { repo, cancel } => spawn_download(repo, cancel, &tx),
                 Effect::LoadModel(name) => {
                     model_generation += 1;
                     replace_model(&services, name);
@@ -90,6 +103,7 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
                 Effect::MouseCapture(on) => guard.set_mouse_capture(on)?,
                 // The app routes these itself; nothing reaches here.
                 Effect::Notify(_)
+                | Effect::PickModel
                 | Effect::ShowTab(_)
                 | Effect::SendSampleToChat
                 | Effect::OpenDataset(_)
@@ -178,6 +192,20 @@ fn load_model(
                 }
             }
         }
+    });
+}
+
+/// Fetches `repo` into the hub cache on a worker, reporting progress to the
+/// UI; `cancel` stops it (the part fetched stays for the next try).
+fn spawn_download(repo: String, cancel: Arc<std::sync::atomic::AtomicBool>, tx: &Sender<Action>) {
+    use action::DownloadReport;
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let result = crate::model::hub::download_model(&repo, &cancel, &mut |event| {
+            let _ = tx.send(Action::Download(DownloadReport::Progress(event)));
+        });
+        let result = result.map_err(|e| e.to_string());
+        let _ = tx.send(Action::Download(DownloadReport::Finished { repo, result }));
     });
 }
 

@@ -162,8 +162,14 @@ fn segments(app: &App, theme: &Theme) -> Vec<Segment> {
         }
         None => Segment::new("no run".to_string(), theme.dimmed(), Cut::End),
     };
-    let mut notice = match &app.notice {
-        Some(notice) => {
+    let mut notice = match (&app.notice, &app.download) {
+        // A running download holds the notice's place; errors still show.
+        (notice, Some(download)) if notice.as_ref().is_none_or(|n| !n.is_error) => Segment::new(
+            format!("↓ {} {}", download.repo, download.summary()),
+            Style::default().fg(theme.info),
+            Cut::End,
+        ),
+        (Some(notice), _) => {
             let color = if notice.is_error {
                 theme.error
             } else {
@@ -171,9 +177,9 @@ fn segments(app: &App, theme: &Theme) -> Vec<Segment> {
             };
             Segment::new(notice.text.clone(), Style::default().fg(color), Cut::End)
         }
-        None => Segment::new(String::new(), text, Cut::End),
+        (None, _) => Segment::new(String::new(), text, Cut::End),
     };
-    notice.shown = app.notice.is_some();
+    notice.shown = app.notice.is_some() || app.download.is_some();
     let mut hints = Segment::new(
         format!("{} ", app.screen().hints()),
         theme.dimmed(),

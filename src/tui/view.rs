@@ -27,6 +27,11 @@ pub fn render(app: &App, frame: &mut Frame) {
     app.screen().render(frame, pane, theme);
     super::status::render_status(app, frame, rows[2], theme);
     app.layout.set(Layout { tabs, pane });
+    if let Some(picker) = &app.picker {
+        let drawn =
+            super::picker::render::render_picker(picker, app.download.as_ref(), frame, pane, theme);
+        app.picker_layout.set(drawn);
+    }
     if let Some(error) = &app.error_popup {
         render_error_popup(error, frame, pane, theme);
     }

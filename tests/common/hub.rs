@@ -36,11 +36,19 @@ pub struct Logged {
     pub authorization: Option<String>,
 }
 
+/// One file, shared between requests, with its sha256 worked out once.
+#[derive(Clone)]
+struct Stored {
+    name: String,
+    bytes: Arc<Vec<u8>>,
+    sha256: String,
+}
+
 #[derive(Clone)]
 struct RepoFiles {
     commit: String,
     gated: bool,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<Stored>,
 }
 
 #[derive(Default)]
@@ -89,6 +97,14 @@ impl HubStandIn {
             all.extend_from_slice(bytes);
         }
         let commit = sha256_hex(&all)[..40].to_string();
+        let files = files
+            .into_iter()
+            .map(|(name, bytes)| Stored {
+                sha256: sha256_hex(&bytes),
+                name,
+                bytes: Arc::new(bytes),
+            })
+            .collect();
         self.state.lock().unwrap().repos.insert(
             repo.to_string(),
             RepoFiles {
@@ -229,7 +245,22 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, cdn: Option<&str>) -> std
 struct Reply {
     status: &'static str,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    body: Body,
+}
+
+/// A reply's bytes: its own, or a range of a stored file.
+enum Body {
+    Owned(Vec<u8>),
+    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Owned(bytes) => bytes,
+            Body::Slice(all, range) => &all[range.clone()],
+        }
+    }
 }
 
 impl Reply {
@@ -241,9 +272,11 @@ impl Reply {
                 ("X-Error-Message".into(), message.into()),
                 ("Content-Type".into(), "application/json".into()),
             ],
-            body: serde_json::json!({ "error": message })
-                .to_string()
-                .into_bytes(),
+            body: Body::Owned(
+                serde_json::json!({ "error": message })
+                    .to_string()
+                    .into_bytes(),
+            ),
         }
     }
 }
@@ -253,13 +286,11 @@ fn write_reply(stream: &mut TcpStream, reply: &Reply, head_only: bool) -> std::i
     for (name, value) in &reply.headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !reply.headers.iter().any(|(n, _)| n == "Content-Length") {
-        text.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
-    }
-    text.push_str("\r\n");
+    let body = reply.body.bytes();
+    text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(text.as_bytes())?;
     if !head_only {
-        stream.write_all(&reply.body)?;
+        stream.write_all(body)?;
     }
     stream.flush()
 }
@@ -339,14 +370,14 @@ fn model_info(repo_id: &str, repo: &RepoFiles, blobs: bool) -> Reply {
     let siblings: Vec<_> = repo
         .files
         .iter()
-        .map(|(name, bytes)| {
-            let mut entry = serde_json::json!({ "rfilename": name });
+        .map(|file| {
+            let mut entry = serde_json::json!({ "rfilename": file.name });
             if blobs {
-                entry["size"] = bytes.len().into();
-                if bytes.len() >= LFS_THRESHOLD {
+                entry["size"] = file.bytes.len().into();
+                if file.bytes.len() >= LFS_THRESHOLD {
                     entry["lfs"] = serde_json::json!({
-                        "sha256": sha256_hex(bytes),
-                        "size": bytes.len(),
+                        "sha256": file.sha256,
+                        "size": file.bytes.len(),
                         "pointerSize": 134,
                     });
                 }
@@ -370,30 +401,30 @@ fn model_info(repo_id: &str, repo: &RepoFiles, blobs: bool) -> Reply {
     Reply {
         status: "200 OK",
         headers: vec![("Content-Type".into(), "application/json".into())],
-        body: body.to_string().into_bytes(),
+        body: Body::Owned(body.to_string().into_bytes()),
     }
 }
 
 fn resolve(repo: &RepoFiles, file: &str, request: &Request, cdn: &str) -> Reply {
-    let Some((_, bytes)) = repo.files.iter().find(|(name, _)| name == file) else {
+    let Some(stored) = repo.files.iter().find(|f| f.name == file) else {
         return Reply::error("404 Not Found", "EntryNotFound", "Entry not found");
     };
-    let sha = sha256_hex(bytes);
+    let sha = &stored.sha256;
     let commit = ("X-Repo-Commit".to_string(), repo.commit.clone());
-    if bytes.len() >= LFS_THRESHOLD {
+    if stored.bytes.len() >= LFS_THRESHOLD {
         return Reply {
             status: "302 Found",
             headers: vec![
                 ("Location".into(), format!("{cdn}/cdn/{sha}")),
                 ("X-Linked-Etag".into(), format!("\"{sha}\"")),
-                ("X-Linked-Size".into(), bytes.len().to_string()),
+                ("X-Linked-Size".into(), stored.bytes.len().to_string()),
                 ("ETag".into(), format!("\"{}\"", &sha[..40])),
                 commit,
             ],
-            body: Vec::new(),
+            body: Body::Owned(Vec::new()),
         };
     }
-    let mut reply = ranged(bytes, request);
+    let mut reply = ranged(&stored.bytes, request);
     // A git blob's id for a small file: 40 hex digits, not the sha256.
     reply
         .headers
@@ -403,7 +434,7 @@ fn resolve(repo: &RepoFiles, file: &str, request: &Request, cdn: &str) -> Reply 
 }
 
 /// The whole body or the asked-for range of it.
-fn ranged(bytes: &[u8], request: &Request) -> Reply {
+fn ranged(bytes: &Arc<Vec<u8>>, request: &Request) -> Reply {
     let total = bytes.len();
     let range = range_of(request, total);
     let mut headers = vec![("Accept-Ranges".to_string(), "bytes".to_string())];
@@ -416,13 +447,13 @@ fn ranged(bytes: &[u8], request: &Request) -> Reply {
             Reply {
                 status: "206 Partial Content",
                 headers,
-                body: bytes[start..=end].to_vec(),
+                body: Body::Slice(Arc::clone(bytes), start..end + 1),
             }
         }
         _ => Reply {
             status: "200 OK",
             headers,
-            body: bytes.to_vec(),
+            body: Body::Slice(Arc::clone(bytes), 0..total),
         },
     }
 }
@@ -452,8 +483,8 @@ fn answer_cdn(
             .repos
             .values()
             .flat_map(|r| r.files.iter())
-            .find(|(_, b)| sha256_hex(b) == sha)
-            .map(|(_, b)| b.clone());
+            .find(|f| f.sha256 == sha)
+            .map(|f| Arc::clone(&f.bytes));
         let (start, end) = range_of(request, usize::MAX).unwrap_or((0, usize::MAX));
         let cut = match state.cut_at.get(&sha) {
             Some(&offset) if start < offset && offset <= end => {
@@ -476,18 +507,19 @@ fn answer_cdn(
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
+    let full = reply.body.bytes();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", full.len()));
     stream.write_all(head.as_bytes())?;
     if request.method == "HEAD" {
         return Ok(());
     }
-    if stalled && reply.body.len() > 1 {
+    if stalled && full.len() > 1 {
         std::thread::sleep(Duration::from_secs(60));
         return Ok(());
     }
     let body = match cut {
-        Some(limit) => &reply.body[..limit.min(reply.body.len())],
-        None => &reply.body[..],
+        Some(limit) => &full[..limit.min(full.len())],
+        None => full,
     };
     match pace {
         None => stream.write_all(body)?,

@@ -9,7 +9,6 @@
 
 pub mod editor;
 pub mod input;
-mod model_prompt;
 mod overlay;
 pub mod picker;
 mod render;
@@ -28,7 +27,6 @@ use crate::tui::theme::Theme;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use editor::AnswerEditor;
 use input::{PromptInput, Typed};
-use model_prompt::ModelPrompt;
 use picker::Picker;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -75,8 +73,6 @@ pub enum Overlay {
     Picker(Picker),
     Settings(SettingsEditor),
     Editor(Box<AnswerEditor>),
-    /// Naming another model to load.
-    Model(ModelPrompt),
 }
 
 /// Where things were last drawn (for the mouse) and how many lines each
@@ -235,6 +231,12 @@ impl ChatPane {
         vec![Effect::Chat(Job::Generate(columns))]
     }
 
+    /// Stops running answers: they hold the model, which another load
+    /// must replace.
+    pub fn stop_answers(&mut self) {
+        self.chat.stop();
+    }
+
     fn stop(&mut self) -> Vec<Effect> {
         if self.chat.stop() {
             vec![Notice::info("stopping…")]
@@ -291,9 +293,7 @@ impl ChatPane {
                 self.overlay = Some(Overlay::Picker(Picker::open(&self.runs_dir, active)));
             }
             KeyCode::Char('s') => self.overlay = Some(Overlay::Settings(SettingsEditor::default())),
-            KeyCode::Char('m') => {
-                self.overlay = Some(Overlay::Model(ModelPrompt::new(&self.model_name)))
-            }
+            KeyCode::Char('m') => return vec![Effect::PickModel],
             KeyCode::Char('u') => return vec![Effect::SendSampleToChat],
             KeyCode::Char('e') => return self.edit(side),
             KeyCode::Char('r') => return self.resend(),
@@ -453,15 +453,12 @@ impl Pane for ChatPane {
     }
 
     /// A paste is text in whatever takes text: the answer editor, the
-    /// model prompt, else the chat prompt (focused for it): a multi-line
+    /// else the chat prompt (focused for it): a multi-line
     /// paste is one prompt, never one turn per line.
     fn paste(&mut self, text: &str) -> Vec<Effect> {
         match &mut self.overlay {
             Some(Overlay::Editor(editor)) => {
                 editor.area.insert_str(crate::tui::panes::newlines(text));
-            }
-            Some(Overlay::Model(prompt)) => {
-                prompt.line.insert_str(&crate::tui::panes::one_line(text))
             }
             Some(_) => {}
             None => {
@@ -536,7 +533,10 @@ const BINDINGS: &[Binding] = &[
         "choose the adapter or checkpoint (from the runs folder)",
     ),
     bind("s", "sampling settings (temperature, top-p, top-k, ...)"),
-    bind("m", "load another model (a directory or hub repo id)"),
+    bind(
+        "m",
+        "pick another model: cached, Ollama, GGUF, a path, or a hub repo to download",
+    ),
     bind("u", "use the sample selected in the Data tab"),
     bind(
         "e",

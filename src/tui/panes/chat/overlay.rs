@@ -1,8 +1,7 @@
 //! Keys and clicks while a popup (adapter picker, sampling settings,
-//! answer editor, model prompt) is open over the chat: it takes them all.
+//! answer editor) is open over the chat: it takes them all.
 
 use super::editor::Edited;
-use super::model_prompt::Prompted;
 use super::picker::Picked;
 use super::{ChatPane, Overlay, SCROLL_LINES};
 use crate::tui::action::{Effect, Notice};
@@ -38,15 +37,6 @@ impl ChatPane {
                         ],
                         None => vec![Notice::error("that answer is gone; nothing was added")],
                     };
-                }
-            },
-            Overlay::Model(prompt) => match prompt.key(key) {
-                Prompted::Typing => {}
-                Prompted::Cancel => self.overlay = None,
-                Prompted::Load(name) => {
-                    self.overlay = None;
-                    self.chat.stop();
-                    return vec![Effect::LoadModel(name)];
                 }
             },
         }

@@ -2,7 +2,6 @@
 //! renderer for all three), the prompt, and any popup on top. What was drawn
 //! where is noted in `pane.drawn` for the mouse and for scrolling.
 
-use super::model_prompt::ModelPrompt;
 use super::settings::Field;
 use super::state::{Column, Side, Status, Viewport};
 use super::wrap::wrap;
@@ -46,7 +45,6 @@ pub fn render(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) {
         }
         Some(Overlay::Settings(_)) => render_settings(pane, frame, area, theme),
         Some(Overlay::Editor(_)) => render_editor(pane, frame, area, theme),
-        Some(Overlay::Model(prompt)) => render_model_prompt(prompt, frame, area, theme),
         None => {}
     }
     pane.drawn.set(drawn);
@@ -457,21 +455,4 @@ fn render_editor(pane: &ChatPane, frame: &mut Frame, area: Rect, theme: &Theme) 
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
     frame.render_widget(&editor.area, inner);
-}
-
-fn render_model_prompt(prompt: &ModelPrompt, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rect = popup(area, 72, 3);
-    frame.render_widget(Clear, rect);
-    let hint = match &prompt.completion.listing {
-        Some(listing) => format!(" {listing} "),
-        None => " Tab completes · Enter load · Esc cancel ".to_string(),
-    };
-    let block = popup_block(
-        " Load model (directory or hub repo id) ".to_string(),
-        &hint,
-        theme,
-    );
-    let room = block.inner(rect).width as usize;
-    let line = Line::from(prompt.line.spans(room, Style::default().fg(theme.text)));
-    frame.render_widget(Paragraph::new(line).block(block), rect);
 }
