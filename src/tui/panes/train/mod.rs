@@ -165,6 +165,10 @@ pub const BINDINGS: &[Binding] = &[
         "Enter Ctrl+s Esc",
         "while editing: apply (checked) / apply / cancel (asks if changed)",
     ),
+    bind(
+        "O",
+        "pick the model (cache, Ollama, GGUF, or a hub repo to download): the form follows",
+    ),
     bind("s", "start a run with the form's settings"),
     bind("x", "stop the attached run (it saves a checkpoint first)"),
     bind("r", "resume the attached run from its last checkpoint"),
