@@ -307,17 +307,29 @@ fn tool_calls_and_schemas_a_template_drops_are_findings_per_sample() {
 #[test]
 fn missing_model_is_a_clear_error() {
     let data = sample_data("alpaca_small.json");
-    let out = tunebench(&[
-        "data",
-        "validate",
-        data.to_str().unwrap(),
-        "--model",
-        "nobody/no-such-model",
-    ]);
+    // A hub that refuses connections: no network is tried.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tunebench"))
+        .args([
+            "data",
+            "validate",
+            data.to_str().unwrap(),
+            "--model",
+            "nobody/no-such-model",
+        ])
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env(
+            "HF_HUB_CACHE",
+            std::env::temp_dir().join("tunebench-no-cache"),
+        )
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("nobody/no-such-model") && stderr.contains("models--nobody--no-such-model"),
+        stderr.contains("nobody/no-such-model")
+            && stderr.contains("models--nobody--no-such-model")
+            && stderr.contains("cannot reach http://127.0.0.1:9"),
         "{stderr}"
     );
 }

@@ -48,10 +48,11 @@ pub enum ModelError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
     #[error(
-        "`{repo}` is not a local directory or file, nor a whole model in the Hugging Face cache; downloading it: {source}"
+        "`{repo}` is not a local directory or file, nor a whole model in the Hugging Face cache ({cache}); downloading it: {source}"
     )]
     Download {
         repo: String,
+        cache: String,
         #[source]
         source: hub::HubError,
     },
