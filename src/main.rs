@@ -63,6 +63,16 @@ enum Command {
         /// The repo id, ORG/NAME.
         repo: String,
     },
+    /// List the runs in a folder (tunebench runs and HF Trainer output
+    /// folders from Axolotl, LLaMA-Factory or TRL) with status, steps, loss
+    /// and best eval loss.
+    Runs {
+        /// The runs folder, or one Trainer output folder.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a tiny Qwen2-architecture model (random weights, BPE tokenizer
     /// trained on the sample data) that transformers can load.
     InitTiny {
@@ -375,6 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(command) => run_data(command),
         Command::InitTiny { out, seed } => cli::model::init_tiny(&out, seed),
         Command::Download { repo } => cli::download::run(&repo),
+        Command::Runs { runs, json } => cli::runs::run(&runs, json),
         Command::Eval {
             model,
             data,

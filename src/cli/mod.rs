@@ -7,6 +7,7 @@ pub mod dry_run;
 pub mod eval;
 pub mod model;
 pub mod progress;
+pub mod runs;
 pub mod sampling;
 pub mod train;
 

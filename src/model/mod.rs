@@ -54,7 +54,7 @@ pub enum ModelError {
         repo: String,
         cache: String,
         #[source]
-        source: hub::HubError,
+        source: Box<hub::HubError>,
     },
     #[error("chat template: {0}")]
     Template(String),

@@ -11,3 +11,4 @@ pub mod schedule;
 #[cfg(test)]
 mod step_parity;
 pub mod trainer;
+pub mod trainer_folder;

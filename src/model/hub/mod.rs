@@ -75,7 +75,7 @@ fn resolve_repo(model: &str) -> Result<PathBuf, ModelError> {
     download::download_model(model, &never, &mut report).map_err(|source| ModelError::Download {
         repo: model.to_string(),
         cache: repo_dir.display().to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 

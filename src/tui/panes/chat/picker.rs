@@ -1,6 +1,9 @@
 //! Choosing the adapter: `<runs>/*/adapter` and every
-//! `<runs>/*/checkpoints/step-N`, newest run first, or none (base only).
+//! `<runs>/*/checkpoints/step-N`, newest run first, or none (base only);
+//! runs trained elsewhere (HF Trainer folders) offer their final adapter
+//! and each `checkpoint-N`.
 
+use crate::train::trainer_folder;
 use crossterm::event::{KeyCode, KeyEvent};
 use std::path::{Path, PathBuf};
 
@@ -18,7 +21,13 @@ pub fn scan(runs: &Path) -> Vec<Choice> {
         label: "none (base model only)".into(),
         path: None,
     }];
-    let mut run_dirs: Vec<(std::time::SystemTime, PathBuf)> = read_dirs(runs)
+    // `runs` may itself be one Trainer folder (a mirrored remote run).
+    let dirs = if trainer_folder::is_trainer_folder(runs) {
+        vec![runs.to_path_buf()]
+    } else {
+        read_dirs(runs)
+    };
+    let mut run_dirs: Vec<(std::time::SystemTime, PathBuf)> = dirs
         .into_iter()
         .map(|dir| {
             let modified = std::fs::metadata(&dir)
@@ -31,6 +40,21 @@ pub fn scan(runs: &Path) -> Vec<Choice> {
     run_dirs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     for (_, run) in run_dirs {
         let name = file_name(&run);
+        if trainer_folder::is_trainer_folder(&run) {
+            choices.extend(
+                trainer_folder::adapters(&run)
+                    .into_iter()
+                    .map(|dir| Choice {
+                        label: if dir == run {
+                            format!("{name} (final)")
+                        } else {
+                            format!("{name}/{}", file_name(&dir))
+                        },
+                        path: Some(dir),
+                    }),
+            );
+            continue;
+        }
         let adapter = run.join("adapter");
         if is_adapter(&adapter) {
             choices.push(Choice {

@@ -252,6 +252,9 @@ fn push_finite(series: &mut Vec<(f64, f64)>, x: f64, y: Option<f64>) {
 /// An incremental reader of one metrics.jsonl.
 #[derive(Debug, Clone)]
 pub struct Follower {
+    /// A Trainer output folder read whole when its files change (they are
+    /// rewritten, not appended); None for a tunebench metrics.jsonl.
+    trainer: Option<TrainerWatch>,
     path: PathBuf,
     offset: u64,
     /// Bytes after the last newline: a line still being written.
@@ -263,9 +266,31 @@ pub struct Follower {
     pub metrics: Metrics,
 }
 
+/// What a Trainer folder's files looked like when last read.
+#[derive(Debug, Clone)]
+struct TrainerWatch {
+    dir: PathBuf,
+    seen: Vec<Option<(u64, std::time::SystemTime)>>,
+}
+
 impl Follower {
+    /// Follows an HF Trainer output folder (Axolotl, LLaMA-Factory, TRL).
+    pub fn trainer(dir: &Path) -> Follower {
+        let mut follower = Follower::new(&dir.join(crate::train::trainer_folder::LOG));
+        follower.trainer = Some(TrainerWatch {
+            dir: dir.to_path_buf(),
+            seen: Vec::new(),
+        });
+        follower
+    }
+
+    pub fn is_trainer(&self) -> bool {
+        self.trainer.is_some()
+    }
+
     pub fn new(path: &Path) -> Follower {
         Follower {
+            trainer: None,
             path: path.to_path_buf(),
             offset: 0,
             partial: Vec::new(),
@@ -279,6 +304,27 @@ impl Follower {
     /// arrived (or a line was skipped). A file that shrank (replaced) is
     /// read again from the start.
     pub fn poll(&mut self) -> bool {
+        if let Some(watch) = self.trainer.as_mut() {
+            use crate::train::trainer_folder;
+            let files = trainer_folder::watched_files(&watch.dir);
+            let seen: Vec<_> = files
+                .iter()
+                .map(|f| {
+                    let meta = std::fs::metadata(f).ok()?;
+                    Some((meta.len(), meta.modified().ok()?))
+                })
+                .collect();
+            if seen == watch.seen {
+                return false;
+            }
+            watch.seen = seen;
+            let mut metrics = Metrics::default();
+            for event in trainer_folder::events(&watch.dir) {
+                metrics.apply(&event);
+            }
+            self.metrics = metrics;
+            return true;
+        }
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return false;
         };

@@ -360,6 +360,9 @@ impl TrainPane {
                 "no run attached: select one in the runs list",
             )];
         };
+        if run.follower.is_trainer() {
+            return vec![elsewhere(&run.name)];
+        }
         // The worker finds the process by the run's lock, never by the pid
         // the start event names (it may since belong to another program).
         match run.status {
@@ -381,6 +384,9 @@ impl TrainPane {
                 "no run attached: select one in the runs list",
             )];
         };
+        if run.follower.is_trainer() {
+            return vec![elsewhere(&run.name)];
+        }
         if run.status.is_live() {
             return vec![Notice::error(format!("{} is already running", run.name))];
         }
@@ -585,3 +591,10 @@ fn dir_name(dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Stopping or resuming a run that another engine trains happens there.
+fn elsewhere(name: &str) -> Effect {
+    Notice::error(format!(
+        "{name} is an HF Trainer folder (Axolotl, LLaMA-Factory, TRL): stop or resume it where it runs"
+    ))
+}

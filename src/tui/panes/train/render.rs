@@ -244,7 +244,7 @@ fn status_color(status: Status, theme: &Theme) -> Color {
     match status {
         Status::Running | Status::Starting => theme.info,
         Status::Completed => theme.ok,
-        Status::Stopped => theme.warning,
+        Status::Stopped | Status::Idle => theme.warning,
         Status::Failed | Status::Crashed => theme.error,
     }
 }

@@ -3,6 +3,7 @@
 
 use super::follow::{Follower, Metrics};
 use crate::train::run_lock::{ProcessId, is_held};
+use crate::train::trainer_folder;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -10,6 +11,11 @@ use std::time::{Duration, SystemTime};
 /// A run without a start event whose files changed this recently is taken
 /// to be still loading its model.
 const STARTING_GRACE: Duration = Duration::from_secs(120);
+
+/// A run trained elsewhere whose files have not changed for this long is
+/// shown as idle: its trainer may be between saves, stopped, or gone, and
+/// the files cannot say which.
+const ELSEWHERE_QUIET: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -21,6 +27,8 @@ pub enum Status {
     Failed,
     /// No end event and its process is gone (killed, crashed, machine rebooted).
     Crashed,
+    /// Trained elsewhere, unfinished, and its files quiet for a while.
+    Idle,
 }
 
 impl Status {
@@ -32,6 +40,7 @@ impl Status {
             Status::Stopped => "stopped",
             Status::Failed => "failed",
             Status::Crashed => "crashed",
+            Status::Idle => "idle",
         }
     }
 
@@ -106,7 +115,16 @@ impl Runs {
     /// Lists the run directories again, reads what every run appended and
     /// re-checks which processes live; true when anything shown changed.
     pub fn rescan(&mut self, launched: &HashMap<PathBuf, ProcessId>) -> bool {
-        let found = list_run_dirs(&self.dir);
+        // Pointed at one Trainer output folder (a mirror of a remote run),
+        // that folder is the one run.
+        let found = if trainer_folder::is_trainer_folder(&self.dir) {
+            vec![(
+                self.dir.clone(),
+                modified(&self.dir).unwrap_or(SystemTime::UNIX_EPOCH),
+            )]
+        } else {
+            list_run_dirs(&self.dir)
+        };
         let mut changed = found.len() != self.list.len();
         let mut old: HashMap<PathBuf, Run> =
             self.list.drain(..).map(|r| (r.dir.clone(), r)).collect();
@@ -117,7 +135,13 @@ impl Runs {
                     name: dir
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                    follower: Follower::new(&dir.join("metrics.jsonl")),
+                    follower: if !dir.join("metrics.jsonl").exists()
+                        && trainer_folder::is_trainer_folder(&dir)
+                    {
+                        Follower::trainer(&dir)
+                    } else {
+                        Follower::new(&dir.join("metrics.jsonl"))
+                    },
                     dir,
                     created,
                     status: Status::Starting,
@@ -143,6 +167,12 @@ impl Runs {
 
 fn refresh(run: &mut Run, launched: &HashMap<PathBuf, ProcessId>) -> bool {
     let grew = run.follower.poll();
+    if run.follower.is_trainer() {
+        let status = elsewhere_status(run.metrics(), last_change(&run.dir));
+        let changed = grew || status != run.status;
+        run.status = status;
+        return changed;
+    }
     let touched = modified(&run.dir.join("metrics.jsonl"))
         .or_else(|| modified(&run.dir))
         .and_then(|t| t.elapsed().ok())
@@ -155,12 +185,33 @@ fn refresh(run: &mut Run, launched: &HashMap<PathBuf, ProcessId>) -> bool {
     changed
 }
 
+/// A Trainer folder's status: its final summary ends it; until then its
+/// files' age is all there is to go by.
+fn elsewhere_status(metrics: &Metrics, quiet_for: Option<Duration>) -> Status {
+    if metrics.end.is_some() {
+        Status::Completed
+    } else if quiet_for.is_some_and(|age| age < ELSEWHERE_QUIET) {
+        Status::Running
+    } else {
+        Status::Idle
+    }
+}
+
+/// How long ago a Trainer folder's newest file changed.
+fn last_change(dir: &Path) -> Option<Duration> {
+    trainer_folder::watched_files(dir)
+        .iter()
+        .filter_map(|f| modified(f))
+        .max()
+        .and_then(|t| t.elapsed().ok())
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Sub-directories that hold a run (a metrics.jsonl or a launch's
-/// console.log), with when the run began.
+/// Sub-directories that hold a run (a metrics.jsonl, a launch's
+/// console.log, or an HF Trainer output folder), with when the run began.
 fn list_run_dirs(dir: &Path) -> Vec<(PathBuf, SystemTime)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -173,7 +224,8 @@ fn list_run_dirs(dir: &Path) -> Vec<(PathBuf, SystemTime)> {
             let marker = ["metrics.jsonl", super::launch::CONSOLE_LOG]
                 .iter()
                 .map(|name| path.join(name))
-                .find(|p| p.exists())?;
+                .find(|p| p.exists())
+                .or_else(|| trainer_folder::is_trainer_folder(&path).then(|| path.clone()))?;
             let meta = std::fs::metadata(&marker).ok()?;
             let created = meta.created().or_else(|_| meta.modified()).ok()?;
             Some((path, created))
