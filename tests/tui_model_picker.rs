@@ -8,7 +8,7 @@ mod common;
 use common::hub::HubStandIn;
 use common::tiny_model;
 use common::tui::{ctrl, press, screen_at, type_text};
-use crossterm::event::KeyCode;
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use std::sync::atomic::Ordering;
 use tunebench::model::hub;
 use tunebench::tui::action::{Action, DownloadReport, Effect};
@@ -135,4 +135,18 @@ fn a_repo_typed_in_the_picker_downloads_with_a_gauge_and_loads() {
         .unwrap();
     ctrl(&mut app, 'x');
     assert!(cancel.load(Ordering::Relaxed));
+
+    // A click on the model's name in the status bar opens the picker too.
+    press(&mut app, KeyCode::Esc);
+    assert!(app.picker.is_none());
+    screen_at(&app, 140, 30);
+    let at = app.layout.get().status_model;
+    assert!(at.width > 0, "the model is named in the status bar");
+    app.update(Action::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: at.x + 1,
+        row: at.y,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert!(app.picker.is_some());
 }

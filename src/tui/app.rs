@@ -76,6 +76,8 @@ pub const GLOBAL_BINDINGS: &[Binding] = &[
 pub struct Layout {
     pub tabs: [Rect; 4],
     pub pane: Rect,
+    /// The model's name in the status bar: a click opens the model picker.
+    pub status_model: Rect,
 }
 
 pub struct App {
@@ -519,6 +521,9 @@ impl App {
             return self.picker_mouse(event);
         }
         if let MouseEventKind::Down(MouseButton::Left) = event.kind {
+            if contains(layout.status_model, event.column, event.row) {
+                return self.open_picker();
+            }
             for (tab, rect) in Tab::ALL.iter().zip(layout.tabs) {
                 if contains(rect, event.column, event.row) {
                     return self.show(*tab);

@@ -94,7 +94,9 @@ const GIVE_WAY: &[Step] = &[
     Step::Shrink(NOTICE, 1),
 ];
 
-pub fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
+/// Draws the bar; returns where the model's name landed (a click there
+/// opens the model picker), empty when it gave way.
+pub fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) -> Rect {
     let mut segments = segments(app, theme);
     fit(&mut segments, area.width as usize);
     if segments[HINTS].width == 0 {
@@ -102,13 +104,22 @@ pub fn render_status(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         segments[HINTS].tail.remove(0);
     }
     let mut spans = Vec::new();
-    for segment in segments.iter().filter(|s| s.shown) {
+    let mut model_at = Rect::default();
+    for (index, segment) in segments.iter().enumerate().filter(|(_, s)| s.shown) {
         if !spans.is_empty() {
             spans.push(Span::styled(SEPARATOR, theme.dimmed()));
         }
+        let start: usize = spans.iter().map(Span::width).sum();
         spans.extend(segment.spans());
+        if index == MODEL {
+            let end: usize = spans.iter().map(Span::width).sum();
+            let x = area.x + (start as u16).min(area.width);
+            let width = ((end - start) as u16).min(area.right().saturating_sub(x));
+            model_at = Rect::new(x, area.y, width, 1);
+        }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    model_at
 }
 
 fn segments(app: &App, theme: &Theme) -> Vec<Segment> {

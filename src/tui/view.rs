@@ -25,8 +25,12 @@ pub fn render(app: &App, frame: &mut Frame) {
     let tabs = render_tabs(app, frame, rows[0], theme);
     let pane = rows[1];
     app.screen().render(frame, pane, theme);
-    super::status::render_status(app, frame, rows[2], theme);
-    app.layout.set(Layout { tabs, pane });
+    let status_model = super::status::render_status(app, frame, rows[2], theme);
+    app.layout.set(Layout {
+        tabs,
+        pane,
+        status_model,
+    });
     if let Some(picker) = &app.picker {
         let drawn =
             super::picker::render::render_picker(picker, app.download.as_ref(), frame, pane, theme);
