@@ -73,6 +73,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hand a training config to LLaMA-Factory: the same samples as its
+    /// dataset, its YAML with every setting that maps, launch.sh, and a
+    /// README of what could not be carried over.
+    ExportRun {
+        #[arg(long)]
+        config: PathBuf,
+        /// The engine: llamafactory.
+        #[arg(long)]
+        to: tunebench::train::handoff::Engine,
+        #[arg(long)]
+        out: PathBuf,
+        /// GPUs per node (more than one in all adds DeepSpeed ZeRO-3).
+        #[arg(long, default_value_t = 1)]
+        gpus: usize,
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a tiny Qwen2-architecture model (random weights, BPE tokenizer
     /// trained on the sample data) that transformers can load.
     InitTiny {
@@ -298,6 +317,25 @@ enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each sample as training tokenises it under the model's chat
+    /// template: one JSON line per sample with its token ids and which of
+    /// them are trained.
+    Tokens {
+        file: PathBuf,
+        /// Model directory, GGUF file, ollama:NAME[:TAG] or Hugging Face repo id.
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 2048)]
+        max_seq_len: usize,
+        /// Train on the prompts too, as `data.train_on_inputs` does.
+        #[arg(long)]
+        train_on_inputs: bool,
+        /// Only the first N samples.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        input: InputArgs,
+    },
     /// Rewrite a dataset as OpenAI chat, Alpaca or ShareGPT; reports every
     /// record that loses something.
     Convert {
@@ -386,6 +424,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::InitTiny { out, seed } => cli::model::init_tiny(&out, seed),
         Command::Download { repo } => cli::download::run(&repo),
         Command::Runs { runs, json } => cli::runs::run(&runs, json),
+        Command::ExportRun {
+            config,
+            to,
+            out,
+            gpus,
+            nodes,
+            json,
+        } => cli::export_run::run(&config, to, out, gpus, nodes, json),
         Command::Eval {
             model,
             data,
@@ -497,6 +543,24 @@ fn run_data(command: DataCommand) -> anyhow::Result<ExitCode> {
             input,
             json,
         } => cli::data::convert(&file, to, input.format, &out, json),
+        DataCommand::Tokens {
+            file,
+            model,
+            max_seq_len,
+            train_on_inputs,
+            limit,
+            input,
+        } => {
+            let tokenizer = ChatTokenizer::load(&model)?;
+            cli::data::tokens(
+                &file,
+                input.format,
+                &tokenizer,
+                max_seq_len,
+                train_on_inputs,
+                limit,
+            )
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::data::validate::{self, Options, Report, TokenCounter};
 use crate::data::{Format, Store};
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -247,5 +248,44 @@ pub fn convert(
         report.lossy.len() - skipped,
         skipped
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `data tokens`: each sample as the trainer tokenises it, one JSON line per
+/// sample on stdout (`line`, `ids`, `trained`: whether each position's
+/// token is a target), cut at `max_seq_len` as training cuts it.
+pub fn tokens(
+    file: &Path,
+    format: Option<Format>,
+    tokenizer: &crate::model::ChatTokenizer,
+    max_seq_len: usize,
+    train_on_inputs: bool,
+    limit: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let data = crate::train::config::DataSection {
+        train: file.display().to_string(),
+        eval: None,
+        eval_split: 0.0,
+        format: format.map(|f| f.to_string()),
+        max_seq_len,
+        train_on_inputs,
+        packing: false,
+    };
+    let chosen = crate::train::batches::choose_samples(&data, 0).map_err(anyhow::Error::msg)?;
+    for (file, line, why) in &chosen.report.skipped {
+        eprintln!("{file}:{line}: skipped: {why}");
+    }
+    let mut out = std::io::stdout().lock();
+    for (index, sample) in chosen.train.iter().take(limit.unwrap_or(usize::MAX)) {
+        let mut encoded = tokenizer.encode(sample, train_on_inputs)?;
+        encoded.ids.truncate(max_seq_len);
+        encoded.trained.truncate(max_seq_len);
+        let record = serde_json::json!({
+            "line": chosen.train_store.line(*index).unwrap_or(0),
+            "ids": encoded.ids,
+            "trained": encoded.trained,
+        });
+        writeln!(out, "{record}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }

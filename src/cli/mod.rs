@@ -5,6 +5,7 @@ pub mod data;
 pub mod download;
 pub mod dry_run;
 pub mod eval;
+pub mod export_run;
 pub mod model;
 pub mod progress;
 pub mod runs;

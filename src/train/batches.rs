@@ -67,30 +67,33 @@ fn samples_of(
     Ok(out)
 }
 
-/// Reads, splits (with `seed`) and tokenises the training and eval data.
-pub fn prepare(
-    tokenizer: &ChatTokenizer,
-    data: &DataSection,
-    seed: u64,
-) -> Result<Prepared, String> {
+/// The samples a run trains and evaluates on: the eval file's, or the
+/// held-out share of the training file chosen with `seed`.
+pub struct Chosen {
+    pub train: Vec<(usize, Sample)>,
+    pub eval: Vec<(usize, Sample)>,
+    pub train_store: Store,
+    pub eval_store: Option<Store>,
+    pub report: DataReport,
+}
+
+/// Reads and splits the data as training does (also what `export-run`
+/// hands to other engines, so they train on the same samples).
+pub fn choose_samples(data: &DataSection, seed: u64) -> Result<Chosen, String> {
     let format: Option<Format> = data.format.as_deref().map(str::parse).transpose()?;
-    let train_file = Path::new(&data.train);
-    let eval_file = data.eval.as_deref().map(Path::new);
-    let (eval_split, max_seq_len, train_on_inputs) =
-        (data.eval_split, data.max_seq_len, data.train_on_inputs);
     let mut report = DataReport::default();
     let open = |p: &Path| Store::open(p).map_err(|e| e.to_string());
-    let train_store = open(train_file)?;
+    let train_store = open(Path::new(&data.train))?;
     let train_samples = samples_of(&train_store, format, &mut report).map_err(|e| e.to_string())?;
     // A separate eval file, or the held-out share of the training file.
-    let eval_store = eval_file.map(open).transpose()?;
-    let (train_samples, eval_samples) = match &eval_store {
+    let eval_store = data.eval.as_deref().map(Path::new).map(open).transpose()?;
+    let (train, eval) = match &eval_store {
         Some(store) => {
             let eval = samples_of(store, format, &mut report).map_err(|e| e.to_string())?;
             (train_samples, eval)
         }
-        None if eval_split > 0.0 && train_store.len() >= 2 => {
-            let choice = choose_eval(&train_store, EvalSize::Ratio(eval_split), seed)
+        None if data.eval_split > 0.0 && train_store.len() >= 2 => {
+            let choice = choose_eval(&train_store, EvalSize::Ratio(data.eval_split), seed)
                 .map_err(|e| e.to_string())?;
             train_samples
                 .into_iter()
@@ -98,6 +101,31 @@ pub fn prepare(
         }
         None => (train_samples, Vec::new()),
     };
+    Ok(Chosen {
+        train,
+        eval,
+        train_store,
+        eval_store,
+        report,
+    })
+}
+
+/// Reads, splits (with `seed`) and tokenises the training and eval data.
+pub fn prepare(
+    tokenizer: &ChatTokenizer,
+    data: &DataSection,
+    seed: u64,
+) -> Result<Prepared, String> {
+    let train_file = Path::new(&data.train);
+    let eval_file = data.eval.as_deref().map(Path::new);
+    let (max_seq_len, train_on_inputs) = (data.max_seq_len, data.train_on_inputs);
+    let Chosen {
+        train: train_samples,
+        eval: eval_samples,
+        train_store,
+        eval_store,
+        mut report,
+    } = choose_samples(data, seed)?;
     let mut encode_all = |samples: Vec<(usize, Sample)>,
                           file: &Path,
                           store_lines: &dyn Fn(usize) -> usize|

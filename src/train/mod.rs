@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod config;
 pub mod estimate;
+pub mod handoff;
 pub mod optim;
 pub mod run_dir;
 pub mod run_lock;

@@ -1,0 +1,233 @@
+//! `export-run --to llamafactory`: what it writes, that the exported data
+//! trains the same tokens as the original records, and that LLaMA-Factory's
+//! own pipeline tokenised it as tunebench does (the fixture made by
+//! scripts/check-export-run.sh).
+
+mod common;
+
+use common::{ok, root, tiny_model, tunebench};
+use serde_json::Value;
+use std::path::Path;
+
+/// sample-data/tiny-train.toml for the tiny model at `model`, uncut.
+fn config(work: &Path, model: &Path, extra: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join("sample-data/tiny-train.toml"))
+        .unwrap()
+        .replace(
+            "name = \"models/tiny\"",
+            &format!("name = {:?}", model.display().to_string()),
+        )
+        .replace(
+            "train = \"sample-data/fastapi_projects.jsonl\"",
+            &format!(
+                "train = {:?}",
+                root()
+                    .join("sample-data/fastapi_projects.jsonl")
+                    .display()
+                    .to_string()
+            ),
+        )
+        .replace("max_seq_len = 512", "max_seq_len = 8192");
+    let path = work.join("run.toml");
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    path
+}
+
+fn export(work: &Path, config: &Path, extra: &[&str]) -> Value {
+    let out = work.join("export");
+    let mut args = vec![
+        "export-run",
+        "--config",
+        config.to_str().unwrap(),
+        "--to",
+        "llamafactory",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_slice(&ok(tunebench(&args)).stdout).unwrap()
+}
+
+#[test]
+fn llamafactory_tokenised_the_export_as_tunebench_does() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let config = config(work.path(), &model, "");
+    let report = export(work.path(), &config, &[]);
+    assert_eq!(
+        (
+            report["train_samples"].as_u64(),
+            report["eval_samples"].as_u64()
+        ),
+        (Some(27), Some(3))
+    );
+    let train = work.path().join("export/data/train.jsonl");
+    let tokens = ok(tunebench(&[
+        "data",
+        "tokens",
+        train.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--max-seq-len",
+        "8192",
+        "--limit",
+        "5",
+    ]));
+    let ours: Vec<Value> = String::from_utf8_lossy(&tokens.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fixture =
+        std::fs::read_to_string(root().join("tests/fixtures/handoff/llamafactory_tiny_5.jsonl"))
+            .unwrap();
+    let theirs: Vec<Value> = fixture
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ours.len(), 5);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a["ids"], b["ids"], "sample {}: ids", i + 1);
+        let trained: Vec<bool> = b["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_i64() != Some(-100))
+            .collect();
+        assert_eq!(
+            a["trained"],
+            serde_json::json!(trained),
+            "sample {}: trained",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn the_exported_records_train_the_tokens_the_originals_do() {
+    use tunebench::model::ChatTokenizer;
+    use tunebench::train::batches::choose_samples;
+    use tunebench::train::config::TrainConfig;
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let config_path = config(work.path(), &model, "");
+    export(work.path(), &config_path, &[]);
+    let config = TrainConfig::load(Some(&config_path), &[]).unwrap();
+    let tokenizer = ChatTokenizer::load(model.to_str().unwrap()).unwrap();
+    let original = choose_samples(&config.data, config.training.seed).unwrap();
+    let mut exported_data = config.data.clone();
+    exported_data.train = work
+        .path()
+        .join("export/data/train.jsonl")
+        .display()
+        .to_string();
+    exported_data.eval_split = 0.0;
+    let exported = choose_samples(&exported_data, 0).unwrap();
+    assert_eq!(original.train.len(), exported.train.len());
+    for ((_, a), (_, b)) in original.train.iter().zip(&exported.train) {
+        let (a, b) = (
+            tokenizer.encode(a, false).unwrap(),
+            tokenizer.encode(b, false).unwrap(),
+        );
+        assert_eq!(a.ids, b.ids);
+        assert_eq!(a.trained, b.trained);
+    }
+}
+
+#[test]
+fn the_yaml_carries_the_settings_and_says_what_it_cannot() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let config = config(work.path(), &model, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[lora]\n",
+            "[lora]\nuse_rslora = true\ntargets = [\"all-linear\"]\n",
+        )
+        .replace(
+            "[model]\n",
+            "[model]\nquantize = \"q4_k\"\ndtype = \"bf16\"\n",
+        )
+        .replace("[data]\n", "[data]\npacking = true\n")
+        .replace(
+            "[training]\n",
+            "[training]\nearly_stopping_patience = 3\nmax_steps = 40\n",
+        );
+    std::fs::write(&config, text).unwrap();
+    let report = export(work.path(), &config, &["--gpus", "8", "--nodes", "2"]);
+    let dir = work.path().join("export");
+    let yaml = std::fs::read_to_string(dir.join("train.yaml")).unwrap();
+    for line in [
+        "lora_rank: 32",
+        "lora_alpha: 64.0",
+        "lora_target: \"all\"",
+        "use_rslora: true",
+        "quantization_bit: 4",
+        "bf16: true",
+        "packing: true",
+        "neat_packing: true",
+        "cutoff_len: 8192",
+        "learning_rate: 0.003",
+        "max_steps: 40",
+        "lr_scheduler_type: \"cosine\"",
+        "warmup_ratio: 0.03",
+        "eval_steps: 54",
+        "save_steps: 108",
+        "save_total_limit: 3",
+        "seed: 42",
+        "template: \"chatml\"",
+        "deepspeed: \"ds_z3_config.json\"",
+    ] {
+        assert!(yaml.lines().any(|l| l == line), "{line} in\n{yaml}");
+    }
+    let zero3: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ds_z3_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(zero3["zero_optimization"]["stage"], 3);
+    let launch = std::fs::read_to_string(dir.join("launch.sh")).unwrap();
+    assert!(
+        launch.contains("FORCE_TORCHRUN=1 NPROC_PER_NODE=8 NNODES=2")
+            && launch.contains("llamafactory-cli train train.yaml"),
+        "{launch}"
+    );
+    let notes: Vec<String> = report["not_carried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("bitsandbytes")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("early_stopping_patience")),
+        "{notes:?}"
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("## Not carried over") && readme.contains("bitsandbytes"));
+}
+
+#[test]
+fn a_gguf_base_is_refused_with_the_way_out() {
+    let work = tempfile::tempdir().unwrap();
+    let gguf = work.path().join("m.gguf");
+    std::fs::write(&gguf, b"GGUF\x03\x00\x00\x00").unwrap();
+    let config = config(work.path(), &gguf, "");
+    let out = tunebench(&[
+        "export-run",
+        "--config",
+        config.to_str().unwrap(),
+        "--to",
+        "llamafactory",
+        "--out",
+        work.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("GGUF") && text.contains("tunebench merge"),
+        "{text}"
+    );
+}
