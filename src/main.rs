@@ -73,13 +73,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Hand a training config to LLaMA-Factory: the same samples as its
+    /// Hand a training config to Axolotl or LLaMA-Factory: the same samples as its
     /// dataset, its YAML with every setting that maps, launch.sh, and a
     /// README of what could not be carried over.
     ExportRun {
         #[arg(long)]
         config: PathBuf,
-        /// The engine: llamafactory.
+        /// The engine: axolotl or llamafactory.
         #[arg(long)]
         to: tunebench::train::handoff::Engine,
         #[arg(long)]

@@ -231,3 +231,82 @@ fn a_gguf_base_is_refused_with_the_way_out() {
         "{text}"
     );
 }
+
+#[test]
+fn axolotl_reads_the_chat_records_with_the_models_template() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let config = config(work.path(), &model, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[lora]\n",
+            "[lora]\ntargets = [\"all-linear\"]\nuse_rslora = true\n",
+        )
+        .replace("[model]\n", "[model]\nquantize = \"q4_k\"\n")
+        .replace("[training]\n", "[training]\nearly_stopping_patience = 3\n");
+    std::fs::write(&config, text).unwrap();
+    let out = work.path().join("export");
+    let report: Value = serde_json::from_slice(
+        &ok(tunebench(&[
+            "export-run",
+            "--config",
+            config.to_str().unwrap(),
+            "--to",
+            "axolotl",
+            "--out",
+            out.to_str().unwrap(),
+            "--gpus",
+            "4",
+            "--nodes",
+            "2",
+            "--json",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(out.join("axolotl.yaml")).unwrap();
+    for line in [
+        "chat_template: \"tokenizer_default\"",
+        "adapter: \"qlora\"",
+        "load_in_4bit: true",
+        "lora_r: 32",
+        "lora_target_linear: true",
+        "peft_use_rslora: true",
+        "sequence_len: 8192",
+        "excess_length_strategy: \"truncate\"",
+        "micro_batch_size: 1",
+        "num_epochs: 20",
+        "learning_rate: 0.003",
+        "early_stopping_patience: 3",
+        "eval_steps: 54",
+        "deepspeed: \"ds_z3_config.json\"",
+    ] {
+        assert!(yaml.lines().any(|l| l == line), "{line} in\n{yaml}");
+    }
+    // The datasets read the chat records and train the answers only.
+    let datasets = yaml
+        .lines()
+        .skip_while(|l| *l != "datasets:")
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("  - ");
+    let train: Value = serde_json::from_str(datasets).unwrap();
+    assert_eq!(train["type"], "chat_template");
+    assert_eq!(train["roles_to_train"], serde_json::json!(["assistant"]));
+    assert!(yaml.contains("test_datasets:"));
+    let launch = std::fs::read_to_string(out.join("launch.sh")).unwrap();
+    assert!(
+        launch.contains("accelerate launch --num_processes 8 --num_machines 2")
+            && launch.contains("-m axolotl.cli.train axolotl.yaml"),
+        "{launch}"
+    );
+    assert_eq!(report["train_samples"].as_u64(), Some(27));
+    assert!(
+        report["not_carried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("NF4"))
+    );
+}

@@ -158,7 +158,7 @@ pub fn write(
         y.section("distributed");
         y.set("deepspeed", "ds_z3_config.json");
         y.set("ddp_timeout", 180000000);
-        write_file(&handoff.out.join("ds_z3_config.json"), &zero3())?;
+        write_file(&handoff.out.join("ds_z3_config.json"), &super::zero3())?;
         files.push("ds_z3_config.json".into());
     }
     write_file(&handoff.out.join("train.yaml"), &y.finish())?;
@@ -167,7 +167,7 @@ pub fn write(
         "#!/bin/sh\n# LLaMA-Factory run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
     );
     write_file(&handoff.out.join("launch.sh"), &script)?;
-    make_executable(&handoff.out.join("launch.sh"));
+    super::make_executable(&handoff.out.join("launch.sh"));
     files.push("launch.sh".into());
     Ok(Written { files, launch })
 }
@@ -200,7 +200,11 @@ fn lora_target(targets: &[String]) -> String {
 }
 
 /// tunebench warms up linearly, then decays as named (constant holds).
-fn scheduler(schedule: &str, warmup_steps: Option<usize>, warmup_ratio: f64) -> &'static str {
+pub(super) fn scheduler(
+    schedule: &str,
+    warmup_steps: Option<usize>,
+    warmup_ratio: f64,
+) -> &'static str {
     let warms = warmup_steps.unwrap_or(0) > 0 || warmup_ratio > 0.0;
     match schedule {
         "linear" => "linear",
@@ -252,35 +256,4 @@ fn template_of(
         "no LLaMA-Factory template is known to render this model's chat template; export with [model] template = \"chatml\" or set `template` in train.yaml by hand"
             .into(),
     )
-}
-
-fn zero3() -> String {
-    let config = json!({
-        "train_batch_size": "auto",
-        "train_micro_batch_size_per_gpu": "auto",
-        "gradient_accumulation_steps": "auto",
-        "gradient_clipping": "auto",
-        "zero_allow_untested_optimizer": true,
-        "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": "auto"},
-        "zero_optimization": {
-            "stage": 3,
-            "overlap_comm": true,
-            "contiguous_gradients": true,
-            "reduce_bucket_size": "auto",
-            "stage3_prefetch_bucket_size": "auto",
-            "stage3_param_persistence_threshold": "auto",
-            "stage3_gather_16bit_weights_on_model_save": true
-        }
-    });
-    serde_json::to_string_pretty(&config).unwrap_or_default()
-}
-
-fn make_executable(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mut permissions = meta.permissions();
-        permissions.set_mode(0o755);
-        let _ = std::fs::set_permissions(path, permissions);
-    }
 }

@@ -4,6 +4,7 @@
 //! with every setting that maps, a launch script, and a README naming what
 //! could not be carried over and why.
 
+pub mod axolotl;
 pub mod llamafactory;
 pub mod yaml;
 
@@ -12,11 +13,13 @@ use super::config::TrainConfig;
 use crate::data::convert::{Target, convert_sample};
 use crate::model::ChatTokenizer;
 use crate::model::hub::{self, ModelSource};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     LlamaFactory,
+    Axolotl,
 }
 
 impl std::str::FromStr for Engine {
@@ -24,7 +27,10 @@ impl std::str::FromStr for Engine {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "llamafactory" | "llama-factory" => Ok(Engine::LlamaFactory),
-            other => Err(format!("`{other}`: export-run writes for llamafactory")),
+            "axolotl" => Ok(Engine::Axolotl),
+            other => Err(format!(
+                "`{other}`: export-run writes for axolotl or llamafactory"
+            )),
         }
     }
 }
@@ -73,9 +79,10 @@ pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, S
         .iter()
         .filter(|(_, s)| tokenizer.count_tokens(s).is_ok_and(|n| n > max))
         .count();
-    if long > 0 {
+    // Axolotl is told to cut as tunebench does (excess_length_strategy).
+    if long > 0 && handoff.engine == Engine::LlamaFactory {
         not_carried.push(format!(
-            "{long} training samples are longer than max_seq_len {max}: tunebench keeps their first {max} tokens, the other engine may cut them elsewhere (LLaMA-Factory shares the length between prompt and answer), so what they train on differs"
+            "{long} training samples are longer than max_seq_len {max}: tunebench keeps their first {max} tokens, LLaMA-Factory shares cutoff_len between prompt and answer, so what they train on differs"
         ));
     }
     for (file, line, why) in &chosen.report.skipped {
@@ -87,6 +94,7 @@ pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, S
         Engine::LlamaFactory => {
             llamafactory::write(config, &model, &tokenizer, handoff, data, &mut not_carried)?
         }
+        Engine::Axolotl => axolotl::write(config, &model, handoff, data, &mut not_carried)?,
     };
     let mut files = vec!["data/train.jsonl".to_string()];
     if eval > 0 {
@@ -182,6 +190,7 @@ fn readme(config: &TrainConfig, handoff: &Handoff, launch: &str, not_carried: &[
          (seed {}).\n\n## Not carried over\n\n",
         match handoff.engine {
             Engine::LlamaFactory => "LLaMA-Factory",
+            Engine::Axolotl => "Axolotl",
         },
         config.model.name,
         handoff.gpus,
@@ -195,4 +204,36 @@ fn readme(config: &TrainConfig, handoff: &Handoff, launch: &str, not_carried: &[
         text.push_str(&format!("- {note}\n"));
     }
     text
+}
+
+/// DeepSpeed ZeRO-3 with every size left to the engine ("auto").
+pub(crate) fn zero3() -> String {
+    let config = json!({
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "zero_allow_untested_optimizer": true,
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto"},
+        "zero_optimization": {
+            "stage": 3,
+            "overlap_comm": true,
+            "contiguous_gradients": true,
+            "reduce_bucket_size": "auto",
+            "stage3_prefetch_bucket_size": "auto",
+            "stage3_param_persistence_threshold": "auto",
+            "stage3_gather_16bit_weights_on_model_save": true
+        }
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
+pub(crate) fn make_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mut permissions = meta.permissions();
+        permissions.set_mode(0o755);
+        let _ = std::fs::set_permissions(path, permissions);
+    }
 }

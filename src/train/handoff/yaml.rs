@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn floats_keep_a_dot_and_strings_are_quoted() {
         assert_eq!(scalar(&json!(5e-4)), "0.0005");
-        assert_eq!(scalar(&json!(5e-5)), "5.0e-5");
+        assert_eq!(scalar(&json!(1e-8)), "1.0e-8");
         assert_eq!(scalar(&json!(2.0)), "2.0");
         assert_eq!(scalar(&json!(16)), "16");
         assert_eq!(scalar(&json!("a: b")), "\"a: b\"");

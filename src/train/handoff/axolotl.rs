@@ -1,0 +1,179 @@
+//! Axolotl: `axolotl.yaml` reading the chat records with the `chat_template`
+//! dataset type and the model's own template (`tokenizer_default`), the
+//! answers trained (each turn's end-of-turn token too), a DeepSpeed ZeRO-3
+//! file when more than one GPU trains, and `launch.sh` (`accelerate launch
+//! -m axolotl.cli.train`).
+
+use super::llamafactory::scheduler;
+use super::yaml::Yaml;
+use super::{Data, Handoff, Written, write_file};
+use crate::train::config::TrainConfig;
+use serde_json::json;
+
+pub fn write(
+    config: &TrainConfig,
+    model: &str,
+    handoff: &Handoff,
+    data: Data,
+    not_carried: &mut Vec<String>,
+) -> Result<Written, String> {
+    let (m, l, d, t) = (&config.model, &config.lora, &config.data, &config.training);
+    let mut y = Yaml::default();
+    y.section("model");
+    y.set("base_model", model);
+    let template = match m.template.as_deref() {
+        None => "tokenizer_default",
+        Some("chatml") => "chatml",
+        Some("alpaca") => "alpaca",
+        Some(other) => {
+            return Err(format!(
+                "model.template = \"{other}\" has no Axolotl counterpart; choose chatml or alpaca"
+            ));
+        }
+    };
+    y.set("chat_template", template);
+    match m.quantize.as_deref() {
+        None => y.set("adapter", "lora"),
+        Some(kind) if kind.starts_with("q8") => {
+            y.set("adapter", "lora");
+            y.set("load_in_8bit", true);
+            not_carried.push(format!(
+                "model.quantize = \"{kind}\": Axolotl quantizes with bitsandbytes (8-bit), not GGUF blocks; the base's rounding differs"
+            ));
+        }
+        Some(kind) => {
+            y.set("adapter", "qlora");
+            y.set("load_in_4bit", true);
+            not_carried.push(format!(
+                "model.quantize = \"{kind}\": Axolotl's QLoRA quantizes with bitsandbytes (NF4), not GGUF blocks; the base's rounding differs"
+            ));
+        }
+    }
+    y.section("data");
+    let roles: Vec<&str> = if d.train_on_inputs {
+        vec!["system", "user", "assistant", "tool"]
+    } else {
+        vec!["assistant"]
+    };
+    let dataset = |path: &str| {
+        let mut entry = json!({
+            "path": path,
+            "ds_type": "json",
+            "type": "chat_template",
+            "field_messages": "messages",
+            "message_property_mappings": {"role": "role", "content": "content"},
+            "roles_to_train": roles,
+            "train_on_eos": "turn",
+        });
+        if path.contains("eval") {
+            entry["split"] = "train".into();
+        }
+        format!("- {entry}")
+    };
+    y.block("datasets", &[dataset("data/train.jsonl")]);
+    if data.has_eval {
+        y.block("test_datasets", &[dataset("data/eval.jsonl")]);
+    }
+    y.set("val_set_size", 0.0);
+    y.set("dataset_prepared_path", "last_run_prepared");
+    y.set("sequence_len", d.max_seq_len);
+    // Longer samples keep their first tokens, as in tunebench (Axolotl's
+    // default drops them).
+    y.set("excess_length_strategy", "truncate");
+    y.set("sample_packing", d.packing);
+    if d.packing {
+        not_carried.push(
+            "data.packing: Axolotl keeps packed samples from attending to each other only with flash attention (`flash_attention: true`, on GPUs that have it)".into(),
+        );
+    }
+    y.section("lora");
+    y.set("lora_r", l.r);
+    y.set("lora_alpha", l.alpha);
+    y.set("lora_dropout", l.dropout);
+    if l.targets
+        .iter()
+        .any(|t| t == "all-linear" || t == "all_linear")
+    {
+        y.set("lora_target_linear", true);
+    } else {
+        y.set("lora_target_modules", json!(l.targets));
+    }
+    if l.use_rslora {
+        y.set("peft_use_rslora", true);
+    }
+    if let Some(from) = &l.init_from {
+        y.set("lora_model_dir", from.as_str());
+    }
+    y.section("training");
+    y.set("output_dir", "./outputs");
+    y.set("micro_batch_size", t.batch_size);
+    y.set("gradient_accumulation_steps", t.grad_accum);
+    y.set("num_epochs", t.epochs);
+    if t.max_steps > 0 {
+        y.set("max_steps", t.max_steps);
+    }
+    y.set("optimizer", "adamw_torch");
+    y.set("learning_rate", t.lr);
+    y.set(
+        "lr_scheduler",
+        scheduler(&t.schedule, t.warmup_steps, t.warmup_ratio),
+    );
+    match t.warmup_steps {
+        Some(steps) => y.set("warmup_steps", steps),
+        None => y.set("warmup_ratio", t.warmup_ratio),
+    }
+    y.set("weight_decay", t.weight_decay);
+    y.set("max_grad_norm", t.max_grad_norm);
+    y.set("adam_epsilon", t.adam_eps);
+    y.set("seed", t.seed);
+    y.set("bf16", m.dtype == "bf16");
+    y.set(
+        "gradient_checkpointing",
+        t.gradient_checkpointing != Some(false),
+    );
+    y.set("logging_steps", 1);
+    if data.has_eval && t.eval_every > 0 {
+        y.set("eval_steps", t.eval_every);
+        if t.eval_at_start {
+            y.set("eval_on_start", true);
+        }
+    }
+    y.set("save_steps", t.checkpoint_every);
+    y.set("save_total_limit", t.keep_checkpoints);
+    if t.early_stopping_patience > 0 {
+        y.set("early_stopping_patience", t.early_stopping_patience);
+    }
+    let devices = handoff.gpus * handoff.nodes;
+    let mut files = vec!["axolotl.yaml".to_string()];
+    if devices > 1 {
+        y.set("deepspeed", "ds_z3_config.json");
+        write_file(&handoff.out.join("ds_z3_config.json"), &super::zero3())?;
+        files.push("ds_z3_config.json".into());
+    }
+    write_file(&handoff.out.join("axolotl.yaml"), &y.finish())?;
+    let launch = launch_command(handoff);
+    let script = format!(
+        "#!/bin/sh\n# Axolotl run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
+    );
+    write_file(&handoff.out.join("launch.sh"), &script)?;
+    super::make_executable(&handoff.out.join("launch.sh"));
+    files.push("launch.sh".into());
+    Ok(Written { files, launch })
+}
+
+/// `accelerate launch` over the GPUs (and nodes: NODE_RANK and MASTER_ADDR
+/// from each node's environment).
+fn launch_command(handoff: &Handoff) -> String {
+    let processes = handoff.gpus * handoff.nodes;
+    if processes <= 1 {
+        return "accelerate launch -m axolotl.cli.train axolotl.yaml".into();
+    }
+    let mut args = format!("--num_processes {processes}");
+    if handoff.nodes > 1 {
+        args.push_str(&format!(
+            " --num_machines {} --machine_rank ${{NODE_RANK:?set NODE_RANK}} --main_process_ip ${{MASTER_ADDR:?set MASTER_ADDR}} --main_process_port ${{MASTER_PORT:-29500}}",
+            handoff.nodes
+        ));
+    }
+    format!("accelerate launch {args} -m axolotl.cli.train axolotl.yaml")
+}
