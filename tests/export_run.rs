@@ -310,3 +310,69 @@ fn axolotl_reads_the_chat_records_with_the_models_template() {
             .any(|n| n.as_str().unwrap().contains("NF4"))
     );
 }
+
+/// tunebench config -> engine YAML -> tunebench config keeps every setting
+/// both sides have (the data files become the exported ones).
+#[test]
+fn configs_round_trip_through_both_engines() {
+    use tunebench::train::config::TrainConfig;
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path()).canonicalize().unwrap();
+    let path = config(work.path(), &model, "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[lora]\n", "[lora]\nuse_rslora = true\n")
+        .replace("[data]\n", "[data]\ntrain_on_inputs = true\n")
+        .replace(
+            "[training]\n",
+            "[training]\nmax_steps = 70\nweight_decay = 0.01\nmax_grad_norm = 0.5\nseed = 7\neval_at_start = false\ngradient_checkpointing = false\n",
+        );
+    std::fs::write(&path, text).unwrap();
+    let original = TrainConfig::load(Some(&path), &[]).unwrap();
+    for (engine, file) in [("axolotl", "axolotl.yaml"), ("llamafactory", "train.yaml")] {
+        let out = work.path().join(engine);
+        ok(tunebench(&[
+            "export-run",
+            "--config",
+            path.to_str().unwrap(),
+            "--to",
+            engine,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        let back = TrainConfig::load(Some(&out.join(file)), &[]).unwrap();
+        assert_eq!(back.model, original.model, "{engine}: model");
+        assert_eq!(back.lora, original.lora, "{engine}: lora");
+        assert_eq!(back.training, original.training, "{engine}: training");
+        let (a, b) = (&back.data, &original.data);
+        assert_eq!(
+            (a.max_seq_len, a.packing, a.train_on_inputs),
+            (b.max_seq_len, b.packing, b.train_on_inputs),
+            "{engine}: data"
+        );
+        assert!(
+            a.train.ends_with("data/train.jsonl")
+                && a.eval
+                    .as_deref()
+                    .is_some_and(|e| e.ends_with("data/eval.jsonl"))
+        );
+    }
+}
+
+#[test]
+fn a_foreign_config_with_keys_tunebench_cannot_honour_is_refused_with_them_all() {
+    let work = tempfile::tempdir().unwrap();
+    let yaml = work.path().join("config.yml");
+    std::fs::write(
+        &yaml,
+        "model_name: Qwen/Qwen2.5-0.5B\nr: 8\nlora_alpha: 16\nfp16: true\nhub_model_id: me/x\nlearning_rate: 2e-4\n",
+    )
+    .unwrap();
+    let out = tunebench(&["train", "--config", yaml.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("cannot honour") && text.contains("fp16") && text.contains("hub_model_id"),
+        "{text}"
+    );
+}

@@ -183,6 +183,11 @@ fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
     Some(text[..value.span().start].matches('\n').count() + 1)
 }
 
+fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
 impl TrainConfig {
     /// Reads `path` (if any), applies `--set` overrides, fills defaults and checks it all.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, String> {
@@ -190,8 +195,16 @@ impl TrainConfig {
             .parse()
             .map_err(|e| format!("built-in defaults: {e}"))?;
         if let Some(path) = path {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = if is_yaml(path) {
+                // Axolotl, LLaMA-Factory or a plain PEFT script's config.
+                let (text, notes) = super::handoff::import::to_toml(path)?;
+                for note in notes {
+                    eprintln!("{}: {note}", path.display());
+                }
+                text
+            } else {
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+            };
             let user: Table = text.parse().map_err(|e: toml::de::Error| {
                 let line = e.span().map_or(String::new(), |span| {
                     format!(":{}", text[..span.start].matches('\n').count() + 1)

@@ -74,6 +74,8 @@ pub fn write(
     if data.has_eval {
         y.block("test_datasets", &[dataset("data/eval.jsonl")]);
     }
+    // Also what the chat_template entries' roles_to_train say, for readers.
+    y.set("train_on_inputs", d.train_on_inputs);
     y.set("val_set_size", 0.0);
     y.set("dataset_prepared_path", "last_run_prepared");
     y.set("sequence_len", d.max_seq_len);
@@ -127,16 +129,16 @@ pub fn write(
     y.set("adam_epsilon", t.adam_eps);
     y.set("seed", t.seed);
     y.set("bf16", m.dtype == "bf16");
-    y.set(
-        "gradient_checkpointing",
-        t.gradient_checkpointing != Some(false),
-    );
+    match t.gradient_checkpointing {
+        Some(on) => y.set("gradient_checkpointing", on),
+        None => not_carried.push(
+            "training.gradient_checkpointing is automatic in tunebench (from its memory estimate); set gradient_checkpointing in axolotl.yaml for the target GPUs".into(),
+        ),
+    }
     y.set("logging_steps", 1);
     if data.has_eval && t.eval_every > 0 {
         y.set("eval_steps", t.eval_every);
-        if t.eval_at_start {
-            y.set("eval_on_start", true);
-        }
+        y.set("eval_on_start", t.eval_at_start);
     }
     y.set("save_steps", t.checkpoint_every);
     y.set("save_total_limit", t.keep_checkpoints);

@@ -131,8 +131,8 @@ pub fn write(
     if m.dtype == "bf16" {
         y.set("bf16", true);
     }
-    if t.gradient_checkpointing == Some(false) {
-        y.set("disable_gradient_checkpointing", true);
+    if let Some(on) = t.gradient_checkpointing {
+        y.set("disable_gradient_checkpointing", !on);
     }
     if t.early_stopping_patience > 0 {
         not_carried.push(format!(
@@ -145,9 +145,7 @@ pub fn write(
         y.set("per_device_eval_batch_size", 1);
         y.set("eval_strategy", "steps");
         y.set("eval_steps", t.eval_every);
-        if t.eval_at_start {
-            y.set("eval_on_start", true);
-        }
+        y.set("eval_on_start", t.eval_at_start);
     }
     let devices = handoff.gpus * handoff.nodes;
     let mut files = vec![

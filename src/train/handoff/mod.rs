@@ -5,6 +5,7 @@
 //! could not be carried over and why.
 
 pub mod axolotl;
+pub mod import;
 pub mod llamafactory;
 pub mod yaml;
 
