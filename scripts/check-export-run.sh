@@ -1,23 +1,30 @@
 #!/bin/bash
-# Checks `tunebench export-run --to llamafactory` against LLaMA-Factory
-# itself: its parser accepts the exported train.yaml, and its data pipeline
-# yields the same token ids and trained positions as tunebench for the first
-# 5 training samples (the tiny model, samples uncut). Not run by CI: it needs
-# LLaMA-Factory, which this script installs into target/handoff-venv when
-# LF_PYTHON does not name a Python that has it.
+# Checks `tunebench export-run` against the engines themselves (the tiny
+# model, samples uncut, the first 5 training samples):
+# - LLaMA-Factory's parser accepts train.yaml and its data pipeline yields
+#   the same token ids and trained positions as tunebench;
+# - Axolotl's config loader accepts axolotl.yaml and its pipeline yields the
+#   same token ids, and the same trained positions but for the newline after
+#   each answer's end-of-turn token, which Axolotl leaves untrained.
+# Not run by CI. The engines come from LF_PYTHON / AXOLOTL_PYTHON, else they
+# are installed into target/handoff-venv and target/axolotl-venv.
 #
 #     scripts/check-export-run.sh [--update-fixture]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-py=${LF_PYTHON:-}
-if [ -z "$py" ]; then
-  py=$root/target/handoff-venv/bin/python
-  if ! "$py" -c 'import llamafactory' 2>/dev/null; then
-    python3 -m venv "$root/target/handoff-venv"
-    "$root/target/handoff-venv/bin/pip" install -q llamafactory
+# A Python with `package` importable: $2, else a venv under target/.
+python_with() {
+  local package=$1 given=$2 venv=$root/target/$3
+  if [ -n "$given" ]; then echo "$given"; return; fi
+  if ! "$venv/bin/python" -c "import $package" 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q "$package" >&2
   fi
-fi
+  echo "$venv/bin/python"
+}
+py=$(python_with llamafactory "${LF_PYTHON:-}" handoff-venv)
+axpy=$(python_with axolotl "${AXOLOTL_PYTHON:-}" axolotl-venv)
+export AXOLOTL_DO_NOT_TRACK=1 DO_NOT_TRACK=1
 cargo build --release -q
 tb=$root/target/release/tunebench
 work=$(mktemp -d)
@@ -28,22 +35,14 @@ sed -e "s|^name = .*|name = \"$work/tiny\"|" \
     -e "s|^max_seq_len = .*|max_seq_len = 8192|" \
     sample-data/tiny-train.toml > "$work/run.toml"
 "$tb" export-run --config "$work/run.toml" --to llamafactory --out "$work/export"
+"$tb" export-run --config "$work/run.toml" --to axolotl --out "$work/axolotl"
 "$py" scripts/handoff/lf_tokens.py "$work/export" 5 "$work/lf.jsonl" > "$work/lf.log" 2>&1 || { tail -20 "$work/lf.log"; exit 1; }
+"$axpy" scripts/handoff/axolotl_tokens.py "$work/axolotl" "$work/axolotl-all.jsonl" > "$work/ax.log" 2>&1 || { tail -20 "$work/ax.log"; exit 1; }
 "$tb" data tokens "$work/export/data/train.jsonl" --model "$work/tiny" --max-seq-len 8192 --limit 5 > "$work/tb.jsonl"
-python3 - "$work/lf.jsonl" "$work/tb.jsonl" <<'PY'
-import json, sys
-lf = [json.loads(l) for l in open(sys.argv[1])]
-tb = [json.loads(l) for l in open(sys.argv[2])]
-assert len(lf) == len(tb) == 5, (len(lf), len(tb))
-for i, (a, b) in enumerate(zip(lf, tb)):
-    assert a["ids"] == b["ids"], f"sample {i + 1}: token ids differ"
-    trained = [label != -100 for label in a["labels"]]
-    assert trained == b["trained"], f"sample {i + 1}: trained positions differ"
-    print(f"sample {i + 1}: {len(a['ids'])} tokens, {sum(trained)} trained: equal")
-print("LLaMA-Factory parsed train.yaml and tokenised 5 samples as tunebench does")
-PY
+python3 scripts/handoff/compare_tokens.py "$work/tb.jsonl" "$work/lf.jsonl" "$work/axolotl-all.jsonl" "$work/axolotl.jsonl"
 if [ "${1:-}" = "--update-fixture" ]; then
   mkdir -p tests/fixtures/handoff
   cp "$work/lf.jsonl" tests/fixtures/handoff/llamafactory_tiny_5.jsonl
-  echo "wrote tests/fixtures/handoff/llamafactory_tiny_5.jsonl"
+  cp "$work/axolotl.jsonl" tests/fixtures/handoff/axolotl_tiny_5.jsonl
+  echo "wrote tests/fixtures/handoff/{llamafactory,axolotl}_tiny_5.jsonl"
 fi

@@ -376,3 +376,48 @@ fn a_foreign_config_with_keys_tunebench_cannot_honour_is_refused_with_them_all()
         "{text}"
     );
 }
+
+#[test]
+fn axolotl_tokenised_the_export_as_tunebench_does_but_the_newline_after_each_answer() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let config = config(work.path(), &model, "");
+    export(work.path(), &config, &[]);
+    let train = work.path().join("export/data/train.jsonl");
+    let tokens = ok(tunebench(&[
+        "data",
+        "tokens",
+        train.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--max-seq-len",
+        "8192",
+        "--limit",
+        "5",
+    ]));
+    let fixture =
+        std::fs::read_to_string(root().join("tests/fixtures/handoff/axolotl_tiny_5.jsonl"))
+            .unwrap();
+    let newline = 201; // "\n" in the tiny model's vocabulary
+    for (i, (ours, theirs)) in String::from_utf8_lossy(&tokens.stdout)
+        .lines()
+        .zip(fixture.lines())
+        .enumerate()
+    {
+        let (ours, theirs): (Value, Value) = (
+            serde_json::from_str(ours).unwrap(),
+            serde_json::from_str(theirs).unwrap(),
+        );
+        assert_eq!(ours["ids"], theirs["ids"], "sample {}", i + 1);
+        let ids = ours["ids"].as_array().unwrap();
+        let trained = ours["trained"].as_array().unwrap();
+        let labels = theirs["labels"].as_array().unwrap();
+        let differ: Vec<usize> = (0..ids.len())
+            .filter(|&k| trained[k].as_bool() != Some(labels[k].as_i64() != Some(-100)))
+            .collect();
+        assert_eq!(differ.len(), 1, "sample {}: one answer, one newline", i + 1);
+        let k = differ[0];
+        assert_eq!(ids[k].as_u64(), Some(newline));
+        assert_eq!(trained[k].as_bool(), Some(true));
+    }
+}

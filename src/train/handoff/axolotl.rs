@@ -71,6 +71,9 @@ pub fn write(
         format!("- {entry}")
     };
     y.block("datasets", &[dataset("data/train.jsonl")]);
+    not_carried.push(
+        "Axolotl leaves untrained what the chat template writes after an answer's end-of-turn token (the newline, in ChatML); tunebench trains it: one token per answer".into(),
+    );
     if data.has_eval {
         y.block("test_datasets", &[dataset("data/eval.jsonl")]);
     }
