@@ -49,6 +49,26 @@ fn export(work: &Path, config: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&ok(tunebench(&args)).stdout).unwrap()
 }
 
+/// `data tokens` on the exported training file: its first 5 samples.
+fn first_five_tokens(work: &Path, model: &Path) -> Vec<Value> {
+    let train = work.join("export/data/train.jsonl");
+    let tokens = ok(tunebench(&[
+        "data",
+        "tokens",
+        train.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--max-seq-len",
+        "8192",
+        "--limit",
+        "5",
+    ]));
+    String::from_utf8_lossy(&tokens.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn llamafactory_tokenised_the_export_as_tunebench_does() {
     let work = tempfile::tempdir().unwrap();
@@ -62,22 +82,7 @@ fn llamafactory_tokenised_the_export_as_tunebench_does() {
         ),
         (Some(27), Some(3))
     );
-    let train = work.path().join("export/data/train.jsonl");
-    let tokens = ok(tunebench(&[
-        "data",
-        "tokens",
-        train.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--max-seq-len",
-        "8192",
-        "--limit",
-        "5",
-    ]));
-    let ours: Vec<Value> = String::from_utf8_lossy(&tokens.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let ours = first_five_tokens(work.path(), &model);
     let fixture =
         std::fs::read_to_string(root().join("tests/fixtures/handoff/llamafactory_tiny_5.jsonl"))
             .unwrap();
@@ -383,31 +388,13 @@ fn axolotl_tokenised_the_export_as_tunebench_does_but_the_newline_after_each_ans
     let model = tiny_model(work.path());
     let config = config(work.path(), &model, "");
     export(work.path(), &config, &[]);
-    let train = work.path().join("export/data/train.jsonl");
-    let tokens = ok(tunebench(&[
-        "data",
-        "tokens",
-        train.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--max-seq-len",
-        "8192",
-        "--limit",
-        "5",
-    ]));
+    let ours = first_five_tokens(work.path(), &model);
     let fixture =
         std::fs::read_to_string(root().join("tests/fixtures/handoff/axolotl_tiny_5.jsonl"))
             .unwrap();
     let newline = 201; // "\n" in the tiny model's vocabulary
-    for (i, (ours, theirs)) in String::from_utf8_lossy(&tokens.stdout)
-        .lines()
-        .zip(fixture.lines())
-        .enumerate()
-    {
-        let (ours, theirs): (Value, Value) = (
-            serde_json::from_str(ours).unwrap(),
-            serde_json::from_str(theirs).unwrap(),
-        );
+    for (i, (ours, theirs)) in ours.iter().zip(fixture.lines()).enumerate() {
+        let theirs: Value = serde_json::from_str(theirs).unwrap();
         assert_eq!(ours["ids"], theirs["ids"], "sample {}", i + 1);
         let ids = ours["ids"].as_array().unwrap();
         let trained = ours["trained"].as_array().unwrap();

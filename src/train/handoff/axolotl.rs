@@ -157,11 +157,7 @@ pub fn write(
     }
     write_file(&handoff.out.join("axolotl.yaml"), &y.finish())?;
     let launch = launch_command(handoff);
-    let script = format!(
-        "#!/bin/sh\n# Axolotl run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
-    );
-    write_file(&handoff.out.join("launch.sh"), &script)?;
-    super::make_executable(&handoff.out.join("launch.sh"));
+    super::write_launch(handoff, "Axolotl", &launch)?;
     files.push("launch.sh".into());
     Ok(Written { files, launch })
 }

@@ -161,11 +161,7 @@ pub fn write(
     }
     write_file(&handoff.out.join("train.yaml"), &y.finish())?;
     let launch = launch_command(handoff);
-    let script = format!(
-        "#!/bin/sh\n# LLaMA-Factory run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
-    );
-    write_file(&handoff.out.join("launch.sh"), &script)?;
-    super::make_executable(&handoff.out.join("launch.sh"));
+    super::write_launch(handoff, "LLaMA-Factory", &launch)?;
     files.push("launch.sh".into());
     Ok(Written { files, launch })
 }

@@ -207,6 +207,17 @@ fn readme(config: &TrainConfig, handoff: &Handoff, launch: &str, not_carried: &[
     text
 }
 
+/// `launch.sh`: the command, run from the export's folder.
+fn write_launch(handoff: &Handoff, engine: &str, launch: &str) -> Result<(), String> {
+    let path = handoff.out.join("launch.sh");
+    let script = format!(
+        "#!/bin/sh\n# {engine} run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
+    );
+    write_file(&path, &script)?;
+    make_executable(&path);
+    Ok(())
+}
+
 /// DeepSpeed ZeRO-3 with every size left to the engine ("auto").
 pub(crate) fn zero3() -> String {
     let config = json!({
@@ -230,7 +241,7 @@ pub(crate) fn zero3() -> String {
     serde_json::to_string_pretty(&config).unwrap_or_default()
 }
 
-pub(crate) fn make_executable(path: &std::path::Path) {
+fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mut permissions = meta.permissions();
