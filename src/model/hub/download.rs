@@ -7,13 +7,14 @@
 //! refused and why.
 
 use super::cache;
+use super::counter::Counter;
+use super::failure::HubError;
 use hf_hub::api::tokio::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Files a model directory may hold besides its weights; config.json is the
 /// one a model cannot do without.
@@ -24,7 +25,7 @@ pub const SMALL_FILES: [&str; 5] = [
     "generation_config.json",
     "chat_template.jinja",
 ];
-const INDEX: &str = "model.safetensors.index.json";
+pub(super) const INDEX: &str = "model.safetensors.index.json";
 const SINGLE: &str = "model.safetensors";
 
 /// A cut transfer resumes from the last whole chunk of this size.
@@ -118,85 +119,6 @@ pub enum Event {
     },
     /// The whole file is here (fetched now or found in the cache).
     Done { file: String, bytes: u64 },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error(
-        "model `{repo}` is not in the Hugging Face cache ({cache}) and HF_HUB_OFFLINE forbids downloading it; unset HF_HUB_OFFLINE or pass a local directory"
-    )]
-    Offline { repo: String, cache: String },
-    #[error("`{repo}`: no such model on {endpoint}{}", if *.has_token { " that this token can see" } else { " (a private repo also answers so without a token: set HF_TOKEN)" })]
-    NotFound {
-        repo: String,
-        endpoint: String,
-        has_token: bool,
-    },
-    #[error("`{repo}` is gated: the hub refused {file} ({status}): {hub_says} {}", if *.has_token { "The token in HF_TOKEN was sent and refused: its account has not been granted access." } else { "Ask for access on the model's hub page, then set HF_TOKEN to a token of that account (or `huggingface-cli login`)." })]
-    Gated {
-        repo: String,
-        file: String,
-        status: u16,
-        hub_says: String,
-        has_token: bool,
-    },
-    #[error("`{repo}`: the hub refused {file} ({status}): {hub_says}")]
-    Refused {
-        repo: String,
-        file: String,
-        status: u16,
-        hub_says: String,
-    },
-    #[error(
-        "`{repo}` has no safetensors weights (model.safetensors or {INDEX}){}; tunebench reads safetensors, or a GGUF file by its path",
-        found_text(.found)
-    )]
-    NoWeights { repo: String, found: Vec<String> },
-    #[error("`{repo}` has no config.json: it is not a transformers model repo")]
-    NoConfig { repo: String },
-    #[error("cannot reach {endpoint}: {reason}")]
-    Unreachable { endpoint: String, reason: String },
-    #[error(
-        "{file}: the hub sent nothing for {secs} s (TUNEBENCH_HUB_TIMEOUT sets the limit); the part already fetched is kept and the next try resumes it"
-    )]
-    Stalled { file: String, secs: u64 },
-    #[error(
-        "{file}: the transfer broke off {attempts} times ({reason}); the part fetched is kept and the next try resumes it"
-    )]
-    Interrupted {
-        file: String,
-        attempts: usize,
-        reason: String,
-    },
-    #[error(
-        "{file}: sha256 {got} is not the hub's {expected}; the file was removed, the next try fetches it again"
-    )]
-    HashMismatch {
-        file: String,
-        expected: String,
-        got: String,
-    },
-    #[error("{file}: download cancelled; the part fetched is kept and the next try resumes it")]
-    Cancelled { file: String },
-    #[error("{file}: another process is downloading it ({lock} is held)")]
-    Locked { file: String, lock: String },
-    #[error("{what}: {reason}")]
-    Other { what: String, reason: String },
-}
-
-fn found_text(found: &[String]) -> String {
-    if found.is_empty() {
-        String::new()
-    } else {
-        format!("; it has {}", found.join(", "))
-    }
-}
-
-impl HubError {
-    /// Whether trying again from where the transfer stopped may succeed.
-    fn is_transient(&self) -> bool {
-        matches!(self, HubError::Interrupted { .. })
-    }
 }
 
 /// One file the hub lists for the repo.
@@ -661,62 +583,4 @@ fn check_hash(file: &str, path: &Path, expected: &str) -> Result<(), HubError> {
         expected: expected.to_string(),
         got,
     })
-}
-
-/// Bytes of the current file, shared with hf-hub's chunk tasks, and when
-/// the last of them arrived.
-#[derive(Clone)]
-struct Counter(Arc<CounterState>);
-
-struct CounterState {
-    done: AtomicU64,
-    total: AtomicU64,
-    started: Instant,
-    /// Milliseconds after `started` of the last sign of life.
-    last_activity_ms: AtomicU64,
-}
-
-impl Counter {
-    fn new(size: Option<u64>) -> Counter {
-        Counter(Arc::new(CounterState {
-            done: AtomicU64::new(0),
-            total: AtomicU64::new(size.unwrap_or(0)),
-            started: Instant::now(),
-            last_activity_ms: AtomicU64::new(0),
-        }))
-    }
-
-    fn touch(&self) {
-        let now = self.0.started.elapsed().as_millis() as u64;
-        self.0.last_activity_ms.store(now, Ordering::Relaxed);
-    }
-
-    fn idle(&self) -> Duration {
-        let last = Duration::from_millis(self.0.last_activity_ms.load(Ordering::Relaxed));
-        self.0.started.elapsed().saturating_sub(last)
-    }
-
-    fn done(&self) -> u64 {
-        self.0.done.load(Ordering::Relaxed)
-    }
-
-    fn total(&self) -> u64 {
-        self.0.total.load(Ordering::Relaxed)
-    }
-}
-
-impl hf_hub::api::tokio::Progress for Counter {
-    async fn init(&mut self, size: usize, _filename: &str) {
-        self.0.total.store(size as u64, Ordering::Relaxed);
-        self.touch();
-    }
-
-    async fn update(&mut self, size: usize) {
-        self.0.done.fetch_add(size as u64, Ordering::Relaxed);
-        self.touch();
-    }
-
-    async fn finish(&mut self) {
-        self.touch();
-    }
 }

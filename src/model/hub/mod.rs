@@ -3,11 +3,14 @@
 //! allows) a download into that cache.
 
 pub mod cache;
+mod counter;
 pub mod download;
+pub mod failure;
 pub mod tally;
 
 pub use cache::cache_dir;
-pub use download::{Event, HubError, download_model};
+pub use download::{Event, download_model};
+pub use failure::HubError;
 
 use super::ModelError;
 use std::path::{Path, PathBuf};
