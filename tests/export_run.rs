@@ -9,9 +9,10 @@ use common::{ok, root, tiny_model, tunebench};
 use serde_json::Value;
 use std::path::Path;
 
-/// sample-data/tiny-train.toml for the tiny model at `model`, uncut.
-fn config(work: &Path, model: &Path, extra: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(root().join("sample-data/tiny-train.toml"))
+/// sample-data/tiny-train.toml for the tiny model at `model`, uncut, with
+/// `settings` (section, `key = value` lines) added to their sections.
+fn config(work: &Path, model: &Path, settings: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(root().join("sample-data/tiny-train.toml"))
         .unwrap()
         .replace(
             "name = \"models/tiny\"",
@@ -28,8 +29,12 @@ fn config(work: &Path, model: &Path, extra: &str) -> std::path::PathBuf {
             ),
         )
         .replace("max_seq_len = 512", "max_seq_len = 8192");
+    for (section, lines) in settings {
+        let header = format!("[{section}]\n");
+        text = text.replace(&header, &format!("{header}{lines}\n"));
+    }
     let path = work.join("run.toml");
-    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -73,7 +78,7 @@ fn first_five_tokens(work: &Path, model: &Path) -> Vec<Value> {
 fn llamafactory_tokenised_the_export_as_tunebench_does() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
-    let config = config(work.path(), &model, "");
+    let config = config(work.path(), &model, &[]);
     let report = export(work.path(), &config, &[]);
     assert_eq!(
         (
@@ -115,7 +120,7 @@ fn the_exported_records_train_the_tokens_the_originals_do() {
     use tunebench::train::config::TrainConfig;
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
-    let config_path = config(work.path(), &model, "");
+    let config_path = config(work.path(), &model, &[]);
     export(work.path(), &config_path, &[]);
     let config = TrainConfig::load(Some(&config_path), &[]).unwrap();
     let tokenizer = ChatTokenizer::load(model.to_str().unwrap()).unwrap();
@@ -143,23 +148,16 @@ fn the_exported_records_train_the_tokens_the_originals_do() {
 fn the_yaml_carries_the_settings_and_says_what_it_cannot() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
-    let config = config(work.path(), &model, "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "[lora]\n",
-            "[lora]\nuse_rslora = true\ntargets = [\"all-linear\"]\n",
-        )
-        .replace(
-            "[model]\n",
-            "[model]\nquantize = \"q4_k\"\ndtype = \"bf16\"\n",
-        )
-        .replace("[data]\n", "[data]\npacking = true\n")
-        .replace(
-            "[training]\n",
-            "[training]\nearly_stopping_patience = 3\nmax_steps = 40\n",
-        );
-    std::fs::write(&config, text).unwrap();
+    let config = config(
+        work.path(),
+        &model,
+        &[
+            ("lora", "use_rslora = true\ntargets = [\"all-linear\"]"),
+            ("model", "quantize = \"q4_k\"\ndtype = \"bf16\""),
+            ("data", "packing = true"),
+            ("training", "early_stopping_patience = 3\nmax_steps = 40"),
+        ],
+    );
     let report = export(work.path(), &config, &["--gpus", "8", "--nodes", "2"]);
     let dir = work.path().join("export");
     let yaml = std::fs::read_to_string(dir.join("train.yaml")).unwrap();
@@ -219,7 +217,7 @@ fn a_gguf_base_is_refused_with_the_way_out() {
     let work = tempfile::tempdir().unwrap();
     let gguf = work.path().join("m.gguf");
     std::fs::write(&gguf, b"GGUF\x03\x00\x00\x00").unwrap();
-    let config = config(work.path(), &gguf, "");
+    let config = config(work.path(), &gguf, &[]);
     let out = tunebench(&[
         "export-run",
         "--config",
@@ -241,16 +239,15 @@ fn a_gguf_base_is_refused_with_the_way_out() {
 fn axolotl_reads_the_chat_records_with_the_models_template() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
-    let config = config(work.path(), &model, "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "[lora]\n",
-            "[lora]\ntargets = [\"all-linear\"]\nuse_rslora = true\n",
-        )
-        .replace("[model]\n", "[model]\nquantize = \"q4_k\"\n")
-        .replace("[training]\n", "[training]\nearly_stopping_patience = 3\n");
-    std::fs::write(&config, text).unwrap();
+    let config = config(
+        work.path(),
+        &model,
+        &[
+            ("lora", "targets = [\"all-linear\"]\nuse_rslora = true"),
+            ("model", "quantize = \"q4_k\""),
+            ("training", "early_stopping_patience = 3"),
+        ],
+    );
     let out = work.path().join("export");
     let report: Value = serde_json::from_slice(
         &ok(tunebench(&[
@@ -323,16 +320,18 @@ fn configs_round_trip_through_both_engines() {
     use tunebench::train::config::TrainConfig;
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path()).canonicalize().unwrap();
-    let path = config(work.path(), &model, "");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[lora]\n", "[lora]\nuse_rslora = true\n")
-        .replace("[data]\n", "[data]\ntrain_on_inputs = true\n")
-        .replace(
-            "[training]\n",
-            "[training]\nmax_steps = 70\nweight_decay = 0.01\nmax_grad_norm = 0.5\nseed = 7\neval_at_start = false\ngradient_checkpointing = false\n",
-        );
-    std::fs::write(&path, text).unwrap();
+    let path = config(
+        work.path(),
+        &model,
+        &[
+            ("lora", "use_rslora = true"),
+            ("data", "train_on_inputs = true"),
+            (
+                "training",
+                "max_steps = 70\nweight_decay = 0.01\nmax_grad_norm = 0.5\nseed = 7\neval_at_start = false\ngradient_checkpointing = false",
+            ),
+        ],
+    );
     let original = TrainConfig::load(Some(&path), &[]).unwrap();
     for (engine, file) in [("axolotl", "axolotl.yaml"), ("llamafactory", "train.yaml")] {
         let out = work.path().join(engine);
@@ -386,7 +385,7 @@ fn a_foreign_config_with_keys_tunebench_cannot_honour_is_refused_with_them_all()
 fn axolotl_tokenised_the_export_as_tunebench_does_but_the_newline_after_each_answer() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
-    let config = config(work.path(), &model, "");
+    let config = config(work.path(), &model, &[]);
     export(work.path(), &config, &[]);
     let ours = first_five_tokens(work.path(), &model);
     let fixture =

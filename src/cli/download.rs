@@ -83,13 +83,6 @@ pub fn run(repo: &str) -> anyhow::Result<ExitCode> {
     if !hub::looks_like_repo_id(repo) {
         anyhow::bail!("`{repo}` is not a hub repo id (ORG/NAME)");
     }
-    // Like every command that loads it, a whole cached copy is used as is,
-    // without asking the hub (so it works offline).
-    if let Some(dir) = hub::cache::complete_snapshot(&hub::cache::repo_dir(repo)) {
-        eprintln!("{repo} is already in the cache");
-        println!("{}", dir.display());
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut view = DownloadView::stderr();
     let never = AtomicBool::new(false);
     let dir = hub::download_model(repo, &never, &mut |event| view.show(event))?;

@@ -93,20 +93,10 @@ pub struct Weights {
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let index = dir.join("model.safetensors.index.json");
     if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(|e| file_error(&index, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| file_error(&index, e))?;
-        let mut shards: Vec<String> = value
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .map(|m| {
-                m.values()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        shards.sort();
-        shards.dedup();
+        let shards = shard_names(&index).map_err(|message| ModelError::File {
+            path: index.display().to_string(),
+            message,
+        })?;
         return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
     }
     let single = dir.join("model.safetensors");
@@ -117,6 +107,33 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
         path: dir.display().to_string(),
         message: "no model.safetensors or model.safetensors.index.json (only safetensors weights are supported)".into(),
     })
+}
+
+/// The shard files a `model.safetensors.index.json` names, sorted, once each.
+pub fn shard_names(index: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(index).map_err(|e| format!("{}: {e}", index.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+    let map = value
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| format!("{}: no `weight_map`", index.display()))?;
+    let mut shards: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    if let Some(bad) = shards
+        .iter()
+        .find(|s| s.contains("..") || s.starts_with('/'))
+    {
+        return Err(format!(
+            "{}: shard name `{bad}` leaves the folder",
+            index.display()
+        ));
+    }
+    Ok(shards)
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
@@ -213,5 +230,22 @@ impl TensorSource for RandomWeights {
 
     fn dtype(&self) -> DType {
         self.dtype
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_names;
+
+    #[test]
+    fn shard_names_refuse_paths_out_of_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index.json");
+        std::fs::write(&index, r#"{"weight_map":{"a":"../../etc/passwd"}}"#).unwrap();
+        assert!(
+            shard_names(&index)
+                .unwrap_err()
+                .contains("leaves the folder")
+        );
     }
 }

@@ -38,37 +38,10 @@ pub fn has_all_weights(dir: &Path) -> bool {
     if dir.join("model.safetensors").is_file() {
         return true;
     }
-    match shard_names(&dir.join("model.safetensors.index.json")) {
+    match crate::model::weights::shard_names(&dir.join("model.safetensors.index.json")) {
         Ok(shards) => !shards.is_empty() && shards.iter().all(|s| dir.join(s).is_file()),
         Err(_) => false,
     }
-}
-
-/// The shard files a `model.safetensors.index.json` names, sorted, once each.
-pub fn shard_names(index: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(index).map_err(|e| format!("{}: {e}", index.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
-    let map = value
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| format!("{}: no `weight_map`", index.display()))?;
-    let mut shards: Vec<String> = map
-        .values()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    shards.sort();
-    shards.dedup();
-    if let Some(bad) = shards
-        .iter()
-        .find(|s| s.contains("..") || s.starts_with('/'))
-    {
-        return Err(format!(
-            "{}: shard name `{bad}` leaves the folder",
-            index.display()
-        ));
-    }
-    Ok(shards)
 }
 
 /// A model in the cache, as the model picker lists it.
@@ -160,17 +133,5 @@ mod tests {
         )
         .unwrap();
         assert!(complete_snapshot(&repo).is_some());
-    }
-
-    #[test]
-    fn shard_names_refuse_paths_out_of_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = dir.path().join("index.json");
-        std::fs::write(&index, r#"{"weight_map":{"a":"../../etc/passwd"}}"#).unwrap();
-        assert!(
-            shard_names(&index)
-                .unwrap_err()
-                .contains("leaves the folder")
-        );
     }
 }

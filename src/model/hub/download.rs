@@ -9,6 +9,7 @@
 use super::cache;
 use super::counter::Counter;
 use super::failure::HubError;
+use crate::model::weights::shard_names;
 use hf_hub::api::tokio::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use std::future::Future;
@@ -132,13 +133,17 @@ struct RemoteFile {
 
 /// Downloads `repo`'s config, tokenizer files and safetensors weights (every
 /// shard of a sharded checkpoint) into the cache, skipping files already
-/// there. Returns the snapshot folder. `cancel` stops it at the next tick;
-/// `observe` hears progress on this thread.
+/// there. Returns the snapshot folder. A whole cached snapshot is returned
+/// without asking the hub (so it works offline). `cancel` stops it at the
+/// next tick; `observe` hears progress on this thread.
 pub fn download_model(
     repo: &str,
     cancel: &AtomicBool,
     observe: &mut dyn FnMut(Event),
 ) -> Result<PathBuf, HubError> {
+    if let Some(dir) = cache::complete_snapshot(&cache::repo_dir(repo)) {
+        return Ok(dir);
+    }
     let settings = HubSettings::from_env();
     if settings.offline {
         return Err(HubError::Offline {
@@ -200,7 +205,7 @@ impl<'a> Session<'a> {
             let file = plan[next].clone();
             let path = self.fetch_file(&file, observe)?;
             if file.name == INDEX {
-                for shard in cache::shard_names(&path).map_err(|reason| HubError::Other {
+                for shard in shard_names(&path).map_err(|reason| HubError::Other {
                     what: INDEX.into(),
                     reason,
                 })? {

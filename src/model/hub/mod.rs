@@ -65,11 +65,8 @@ pub fn resolve(model: &str) -> Result<ModelSource, ModelError> {
 /// The cached snapshot of a repo id, downloaded if needed.
 fn resolve_repo(model: &str) -> Result<PathBuf, ModelError> {
     let repo_dir = cache::repo_dir(model);
-    if let Some(dir) = cache::complete_snapshot(&repo_dir) {
-        return Ok(dir);
-    }
     if !looks_like_repo_id(model) {
-        return Err(ModelError::NotFound {
+        return cache::complete_snapshot(&repo_dir).ok_or_else(|| ModelError::NotFound {
             repo: model.to_string(),
             searched: repo_dir.display().to_string(),
         });

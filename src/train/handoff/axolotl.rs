@@ -6,7 +6,7 @@
 
 use super::llamafactory::scheduler;
 use super::yaml::Yaml;
-use super::{Data, Handoff, Written, write_file};
+use super::{Data, Handoff, Written};
 use crate::train::config::TrainConfig;
 use serde_json::json;
 
@@ -148,24 +148,22 @@ pub fn write(
     if t.early_stopping_patience > 0 {
         y.set("early_stopping_patience", t.early_stopping_patience);
     }
-    let devices = handoff.gpus * handoff.nodes;
-    let mut files = vec!["axolotl.yaml".to_string()];
-    if devices > 1 {
-        y.set("deepspeed", "ds_z3_config.json");
-        write_file(&handoff.out.join("ds_z3_config.json"), &super::zero3())?;
-        files.push("ds_z3_config.json".into());
+    if handoff.devices() > 1 {
+        y.set("deepspeed", super::ZERO3);
     }
-    write_file(&handoff.out.join("axolotl.yaml"), &y.finish())?;
-    let launch = launch_command(handoff);
-    super::write_launch(handoff, "Axolotl", &launch)?;
-    files.push("launch.sh".into());
-    Ok(Written { files, launch })
+    super::write_engine_files(
+        handoff,
+        "Axolotl",
+        "axolotl.yaml",
+        y,
+        launch_command(handoff),
+    )
 }
 
 /// `accelerate launch` over the GPUs (and nodes: NODE_RANK and MASTER_ADDR
 /// from each node's environment).
 fn launch_command(handoff: &Handoff) -> String {
-    let processes = handoff.gpus * handoff.nodes;
+    let processes = handoff.devices();
     if processes <= 1 {
         return "accelerate launch -m axolotl.cli.train axolotl.yaml".into();
     }

@@ -116,7 +116,7 @@ pub fn to_toml(path: &Path) -> Result<(String, Vec<String>), String> {
         if value.is_null() {
             continue;
         }
-        let Some(value) = to_toml_value(value) else {
+        let Some(read) = to_toml_value(value) else {
             refused.push(format!("{key} (a value tunebench cannot read)"));
             continue;
         };
@@ -124,11 +124,8 @@ pub fn to_toml(path: &Path) -> Result<(String, Vec<String>), String> {
             None => refused.push(key.to_string()),
             Some(Map::Ignore) => {}
             Some(Map::To(section, name)) => {
-                let Some(value) = convert(key, value) else {
-                    refused.push(format!(
-                        "{key} = {}",
-                        scalar_text(&doc[&Yaml::String(key.into())])
-                    ));
+                let Some(converted) = convert(key, read) else {
+                    refused.push(format!("{key} = {}", scalar_text(value)));
                     continue;
                 };
                 let table = &mut sections
@@ -136,7 +133,7 @@ pub fn to_toml(path: &Path) -> Result<(String, Vec<String>), String> {
                     .find(|(s, _)| *s == section)
                     .expect("section")
                     .1;
-                table.insert(name.to_string(), value);
+                table.insert(name.to_string(), converted);
             }
         }
     }

@@ -147,29 +147,26 @@ pub fn write(
         y.set("eval_steps", t.eval_every);
         y.set("eval_on_start", t.eval_at_start);
     }
-    let devices = handoff.gpus * handoff.nodes;
-    let mut files = vec![
-        "data/dataset_info.json".to_string(),
-        "train.yaml".to_string(),
-    ];
-    if devices > 1 {
+    if handoff.devices() > 1 {
         y.section("distributed");
-        y.set("deepspeed", "ds_z3_config.json");
+        y.set("deepspeed", super::ZERO3);
         y.set("ddp_timeout", 180000000);
-        write_file(&handoff.out.join("ds_z3_config.json"), &super::zero3())?;
-        files.push("ds_z3_config.json".into());
     }
-    write_file(&handoff.out.join("train.yaml"), &y.finish())?;
-    let launch = launch_command(handoff);
-    super::write_launch(handoff, "LLaMA-Factory", &launch)?;
-    files.push("launch.sh".into());
-    Ok(Written { files, launch })
+    let mut written = super::write_engine_files(
+        handoff,
+        "LLaMA-Factory",
+        "train.yaml",
+        y,
+        launch_command(handoff),
+    )?;
+    written.files.insert(0, "data/dataset_info.json".into());
+    Ok(written)
 }
 
 /// The command that starts it: one process, or torchrun over the GPUs and
 /// nodes (MASTER_ADDR and NODE_RANK from the environment on each node).
 fn launch_command(handoff: &Handoff) -> String {
-    if handoff.gpus * handoff.nodes <= 1 {
+    if handoff.devices() <= 1 {
         return "llamafactory-cli train train.yaml".into();
     }
     let mut env = format!("FORCE_TORCHRUN=1 NPROC_PER_NODE={}", handoff.gpus);

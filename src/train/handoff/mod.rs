@@ -45,6 +45,13 @@ pub struct Handoff {
     pub nodes: usize,
 }
 
+impl Handoff {
+    /// Processes that train: GPUs on every node.
+    pub fn devices(&self) -> usize {
+        self.gpus * self.nodes
+    }
+}
+
 /// What was written, for the command's report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Exported {
@@ -207,19 +214,36 @@ fn readme(config: &TrainConfig, handoff: &Handoff, launch: &str, not_carried: &[
     text
 }
 
-/// `launch.sh`: the command, run from the export's folder.
-fn write_launch(handoff: &Handoff, engine: &str, launch: &str) -> Result<(), String> {
+/// The DeepSpeed file an engine's config names when several devices train.
+const ZERO3: &str = "ds_z3_config.json";
+
+/// The engine's config, the ZeRO-3 file when several devices train, and
+/// `launch.sh` (the command, run from the export's folder).
+fn write_engine_files(
+    handoff: &Handoff,
+    engine: &str,
+    config_name: &str,
+    config: yaml::Yaml,
+    launch: String,
+) -> Result<Written, String> {
+    let mut files = vec![config_name.to_string()];
+    write_file(&handoff.out.join(config_name), &config.finish())?;
+    if handoff.devices() > 1 {
+        write_file(&handoff.out.join(ZERO3), &zero3())?;
+        files.push(ZERO3.into());
+    }
     let path = handoff.out.join("launch.sh");
     let script = format!(
         "#!/bin/sh\n# {engine} run exported by tunebench: run it from this folder.\nset -e\ncd \"$(dirname \"$0\")\"\n{launch}\n"
     );
     write_file(&path, &script)?;
     make_executable(&path);
-    Ok(())
+    files.push("launch.sh".into());
+    Ok(Written { files, launch })
 }
 
 /// DeepSpeed ZeRO-3 with every size left to the engine ("auto").
-pub(crate) fn zero3() -> String {
+fn zero3() -> String {
     let config = json!({
         "train_batch_size": "auto",
         "train_micro_batch_size_per_gpu": "auto",
