@@ -3,9 +3,9 @@
 # model, samples uncut, the first 5 training samples):
 # - LLaMA-Factory's parser accepts train.yaml and its data pipeline yields
 #   the same token ids and trained positions as tunebench;
-# - Axolotl's config loader accepts axolotl.yaml and its pipeline yields the
-#   same token ids, and the same trained positions but for the newline after
-#   each answer's end-of-turn token, which Axolotl leaves untrained.
+# - Axolotl's config loader accepts axolotl.yaml and its pipeline, reading
+#   the input_output segments, yields the same token ids and trained
+#   positions.
 # Not run by CI. The engines come from LF_PYTHON / AXOLOTL_PYTHON, else they
 # are installed into target/handoff-venv and target/axolotl-venv.
 #
@@ -24,6 +24,10 @@ python_with() {
 }
 py=$(python_with llamafactory "${LF_PYTHON:-}" handoff-venv)
 axpy=$(python_with axolotl "${AXOLOTL_PYTHON:-}" axolotl-venv)
+# DeepSpeed (and the ninja it calls) for the multi-GPU configs.
+for python in "$py" "$axpy"; do
+  "$python" -c "import deepspeed" 2>/dev/null || "$python" -m pip install -q deepspeed ninja >&2
+done
 export AXOLOTL_DO_NOT_TRACK=1 DO_NOT_TRACK=1
 cargo build --release -q
 tb=$root/target/release/tunebench
@@ -36,6 +40,13 @@ sed -e "s|^name = .*|name = \"$work/tiny\"|" \
     sample-data/tiny-train.toml > "$work/run.toml"
 "$tb" export-run --config "$work/run.toml" --to llamafactory --out "$work/export"
 "$tb" export-run --config "$work/run.toml" --to axolotl --out "$work/axolotl"
+# Multi-GPU configs (DeepSpeed ZeRO-3), parsed as a launch on 8 GPUs would
+# parse them, without starting a process group (no GPU here).
+"$tb" export-run --config "$work/run.toml" --to llamafactory --out "$work/lf-multi" --gpus 4 --nodes 2
+"$tb" export-run --config "$work/run.toml" --to axolotl --out "$work/ax-multi" --gpus 4 --nodes 2
+PATH=$(dirname "$py"):$PATH RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+  "$py" scripts/handoff/lf_tokens.py "$work/lf-multi" 2>&1 | tail -1
+PATH=$(dirname "$axpy"):$PATH "$axpy" scripts/handoff/axolotl_tokens.py "$work/ax-multi" 2>&1 | tail -1
 "$py" scripts/handoff/lf_tokens.py "$work/export" 5 "$work/lf.jsonl" > "$work/lf.log" 2>&1 || { tail -20 "$work/lf.log"; exit 1; }
 "$axpy" scripts/handoff/axolotl_tokens.py "$work/axolotl" "$work/axolotl-all.jsonl" > "$work/ax.log" 2>&1 || { tail -20 "$work/ax.log"; exit 1; }
 "$tb" data tokens "$work/export/data/train.jsonl" --model "$work/tiny" --max-seq-len 8192 --limit 5 > "$work/tb.jsonl"

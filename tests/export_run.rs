@@ -87,15 +87,21 @@ fn llamafactory_tokenised_the_export_as_tunebench_does() {
         ),
         (Some(27), Some(3))
     );
-    let ours = first_five_tokens(work.path(), &model);
+    assert_engine_trains_our_tokens(work.path(), &model, "llamafactory_tiny_5.jsonl");
+}
+
+/// The engine's own token ids and labels for the first 5 exported samples
+/// (a fixture made by scripts/check-export-run.sh) equal `data tokens`'.
+fn assert_engine_trains_our_tokens(work: &Path, model: &Path, fixture: &str) {
+    let ours = first_five_tokens(work, model);
     let fixture =
-        std::fs::read_to_string(root().join("tests/fixtures/handoff/llamafactory_tiny_5.jsonl"))
-            .unwrap();
+        std::fs::read_to_string(root().join("tests/fixtures/handoff").join(fixture)).unwrap();
     let theirs: Vec<Value> = fixture
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(ours.len(), 5);
+    assert_eq!(theirs.len(), 5);
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a["ids"], b["ids"], "sample {}: ids", i + 1);
         let trained: Vec<bool> = b["labels"]
@@ -236,7 +242,7 @@ fn a_gguf_base_is_refused_with_the_way_out() {
 }
 
 #[test]
-fn axolotl_reads_the_chat_records_with_the_models_template() {
+fn axolotl_reads_tunebench_s_rendering_in_trained_pieces() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
     let config = config(
@@ -269,7 +275,6 @@ fn axolotl_reads_the_chat_records_with_the_models_template() {
     .unwrap();
     let yaml = std::fs::read_to_string(out.join("axolotl.yaml")).unwrap();
     for line in [
-        "chat_template: \"tokenizer_default\"",
         "adapter: \"qlora\"",
         "load_in_4bit: true",
         "lora_r: 32",
@@ -286,7 +291,9 @@ fn axolotl_reads_the_chat_records_with_the_models_template() {
     ] {
         assert!(yaml.lines().any(|l| l == line), "{line} in\n{yaml}");
     }
-    // The datasets read the chat records and train the answers only.
+    // The datasets read tunebench's rendering in trained and untrained
+    // pieces, which tokenise one by one as the whole does.
+    assert!(!yaml.contains("chat_template"), "the model's own template");
     let datasets = yaml
         .lines()
         .skip_while(|l| *l != "datasets:")
@@ -294,9 +301,19 @@ fn axolotl_reads_the_chat_records_with_the_models_template() {
         .unwrap()
         .trim_start_matches("  - ");
     let train: Value = serde_json::from_str(datasets).unwrap();
-    assert_eq!(train["type"], "chat_template");
-    assert_eq!(train["roles_to_train"], serde_json::json!(["assistant"]));
+    assert_eq!(train["type"], "input_output");
+    assert_eq!(train["path"], "data/train.segments.jsonl");
     assert!(yaml.contains("test_datasets:"));
+    let segments = std::fs::read_to_string(out.join("data/train.segments.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(segments.lines().next().unwrap()).unwrap();
+    let labels: Vec<bool> = first["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_bool().unwrap())
+        .collect();
+    assert_eq!(labels, [false, true], "prompt, then the answer");
+    assert_eq!(segments.lines().count(), 27);
     let launch = std::fs::read_to_string(out.join("launch.sh")).unwrap();
     assert!(
         launch.contains("accelerate launch --num_processes 8 --num_machines 2")
@@ -310,6 +327,14 @@ fn axolotl_reads_the_chat_records_with_the_models_template() {
             .unwrap()
             .iter()
             .any(|n| n.as_str().unwrap().contains("NF4"))
+    );
+    assert!(
+        !report["not_carried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("tokenise differently")),
+        "{report}"
     );
 }
 
@@ -382,28 +407,10 @@ fn a_foreign_config_with_keys_tunebench_cannot_honour_is_refused_with_them_all()
 }
 
 #[test]
-fn axolotl_tokenised_the_export_as_tunebench_does_but_the_newline_after_each_answer() {
+fn axolotl_tokenised_the_export_as_tunebench_does() {
     let work = tempfile::tempdir().unwrap();
     let model = tiny_model(work.path());
     let config = config(work.path(), &model, &[]);
     export(work.path(), &config, &[]);
-    let ours = first_five_tokens(work.path(), &model);
-    let fixture =
-        std::fs::read_to_string(root().join("tests/fixtures/handoff/axolotl_tiny_5.jsonl"))
-            .unwrap();
-    let newline = 201; // "\n" in the tiny model's vocabulary
-    for (i, (ours, theirs)) in ours.iter().zip(fixture.lines()).enumerate() {
-        let theirs: Value = serde_json::from_str(theirs).unwrap();
-        assert_eq!(ours["ids"], theirs["ids"], "sample {}", i + 1);
-        let ids = ours["ids"].as_array().unwrap();
-        let trained = ours["trained"].as_array().unwrap();
-        let labels = theirs["labels"].as_array().unwrap();
-        let differ: Vec<usize> = (0..ids.len())
-            .filter(|&k| trained[k].as_bool() != Some(labels[k].as_i64() != Some(-100)))
-            .collect();
-        assert_eq!(differ.len(), 1, "sample {}: one answer, one newline", i + 1);
-        let k = differ[0];
-        assert_eq!(ids[k].as_u64(), Some(newline));
-        assert_eq!(trained[k].as_bool(), Some(true));
-    }
+    assert_engine_trains_our_tokens(work.path(), &model, "axolotl_tiny_5.jsonl");
 }

@@ -24,14 +24,8 @@ for i, ours in enumerate(tb):
     theirs = same[0]
     matched.append(theirs)
     trained = [label != -100 for label in theirs["labels"]]
-    differ = [k for k, (a, b) in enumerate(zip(trained, ours["trained"])) if a != b]
-    # Only the token after an answer's end-of-turn token, trained by
-    # tunebench (and LLaMA-Factory), untrained by Axolotl.
-    for k in differ:
-        assert ours["trained"][k] and not trained[k], f"Axolotl, sample {i + 1}: position {k}"
-        assert trained[k - 1] and ours["trained"][k - 1], f"Axolotl, sample {i + 1}: position {k}"
-    print(f"Axolotl, sample {i + 1}: {len(ours['ids'])} tokens, {sum(trained)} trained: ids equal, "
-          f"{len(differ)} newline(s) after the end of an answer untrained")
+    assert trained == ours["trained"], f"Axolotl, sample {i + 1}: trained positions differ"
+    print(f"Axolotl, sample {i + 1}: {len(ours['ids'])} tokens, {sum(trained)} trained: equal")
 with open(ax_out, "w") as f:
     for example in matched:
         f.write(json.dumps(example) + "\n")

@@ -78,14 +78,7 @@ fn check(config: &TrainConfig) -> Result<(ModelConfig, Prepared), String> {
         ));
     }
     LoraSpec::resolve_targets(&config.lora.targets).map_err(|e| format!("lora.targets: {e}"))?;
-    if let Some(template) = &config.model.template {
-        let template = template
-            .parse()
-            .map_err(|e: String| format!("model.template: {e}"))?;
-        tokenizer
-            .use_builtin_template(template)
-            .map_err(|e| e.to_string())?;
-    }
+    tokenizer.use_template_named(config.model.template.as_deref())?;
     let prepared = prepare(&tokenizer, &config.data, config.training.seed)?;
     if prepared.train.is_empty() {
         return Err(format!("{}: no sample to train on", config.data.train));

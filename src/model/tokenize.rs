@@ -6,7 +6,7 @@ use super::ModelError;
 use super::gguf::GgufFile;
 use super::hub::{self, ModelSource};
 use super::template::{BuiltinTemplate, ChatTemplate};
-use crate::data::sample::{Message, Role, Sample};
+use crate::data::sample::{Conversation, Message, Role, Sample};
 use serde_json::Value;
 use std::ops::Range;
 use std::path::Path;
@@ -83,6 +83,15 @@ impl ChatTokenizer {
         Ok(())
     }
 
+    /// Replaces the model's chat template with the built-in layout a config
+    /// names (`model.template`), when it names one.
+    pub fn use_template_named(&mut self, name: Option<&str>) -> Result<(), String> {
+        let Some(name) = name else { return Ok(()) };
+        let builtin: BuiltinTemplate = name.parse().map_err(|e| format!("model.template: {e}"))?;
+        self.use_builtin_template(builtin)
+            .map_err(|e| e.to_string())
+    }
+
     fn encode_text(&self, text: &str, special: bool) -> Result<tokenizers::Encoding, ModelError> {
         self.tokenizer
             .encode(text, special)
@@ -108,37 +117,109 @@ impl ChatTokenizer {
                 Ok(Encoded { ids, trained })
             }
             Sample::Chat(conv) => {
-                let messages = conv.with_system_message();
-                let tools = conv.tools.as_ref();
-                let full = self.template.render(&messages, tools, false)?;
-                let mut regions: Vec<Range<usize>> = Vec::new();
-                for (i, m) in messages.iter().enumerate() {
-                    if m.role != Role::Assistant {
-                        continue;
-                    }
-                    let prefix = self.template.render(&messages[..i], tools, true)?;
-                    let upto = self.template.render(&messages[..=i], tools, false)?;
-                    if !(full.starts_with(&upto) && upto.starts_with(&prefix)) {
-                        return Err(ModelError::Template(
-                            "the chat template is not prefix-consistent for this sample, so answers cannot be located".into(),
-                        ));
-                    }
-                    regions.push(prefix.len()..upto.len());
-                }
-                let encoding = self.encode_text(&full, false)?;
-                let trained = encoding
-                    .get_offsets()
-                    .iter()
-                    .map(|&(start, _)| {
-                        train_on_inputs || regions.iter().any(|r| r.contains(&start))
-                    })
-                    .collect();
+                let (_, encoding, trained) = self.encode_chat(conv, train_on_inputs)?;
                 Ok(Encoded {
                     ids: encoding.get_ids().to_vec(),
                     trained,
                 })
             }
         }
+    }
+
+    /// The rendered conversation, its encoding and, per token, whether it
+    /// is trained (its first character lies in an answer's region).
+    fn encode_chat(
+        &self,
+        conv: &Conversation,
+        train_on_inputs: bool,
+    ) -> Result<(String, tokenizers::Encoding, Vec<bool>), ModelError> {
+        let messages = conv.with_system_message();
+        let tools = conv.tools.as_ref();
+        let full = self.template.render(&messages, tools, false)?;
+        let mut regions: Vec<Range<usize>> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            if m.role != Role::Assistant {
+                continue;
+            }
+            let prefix = self.template.render(&messages[..i], tools, true)?;
+            let upto = self.template.render(&messages[..=i], tools, false)?;
+            if !(full.starts_with(&upto) && upto.starts_with(&prefix)) {
+                return Err(ModelError::Template(
+                    "the chat template is not prefix-consistent for this sample, so answers cannot be located".into(),
+                ));
+            }
+            regions.push(prefix.len()..upto.len());
+        }
+        let encoding = self.encode_text(&full, false)?;
+        let trained = encoding
+            .get_offsets()
+            .iter()
+            .map(|&(start, _)| train_on_inputs || regions.iter().any(|r| r.contains(&start)))
+            .collect();
+        Ok((full, encoding, trained))
+    }
+
+    /// A sample's text cut into pieces that start and end on token
+    /// boundaries, each with whether its tokens are trained: what an engine
+    /// that takes pre-rendered segments (Axolotl's `input_output`, which
+    /// tokenises each piece without special tokens) needs to train exactly
+    /// the tokens [`Self::encode`] marks. [`Self::segment_ids`] checks it.
+    pub fn segments(
+        &self,
+        sample: &Sample,
+        train_on_inputs: bool,
+    ) -> Result<Vec<(String, bool)>, ModelError> {
+        let conv = match sample {
+            Sample::Text(text) => return Ok(vec![(self.spelled_with_specials(text)?, true)]),
+            Sample::Chat(conv) => conv,
+        };
+        let (full, encoding, trained) = self.encode_chat(conv, train_on_inputs)?;
+        let mut pieces: Vec<(String, bool)> = Vec::new();
+        let mut start = 0;
+        for (i, (&(token_start, _), &is_trained)) in
+            encoding.get_offsets().iter().zip(&trained).enumerate()
+        {
+            // A piece ends where the next token's training flag flips.
+            if i > 0 && is_trained != trained[i - 1] {
+                pieces.push((full[start..token_start].to_string(), trained[i - 1]));
+                start = token_start;
+            }
+        }
+        if let Some(&last) = trained.last() {
+            pieces.push((full[start..].to_string(), last));
+        }
+        Ok(pieces)
+    }
+
+    /// Raw text as its tokens spell it: the special tokens the tokenizer
+    /// adds around it (BOS, for Llama) written out, and the EOS after.
+    fn spelled_with_specials(&self, text: &str) -> Result<String, ModelError> {
+        let with = self.encode_text(text, true)?.get_ids().to_vec();
+        let without = self.encode_text(text, false)?.get_ids().to_vec();
+        let lead = (0..=with.len().saturating_sub(without.len()))
+            .find(|&k| with[k..].starts_with(&without))
+            .unwrap_or(0);
+        let spell = |ids: &[u32]| -> String {
+            ids.iter()
+                .filter_map(|&id| self.tokenizer.id_to_token(id))
+                .collect()
+        };
+        Ok(format!(
+            "{}{text}{}{}",
+            spell(&with[..lead]),
+            spell(&with[lead + without.len()..]),
+            self.eos_token
+        ))
+    }
+
+    /// The ids pieces of text give when each is tokenised on its own
+    /// without special tokens, as an engine reading [`Self::segments`] does.
+    pub fn segment_ids(&self, pieces: &[(String, bool)]) -> Result<Vec<u32>, ModelError> {
+        let mut ids = Vec::new();
+        for (text, _) in pieces {
+            ids.extend_from_slice(self.encode_text(text, false)?.get_ids());
+        }
+        Ok(ids)
     }
 
     /// Text of token ids, special tokens left out.

@@ -1,8 +1,8 @@
-//! Axolotl: `axolotl.yaml` reading the chat records with the `chat_template`
-//! dataset type and the model's own template (`tokenizer_default`), the
-//! answers trained (each turn's end-of-turn token too), a DeepSpeed ZeRO-3
-//! file when more than one GPU trains, and `launch.sh` (`accelerate launch
-//! -m axolotl.cli.train`).
+//! Axolotl: `axolotl.yaml` reading the samples as `input_output` segments
+//! (rendered by tunebench's chat template, cut where training starts and
+//! stops, so the trained tokens are tunebench's to the token), a DeepSpeed
+//! ZeRO-3 file when more than one GPU trains, and `launch.sh` (`accelerate
+//! launch -m axolotl.cli.train`).
 
 use super::llamafactory::scheduler;
 use super::yaml::Yaml;
@@ -21,17 +21,11 @@ pub fn write(
     let mut y = Yaml::default();
     y.section("model");
     y.set("base_model", model);
-    let template = match m.template.as_deref() {
-        None => "tokenizer_default",
-        Some("chatml") => "chatml",
-        Some("alpaca") => "alpaca",
-        Some(other) => {
-            return Err(format!(
-                "model.template = \"{other}\" has no Axolotl counterpart; choose chatml or alpaca"
-            ));
-        }
-    };
-    y.set("chat_template", template);
+    // The data comes rendered; the template is only what Axolotl saves
+    // with the tokenizer for serving.
+    if let Some(template @ ("chatml" | "alpaca")) = m.template.as_deref() {
+        y.set("chat_template", template);
+    }
     match m.quantize.as_deref() {
         None => y.set("adapter", "lora"),
         Some(kind) if kind.starts_with("q8") => {
@@ -50,34 +44,18 @@ pub fn write(
         }
     }
     y.section("data");
-    let roles: Vec<&str> = if d.train_on_inputs {
-        vec!["system", "user", "assistant", "tool"]
-    } else {
-        vec!["assistant"]
-    };
     let dataset = |path: &str| {
-        let mut entry = json!({
-            "path": path,
-            "ds_type": "json",
-            "type": "chat_template",
-            "field_messages": "messages",
-            "message_property_mappings": {"role": "role", "content": "content"},
-            "roles_to_train": roles,
-            "train_on_eos": "turn",
-        });
+        let mut entry = json!({"path": path, "ds_type": "json", "type": "input_output"});
         if path.contains("eval") {
             entry["split"] = "train".into();
         }
         format!("- {entry}")
     };
-    y.block("datasets", &[dataset("data/train.jsonl")]);
-    not_carried.push(
-        "Axolotl leaves untrained what the chat template writes after an answer's end-of-turn token (the newline, in ChatML); tunebench trains it: one token per answer".into(),
-    );
+    y.block("datasets", &[dataset(super::TRAIN_SEGMENTS)]);
     if data.has_eval {
-        y.block("test_datasets", &[dataset("data/eval.jsonl")]);
+        y.block("test_datasets", &[dataset(super::EVAL_SEGMENTS)]);
     }
-    // Also what the chat_template entries' roles_to_train say, for readers.
+    // Also what the segments' labels say, for readers.
     y.set("train_on_inputs", d.train_on_inputs);
     y.set("val_set_size", 0.0);
     y.set("dataset_prepared_path", "last_run_prepared");

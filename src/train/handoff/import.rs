@@ -259,7 +259,25 @@ fn data_files(
                 items.len()
             ));
         }
-        Ok(items.first().and_then(|d| d["path"].as_str()).map(local))
+        let Some(entry) = items.first() else {
+            return Ok(None);
+        };
+        let path = entry["path"].as_str().map(local);
+        if entry["type"].as_str() != Some("input_output") {
+            return Ok(path);
+        }
+        // Pre-rendered text: tunebench reads the chat records it exported
+        // beside the segments instead.
+        let twin = path
+            .as_deref()
+            .and_then(|p| p.strip_suffix(".segments.jsonl"))
+            .map(|p| format!("{p}.jsonl"))
+            .filter(|p| Path::new(p).is_file());
+        twin.map(Some).ok_or_else(|| {
+            format!(
+                "{k}: an `input_output` dataset is text already rendered with a template; tunebench trains on conversations (chat, ShareGPT, Alpaca records)"
+            )
+        })
     };
     if get("datasets").is_some() {
         return Ok((first_path("datasets")?, first_path("test_datasets")?));

@@ -65,7 +65,8 @@ pub struct Exported {
 
 pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, String> {
     let model = hf_model(&config.model.name)?;
-    let tokenizer = ChatTokenizer::load(&config.model.name).map_err(|e| e.to_string())?;
+    let mut tokenizer = ChatTokenizer::load(&config.model.name).map_err(|e| e.to_string())?;
+    tokenizer.use_template_named(config.model.template.as_deref())?;
     let chosen = choose_samples(&config.data, config.training.seed)?;
     let data_dir = handoff.out.join("data");
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -76,6 +77,16 @@ pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, S
         &mut not_carried,
     )?;
     let eval = write_chat_jsonl(&data_dir.join("eval.jsonl"), &chosen.eval, &mut not_carried)?;
+    if handoff.engine == Engine::Axolotl {
+        for (name, samples) in [
+            (TRAIN_SEGMENTS, &chosen.train),
+            (EVAL_SEGMENTS, &chosen.eval),
+        ] {
+            let path = handoff.out.join(name);
+            let on_inputs = config.data.train_on_inputs;
+            write_segments_jsonl(&path, samples, &tokenizer, on_inputs, &mut not_carried)?;
+        }
+    }
     let data = Data {
         has_eval: eval.records > 0,
         has_tools: train.tools || eval.tools,
@@ -108,6 +119,12 @@ pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, S
     if eval > 0 {
         files.push("data/eval.jsonl".into());
     }
+    if handoff.engine == Engine::Axolotl {
+        files.push(TRAIN_SEGMENTS.into());
+        if eval > 0 {
+            files.push(EVAL_SEGMENTS.into());
+        }
+    }
     files.extend(written.files);
     let readme = readme(config, handoff, &written.launch, &not_carried);
     write_file(&handoff.out.join("README.md"), &readme)?;
@@ -120,6 +137,11 @@ pub fn export_run(config: &TrainConfig, handoff: &Handoff) -> Result<Exported, S
         launch: written.launch,
     })
 }
+
+/// Axolotl's data: the chat records' text as tunebench renders it, in
+/// trained and untrained pieces (`input_output`).
+const TRAIN_SEGMENTS: &str = "data/train.segments.jsonl";
+const EVAL_SEGMENTS: &str = "data/eval.segments.jsonl";
 
 /// What the exported data holds, for the engine's dataset description.
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +205,41 @@ fn write_chat_jsonl(
         records: written,
         tools,
     })
+}
+
+/// The samples as Axolotl `input_output` records: the text tunebench
+/// trains on, rendered by its chat template and cut where training starts
+/// and stops, so Axolotl trains exactly tunebench's tokens. A record whose
+/// pieces would tokenise differently on their own is said.
+fn write_segments_jsonl(
+    path: &Path,
+    samples: &[(usize, crate::data::Sample)],
+    tokenizer: &ChatTokenizer,
+    train_on_inputs: bool,
+    not_carried: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut text = String::new();
+    for (index, sample) in samples {
+        let record = index + 1;
+        let pieces = tokenizer
+            .segments(sample, train_on_inputs)
+            .map_err(|e| format!("record {record}: {e}"))?;
+        let expected = tokenizer
+            .encode(sample, train_on_inputs)
+            .map_err(|e| format!("record {record}: {e}"))?;
+        if tokenizer.segment_ids(&pieces).ok() != Some(expected.ids) {
+            not_carried.push(format!(
+                "record {record}: its pieces tokenise differently one by one than whole, so Axolotl's tokens for it differ slightly from tunebench's"
+            ));
+        }
+        let segments: Vec<serde_json::Value> = pieces
+            .iter()
+            .map(|(text, trained)| json!({"label": trained, "text": text}))
+            .collect();
+        text.push_str(&json!({ "segments": segments }).to_string());
+        text.push('\n');
+    }
+    write_file(path, &text)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
