@@ -1,7 +1,7 @@
 //! The `tunebench` command line: argument parsing only; the work happens in
 //! the library.
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -208,13 +208,8 @@ impl RuntimeArgs {
             "bf16" | "bfloat16" => DType::BF16,
             other => anyhow::bail!("--dtype {other}: expected f32 or bf16"),
         };
-        let device = match self.device.as_str() {
-            "cpu" => Device::Cpu,
-            "cuda" | "gpu" => Device::new_cuda(0).map_err(|e| {
-                anyhow::anyhow!("--device cuda: {e} (build with `--features cuda`)")
-            })?,
-            other => anyhow::bail!("--device {other}: expected cpu or cuda"),
-        };
+        let device = tunebench::model::device::parse(&self.device)
+            .map_err(|e| anyhow::anyhow!("--device {e}"))?;
         Ok(LoadOptions {
             dtype,
             device,

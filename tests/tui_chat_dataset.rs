@@ -79,7 +79,7 @@ fn an_answer_kept_in_chat_is_appended_as_the_samples_own_record() {
     app.update(Action::Model(ModelStatus::Ready(ModelInfo {
         name: model.to_string_lossy().into_owned(),
         adapter: None,
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     })));
 

@@ -47,7 +47,7 @@ fn workbench(work: &Path) -> App {
     app.update(Action::Model(ModelStatus::Ready(ModelInfo {
         name: "models/SmolLM2-135M-Instruct".to_string(),
         adapter: Some(work.join("runs/todo/adapter")),
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     })));
     app

@@ -58,7 +58,7 @@ fn attach_run_and_adapter(app: &mut App, work: &Path) {
     app.model = ModelStatus::Ready(ModelInfo {
         name: "/models/SmolLM2-135M-Instruct".to_string(),
         adapter: Some(work.join("runs").join(LONG_RUN).join("adapter")),
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     });
 }

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 mod config_check;
 pub mod decoder;
+pub mod device;
 pub mod flash;
 pub mod frozen;
 pub mod fused_ce;

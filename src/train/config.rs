@@ -98,7 +98,16 @@ pub struct TrainConfig {
     pub training: TrainingSection,
 }
 
-/// The defaults, as TOML: what a missing key means.
+/// Whether a config table sets `model.dtype`.
+fn sets_dtype(table: &Table) -> bool {
+    table
+        .get("model")
+        .and_then(Value::as_table)
+        .is_some_and(|m| m.contains_key("dtype"))
+}
+
+/// The defaults, as TOML: what a missing key means (but `model.dtype`,
+/// bf16 when `model.device` is cuda).
 const DEFAULTS: &str = r#"
 [model]
 name = ""
@@ -194,6 +203,7 @@ impl TrainConfig {
         let mut table: Table = DEFAULTS
             .parse()
             .map_err(|e| format!("built-in defaults: {e}"))?;
+        let mut dtype_given = false;
         if let Some(path) = path {
             let text = if is_yaml(path) {
                 // Axolotl, LLaMA-Factory or a plain PEFT script's config.
@@ -211,6 +221,7 @@ impl TrainConfig {
                 });
                 format!("{}{line}: {}", path.display(), e.message())
             })?;
+            dtype_given |= sets_dtype(&user);
             merge_checked(&mut table, user, &Origin::File { path, text: &text })?;
         }
         for item in overrides {
@@ -226,11 +237,17 @@ impl TrainConfig {
                 section.to_string(),
                 Value::Table(Table::from_iter([(name.to_string(), value)])),
             );
+            dtype_given |= sets_dtype(&one);
             merge_checked(&mut table, one, &Origin::Set)?;
         }
-        let config: TrainConfig = Value::Table(table)
+        let mut config: TrainConfig = Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| format!("configuration: {}", e.message()))?;
+        // On a GPU the base is bf16 unless the config says otherwise (LoRA
+        // weights, optimizer state and the loss stay f32 either way).
+        if config.model.device == "cuda" && !dtype_given {
+            config.model.dtype = "bf16".into();
+        }
         config.check()?;
         Ok(config)
     }
@@ -548,6 +565,25 @@ mod tests {
         assert_eq!(c.training.schedule, "cosine");
         let again = TrainConfig::load(Some(write(&c.to_toml()).path()), &[]).unwrap();
         assert_eq!(again, c, "the resolved config reads back the same");
+    }
+
+    #[test]
+    fn a_gpu_run_is_bf16_unless_the_config_says_otherwise() {
+        let load = |sets: &[&str]| {
+            let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            sets.extend(["model.name=m".into(), "data.train=d.jsonl".into()]);
+            TrainConfig::load(None, &sets).unwrap().model.dtype
+        };
+        assert_eq!(load(&[]), "f32");
+        assert_eq!(load(&["model.device=cuda"]), "bf16");
+        assert_eq!(load(&["model.device=cuda", "model.dtype=f32"]), "f32");
+        let f = write(
+            "[model]\nname = \"m\"\ndevice = \"cuda\"\ndtype = \"f32\"\n[data]\ntrain = \"d.jsonl\"\n",
+        );
+        assert_eq!(
+            TrainConfig::load(Some(f.path()), &[]).unwrap().model.dtype,
+            "f32"
+        );
     }
 
     #[test]

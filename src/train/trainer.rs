@@ -61,11 +61,8 @@ fn load_options(config: &TrainConfig) -> Result<LoadOptions, String> {
     } else {
         DType::F32
     };
-    let device = match config.model.device.as_str() {
-        "cuda" => Device::new_cuda(0)
-            .map_err(|e| format!("model.device cuda: {e} (build with --features cuda)"))?,
-        _ => Device::Cpu,
-    };
+    let device = crate::model::device::parse(&config.model.device)
+        .map_err(|e| format!("model.device {e}"))?;
     let template = config
         .model
         .template

@@ -122,8 +122,8 @@ pub enum ModelStatus {
 pub struct ModelInfo {
     pub name: String,
     pub adapter: Option<std::path::PathBuf>,
-    /// How the base's weights are held: `f32`, `bf16`, or the GGUF type
-    /// its projections are kept in (`q4_1`).
+    /// How the base's weights are held (`f32`, `bf16`, or the GGUF type
+    /// its projections are kept in, `q4_1`) and where (`cpu`, `cuda:0`).
     pub precision: String,
     /// Bumped on every (re)load, so panes can drop results computed with an
     /// older model.

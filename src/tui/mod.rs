@@ -166,7 +166,12 @@ fn load_model(
                 .model
                 .read()
                 .ok()
-                .and_then(|slot| slot.as_ref().map(|m| m.precision()))
+                .and_then(|slot| {
+                    slot.as_ref().map(|m| {
+                        let device = crate::model::device::label(m.decoder.device());
+                        format!("{} · {device}", m.precision())
+                    })
+                })
                 .unwrap_or_default();
             ModelStatus::Ready(ModelInfo {
                 name: name.clone(),

@@ -19,7 +19,7 @@ fn info(adapter: Option<&str>) -> ModelInfo {
     ModelInfo {
         name: "models/tiny".into(),
         adapter: adapter.map(PathBuf::from),
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     }
 }

@@ -25,7 +25,7 @@ fn model_ready(pane: &mut DataPane) -> Vec<Effect> {
     pane.model_ready(&ModelInfo {
         name: "tiny".into(),
         adapter: None,
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     })
 }

@@ -404,7 +404,7 @@ fn token_view_under_the_tiny_models_template() {
     let info = ModelInfo {
         name: "tiny".into(),
         adapter: None,
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     };
     let effects = pane.model_ready(&info);

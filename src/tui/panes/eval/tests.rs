@@ -563,7 +563,7 @@ fn snapshot_how_to_make_results() {
     pane.model_ready(&ModelInfo {
         name: "Qwen/Qwen2.5-0.5B-Instruct".into(),
         adapter: None,
-        precision: "f32".into(),
+        precision: "f32 · cpu".into(),
         generation: 1,
     });
     insta::assert_snapshot!("eval_how_to", draw(&pane).backend());

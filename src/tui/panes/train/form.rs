@@ -213,6 +213,12 @@ impl Form {
         let next = match self.field().kind {
             Kind::Flag => flag_text(current != "on").to_string(),
             Kind::Choice(options) => {
+                // Only the devices this binary reaches (cuda with a GPU).
+                let options = if self.field().key == "model.device" {
+                    crate::model::device::choices()
+                } else {
+                    options
+                };
                 let at = options.iter().position(|o| o == current).unwrap_or(0) as isize;
                 let n = options.len() as isize;
                 options[((at + step) % n + n) as usize % options.len()].to_string()
@@ -312,7 +318,11 @@ impl Form {
             })
             .collect();
         sets.extend(self.sets());
-        TrainConfig::load(None, &sets)
+        let config = TrainConfig::load(None, &sets)?;
+        if config.model.device == "cuda" && !crate::model::device::cuda_available() {
+            crate::model::device::parse("cuda").map_err(|e| format!("model.device {e}"))?;
+        }
+        Ok(config)
     }
 }
 

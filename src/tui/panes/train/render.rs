@@ -152,8 +152,13 @@ fn render_estimate(pane: &TrainPane, frame: &mut Frame, area: Rect, theme: &Them
                 match &measured.model {
                     Ok(model) => {
                         let mem = estimate::memory(model, config);
+                        let which = if config.model.device == "cuda" {
+                            "GPU memory"
+                        } else {
+                            "memory"
+                        };
                         lines.push(Line::from(vec![
-                            Span::styled(format!("memory ≈ {}", fmt::bytes(mem.total())), strong),
+                            Span::styled(format!("{which} ≈ {}", fmt::bytes(mem.total())), strong),
                             Span::styled(" (estimate)", dim),
                         ]));
                         lines.push(Line::styled(
