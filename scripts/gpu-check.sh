@@ -39,7 +39,7 @@ fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2> /dev/null || true; rm -rf "$work"' EXIT
 results=$out/results.jsonl
 log=$out/log.txt
 : > "$results"
@@ -49,7 +49,7 @@ record() { echo "$1" | tee -a "$results"; }
 
 # Shapes: the issue's on a GPU, minutes' worth on a CPU.
 if [ "$device" = cuda ]; then
-  dtype=bf16 layers=24 seq=2048 batches="1 4" steps=6 e2e_steps=0
+  dtype=bf16 layers=24 seq=2048 batches="1 4" steps=6 e2e_steps=216
 else
   dtype=f32 layers=2 seq=256 batches="1 2" steps=3 e2e_steps=30
 fi
@@ -118,20 +118,29 @@ say "== 1. parity: one step, CUDA f32 vs CPU f32 (1e-4) and CUDA bf16 vs CUDA f3
 tb init-tiny --out "$work/tiny" > /dev/null
 "$python" scripts/gpu/make_model.py --out "$work/qwen-small" --corpus sample-data/fastapi_projects.jsonl \
   --hidden 256 --inter 704 --layers 2 --heads 4 --kv 2 --vocab 4096 --tokens 4096 >> "$log" 2>&1
+# A constant rate with no warmup, so the one step really moves the adapter.
+# Adam's first step is lr * g / (|g| + eps): with the usual eps of 1e-8 that
+# is lr * sign(g), and a gradient entry near zero whose sign rounding flips
+# moves its weight by 2 lr whatever the precision. With eps 1 the step is
+# about lr * g, so the updated weights compare the gradients themselves.
 one_step="max_steps = 1
 batch_size = 1
 grad_accum = 1
-lr = 1e-3"
+lr = 1e-3
+schedule = \"constant\"
+warmup_ratio = 0.0
+adam_eps = 1.0"
 parity_ok=true
 for model in tiny qwen-small; do
-  for run in "cpu f32" "$device f32" "$device bf16"; do
+  # ref: the CPU in f32; f32 and bf16: the device under test.
+  for run in "ref cpu f32" "f32 $device f32" "bf16 $device bf16"; do
     set -- $run
-    config "$work/$model" "$1" "$2" "$root/sample-data/fastapi_projects.jsonl" 512 "$one_step" > "$work/$model-$1-$2.toml"
-    tb train --config "$work/$model-$1-$2.toml" --run-dir "$work/run-$model-$1-$2" > /dev/null
+    config "$work/$model" "$2" "$3" "$root/sample-data/fastapi_projects.jsonl" 512 "$one_step" > "$work/$model-$1.toml"
+    tb train --config "$work/$model-$1.toml" --run-dir "$work/run-$model-$1" > /dev/null
   done
-  "$python" scripts/gpu/compare_runs.py "$work/run-$model-$device-f32" "$work/run-$model-cpu-f32" \
+  "$python" scripts/gpu/compare_runs.py "$work/run-$model-f32" "$work/run-$model-ref" \
     --loss-tol 1e-4 --weight-tol 1e-4 --label "$model: $device f32 vs cpu f32" >> "$results" || parity_ok=false
-  "$python" scripts/gpu/compare_runs.py "$work/run-$model-$device-bf16" "$work/run-$model-$device-f32" \
+  "$python" scripts/gpu/compare_runs.py "$work/run-$model-bf16" "$work/run-$model-f32" \
     --loss-tol 2e-2 --weight-tol 2e-2 --label "$model: $device bf16 vs $device f32" >> "$results" || parity_ok=false
 done
 tail -4 "$results" >&2
@@ -175,8 +184,8 @@ done
 say "== 3. greedy decode, same model, 128-token prompt, 128 new tokens"
 prompt=$(head -c 600 sample-data/fastapi_projects.jsonl | tr -d '"{}\\')
 tb generate --model "$work/qwen05" --device "$device" --dtype "$dtype" --raw --prompt "$prompt" \
-  --max-new-tokens 128 --json > "$work/gen.json"
-record "$("$python" -c 'import json,sys; g=json.load(open(sys.argv[1])); print(json.dumps({"impl": "tunebench", "what": "decode", "new": g["tokens"], "tokens_per_s": round(g["tokens"] / max(g["decode_s"], 1e-9), 1), "prefill_s": g["prefill_s"]}))' "$work/gen.json")"
+  --max-new-tokens 128 --ignore-eos --json > "$work/gen.json"
+record "$("$python" -c 'import json,sys; g=json.load(open(sys.argv[1])); print(json.dumps({"impl": "tunebench", "what": "decode", "new": len(g["tokens"]), "tokens_per_s": round((len(g["tokens"]) - 1) / max(g["decode_s"], 1e-9), 1), "prefill_s": g["prefill_s"]}))' "$work/gen.json")"
 "$python" scripts/gpu/peft_bench.py decode "$work/qwen05" --device "$device" --dtype "$dtype" \
   --new 128 >> "$results" 2>> "$log"
 tail -1 "$results" >&2
@@ -206,19 +215,24 @@ print(f"# GPU check ({sys.argv[2]})\n\n## Parity\n\n| check | loss | loss diff |
 for r in rows:
     if "adapter_rel_diff" in r:
         print(f"| {r['check']} | {r['loss_a']:.6f} | {r['loss_diff']:.2e} | {r['adapter_rel_diff']:.2e} | {r['ok']} |")
-print("\n## Training\n\n| seq | batch | tunebench tok/s | torch+PEFT tok/s | ratio | tunebench GPU MB | PEFT GPU MB | ratio |\n|---|---|---|---|---|---|---|---|")
+# On a GPU the memory compared is the GPU's (nvidia-smi); on the CPU, peak RSS.
+gpu = sys.argv[2] == "cuda"
+unit = "GPU MB" if gpu else "peak RSS MB"
+print(f"\n## Training\n\n| seq | batch | tunebench tok/s | torch+PEFT tok/s | ratio | tunebench {unit} | PEFT {unit} | ratio |\n|---|---|---|---|---|---|---|---|")
 ours = {(r["seq"], r["batch"]): r for r in rows if r.get("impl") == "tunebench" and "batch" in r}
 theirs = {(r["seq"], r["batch"]): r for r in rows if r.get("impl") == "torch+peft"}
 for key, o in ours.items():
     t = theirs.get(key, {})
-    tp, tm = t.get("tokens_per_s"), t.get("peak_gpu_mb_smi")
+    tp = t.get("tokens_per_s")
+    om, tm = (o["peak_gpu_mb"], t.get("peak_gpu_mb_smi")) if gpu else (o["peak_rss_mb"], t.get("peak_rss_mb"))
     speed = f"{o['tokens_per_s'] / tp:.2f}x" if tp else "-"
-    memory = f"{o['peak_gpu_mb'] / tm:.2f}x" if tm else "-"
-    print(f"| {key[0]} | {key[1]} | {o['tokens_per_s']} | {tp} | {speed} | {o['peak_gpu_mb']} | {tm} | {memory} |")
+    memory = f"{om / tm:.2f}x" if tm else "-"
+    print(f"| {key[0]} | {key[1]} | {o['tokens_per_s']} | {tp} | {speed} | {om} | {tm} | {memory} |")
 decode = {r["impl"]: r for r in rows if r.get("what") == "decode" or r.get("impl") == "transformers"}
 if decode:
     o, t = decode.get("tunebench", {}), decode.get("transformers", {})
-    print(f"\n## Decode\n\ntunebench {o.get('tokens_per_s')} tok/s, transformers {t.get('tokens_per_s')} tok/s")
+    ratio = f" ({o['tokens_per_s'] / t['tokens_per_s']:.2f}x)" if o and t else ""
+    print(f"\n## Greedy decode\n\ntunebench {o.get('tokens_per_s')} tok/s, transformers {t.get('tokens_per_s')} tok/s{ratio}")
 for r in rows:
     if r.get("check") == "train sample config":
         print(f"\n## Train end to end\n\n{r['steps']} steps in {r['seconds']} s; eval loss {r['base_eval_loss']} (base) -> {r['last_eval_loss']}")

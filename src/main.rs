@@ -184,9 +184,9 @@ struct LoadArgs {
 /// Precision, device and prompt layout to load a model with.
 #[derive(Args)]
 struct RuntimeArgs {
-    /// f32 or bf16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    /// f32 or bf16 (default: f32 on the CPU, bf16 on a GPU).
+    #[arg(long)]
+    dtype: Option<String>,
     /// cpu, or cuda (with the `cuda` build feature).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -203,13 +203,14 @@ struct RuntimeArgs {
 
 impl RuntimeArgs {
     fn options(&self) -> anyhow::Result<LoadOptions> {
-        let dtype = match self.dtype.as_str() {
-            "f32" | "float32" => DType::F32,
-            "bf16" | "bfloat16" => DType::BF16,
-            other => anyhow::bail!("--dtype {other}: expected f32 or bf16"),
-        };
         let device = tunebench::model::device::parse(&self.device)
             .map_err(|e| anyhow::anyhow!("--device {e}"))?;
+        let dtype = match self.dtype.as_deref() {
+            None if device.is_cuda() => DType::BF16,
+            None | Some("f32" | "float32") => DType::F32,
+            Some("bf16" | "bfloat16") => DType::BF16,
+            Some(other) => anyhow::bail!("--dtype {other}: expected f32 or bf16"),
+        };
         Ok(LoadOptions {
             dtype,
             device,
@@ -246,6 +247,10 @@ struct PromptArgs {
     /// Answer with the base model even when an adapter is given.
     #[arg(long)]
     base: bool,
+    /// Keep generating past the end-of-turn token, to --max-new-tokens
+    /// (for measuring decode speed).
+    #[arg(long)]
+    ignore_eos: bool,
 }
 
 impl PromptArgs {
@@ -258,6 +263,7 @@ impl PromptArgs {
                 sampling: self.sampling.params(),
                 max_new_tokens: self.max_new_tokens,
                 stop_strings: self.stop.clone(),
+                ignore_eos: self.ignore_eos,
             },
         }
     }

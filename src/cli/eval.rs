@@ -72,6 +72,7 @@ impl GenerateEvalArgs {
             sampling: self.sampling.params(),
             max_new_tokens: self.max_new_tokens,
             stop_strings: Vec::new(),
+            ignore_eos: false,
         }
     }
 

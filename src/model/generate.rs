@@ -14,6 +14,9 @@ pub struct GenerateParams {
     pub max_new_tokens: usize,
     /// Generation stops when the text ends with one of these (not included).
     pub stop_strings: Vec<String>,
+    /// Goes on past the end-of-turn token (benchmarks: a fixed number of
+    /// new tokens, as vLLM's `ignore_eos`).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateParams {
@@ -22,6 +25,7 @@ impl Default for GenerateParams {
             sampling: SamplingParams::default(),
             max_new_tokens: 256,
             stop_strings: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -224,7 +228,7 @@ impl<'a> Answer<'a> {
     fn take(&mut self, logits: &mut [f32], model: &Model) {
         let prompt_len = self.request.prompt.len();
         let token = self.sampler.sample(logits, &self.context, prompt_len);
-        if model.stop_ids.contains(&token) {
+        if model.stop_ids.contains(&token) && !self.request.params.ignore_eos {
             self.finish(StopReason::EndOfTurn);
             return;
         }

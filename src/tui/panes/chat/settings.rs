@@ -60,6 +60,7 @@ impl Settings {
             },
             max_new_tokens: self.max_new_tokens,
             stop_strings: Vec::new(),
+            ignore_eos: false,
         }
     }
 

@@ -180,6 +180,7 @@ mod tests {
                 sampling: SamplingParams::default(),
                 max_new_tokens: 6,
                 stop_strings: Vec::new(),
+                ignore_eos: false,
             },
             cancel: Arc::clone(cancel),
         }
