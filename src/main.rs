@@ -134,6 +134,10 @@ enum Command {
         /// Print the result (text, tokens, timings) as JSON instead.
         #[arg(long)]
         json: bool,
+        /// Print where prefill and decoding spent their time, per op kind
+        /// (also TUNEBENCH_PROFILE=1).
+        #[arg(long)]
+        profile: bool,
     },
     /// A plain chat REPL (or one answer to PROMPT), for scripts and dumb terminals.
     Chat {
@@ -457,13 +461,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             index,
             prompt_args,
             json,
+            profile,
         } => {
             let source = match (prompt, data, index) {
                 (Some(text), _, _) => cli::model::PromptSource::Text(text),
                 (None, Some(file), Some(index)) => cli::model::PromptSource::Record(file, index),
                 _ => anyhow::bail!("generate needs --prompt TEXT or --data FILE --index N"),
             };
-            cli::model::generate_once(&model.load()?, &source, &prompt_args.options(), json)
+            let profile = profile || tunebench::profile::requested_by_env();
+            cli::model::generate_once(
+                &model.load()?,
+                &source,
+                &prompt_args.options(),
+                json,
+                profile,
+            )
         }
         Command::Chat {
             model,

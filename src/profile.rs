@@ -1,12 +1,13 @@
-//! Per-op memory profile of a training step (`TUNEBENCH_PROFILE=1` or
-//! `train --profile`).
+//! Per-op memory and time profile of a training step or a generation
+//! (`TUNEBENCH_PROFILE=1`, or `--profile` of `train` and `generate`).
 //!
 //! A global allocator wraps the system one and, once profiling is on,
 //! counts the bytes live on the heap. Our code labels what it is doing
 //! (embedding, norm, attention, ...) with [`scope`]; each label records the
-//! bytes allocated under it and the highest heap level reached while it was
-//! the current label. When profiling is off every allocation pays one
-//! relaxed atomic load.
+//! bytes allocated under it, the highest heap level reached while it was
+//! the current label, and the wall time it was the current label (a nested
+//! label's time is its own, not its parent's). When profiling is off every
+//! allocation pays one relaxed atomic load and a scope costs one more.
 //!
 //! The label is per thread: an allocation is charged to what the thread that
 //! made it was doing, so tests running beside each other do not mix, and the
@@ -14,7 +15,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 
 /// What our code is doing when it allocates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +40,11 @@ pub enum Label {
     Optimizer,
     /// Widening a quantized base weight for one product.
     Dequantize,
+    /// The frozen base projections' products (forward).
+    Frozen,
 }
 
-const LABELS: [Label; 12] = [
+const LABELS: [Label; 13] = [
     Label::Other,
     Label::Embedding,
     Label::Norm,
@@ -52,6 +57,7 @@ const LABELS: [Label; 12] = [
     Label::BackwardLogits,
     Label::Optimizer,
     Label::Dequantize,
+    Label::Frozen,
 ];
 
 impl Label {
@@ -69,6 +75,7 @@ impl Label {
             Label::Dequantize => "dequantize base",
             Label::BackwardLogits => "backward: logits",
             Label::Optimizer => "optimizer",
+            Label::Frozen => "frozen linear",
         }
     }
 }
@@ -80,6 +87,14 @@ static STEP_PEAK: AtomicUsize = AtomicUsize::new(0);
 static STEP_PEAK_LABEL: AtomicU8 = AtomicU8::new(0);
 static LABEL_PEAK: [AtomicUsize; LABELS.len()] = [const { AtomicUsize::new(0) }; LABELS.len()];
 static LABEL_ALLOCATED: [AtomicUsize; LABELS.len()] = [const { AtomicUsize::new(0) }; LABELS.len()];
+static LABEL_NANOS: [AtomicU64; LABELS.len()] = [const { AtomicU64::new(0) }; LABELS.len()];
+/// The clock the labels' times are read from.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the first call; never 0 (0 marks "not yet").
+fn now_nanos() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
 
 thread_local! {
     // Const-initialised and without a destructor: safe to read from inside
@@ -89,6 +104,23 @@ thread_local! {
     static THREAD_NET: Cell<isize> = const { Cell::new(0) };
     /// Bytes this thread allocated.
     static THREAD_ALLOCATED: Cell<usize> = const { Cell::new(0) };
+    /// When this thread's current label last changed ([`now_nanos`]).
+    static SWITCHED_AT: Cell<u64> = const { Cell::new(0) };
+    /// This thread's share of [`LABEL_NANOS`] (for tests beside others).
+    static THREAD_NANOS: [Cell<u64>; LABELS.len()] = const { [const { Cell::new(0) }; LABELS.len()] };
+}
+
+/// Charges the time since the thread's last label change to its current
+/// label, and starts the next interval.
+fn charge_time() {
+    let now = now_nanos();
+    let since = SWITCHED_AT.with(|t| t.replace(now));
+    if since == 0 {
+        return; // the thread's first label: nothing before it was measured
+    }
+    let (label, nanos) = (current() as usize % LABELS.len(), now.saturating_sub(since));
+    LABEL_NANOS[label].fetch_add(nanos, Relaxed);
+    THREAD_NANOS.with(|t| t[label].set(t[label].get() + nanos));
 }
 
 fn current() -> u8 {
@@ -175,6 +207,7 @@ pub struct Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         if let Some(previous) = self.previous {
+            charge_time();
             let _ = CURRENT.try_with(|c| c.set(previous));
         }
     }
@@ -187,6 +220,7 @@ pub fn scope(label: Label) -> Scope {
     }
     // What is already live counts towards the label's peak.
     LABEL_PEAK[label as usize].fetch_max(LIVE.load(Relaxed), Relaxed);
+    charge_time();
     Scope {
         previous: CURRENT.try_with(|c| c.replace(label as u8)).ok(),
     }
@@ -220,7 +254,9 @@ pub fn reset() {
     for i in 0..LABELS.len() {
         LABEL_PEAK[i].store(0, Relaxed);
         LABEL_ALLOCATED[i].store(0, Relaxed);
+        LABEL_NANOS[i].store(0, Relaxed);
     }
+    SWITCHED_AT.with(|t| t.set(now_nanos()));
     STEP_PEAK.store(live, Relaxed);
     STEP_PEAK_LABEL.store(current(), Relaxed);
 }
@@ -232,6 +268,8 @@ pub struct Row {
     /// Highest heap level while this label was current.
     pub peak_bytes: usize,
     pub allocated_bytes: usize,
+    /// Seconds this label was current (on the threads that set labels).
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -241,26 +279,31 @@ pub struct Report {
     pub peak_bytes: usize,
     /// The label current when the peak was reached.
     pub peak_label: &'static str,
-    /// Labels that allocated anything, largest peak first.
+    /// Labels that allocated anything or took time, largest peak first.
     pub rows: Vec<Row>,
+    /// The rows' seconds together: the wall time measured.
+    pub seconds: f64,
 }
 
 /// What was counted since [`reset`], which started at `start_bytes`.
 pub fn report(start_bytes: usize) -> Report {
+    charge_time();
     let mut rows: Vec<Row> = LABELS
         .iter()
         .map(|&l| Row {
             label: l.name(),
             peak_bytes: LABEL_PEAK[l as usize].load(Relaxed),
             allocated_bytes: allocated(l),
+            seconds: LABEL_NANOS[l as usize].load(Relaxed) as f64 / 1e9,
         })
-        .filter(|r| r.allocated_bytes > 0)
+        .filter(|r| r.allocated_bytes > 0 || r.seconds > 0.0)
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.peak_bytes));
     Report {
         start_bytes,
         peak_bytes: STEP_PEAK.load(Relaxed),
         peak_label: LABELS[STEP_PEAK_LABEL.load(Relaxed) as usize % LABELS.len()].name(),
+        seconds: rows.iter().map(|r| r.seconds).sum(),
         rows,
     }
 }
@@ -295,6 +338,26 @@ impl Report {
         ));
         out
     }
+
+    /// Where the time went, largest share first.
+    pub fn time_table(&self) -> String {
+        let mut rows: Vec<&Row> = self.rows.iter().filter(|r| r.seconds > 0.0).collect();
+        rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        let mut out = format!(
+            "time profile (wall time each label was current; {:.3} s in all)\n{:<24} {:>10} {:>7}\n",
+            self.seconds, "label", "seconds", "share"
+        );
+        for r in rows {
+            out.push_str(&format!(
+                "{:<24} {:>10.3} {:>6.1}%\n",
+                r.label,
+                r.seconds,
+                100.0 * r.seconds / self.seconds.max(1e-12)
+            ));
+        }
+        out.pop();
+        out
+    }
 }
 
 #[cfg(test)]
@@ -321,5 +384,24 @@ mod tests {
         let _more = vec![3u8; 1_000_000];
         assert_eq!(allocated(Label::Optimizer), after_scope);
         assert!(LABEL_PEAK[Label::Optimizer as usize].load(Relaxed) >= kept.len());
+    }
+
+    #[test]
+    fn a_nested_label_takes_its_own_time_from_its_parent() {
+        enable();
+        // Other tests running beside this one charge the same labels: read
+        // this thread's share.
+        let nanos = |l: Label| THREAD_NANOS.with(|t| t[l as usize].get());
+        let (dequantize, frozen) = (nanos(Label::Dequantize), nanos(Label::Frozen));
+        {
+            let _outer = scope(Label::Frozen);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let _inner = scope(Label::Dequantize);
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+        let inner = (nanos(Label::Dequantize) - dequantize) as f64 / 1e6;
+        let outer = (nanos(Label::Frozen) - frozen) as f64 / 1e6;
+        assert!((60.0..200.0).contains(&inner), "{inner} ms");
+        assert!((30.0..60.0).contains(&outer), "{outer} ms");
     }
 }

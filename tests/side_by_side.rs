@@ -150,3 +150,38 @@ fn one_side_ending_at_end_of_turn_leaves_the_other_going() {
     assert_eq!(b.tokens, adapted);
     assert_eq!(b.stop, StopReason::MaxTokens);
 }
+
+#[test]
+fn ignore_eos_decodes_through_the_end_of_turn_token() {
+    let work = tempfile::tempdir().unwrap();
+    let mut model = tiny_with_adapter(work.path(), DType::F32);
+    let base = alone(&model, SHORT, Mode::BASE, 8);
+    // The base's third token becomes the end of turn (it may come earlier).
+    let eos = base[2];
+    let first = base.iter().position(|&t| t == eos).unwrap();
+    model.stop_ids.push(eos);
+    let decode = |ignore_eos: bool| {
+        let params = GenerateParams {
+            max_new_tokens: 8,
+            ignore_eos,
+            ..Default::default()
+        };
+        let mut on_text = |_: &str| {};
+        let request = Request {
+            prompt: SHORT,
+            params: &params,
+            mode: Mode::BASE,
+            on_text: &mut on_text,
+            on_end: None,
+        };
+        let mut answers =
+            generate_together(&model, vec![request], &AtomicBool::new(false)).unwrap();
+        answers.remove(0)
+    };
+    let stopped = decode(false);
+    assert_eq!(stopped.stop, StopReason::EndOfTurn);
+    assert_eq!(stopped.tokens, base[..first]);
+    let through = decode(true);
+    assert_eq!(through.stop, StopReason::MaxTokens);
+    assert_eq!(through.tokens, base);
+}

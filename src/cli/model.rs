@@ -150,17 +150,23 @@ pub fn generate_once(
     source: &PromptSource,
     options: &PromptOptions,
     json: bool,
+    profile: bool,
 ) -> anyhow::Result<ExitCode> {
     let ids = prompt_ids(model, source, options)?;
     let mode = mode_for(model, options);
     let cancel = AtomicBool::new(false);
     let mut stdout = std::io::stdout();
+    if profile {
+        crate::profile::enable();
+        crate::profile::reset();
+    }
     let result = generate(model, &ids, &options.params, mode, &cancel, |piece| {
         if !json {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
         }
     })?;
+    let decode_profile = profile.then(|| crate::profile::report(0));
     if json {
         print_json(&result)?;
     } else {
@@ -174,6 +180,19 @@ pub fn generate_once(
         result.tokens_per_s(),
         result.stop
     );
+    if let (Some(prefill), Some(decode)) = (&result.prefill_profile, &decode_profile) {
+        eprintln!(
+            "prefill ({} tokens): {}",
+            result.prompt_tokens,
+            prefill.time_table()
+        );
+        let steps = result.tokens.len().saturating_sub(1).max(1);
+        eprintln!(
+            "decode ({steps} steps, {:.2} ms each): {}",
+            1e3 * decode.seconds / steps as f64,
+            decode.time_table()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

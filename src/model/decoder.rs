@@ -337,8 +337,10 @@ impl Decoder {
             candle_core::bail!("{} tokens for {} caches", tokens.len(), caches.len());
         }
         let ids = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
+        let embedding = crate::profile::scope(crate::profile::Label::Embedding);
         let x =
             candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(&ids)?;
+        drop(embedding);
         let offsets: Vec<u32> = caches.iter().map(|c| c.len() as u32).collect();
         // One table row per sequence: `[rows, 1, head_dim / 2]`, each rotating
         // its own row of the batch.
@@ -368,6 +370,7 @@ impl Decoder {
 
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Logits);
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         super::lora::frozen_matmul(hidden, head, train)?.to_dtype(DType::F32)
     }
@@ -486,6 +489,7 @@ impl Attention {
         layer: usize,
         mode: Mode,
     ) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Attention);
         let n = rows.visibility.len();
         let as_batch = |y: Tensor| -> Result<Tensor> {
             let width = y.dim(2)?;

@@ -49,6 +49,10 @@ pub struct Generation {
     pub prompt_tokens: usize,
     pub prefill_s: f64,
     pub decode_s: f64,
+    /// Where the prompts' reading spent its time and memory, when profiling
+    /// (`--profile`); the decoding's is what the profile holds at the end.
+    #[serde(skip)]
+    pub prefill_profile: Option<crate::profile::Report>,
 }
 
 impl Generation {
@@ -139,6 +143,11 @@ pub fn generate_together(
         answer.prefill_s = answer.started.elapsed().as_secs_f64();
         answer.take(&mut logits, model);
     }
+    let prefill_profile = crate::profile::enabled().then(|| {
+        let report = crate::profile::report(0);
+        crate::profile::reset();
+        report
+    });
     loop {
         let mut active: Vec<&mut Answer> = answers
             .iter_mut()
@@ -166,7 +175,13 @@ pub fn generate_together(
             answer.take(&mut row, model);
         }
     }
-    Ok(answers.into_iter().map(Answer::into_generation).collect())
+    Ok(answers
+        .into_iter()
+        .map(|a| Generation {
+            prefill_profile: prefill_profile.clone(),
+            ..a.into_generation()
+        })
+        .collect())
 }
 
 /// One answer in progress.
@@ -280,6 +295,7 @@ impl<'a> Answer<'a> {
             prompt_tokens: self.request.prompt.len(),
             prefill_s: self.prefill_s,
             decode_s: (self.ended_s - self.prefill_s).max(0.0),
+            prefill_profile: None,
         }
     }
 

@@ -175,6 +175,7 @@ impl Linear {
         if !mode.train && self.takes_rows(x) {
             return self.forward_rows(x, mode);
         }
+        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let mut y = match (&self.weight, mode.train) {
             (weight, true) => super::frozen::frozen_matmul_t(x, weight)?,
             (FrozenWeight::Dense(w), false) => frozen_matmul(x, w, false)?,
@@ -183,6 +184,8 @@ impl Linear {
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
+        drop(frozen);
+        let _label = crate::profile::scope(crate::profile::Label::Lora);
         match &self.lora {
             Some(lora) if mode.adapter && mode.base_rows > 0 => {
                 // Only the rows after the base's get the delta.
@@ -217,6 +220,7 @@ impl Linear {
     /// is made per projection.
     fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let inputs = gemv::rows_of(x)?;
         let mut y = match &self.weight {
             FrozenWeight::Dense(w) => gemv::products(&inputs, w)?,
@@ -232,7 +236,9 @@ impl Linear {
                 row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
             }
         }
+        drop(frozen);
         if let (Some(lora), true) = (&self.lora, mode.adapter) {
+            let _label = crate::profile::scope(crate::profile::Label::Lora);
             let first = mode.base_rows.min(inputs.len() / in_dim);
             let down = gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?;
             let up = gemv::low_rank_products(&down, lora.b.as_tensor())?;

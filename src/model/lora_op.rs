@@ -140,10 +140,12 @@ pub fn lora_linear(
     let dims = x.dims().to_vec();
     let in_dim = dims[dims.len() - 1];
     let x2 = x.detach().reshape(((), in_dim))?;
+    let frozen = crate::profile::scope(crate::profile::Label::Frozen);
     let mut y = x2.matmul(&weight.dense()?.t()?)?;
     if let Some(bias) = bias {
         y = y.broadcast_add(bias)?;
     }
+    drop(frozen);
     let x32 = x2.to_dtype(DType::F32)?;
     let input = match &dropout {
         Some(d) => (&x32 * d.mask(x32.dims(), x32.device())?)?,

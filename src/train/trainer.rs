@@ -286,18 +286,32 @@ impl Trainer {
         if t.eval_at_start && self.state.step == 0 {
             self.evaluate_base(log, &mut report)?;
         }
-        let mut profile_next = profile::enabled();
+        // Profiling: memory over the first step, time over the next
+        // TIMED_STEPS (the first pays for warming up).
+        let first_step = self.state.step;
         let mut reclaimer = crate::alloc::Reclaimer::default();
         while self.state.step < self.total_steps {
             let step = self.state.step;
             let step_started = Instant::now();
             let heap_at_start = profile::live();
-            profile::reset();
+            let k = step - first_step;
+            if profile::enabled() && k <= 1 {
+                profile::reset();
+            }
             let (loss, norm, tokens) = self.step(step).map_err(|e| e.to_string())?;
-            if std::mem::take(&mut profile_next) {
-                let event = profile_event(step + 1, profile::report(heap_at_start));
-                log.event(&event).map_err(io)?;
-                report(log, &event)?;
+            if profile::enabled() {
+                let mut events = Vec::new();
+                if k == 0 {
+                    events.push(profile_event(step + 1, profile::report(heap_at_start)));
+                }
+                // Steps 2 to 1 + TIMED_STEPS, or as many as the run has.
+                if k == TIMED_STEPS || (k < TIMED_STEPS && step + 1 == self.total_steps) {
+                    events.push(time_profile_event(step + 1, k.max(1)));
+                }
+                for event in events {
+                    log.event(&event).map_err(io)?;
+                    report(log, &event)?;
+                }
             }
             if let Some((held, left)) = reclaimer.after_step() {
                 log.line(&format!(
@@ -432,6 +446,20 @@ impl Trainer {
         }
         Ok(chosen.1.clone())
     }
+}
+
+/// Steps whose time `--profile` reports, after the first.
+const TIMED_STEPS: usize = 3;
+
+/// The `profile` event of the time per label over the last `steps` steps.
+fn time_profile_event(step: usize, steps: usize) -> Value {
+    let report = profile::report(0);
+    let table = format!(
+        "over steps {}-{step}: {}",
+        step + 1 - steps,
+        report.time_table()
+    );
+    json!({"event": "profile", "kind": "time", "step": step, "steps": steps, "report": report, "table": table})
 }
 
 /// The `profile` event: the step's per-label heap profile, the resident
