@@ -77,10 +77,21 @@ fn main() -> anyhow::Result<()> {
         next = argmax_last(&decoder, &hidden)?;
     }
     let decode_s = t.elapsed().as_secs_f64();
+    let tokens_per_s = NEW as f64 / decode_s;
     println!(
-        "{{\"impl\": \"tunebench\", \"model\": \"{model_name}\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {:.2}, \"peak_rss_mb\": {:.0}}}",
-        NEW as f64 / decode_s,
+        "{{\"impl\": \"tunebench\", \"model\": \"{model_name}\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {tokens_per_s:.2}, \"peak_rss_mb\": {:.0}}}",
         peak_rss_mb()
+    );
+    // A decoding step reads every weight once: its ceiling is the memory
+    // bandwidth over the bytes of weights.
+    let bytes = weight_bytes_per_token(&decoder)?;
+    let bandwidth = read_bandwidth();
+    println!(
+        "{{\"impl\": \"tunebench\", \"what\": \"decode against the bandwidth limit\", \"weights_read_per_token_mb\": {:.1}, \"read_bandwidth_gb_s\": {:.2}, \"limit_tokens_per_s\": {:.2}, \"of_limit_pct\": {:.1}}}",
+        bytes / 1e6,
+        bandwidth / 1e9,
+        bandwidth / bytes,
+        100.0 * tokens_per_s * bytes / bandwidth
     );
     if std::env::var_os("TUNEBENCH_PAIR").is_some() {
         side_by_side(&mut decoder, &prompt, &model_name, &dtype_name)?;
@@ -119,6 +130,43 @@ fn random_qwen(dtype: DType) -> anyhow::Result<Decoder> {
         seed: 0,
     };
     Ok(Decoder::load(config, &source)?)
+}
+
+/// Bytes of the weights one decoding step reads: every projection and the
+/// output projection (norms and one embedding row are noise).
+fn weight_bytes_per_token(decoder: &Decoder) -> candle_core::Result<f64> {
+    let projections: usize = decoder
+        .projections()
+        .map(|(_, _, linear)| linear.weight.byte_size())
+        .sum();
+    let head = decoder.output_weight();
+    Ok((projections + head.elem_count() * head.dtype().size_in_bytes()) as f64)
+}
+
+/// Bytes per second this machine reads from memory with every core (the
+/// best of five sums of a 1 GiB buffer, far larger than any cache).
+fn read_bandwidth() -> f64 {
+    use rayon::prelude::*;
+    let buffer = vec![1f32; 1 << 28];
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let sum: f32 = buffer
+                .par_chunks(1 << 16)
+                .map(|c| {
+                    let mut lanes = [0f32; 16];
+                    for block in c.chunks_exact(16) {
+                        for k in 0..16 {
+                            lanes[k] += block[k];
+                        }
+                    }
+                    lanes.iter().sum::<f32>()
+                })
+                .sum();
+            std::hint::black_box(sum);
+            (buffer.len() * 4) as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
 }
 
 fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {

@@ -3,6 +3,7 @@
 # CUDA toolkit and a GPU.
 #
 #   scripts/build-cuda.sh           release build: target/cuda/release/tunebench
+#                                   (and target/cuda/tunebench-cuda.gz, stripped)
 #   scripts/build-cuda.sh --check   `cargo check --features cuda` only
 #
 # With nvcc on PATH (a CUDA toolkit installed), that toolkit is used as is.
@@ -90,6 +91,11 @@ if [ "$mode" = "--check" ]; then
 fi
 cargo build --release --features cuda
 binary=$CARGO_TARGET_DIR/release/tunebench
+# A stripped, compressed copy to carry to a GPU machine that has no Rust
+# (the binary with debug info is ~200 MB; this is ~27 MB).
+strip -o "$CARGO_TARGET_DIR/tunebench-cuda" "$binary"
+gzip -f "$CARGO_TARGET_DIR/tunebench-cuda"
 echo "built $binary"
+echo "to carry elsewhere: $CARGO_TARGET_DIR/tunebench-cuda.gz ($(du -m "$CARGO_TARGET_DIR/tunebench-cuda.gz" | cut -f1) MB, stripped; scripts/gpu-check.sh unpacks it)"
 echo "CUDA libraries it loads at run time (the NVIDIA driver's libcuda.so.1, and CUDA 13 runtime libraries, e.g. from torch's nvidia-* wheels, on LD_LIBRARY_PATH):"
 readelf -d "$binary" | sed -n 's/.*NEEDED.*\[\(lib\(cu\|nv\).*\)\]/  \1/p'

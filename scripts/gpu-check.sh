@@ -7,7 +7,8 @@
 #
 #   scripts/gpu-check.sh OUT [--device cuda|cpu] [--binary PATH] [--python PY]
 #
-# The binary comes from scripts/build-cuda.sh (target/cuda/release/tunebench);
+# The binary comes from scripts/build-cuda.sh (target/cuda/release/tunebench,
+# or the compressed copy target/cuda/tunebench-cuda.gz);
 # it loads the CUDA 13 libraries from the Python environment's nvidia-*
 # wheels (torch's) when LD_LIBRARY_PATH does not already have them. PY needs
 # torch, transformers, peft and safetensors.
@@ -32,14 +33,24 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [ -z "$binary" ]; then
-  binary=$root/target/cuda/release/tunebench
-  [ "$device" = cpu ] && [ ! -x "$binary" ] && binary=$root/target/release/tunebench
-fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2> /dev/null || true; rm -rf "$work"' EXIT
+# The binary: on the CPU the plain release build (the CUDA one needs the
+# driver's library to start); else the CUDA build, or its compressed copy
+# where only that was carried here.
+if [ -z "$binary" ] && [ "$device" = cpu ]; then
+  binary=$root/target/release/tunebench
+elif [ -z "$binary" ]; then
+  binary=$root/target/cuda/release/tunebench
+  [ ! -x "$binary" ] && binary=$root/target/cuda/tunebench-cuda.gz
+fi
+if [ "${binary%.gz}" != "$binary" ]; then
+  gunzip -c "$binary" > "$work/tunebench"
+  chmod +x "$work/tunebench"
+  binary=$work/tunebench
+fi
 results=$out/results.jsonl
 log=$out/log.txt
 : > "$results"
