@@ -55,6 +55,7 @@ results=$out/results.jsonl
 log=$out/log.txt
 : > "$results"
 : > "$log"
+rm -rf "$out/e2e-run" # a previous check's
 say() { echo "$*" | tee -a "$log" >&2; }
 record() { echo "$1" | tee -a "$results"; }
 

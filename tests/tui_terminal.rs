@@ -198,6 +198,16 @@ fn ctrl_z_suspends_with_the_terminal_restored_and_fg_redraws() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(session.state(), 'T', "Ctrl+z stops the process");
+    // What it wrote before stopping may still be on its way through the pty.
+    let restored = |written: &str| {
+        RESTORED
+            .iter()
+            .all(|(sequence, _)| written.contains(sequence))
+    };
+    let start = Instant::now();
+    while !restored(&session.written_since(before)) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_restored(&session.written_since(before), "suspended,");
 
     let stopped = session.written();

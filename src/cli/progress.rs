@@ -57,7 +57,7 @@ impl Ticker {
 /// Whether `done` of `total` crosses a multiple of 5% (and the first and last).
 pub fn is_milestone(done: usize, total: usize) -> bool {
     let every = (total / 20).max(1);
-    done <= 1 || done >= total || done % every == 0
+    done <= 1 || done >= total || done.is_multiple_of(every)
 }
 
 /// `3m05s`, `1h02m`.

@@ -103,10 +103,10 @@ pub fn stats(
             duplicates += 1;
         }
         chars.push(sample.char_len());
-        if let Some(count) = token_counter {
-            if let Ok(n) = count(&sample) {
-                tokens.push(n);
-            }
+        if let Some(count) = token_counter
+            && let Ok(n) = count(&sample)
+        {
+            tokens.push(n);
         }
         if let Sample::Chat(conv) = &sample {
             if conv.system.is_some() {
@@ -117,10 +117,10 @@ pub fn stats(
             }
             turns.push(conv.messages.len());
         }
-        if parsed.format == Some(Format::MultiFile) {
-            if let Some(value) = &parsed.value {
-                tally_code(value, &mut code, &mut files_per_sample);
-            }
+        if parsed.format == Some(Format::MultiFile)
+            && let Some(value) = &parsed.value
+        {
+            tally_code(value, &mut code, &mut files_per_sample);
         }
         Ok(())
     })?;

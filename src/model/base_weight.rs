@@ -179,7 +179,7 @@ pub fn type_name(t: GgmlDType) -> String {
 /// they split into its 32-value blocks (as llama.cpp falls back for
 /// k-quants), else none (the matrix stays dense).
 pub fn type_for_rows(wanted: GgmlDType, row: usize) -> Option<GgmlDType> {
-    let fits = |t: GgmlDType| row % t.block_size() == 0;
+    let fits = |t: GgmlDType| row.is_multiple_of(t.block_size());
     if fits(wanted) {
         Some(wanted)
     } else if fits(GgmlDType::Q8_0) {

@@ -9,6 +9,9 @@
 //! into a scratch buffer on every call with more than one input row, which
 //! made two rows slower than two single-row products.
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use half::bf16;
 use rayon::prelude::*;
@@ -16,8 +19,14 @@ use rayon::prelude::*;
 /// Rows of `x` up to which the GEMV path is used (decode steps, short prompts).
 pub const MAX_ROWS: usize = 4;
 
-/// Output rows per parallel task.
-const BLOCK: usize = 256;
+/// Tasks per thread a product is split into: equal shares keep every core
+/// streaming weights to the end (a 192-row key projection was one task,
+/// on one core, when tasks were a fixed 256 rows).
+const TASKS_PER_THREAD: usize = 4;
+
+/// Fewest output rows a task takes (a task costs a few microseconds to hand
+/// out).
+const MIN_BLOCK: usize = 16;
 
 /// Weights (outputs times inputs) below which one thread does the whole
 /// product: splitting a LoRA factor's few thousand weights costs more than
@@ -59,7 +68,7 @@ pub fn with_last(x: &Tensor, last: usize) -> Vec<usize> {
 /// bf16 or f32 CPU weight `w` `[out, in]`: rows of `out` values.
 pub fn products(inputs: &[f32], w: &Tensor) -> Result<Vec<f32>> {
     let (out_dim, in_dim) = w.dims2()?;
-    if in_dim == 0 || inputs.len() % in_dim != 0 {
+    if in_dim == 0 || !inputs.len().is_multiple_of(in_dim) {
         candle_core::bail!("GEMV: {} inputs for rows of {in_dim}", inputs.len());
     }
     let w = w.contiguous()?;
@@ -82,7 +91,7 @@ pub fn products(inputs: &[f32], w: &Tensor) -> Result<Vec<f32>> {
 /// decoding step went there).
 pub fn low_rank_products(down: &[f32], b: &Tensor) -> Result<Vec<f32>> {
     let (out_dim, r) = b.dims2()?;
-    if r == 0 || down.len() % r != 0 || b.dtype() != DType::F32 {
+    if r == 0 || !down.len().is_multiple_of(r) || b.dtype() != DType::F32 {
         candle_core::bail!("LoRA B {:?} for {} values", b.dims(), down.len());
     }
     let b = b.contiguous()?;
@@ -115,10 +124,13 @@ fn short_dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// A weight type the kernels read, widened to f32 in registers.
 trait Element: Copy + Send + Sync {
+    /// Whether the value is bf16 (the top half of an f32), else f32.
+    const BF16: bool;
     fn widen(self) -> f32;
 }
 
 impl Element for f32 {
+    const BF16: bool = false;
     #[inline(always)]
     fn widen(self) -> f32 {
         self
@@ -126,6 +138,7 @@ impl Element for f32 {
 }
 
 impl Element for bf16 {
+    const BF16: bool = true;
     #[inline(always)]
     fn widen(self) -> f32 {
         f32::from_bits((self.to_bits() as u32) << 16)
@@ -142,19 +155,33 @@ fn products_of<W: Element>(inputs: &[f32], weights: &[W], in_dim: usize) -> Vec<
     // Each weight row is read once for every input row: `by_output` holds
     // the results output-major, `[out, rows]`.
     let mut by_output = vec![0f32; n * out_dim];
-    let block = |(b, ys): (usize, &mut [f32])| {
-        for (k, yk) in ys.chunks_exact_mut(n).enumerate() {
-            let j = b * BLOCK + k;
-            dots(&rows, &weights[j * in_dim..(j + 1) * in_dim], yk);
-        }
+    let parallel = weights.len() >= PARALLEL_FROM;
+    let rows_per_task = if parallel {
+        out_dim
+            .div_ceil(rayon::current_num_threads() * TASKS_PER_THREAD)
+            .max(MIN_BLOCK)
+    } else {
+        out_dim
     };
-    if weights.len() < PARALLEL_FROM {
-        by_output.chunks_mut(BLOCK * n).enumerate().for_each(block);
+    let task = |(b, ys): (usize, &mut [f32])| {
+        let first = b * rows_per_task * in_dim;
+        dots_block(
+            &rows,
+            &weights[first..first + ys.len() / n * in_dim],
+            in_dim,
+            ys,
+        );
+    };
+    if parallel {
+        by_output
+            .par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(task);
     } else {
         by_output
-            .par_chunks_mut(BLOCK * n)
+            .chunks_mut(rows_per_task * n)
             .enumerate()
-            .for_each(block);
+            .for_each(task);
     }
     if n == 1 {
         return by_output;
@@ -166,6 +193,45 @@ fn products_of<W: Element>(inputs: &[f32], weights: &[W], in_dim: usize) -> Vec<
         }
     }
     out
+}
+
+/// `out[j * n + r] = rows[r] · w_j` for each weight row `w_j` (of `in_dim`
+/// values) of `weights`: the CPU's features are asked once per block, and
+/// the loop over weight rows runs inside the vector kernel.
+fn dots_block<W: Element>(rows: &[&[f32]], weights: &[W], in_dim: usize, out: &mut [f32]) {
+    match rows.len() {
+        1 => block_n::<W, 1>(rows, weights, in_dim, out),
+        2 => block_n::<W, 2>(rows, weights, in_dim, out),
+        3 => block_n::<W, 3>(rows, weights, in_dim, out),
+        4 => block_n::<W, 4>(rows, weights, in_dim, out),
+        n => {
+            for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(n)) {
+                dots(rows, w, ys);
+            }
+        }
+    }
+}
+
+fn block_n<W: Element, const N: usize>(
+    rows: &[&[f32]],
+    weights: &[W],
+    in_dim: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { x86::block_avx512::<W, N>(rows, weights, in_dim, out) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { x86::block_avx2::<W, N>(rows, weights, in_dim, out) };
+        }
+    }
+    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
+        ys.copy_from_slice(&dots_lanes::<W, N, 16>(rows, w));
+    }
 }
 
 /// `out[r] = rows[r] · w` for every input row, widening `w` once for all of
@@ -188,18 +254,9 @@ fn dots<W: Element>(rows: &[&[f32]], w: &[W], out: &mut [f32]) {
 }
 
 fn dots_n<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { dots_avx512::<W, N>(rows, w) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { dots_avx2::<W, N>(rows, w) };
-        }
-    }
-    dots_lanes::<W, N, 16>(rows, w)
+    let mut out = [0f32; N];
+    block_n::<W, N>(rows, w, w.len(), &mut out);
+    out
 }
 
 /// `L` running sums per input row that the compiler keeps in vector
@@ -243,20 +300,6 @@ fn pairwise_sum<const L: usize>(mut v: [f32; L]) -> f32 {
         }
     }
     v[0]
-}
-
-/// Four AVX-512 registers of sums per row.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dots_avx512<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
-    dots_lanes::<W, N, 64>(rows, w)
-}
-
-/// Four AVX2 registers of sums per row.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dots_avx2<W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
-    dots_lanes::<W, N, 32>(rows, w)
 }
 
 #[cfg(test)]

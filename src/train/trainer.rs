@@ -352,35 +352,36 @@ impl Trainer {
             report(log, &event)?;
             let last = self.state.step == self.total_steps;
             let mut early_stop = false;
-            if self.state.step % t.eval_every == 0 || last {
-                if let Some(eval_loss) = self.evaluate().map_err(|e| e.to_string())? {
-                    let improved = self.state.best_eval_loss.is_none_or(|b| eval_loss < b);
-                    if improved {
-                        self.state.best_eval_loss = Some(eval_loss);
-                        self.state.best_step = Some(self.state.step);
-                        self.state.evals_without_improvement = 0;
-                    } else {
-                        self.state.evals_without_improvement += 1;
-                    }
-                    let event = json!({"event": "eval", "step": self.state.step, "eval_loss": eval_loss, "best": improved});
-                    log.event(&event).map_err(io)?;
-                    log.line(&format!(
-                        "step {}: eval loss {eval_loss:.4}{}",
-                        self.state.step,
-                        if improved { " (best)" } else { "" }
-                    ))
-                    .map_err(io)?;
-                    report(log, &event)?;
-                    // The best model must be on disk to be kept.
-                    if improved && self.state.step % t.checkpoint_every != 0 && !last {
-                        self.checkpoint(log)?;
-                    }
-                    early_stop = t.early_stopping_patience > 0
-                        && self.state.evals_without_improvement >= t.early_stopping_patience;
+            if (self.state.step.is_multiple_of(t.eval_every) || last)
+                && let Some(eval_loss) = self.evaluate().map_err(|e| e.to_string())?
+            {
+                let improved = self.state.best_eval_loss.is_none_or(|b| eval_loss < b);
+                if improved {
+                    self.state.best_eval_loss = Some(eval_loss);
+                    self.state.best_step = Some(self.state.step);
+                    self.state.evals_without_improvement = 0;
+                } else {
+                    self.state.evals_without_improvement += 1;
                 }
+                let event = json!({"event": "eval", "step": self.state.step, "eval_loss": eval_loss, "best": improved});
+                log.event(&event).map_err(io)?;
+                log.line(&format!(
+                    "step {}: eval loss {eval_loss:.4}{}",
+                    self.state.step,
+                    if improved { " (best)" } else { "" }
+                ))
+                .map_err(io)?;
+                report(log, &event)?;
+                // The best model must be on disk to be kept.
+                if improved && !self.state.step.is_multiple_of(t.checkpoint_every) && !last {
+                    self.checkpoint(log)?;
+                }
+                early_stop = t.early_stopping_patience > 0
+                    && self.state.evals_without_improvement >= t.early_stopping_patience;
             }
             let stopping = stop.load(Ordering::Relaxed);
-            if self.state.step % t.checkpoint_every == 0 || last || early_stop || stopping {
+            if self.state.step.is_multiple_of(t.checkpoint_every) || last || early_stop || stopping
+            {
                 self.checkpoint(log)?;
             }
             if early_stop {

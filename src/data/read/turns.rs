@@ -115,11 +115,11 @@ fn read_turn(t: &mut Fields) -> Option<Message> {
     };
     let mut message = Message::new(role, content);
     // ShareGPT's function_call turn holds the call as JSON text in its value.
-    if role_name == "function_call" {
-        if let Some(calls) = parse_call_text(&message.content) {
-            tool_calls = calls;
-            message.content.clear();
-        }
+    if role_name == "function_call"
+        && let Some(calls) = parse_call_text(&message.content)
+    {
+        tool_calls = calls;
+        message.content.clear();
     }
     message.tool_calls = tool_calls;
     message.tool_call_id = t

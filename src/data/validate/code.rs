@@ -40,14 +40,14 @@ pub fn check_files(record: &Value, repeated: &[DuplicateKey], problems: &mut Vec
                 format!("path `{path}` {why}; paths must be relative and stay inside the project"),
             ));
         }
-        if let Some(first) = normalised.insert(normalise(path), path) {
-            if first != path {
-                problems.push(Problem::error(
-                    FindingKind::DuplicatePath,
-                    file_field(path),
-                    format!("`{path}` names the same file as `{first}`"),
-                ));
-            }
+        if let Some(first) = normalised.insert(normalise(path), path)
+            && first != path
+        {
+            problems.push(Problem::error(
+                FindingKind::DuplicatePath,
+                file_field(path),
+                format!("`{path}` names the same file as `{first}`"),
+            ));
         }
         let Some(source) = content.as_str() else {
             continue;

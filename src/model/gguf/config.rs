@@ -50,13 +50,13 @@ impl GgufFile {
         let head_dim = self
             .uint(&key("attention.key_length"))?
             .unwrap_or(hidden / heads);
-        if let Some(rotary) = self.uint(&key("rope.dimension_count"))? {
-            if rotary != head_dim {
-                return Err(self.error(format!(
+        if let Some(rotary) = self.uint(&key("rope.dimension_count"))?
+            && rotary != head_dim
+        {
+            return Err(self.error(format!(
                     "`{}` is {rotary} but heads are {head_dim} wide: partial rotary embeddings are not supported",
                     key("rope.dimension_count")
                 )));
-            }
         }
         self.check_rope_scaling(arch)?;
         let vocab = match self.uint(&key("vocab_size"))? {

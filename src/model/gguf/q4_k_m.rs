@@ -34,14 +34,14 @@ pub fn type_for(name: &str, dims: &[usize], layers: usize, has_output: bool) -> 
         GgmlDType::Q4K
     };
     let row = dims[dims.len() - 1];
-    if row % wanted.block_size() == 0 {
+    if row.is_multiple_of(wanted.block_size()) {
         return (wanted, false);
     }
     let fallback = match wanted {
         GgmlDType::Q6K => GgmlDType::Q8_0,
         _ => GgmlDType::Q5_0,
     };
-    if row % fallback.block_size() == 0 {
+    if row.is_multiple_of(fallback.block_size()) {
         (fallback, true)
     } else {
         (GgmlDType::F32, true)

@@ -215,10 +215,10 @@ fn in_view(
             index += 1;
         }
     }
-    if let Some((_, marked)) = mark.filter(|(at, _)| *at >= index) {
-        if visible(column) {
-            push(" ", marked.add_modifier(Modifier::REVERSED));
-        }
+    if let Some((_, marked)) = mark.filter(|(at, _)| *at >= index)
+        && visible(column)
+    {
+        push(" ", marked.add_modifier(Modifier::REVERSED));
     }
     out
 }

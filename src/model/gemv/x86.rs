@@ -1,0 +1,171 @@
+//! The GEMV's dot products in explicit AVX-512 or AVX2 registers: four
+//! vector sums per input row that stay in registers from the first weight
+//! to the last. The portable form (`dots_lanes`) left LLVM an array of 64
+//! running sums per row, which it kept on the stack, storing and reloading
+//! them at every step; decoding reached half of the memory bandwidth.
+//!
+//! Each row's sums run in the same order whatever the number of rows, so a
+//! row's result does not depend on the rows decoded beside it.
+
+use super::Element;
+use std::arch::x86_64::*;
+
+/// A vector register width: the operations the kernel needs on it.
+trait Lanes {
+    type V: Copy;
+    const WIDTH: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// `WIDTH` weights as f32: bf16 is the top half of an f32, so each
+    /// 16-bit value is widened and shifted up.
+    unsafe fn load_weights<W: Element>(p: *const W) -> Self::V;
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The sum of every lane of four registers.
+    unsafe fn total(v: [Self::V; 4]) -> f32;
+}
+
+struct Avx512;
+
+impl Lanes for Avx512 {
+    type V = __m512;
+    const WIDTH: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_weights<W: Element>(p: *const W) -> __m512 {
+        unsafe {
+            if W::BF16 {
+                let halves = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(halves))
+            } else {
+                _mm512_loadu_ps(p.cast())
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn total([a, b, c, d]: [__m512; 4]) -> f32 {
+        unsafe { _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d))) }
+    }
+}
+
+struct Avx2;
+
+impl Lanes for Avx2 {
+    type V = __m256;
+    const WIDTH: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_weights<W: Element>(p: *const W) -> __m256 {
+        unsafe {
+            if W::BF16 {
+                let halves = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(halves))
+            } else {
+                _mm256_loadu_ps(p.cast())
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn total([a, b, c, d]: [__m256; 4]) -> f32 {
+        unsafe {
+            let s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
+            let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+            let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+            _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps::<1>(q, q)))
+        }
+    }
+}
+
+/// `rows[r] · w` for each of the `N` rows, `4 * WIDTH` weights a step.
+#[inline(always)]
+unsafe fn dots_in<L: Lanes, W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
+    assert!(rows.len() == N && rows.iter().all(|row| row.len() >= w.len()));
+    let step = 4 * L::WIDTH;
+    let whole = w.len() / step * step;
+    let mut out = [0f32; N];
+    // SAFETY: the caller's CPU has L's features; every load reads below
+    // `whole`, which no row and not `w` is shorter than.
+    unsafe {
+        let mut acc = [[L::zero(); 4]; N];
+        let mut c = 0;
+        while c < whole {
+            let wp = w.as_ptr().add(c);
+            // No closures here: one would be compiled without the target
+            // features, and the intrinsics in it would become calls.
+            let wide = [
+                L::load_weights(wp),
+                L::load_weights(wp.add(L::WIDTH)),
+                L::load_weights(wp.add(2 * L::WIDTH)),
+                L::load_weights(wp.add(3 * L::WIDTH)),
+            ];
+            for r in 0..N {
+                let xp = rows[r].as_ptr().add(c);
+                for k in 0..4 {
+                    acc[r][k] = L::fmadd(L::load(xp.add(k * L::WIDTH)), wide[k], acc[r][k]);
+                }
+            }
+            c += step;
+        }
+        for r in 0..N {
+            let tail: f32 = rows[r][whole..w.len()]
+                .iter()
+                .zip(&w[whole..])
+                .map(|(a, b)| a * b.widen())
+                .sum();
+            out[r] = L::total(acc[r]) + tail;
+        }
+    }
+    out
+}
+
+/// `out[j * N + r] = rows[r] · w_j` for each weight row `w_j` (of `in_dim`
+/// values) of `weights`, on AVX-512 registers; the loop over weight rows is
+/// compiled with the feature too, so nothing is called per row. The caller
+/// checks `avx512f`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn block_avx512<W: Element, const N: usize>(
+    rows: &[&[f32]],
+    weights: &[W],
+    in_dim: usize,
+    out: &mut [f32],
+) {
+    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
+        // SAFETY: the caller checked the features.
+        ys.copy_from_slice(&unsafe { dots_in::<Avx512, W, N>(rows, w) });
+    }
+}
+
+/// [`block_avx512`] on AVX2 registers. The caller checks `avx2` and `fma`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn block_avx2<W: Element, const N: usize>(
+    rows: &[&[f32]],
+    weights: &[W],
+    in_dim: usize,
+    out: &mut [f32],
+) {
+    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
+        // SAFETY: the caller checked the features.
+        ys.copy_from_slice(&unsafe { dots_in::<Avx2, W, N>(rows, w) });
+    }
+}
