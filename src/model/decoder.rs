@@ -469,6 +469,12 @@ impl Attention {
 
     /// Queries, keys and values `[b, t, _]`, before the heads are split.
     fn project(&self, x: &Tensor, mode: Mode) -> Result<[Tensor; 3]> {
+        let together = [&self.q_proj, &self.k_proj, &self.v_proj];
+        if let Some(outputs) = Linear::forward_together(&together, x, mode)?
+            && let Ok(qkv) = <[Tensor; 3]>::try_from(outputs)
+        {
+            return Ok(qkv);
+        }
         Ok([
             self.q_proj.forward(x, mode)?,
             self.k_proj.forward(x, mode)?,
@@ -552,8 +558,17 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Mlp);
-        let gate = self.gate_proj.forward(x, mode)?;
-        let up = self.up_proj.forward(x, mode)?;
+        let (gate, up) = match Linear::forward_together(&[&self.gate_proj, &self.up_proj], x, mode)?
+        {
+            Some(mut outputs) if outputs.len() == 2 => {
+                let up = outputs.pop().expect("two outputs");
+                (outputs.pop().expect("two outputs"), up)
+            }
+            _ => (
+                self.gate_proj.forward(x, mode)?,
+                self.up_proj.forward(x, mode)?,
+            ),
+        };
         let act = if mode.train {
             super::swiglu_op::swiglu_train(&gate, &up)?
         } else {

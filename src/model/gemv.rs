@@ -67,19 +67,53 @@ pub fn with_last(x: &Tensor, last: usize) -> Vec<usize> {
 /// `inputs` (rows of `in` values, one after another) times `w.T` for a
 /// bf16 or f32 CPU weight `w` `[out, in]`: rows of `out` values.
 pub fn products(inputs: &[f32], w: &Tensor) -> Result<Vec<f32>> {
-    let (out_dim, in_dim) = w.dims2()?;
+    Ok(products_together(inputs, &[w])?.pop().unwrap_or_default())
+}
+
+/// [`products`] of the same inputs with several weights of one dtype and
+/// input width, in one parallel section.
+pub fn products_together(inputs: &[f32], weights: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    let Some(first) = weights.first() else {
+        return Ok(Vec::new());
+    };
+    let (dtype, in_dim) = (first.dtype(), first.dim(1)?);
     if in_dim == 0 || !inputs.len().is_multiple_of(in_dim) {
         candle_core::bail!("GEMV: {} inputs for rows of {in_dim}", inputs.len());
     }
-    let w = w.contiguous()?;
-    let (storage, layout) = w.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("GEMV needs CPU weights");
-    };
-    let span = layout.start_offset()..layout.start_offset() + out_dim * in_dim;
-    match w.dtype() {
-        DType::BF16 => Ok(products_of(inputs, &cpu.as_slice::<bf16>()?[span], in_dim)),
-        DType::F32 => Ok(products_of(inputs, &cpu.as_slice::<f32>()?[span], in_dim)),
+    let weights = weights
+        .iter()
+        .map(|w| w.contiguous())
+        .collect::<Result<Vec<_>>>()?;
+    let held: Vec<_> = weights.iter().map(|w| w.storage_and_layout()).collect();
+    let mut spans = Vec::with_capacity(held.len());
+    for (w, (storage, layout)) in weights.iter().zip(&held) {
+        let (out_dim, width) = w.dims2()?;
+        if w.dtype() != dtype || width != in_dim {
+            candle_core::bail!("GEMV: weights of different dtypes or widths in one product");
+        }
+        let Storage::Cpu(cpu) = &**storage else {
+            candle_core::bail!("GEMV needs CPU weights");
+        };
+        spans.push((
+            cpu,
+            layout.start_offset()..layout.start_offset() + out_dim * in_dim,
+        ));
+    }
+    match dtype {
+        DType::BF16 => {
+            let slices = spans
+                .into_iter()
+                .map(|(cpu, span)| Ok(&cpu.as_slice::<bf16>()?[span]))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(products_of(inputs, &slices, in_dim))
+        }
+        DType::F32 => {
+            let slices = spans
+                .into_iter()
+                .map(|(cpu, span)| Ok(&cpu.as_slice::<f32>()?[span]))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(products_of(inputs, &slices, in_dim))
+        }
         other => candle_core::bail!("GEMV for {other:?} weights"),
     }
 }
@@ -145,47 +179,52 @@ impl Element for bf16 {
     }
 }
 
-fn products_of<W: Element>(inputs: &[f32], weights: &[W], in_dim: usize) -> Vec<f32> {
+/// `inputs` times each of `weights` (`[out_i, in]` each), in one parallel
+/// section: the products of a layer that share their input (q, k, v; gate,
+/// up) hand their work to the threads once instead of once each, which
+/// costs a wake-up of every thread per section.
+fn products_of<W: Element>(inputs: &[f32], weights: &[&[W]], in_dim: usize) -> Vec<Vec<f32>> {
     let rows: Vec<&[f32]> = inputs.chunks_exact(in_dim).collect();
     let n = rows.len();
-    let out_dim = weights.len() / in_dim;
+    // Each weight row is read once for every input row: the results come
+    // output-major, `[out, rows]`.
+    let mut by_output: Vec<Vec<f32>> = weights
+        .iter()
+        .map(|w| vec![0f32; n * (w.len() / in_dim)])
+        .collect();
     if n == 0 {
-        return Vec::new();
+        return by_output;
     }
-    // Each weight row is read once for every input row: `by_output` holds
-    // the results output-major, `[out, rows]`.
-    let mut by_output = vec![0f32; n * out_dim];
-    let parallel = weights.len() >= PARALLEL_FROM;
+    let total: usize = weights.iter().map(|w| w.len()).sum();
+    let parallel = total >= PARALLEL_FROM;
     let rows_per_task = if parallel {
-        out_dim
+        (total / in_dim)
             .div_ceil(rayon::current_num_threads() * TASKS_PER_THREAD)
             .max(MIN_BLOCK)
     } else {
-        out_dim
-    };
-    let task = |(b, ys): (usize, &mut [f32])| {
-        let first = b * rows_per_task * in_dim;
-        dots_block(
-            &rows,
-            &weights[first..first + ys.len() / n * in_dim],
-            in_dim,
-            ys,
-        );
-    };
-    if parallel {
-        by_output
-            .par_chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(task);
-    } else {
-        by_output
-            .chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(task);
+        total / in_dim
     }
+    .max(1);
+    let mut tasks: Vec<(&[W], &mut [f32])> = Vec::new();
+    for (w, out) in weights.iter().zip(&mut by_output) {
+        let pieces = w.chunks(rows_per_task * in_dim);
+        tasks.extend(pieces.zip(out.chunks_mut(rows_per_task * n)));
+    }
+    let task = |(w, ys): (&[W], &mut [f32])| dots_block(&rows, w, in_dim, ys);
+    if parallel {
+        tasks.into_par_iter().for_each(task);
+    } else {
+        tasks.into_iter().for_each(task);
+    }
+    by_output.into_iter().map(|ys| input_major(ys, n)).collect()
+}
+
+/// Output-major results `[out, rows]` as rows of outputs `[rows, out]`.
+fn input_major(by_output: Vec<f32>, n: usize) -> Vec<f32> {
     if n == 1 {
         return by_output;
     }
+    let out_dim = by_output.len() / n;
     let mut out = vec![0f32; by_output.len()];
     for (j, ys) in by_output.chunks_exact(n).enumerate() {
         for (r, &y) in ys.iter().enumerate() {
@@ -397,6 +436,30 @@ mod tests {
         check_lanes::<16>(&rows, &w, &exact);
         check_lanes::<32>(&rows, &w, &exact);
         check_lanes::<64>(&rows, &w, &exact);
+    }
+
+    #[test]
+    fn products_together_equal_each_product_alone() {
+        // Three weights of different heights sharing inputs, large enough
+        // together for the parallel path; two input rows.
+        let inputs = rows_of(&Tensor::randn(0f32, 1.0, (2, 96), &Device::Cpu).unwrap()).unwrap();
+        for dtype in [DType::BF16, DType::F32] {
+            let ws: Vec<Tensor> = [1200, 300, 37]
+                .iter()
+                .map(|&out| {
+                    Tensor::randn(0f32, 1.0, (out, 96), &Device::Cpu)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap()
+                })
+                .collect();
+            let together = products_together(&inputs, &ws.iter().collect::<Vec<_>>()).unwrap();
+            for (w, got) in ws.iter().zip(&together) {
+                assert_eq!(got, &products(&inputs, w).unwrap(), "{dtype:?}");
+            }
+        }
+        let mixed = [weights(DType::F32), weights(DType::BF16)];
+        assert!(products_together(&[0.0; 37], &[&mixed[0], &mixed[1]]).is_err());
     }
 
     #[test]

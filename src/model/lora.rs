@@ -219,10 +219,10 @@ impl Linear {
     /// ops of the general form (narrow, cast, two products, scale, add, cat)
     /// is made per projection.
     fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
+        let in_dim = self.in_dim();
         let frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let inputs = gemv::rows_of(x)?;
-        let mut y = match &self.weight {
+        let y = match &self.weight {
             FrozenWeight::Dense(w) => gemv::products(&inputs, w)?,
             FrozenWeight::Quantized(q) => {
                 let rows =
@@ -230,13 +230,61 @@ impl Linear {
                 gemv::rows_of(&q.product_t(&rows)?)?
             }
         };
+        drop(frozen);
+        self.finish_rows(y, &inputs, x, mode)
+    }
+
+    /// [`Linear::forward`] of several projections of the same input (a
+    /// layer's q, k and v, or gate and up) in a decoding step: their
+    /// products as one parallel section. `None` unless they all take rows
+    /// on dense weights of one dtype.
+    pub fn forward_together(
+        linears: &[&Linear],
+        x: &Tensor,
+        mode: Mode,
+    ) -> Result<Option<Vec<Tensor>>> {
+        if mode.train {
+            return Ok(None);
+        }
+        let mut weights = Vec::with_capacity(linears.len());
+        for linear in linears {
+            match &linear.weight {
+                FrozenWeight::Dense(w) if linear.takes_rows(x) => weights.push(w),
+                _ => return Ok(None),
+            }
+        }
+        if weights.windows(2).any(|p| p[0].dtype() != p[1].dtype()) {
+            return Ok(None);
+        }
+        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
+        let inputs = gemv::rows_of(x)?;
+        let products = gemv::products_together(&inputs, &weights)?;
+        drop(frozen);
+        let outputs = linears
+            .iter()
+            .zip(products)
+            .map(|(linear, y)| linear.finish_rows(y, &inputs, x, mode))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(outputs))
+    }
+
+    /// The rest of [`Linear::forward_rows`] after the frozen product `y`:
+    /// the bias and the delta of the rows from `mode.base_rows` on, summed
+    /// in f32 on plain vectors and rounded once.
+    fn finish_rows(
+        &self,
+        mut y: Vec<f32>,
+        inputs: &[f32],
+        x: &Tensor,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
         if let Some(bias) = &self.bias {
             let bias = gemv::rows_of(bias)?;
             for row in y.chunks_exact_mut(out_dim) {
                 row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
             }
         }
-        drop(frozen);
         if let (Some(lora), true) = (&self.lora, mode.adapter) {
             let _label = crate::profile::scope(crate::profile::Label::Lora);
             let first = mode.base_rows.min(inputs.len() / in_dim);
