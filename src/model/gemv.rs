@@ -100,22 +100,24 @@ pub fn products_together(inputs: &[f32], weights: &[&Tensor]) -> Result<Vec<Vec<
         ));
     }
     match dtype {
-        DType::BF16 => {
-            let slices = spans
-                .into_iter()
-                .map(|(cpu, span)| Ok(&cpu.as_slice::<bf16>()?[span]))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(products_of(inputs, &slices, in_dim))
-        }
-        DType::F32 => {
-            let slices = spans
-                .into_iter()
-                .map(|(cpu, span)| Ok(&cpu.as_slice::<f32>()?[span]))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(products_of(inputs, &slices, in_dim))
-        }
+        DType::BF16 => products_on::<bf16>(inputs, &spans, in_dim),
+        DType::F32 => products_on::<f32>(inputs, &spans, in_dim),
         other => candle_core::bail!("GEMV for {other:?} weights"),
     }
+}
+
+/// [`products_of`] on the weights' values, each a span of a CPU storage
+/// holding `W`.
+fn products_on<W: Element + candle_core::WithDType>(
+    inputs: &[f32],
+    spans: &[(&candle_core::CpuStorage, std::ops::Range<usize>)],
+    in_dim: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let slices = spans
+        .iter()
+        .map(|(cpu, span)| Ok(&cpu.as_slice::<W>()?[span.clone()]))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(products_of(inputs, &slices, in_dim))
 }
 
 /// `down` (rows of `r` values) times `b.T` for a LoRA B `[out, r]` (f32):
