@@ -558,17 +558,15 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Mlp);
-        let (gate, up) = match Linear::forward_together(&[&self.gate_proj, &self.up_proj], x, mode)?
-        {
-            Some(mut outputs) if outputs.len() == 2 => {
-                let up = outputs.pop().expect("two outputs");
-                (outputs.pop().expect("two outputs"), up)
-            }
-            _ => (
-                self.gate_proj.forward(x, mode)?,
-                self.up_proj.forward(x, mode)?,
-            ),
-        };
+        let together = [&self.gate_proj, &self.up_proj];
+        let (gate, up) =
+            match Linear::forward_together(&together, x, mode)?.map(<[Tensor; 2]>::try_from) {
+                Some(Ok([gate, up])) => (gate, up),
+                _ => (
+                    self.gate_proj.forward(x, mode)?,
+                    self.up_proj.forward(x, mode)?,
+                ),
+            };
         let act = if mode.train {
             super::swiglu_op::swiglu_train(&gate, &up)?
         } else {

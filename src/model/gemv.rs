@@ -411,21 +411,29 @@ mod tests {
         }
     }
 
-    /// Each lane width's kernel (AVX-512, AVX2, portable) on rows of 150,
-    /// which leaves a tail past every width: near the exact sums, and a
-    /// row's result the same with or without the rows beside it.
-    fn check_lanes<const L: usize>(rows: &[&[f32]], w: &[f32], exact: &[f64]) {
-        let together = dots_lanes::<f32, 3, L>(rows, w);
+    /// A kernel (`block(rows, w, out)`, one or three rows) on rows of 150,
+    /// which leaves a tail past every register width: near the exact sums,
+    /// and a row's result the same with or without the rows beside it.
+    fn check_kernel(
+        name: &str,
+        block: impl Fn(&[&[f32]], &[f32], &mut [f32]),
+        rows: &[&[f32]],
+        w: &[f32],
+        exact: &[f64],
+    ) {
+        let mut together = [0f32; 3];
+        block(rows, w, &mut together);
         for r in 0..3 {
-            let alone = dots_lanes::<f32, 1, L>(&rows[r..r + 1], w)[0];
-            assert_eq!(together[r], alone, "{L} lanes, row {r}");
+            let mut alone = [0f32];
+            block(&rows[r..r + 1], w, &mut alone);
+            assert_eq!(together[r], alone[0], "{name}, row {r}");
             let error = (together[r] as f64 - exact[r]).abs();
-            assert!(error < 1e-4, "{L} lanes, row {r}: off by {error}");
+            assert!(error < 1e-4, "{name}, row {r}: off by {error}");
         }
     }
 
     #[test]
-    fn every_lane_width_sums_right_and_keeps_rows_apart() {
+    fn every_kernel_sums_right_and_keeps_rows_apart() {
         let mut rng = crate::data::rng::SplitMix64::new(7);
         let mut draw =
             |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect() };
@@ -435,9 +443,33 @@ mod tests {
             .iter()
             .map(|row| row.iter().zip(&w).map(|(&a, &b)| a as f64 * b as f64).sum())
             .collect();
-        check_lanes::<16>(&rows, &w, &exact);
-        check_lanes::<32>(&rows, &w, &exact);
-        check_lanes::<64>(&rows, &w, &exact);
+        let portable = |rows: &[&[f32]], w: &[f32], out: &mut [f32]| match rows.len() {
+            1 => out.copy_from_slice(&dots_lanes::<f32, 1, 16>(rows, w)),
+            _ => out.copy_from_slice(&dots_lanes::<f32, 3, 16>(rows, w)),
+        };
+        check_kernel("portable", portable, &rows, &w, &exact);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY (both): called only where the CPU has the features.
+            if is_x86_feature_detected!("avx512f") {
+                let avx512 = |rows: &[&[f32]], w: &[f32], out: &mut [f32]| unsafe {
+                    match rows.len() {
+                        1 => x86::block_avx512::<f32, 1>(rows, w, w.len(), out),
+                        _ => x86::block_avx512::<f32, 3>(rows, w, w.len(), out),
+                    }
+                };
+                check_kernel("AVX-512", avx512, &rows, &w, &exact);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                let avx2 = |rows: &[&[f32]], w: &[f32], out: &mut [f32]| unsafe {
+                    match rows.len() {
+                        1 => x86::block_avx2::<f32, 1>(rows, w, w.len(), out),
+                        _ => x86::block_avx2::<f32, 3>(rows, w, w.len(), out),
+                    }
+                };
+                check_kernel("AVX2", avx2, &rows, &w, &exact);
+            }
+        }
     }
 
     #[test]

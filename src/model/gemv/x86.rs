@@ -98,9 +98,10 @@ impl Lanes for Avx2 {
 }
 
 /// `rows[r] · w` for each of the `N` rows, `4 * WIDTH` weights a step.
+/// The caller ensures the CPU has L's features, `rows` holds `N` rows and
+/// none is shorter than `w`.
 #[inline(always)]
 unsafe fn dots_in<L: Lanes, W: Element, const N: usize>(rows: &[&[f32]], w: &[W]) -> [f32; N] {
-    assert!(rows.len() == N && rows.iter().all(|row| row.len() >= w.len()));
     let step = 4 * L::WIDTH;
     let whole = w.len() / step * step;
     let mut out = [0f32; N];
@@ -140,9 +141,24 @@ unsafe fn dots_in<L: Lanes, W: Element, const N: usize>(rows: &[&[f32]], w: &[W]
 }
 
 /// `out[j * N + r] = rows[r] · w_j` for each weight row `w_j` (of `in_dim`
-/// values) of `weights`, on AVX-512 registers; the loop over weight rows is
-/// compiled with the feature too, so nothing is called per row. The caller
-/// checks `avx512f`.
+/// values) of `weights`; inlined into a function compiled with L's
+/// features, so nothing is called per row.
+#[inline(always)]
+unsafe fn block_in<L: Lanes, W: Element, const N: usize>(
+    rows: &[&[f32]],
+    weights: &[W],
+    in_dim: usize,
+    out: &mut [f32],
+) {
+    // Checked once here, not for every weight row.
+    assert!(rows.len() == N && rows.iter().all(|row| row.len() >= in_dim));
+    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
+        // SAFETY: the caller checked the features; the rows were checked above.
+        ys.copy_from_slice(&unsafe { dots_in::<L, W, N>(rows, w) });
+    }
+}
+
+/// [`block_in`] on AVX-512 registers. The caller checks `avx512f`.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn block_avx512<W: Element, const N: usize>(
     rows: &[&[f32]],
@@ -150,13 +166,10 @@ pub(super) unsafe fn block_avx512<W: Element, const N: usize>(
     in_dim: usize,
     out: &mut [f32],
 ) {
-    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
-        // SAFETY: the caller checked the features.
-        ys.copy_from_slice(&unsafe { dots_in::<Avx512, W, N>(rows, w) });
-    }
+    unsafe { block_in::<Avx512, W, N>(rows, weights, in_dim, out) }
 }
 
-/// [`block_avx512`] on AVX2 registers. The caller checks `avx2` and `fma`.
+/// [`block_in`] on AVX2 registers. The caller checks `avx2` and `fma`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn block_avx2<W: Element, const N: usize>(
     rows: &[&[f32]],
@@ -164,8 +177,5 @@ pub(super) unsafe fn block_avx2<W: Element, const N: usize>(
     in_dim: usize,
     out: &mut [f32],
 ) {
-    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
-        // SAFETY: the caller checked the features.
-        ys.copy_from_slice(&unsafe { dots_in::<Avx2, W, N>(rows, w) });
-    }
+    unsafe { block_in::<Avx2, W, N>(rows, weights, in_dim, out) }
 }
