@@ -470,9 +470,7 @@ impl Attention {
     /// Queries, keys and values `[b, t, _]`, before the heads are split.
     fn project(&self, x: &Tensor, mode: Mode) -> Result<[Tensor; 3]> {
         let together = [&self.q_proj, &self.k_proj, &self.v_proj];
-        if let Some(outputs) = Linear::forward_together(&together, x, mode)?
-            && let Ok(qkv) = <[Tensor; 3]>::try_from(outputs)
-        {
+        if let Some(qkv) = Linear::forward_together(together, x, mode)? {
             return Ok(qkv);
         }
         Ok([
@@ -559,14 +557,13 @@ impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Mlp);
         let together = [&self.gate_proj, &self.up_proj];
-        let (gate, up) =
-            match Linear::forward_together(&together, x, mode)?.map(<[Tensor; 2]>::try_from) {
-                Some(Ok([gate, up])) => (gate, up),
-                _ => (
-                    self.gate_proj.forward(x, mode)?,
-                    self.up_proj.forward(x, mode)?,
-                ),
-            };
+        let (gate, up) = match Linear::forward_together(together, x, mode)? {
+            Some([gate, up]) => (gate, up),
+            None => (
+                self.gate_proj.forward(x, mode)?,
+                self.up_proj.forward(x, mode)?,
+            ),
+        };
         let act = if mode.train {
             super::swiglu_op::swiglu_train(&gate, &up)?
         } else {

@@ -238,11 +238,11 @@ impl Linear {
     /// layer's q, k and v, or gate and up) in a decoding step: their
     /// products as one parallel section. `None` unless they all take rows
     /// on dense weights of one dtype.
-    pub fn forward_together(
-        linears: &[&Linear],
+    pub fn forward_together<const N: usize>(
+        linears: [&Linear; N],
         x: &Tensor,
         mode: Mode,
-    ) -> Result<Option<Vec<Tensor>>> {
+    ) -> Result<Option<[Tensor; N]>> {
         if mode.train {
             return Ok(None);
         }
@@ -265,7 +265,10 @@ impl Linear {
             .zip(products)
             .map(|(linear, y)| linear.finish_rows(y, &inputs, x, mode))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(outputs))
+        match <[Tensor; N]>::try_from(outputs) {
+            Ok(outputs) => Ok(Some(outputs)),
+            Err(_) => candle_core::bail!("GEMV: one product per projection expected"),
+        }
     }
 
     /// The rest of [`Linear::forward_rows`] after the frozen product `y`:
