@@ -6,6 +6,7 @@ pub mod clock;
 pub mod data;
 pub mod eval;
 pub mod model;
+pub mod pool;
 pub mod profile;
 pub mod train;
 pub mod tui;

@@ -226,6 +226,39 @@ pub fn scope(label: Label) -> Scope {
     }
 }
 
+/// Before this thread hands work to another ([`crate::pool::on_pool`]):
+/// charges its time so far and returns its label, for the other thread to
+/// carry on under.
+pub fn hand_over() -> u8 {
+    if enabled() {
+        charge_time();
+    }
+    current()
+}
+
+/// Runs `work` on this (pool) thread under the label a thread handed over,
+/// timing only the work: the pool thread's idle time before and after is
+/// charged to nothing.
+pub fn take_over<R>(label: u8, work: impl FnOnce() -> R) -> R {
+    if !enabled() {
+        return work();
+    }
+    SWITCHED_AT.with(|t| t.set(now_nanos()));
+    let previous = CURRENT.try_with(|c| c.replace(label)).unwrap_or(0);
+    let out = work();
+    charge_time();
+    let _ = CURRENT.try_with(|c| c.set(previous));
+    SWITCHED_AT.with(|t| t.set(0));
+    out
+}
+
+/// After the work handed over is done: this thread's wait is not charged.
+pub fn resume() {
+    if enabled() {
+        SWITCHED_AT.with(|t| t.set(now_nanos()));
+    }
+}
+
 /// Bytes live on the heap now (since profiling started).
 pub fn live() -> usize {
     LIVE.load(Relaxed)

@@ -280,7 +280,19 @@ impl Decoder {
         self.run(ids, None, segments, mode, Some(grads))
     }
 
+    /// The forward pass, on a rayon thread ([`crate::pool`]).
     fn run(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut Cache>,
+        segments: Option<&[usize]>,
+        mode: Mode,
+        checkpoint: Option<&RecomputedGrads>,
+    ) -> Result<Tensor> {
+        crate::pool::on_pool(|| self.run_here(ids, cache, segments, mode, checkpoint))
+    }
+
+    fn run_here(
         &self,
         ids: &Tensor,
         mut cache: Option<&mut Cache>,
@@ -333,6 +345,15 @@ impl Decoder {
         caches: &mut [&mut Cache],
         mode: Mode,
     ) -> Result<Tensor> {
+        crate::pool::on_pool(|| self.step_rows_here(tokens, caches, mode))
+    }
+
+    fn step_rows_here(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut Cache],
+        mode: Mode,
+    ) -> Result<Tensor> {
         if tokens.len() != caches.len() {
             candle_core::bail!("{} tokens for {} caches", tokens.len(), caches.len());
         }
@@ -370,9 +391,11 @@ impl Decoder {
 
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
-        let _label = crate::profile::scope(crate::profile::Label::Logits);
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        super::lora::frozen_matmul(hidden, head, train)?.to_dtype(DType::F32)
+        crate::pool::on_pool(|| {
+            let _label = crate::profile::scope(crate::profile::Label::Logits);
+            let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+            super::lora::frozen_matmul(hidden, head, train)?.to_dtype(DType::F32)
+        })
     }
 
     /// Every projection of every layer: (module path, name, layer).

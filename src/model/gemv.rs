@@ -163,6 +163,8 @@ trait Element: Copy + Send + Sync {
     /// Whether the value is bf16 (the top half of an f32), else f32.
     const BF16: bool;
     fn widen(self) -> f32;
+    /// The values' bit patterns when they are bf16.
+    fn bf16_bits(values: &[Self]) -> Option<&[u16]>;
 }
 
 impl Element for f32 {
@@ -170,6 +172,9 @@ impl Element for f32 {
     #[inline(always)]
     fn widen(self) -> f32 {
         self
+    }
+    fn bf16_bits(_: &[f32]) -> Option<&[u16]> {
+        None
     }
 }
 
@@ -179,6 +184,30 @@ impl Element for bf16 {
     fn widen(self) -> f32 {
         f32::from_bits((self.to_bits() as u32) << 16)
     }
+    fn bf16_bits(values: &[bf16]) -> Option<&[u16]> {
+        use half::slice::HalfFloatSliceExt;
+        Some(values.reinterpret_cast())
+    }
+}
+
+/// The input rows as bf16 bit patterns, when the weights are bf16, the CPU
+/// multiplies bf16 pairs (`avx512_bf16`) and every input already is a bf16
+/// value (a bf16 model's activations): the products are then those of the
+/// widening kernel, without widening a weight.
+fn narrow_inputs<W: Element>(inputs: &[f32], rows: usize) -> Option<Vec<u16>> {
+    let usable = W::BF16 && (1..=MAX_ROWS).contains(&rows) && cpu_multiplies_bf16_pairs();
+    if usable && inputs.iter().all(|x| x.to_bits() & 0xffff == 0) {
+        return Some(inputs.iter().map(|x| (x.to_bits() >> 16) as u16).collect());
+    }
+    None
+}
+
+/// Whether the CPU has `vdpbf16ps` (AVX-512 with the bf16 extension).
+fn cpu_multiplies_bf16_pairs() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `inputs` times each of `weights` (`[out_i, in]` each), in one parallel
@@ -212,7 +241,13 @@ fn products_of<W: Element>(inputs: &[f32], weights: &[&[W]], in_dim: usize) -> V
         let pieces = w.chunks(rows_per_task * in_dim);
         tasks.extend(pieces.zip(out.chunks_mut(rows_per_task * n)));
     }
-    let task = |(w, ys): (&[W], &mut [f32])| dots_block(&rows, w, in_dim, ys);
+    let narrow = narrow_inputs::<W>(inputs, n);
+    let narrow_rows: Option<Vec<&[u16]>> =
+        narrow.as_ref().map(|v| v.chunks_exact(in_dim).collect());
+    let task = |(w, ys): (&[W], &mut [f32])| match (&narrow_rows, W::bf16_bits(w)) {
+        (Some(narrow_rows), Some(w)) => bf16_block(narrow_rows, w, in_dim, ys),
+        _ => dots_block(&rows, w, in_dim, ys),
+    };
     if parallel {
         tasks.into_par_iter().for_each(task);
     } else {
@@ -251,6 +286,26 @@ fn dots_block<W: Element>(rows: &[&[f32]], weights: &[W], in_dim: usize, out: &m
             }
         }
     }
+}
+
+/// [`dots_block`] for bf16 rows and weights, on a CPU that
+/// [`narrow_inputs`] found to multiply bf16 pairs.
+fn bf16_block(rows: &[&[u16]], weights: &[u16], in_dim: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `narrow_inputs` checked avx512f and avx512bf16 and 1..=4 rows.
+    unsafe {
+        match rows.len() {
+            1 => x86::block_avx512_bf16::<1>(rows, weights, in_dim, out),
+            2 => x86::block_avx512_bf16::<2>(rows, weights, in_dim, out),
+            3 => x86::block_avx512_bf16::<3>(rows, weights, in_dim, out),
+            _ => x86::block_avx512_bf16::<4>(rows, weights, in_dim, out),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "bf16 rows are only made on x86_64: {}",
+        rows.len() + weights.len() + in_dim + out.len()
+    );
 }
 
 fn block_n<W: Element, const N: usize>(
@@ -411,14 +466,14 @@ mod tests {
         }
     }
 
-    /// A kernel (`block(rows, w, out)`, one or three rows) on rows of 150,
-    /// which leaves a tail past every register width: near the exact sums,
-    /// and a row's result the same with or without the rows beside it.
-    fn check_kernel(
+    /// A kernel (`block(rows, w, out)`, one or three rows) on rows that
+    /// leave a tail past every register width: near the exact sums, and a
+    /// row's result the same with or without the rows beside it.
+    fn check_kernel<T>(
         name: &str,
-        block: impl Fn(&[&[f32]], &[f32], &mut [f32]),
-        rows: &[&[f32]],
-        w: &[f32],
+        block: impl Fn(&[&[T]], &[T], &mut [f32]),
+        rows: &[&[T]],
+        w: &[T],
         exact: &[f64],
     ) {
         let mut together = [0f32; 3];
@@ -470,6 +525,56 @@ mod tests {
                 check_kernel("AVX2", avx2, &rows, &w, &exact);
             }
         }
+    }
+
+    #[test]
+    fn the_bf16_pair_kernel_sums_right_and_keeps_rows_apart() {
+        #[cfg(target_arch = "x86_64")]
+        if cpu_multiplies_bf16_pairs() {
+            // 200 values: one step of 128, two of 32 and a tail of 8.
+            let mut rng = crate::data::rng::SplitMix64::new(11);
+            let mut draw = |n: usize| -> Vec<u16> {
+                let values = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0);
+                values.map(|v| bf16::from_f32(v).to_bits()).collect()
+            };
+            let (x, w) = (draw(3 * 200), draw(200));
+            let rows: Vec<&[u16]> = x.chunks_exact(200).collect();
+            let value = |bits: u16| bf16::from_bits(bits).to_f64();
+            let exact: Vec<f64> = rows
+                .iter()
+                .map(|row| row.iter().zip(&w).map(|(&a, &b)| value(a) * value(b)).sum())
+                .collect();
+            // SAFETY: the CPU has the features, checked above.
+            let kernel = |rows: &[&[u16]], w: &[u16], out: &mut [f32]| unsafe {
+                match rows.len() {
+                    1 => x86::block_avx512_bf16::<1>(rows, w, w.len(), out),
+                    _ => x86::block_avx512_bf16::<3>(rows, w, w.len(), out),
+                }
+            };
+            check_kernel("AVX-512 bf16", kernel, &rows, &w, &exact);
+        }
+    }
+
+    #[test]
+    fn bf16_inputs_take_the_pair_kernel_only_when_they_are_bf16_values() {
+        let exact = vec![1.5f32, -0.25, 3.0];
+        let rounded_away = vec![1.5f32, 0.1, 3.0];
+        let pairs = cpu_multiplies_bf16_pairs();
+        assert_eq!(narrow_inputs::<bf16>(&exact, 1).is_some(), pairs);
+        assert!(narrow_inputs::<bf16>(&rounded_away, 1).is_none());
+        assert!(narrow_inputs::<f32>(&exact, 1).is_none());
+        assert!(narrow_inputs::<bf16>(&[0.0; 5], 5).is_none());
+        // Through the public path, on bf16 activations as a bf16 model has.
+        let x = Tensor::randn(0f32, 1.0, (2, 37), &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let w = weights(DType::BF16);
+        let got = matmul_t(&x, &w).unwrap().to_dtype(DType::F32).unwrap();
+        let exact = candle_product(&x.to_dtype(DType::F32).unwrap(), &w);
+        let diff = crate::model::max_abs_diff(&exact, &got).unwrap();
+        // The result is rounded to bf16 (x's dtype): 2^-8 of values ~6.
+        assert!(diff < 0.05, "{diff}");
     }
 
     #[test]
