@@ -280,7 +280,11 @@ impl Decoder {
         self.run(ids, None, segments, mode, Some(grads))
     }
 
-    /// The forward pass, on a rayon thread ([`crate::pool`]).
+    /// The forward pass; a generation's (with a cache) on a rayon thread
+    /// ([`crate::pool`]). Passes over whole samples stay on the caller's
+    /// thread: their tensors, allocated on a pool thread and freed on the
+    /// caller's, would sit in two of glibc's arenas (training's peak RSS
+    /// rose by a third).
     fn run(
         &self,
         ids: &Tensor,
@@ -289,6 +293,9 @@ impl Decoder {
         mode: Mode,
         checkpoint: Option<&RecomputedGrads>,
     ) -> Result<Tensor> {
+        if cache.is_none() || mode.train {
+            return self.run_here(ids, cache, segments, mode, checkpoint);
+        }
         crate::pool::on_pool(|| self.run_here(ids, cache, segments, mode, checkpoint))
     }
 
@@ -391,11 +398,17 @@ impl Decoder {
 
     /// Logits `[..., vocab]` (f32) of hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
-        crate::pool::on_pool(|| {
+        let logits = || {
             let _label = crate::profile::scope(crate::profile::Label::Logits);
             let head = self.lm_head.as_ref().unwrap_or(&self.embed);
             super::lora::frozen_matmul(hidden, head, train)?.to_dtype(DType::F32)
-        })
+        };
+        // A decoding step's few rows on the pool, as in `run`.
+        let rows = hidden.elem_count() / self.config.hidden_size.max(1);
+        if train || rows > super::gemv::MAX_ROWS {
+            return logits();
+        }
+        crate::pool::on_pool(logits)
     }
 
     /// Every projection of every layer: (module path, name, layer).

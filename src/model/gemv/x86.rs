@@ -188,75 +188,85 @@ unsafe fn load(p: *const u16) -> __m512bh {
     unsafe { std::mem::transmute(_mm512_loadu_si512(p.cast())) }
 }
 
-/// `rows[r] · w` for bf16 rows and bf16 weights with `vdpbf16ps`: each
-/// instruction multiplies 32 pairs of bf16 values and adds them, in pairs,
-/// into 16 f32 sums, so no weight is widened first. The products of two
-/// bf16 values are exact in f32; only the order of the additions differs
-/// from the widening kernel.
+/// Weight rows a bf16 tile takes at once.
+const TILE: usize = 4;
+
+/// `out[j * R + r] = rows[r] · w_j` for `R` bf16 input rows and the `J`
+/// bf16 weight rows `w_j` (of `in_dim` values) of `w`, with `vdpbf16ps`:
+/// each instruction multiplies 32 pairs and adds them, two by two, into 16
+/// f32 sums, so no weight is widened. Every (row, weight row) pair has its
+/// own sum, so a load of 32 inputs serves `J` products and a load of 32
+/// weights serves `R`, and the pair's sum runs in the same order whatever
+/// `R` and `J` are. Products of two bf16 values are exact in f32; only the
+/// order of the additions differs from the widening kernel.
 #[inline(always)]
-unsafe fn dots_bf16<const N: usize>(rows: &[&[u16]], w: &[u16]) -> [f32; N] {
+unsafe fn tile_bf16<const R: usize, const J: usize>(
+    rows: &[&[u16]],
+    w: &[u16],
+    in_dim: usize,
+    out: &mut [f32],
+) {
     const WIDTH: usize = 32;
-    const STEP: usize = 4 * WIDTH;
-    const PREFETCH: usize = 1024;
-    let whole = w.len() / STEP * STEP;
-    let pairs = w.len() / WIDTH * WIDTH;
-    let mut out = [0f32; N];
-    // SAFETY: the caller's CPU has avx512f and avx512bf16; every load reads
-    // below `pairs`, which no row and not `w` is shorter than.
+    let whole = in_dim / WIDTH * WIDTH;
+    // SAFETY: the caller's CPU has avx512f and avx512bf16; `rows` holds `R`
+    // rows of at least `in_dim` values, `w` `J` rows of `in_dim`, and every
+    // load reads below `whole`.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 4]; N];
+        let mut acc = [[_mm512_setzero_ps(); R]; J];
+        let zero = std::mem::transmute::<__m512, __m512bh>(_mm512_setzero_ps());
+        let mut weights = [zero; J];
         let mut c = 0;
         while c < whole {
-            let wp = w.as_ptr().add(c);
-            for line in 0..4 {
-                _mm_prefetch::<_MM_HINT_T0>(wp.add(PREFETCH + line * 32).cast());
+            for (j, slot) in weights.iter_mut().enumerate() {
+                *slot = load(w.as_ptr().add(j * in_dim + c));
             }
-            let wide = [
-                load(wp),
-                load(wp.add(WIDTH)),
-                load(wp.add(2 * WIDTH)),
-                load(wp.add(3 * WIDTH)),
-            ];
-            for r in 0..N {
-                let xp = rows[r].as_ptr().add(c);
-                for k in 0..4 {
-                    acc[r][k] = _mm512_dpbf16_ps(acc[r][k], load(xp.add(k * WIDTH)), wide[k]);
+            for r in 0..R {
+                let x = load(rows[r].as_ptr().add(c));
+                for j in 0..J {
+                    acc[j][r] = _mm512_dpbf16_ps(acc[j][r], x, weights[j]);
                 }
-            }
-            c += STEP;
-        }
-        while c < pairs {
-            let wv = load(w.as_ptr().add(c));
-            for r in 0..N {
-                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], load(rows[r].as_ptr().add(c)), wv);
             }
             c += WIDTH;
         }
         let widen = |v: u16| f32::from_bits((v as u32) << 16);
-        for r in 0..N {
-            let tail: f32 = rows[r][pairs..w.len()]
-                .iter()
-                .zip(&w[pairs..])
-                .map(|(&a, &b)| widen(a) * widen(b))
-                .sum();
-            out[r] = Avx512::total(acc[r]) + tail;
+        for j in 0..J {
+            let w = &w[j * in_dim..(j + 1) * in_dim];
+            for r in 0..R {
+                let tail: f32 = rows[r][whole..in_dim]
+                    .iter()
+                    .zip(&w[whole..])
+                    .map(|(&a, &b)| widen(a) * widen(b))
+                    .sum();
+                out[j * R + r] = _mm512_reduce_add_ps(acc[j][r]) + tail;
+            }
         }
     }
-    out
 }
 
-/// [`block_in`] for bf16 rows and weights on `vdpbf16ps`. The caller checks
+/// `out[j * R + r] = rows[r] · w_j` for bf16 rows and weights on
+/// `vdpbf16ps`, [`TILE`] weight rows at a time. The caller checks
 /// `avx512f` and `avx512bf16`.
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub(super) unsafe fn block_avx512_bf16<const N: usize>(
+pub(super) unsafe fn block_avx512_bf16<const R: usize>(
     rows: &[&[u16]],
     weights: &[u16],
     in_dim: usize,
     out: &mut [f32],
 ) {
-    assert!(rows.len() == N && rows.iter().all(|row| row.len() >= in_dim));
-    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(N)) {
-        // SAFETY: the caller checked the features; the rows were checked above.
-        ys.copy_from_slice(&unsafe { dots_bf16::<N>(rows, w) });
+    // Checked once here, not for every tile.
+    assert!(rows.len() == R && rows.iter().all(|row| row.len() >= in_dim));
+    let tiled = weights.len() / (TILE * in_dim) * TILE * in_dim;
+    let (tiles, rest) = weights.split_at(tiled);
+    let (out_tiles, out_rest) = out.split_at_mut(tiled / in_dim * R);
+    // SAFETY (both): the caller checked the features; the rows were checked
+    // above and the weights are whole rows.
+    for (w, ys) in tiles
+        .chunks_exact(TILE * in_dim)
+        .zip(out_tiles.chunks_exact_mut(TILE * R))
+    {
+        unsafe { tile_bf16::<R, TILE>(rows, w, in_dim, ys) };
+    }
+    for (w, ys) in rest.chunks_exact(in_dim).zip(out_rest.chunks_exact_mut(R)) {
+        unsafe { tile_bf16::<R, 1>(rows, w, in_dim, ys) };
     }
 }
