@@ -123,6 +123,13 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool)
             TrainingPath::Whole => whole_matrix(q, k, v, vis),
         };
     }
+    // A decoding step: one position that sees every key.
+    if t == 1
+        && vis.visible_keys(0) == (0..k.dim(2)?)
+        && let Some(out) = super::attend_one::attend_one(q, k, v)?
+    {
+        return Ok(out);
+    }
     let mut outputs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
     for start in (0..t).step_by(QUERY_BLOCK) {
         let rows = start..(start + QUERY_BLOCK).min(t);

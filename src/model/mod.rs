@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod attend;
+pub mod attend_one;
 pub mod base_weight;
 pub mod checkpoint;
 pub mod config;
