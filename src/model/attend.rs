@@ -222,10 +222,11 @@ fn grouped(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
+    /// Uniform values in [-1, 1) from `seed`.
+    pub(crate) fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
         let mut rng = crate::data::rng::SplitMix64::new(seed);
         let n = shape.0 * shape.1 * shape.2 * shape.3;
         let values: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect();

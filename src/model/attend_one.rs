@@ -115,14 +115,8 @@ fn one_head<W: Copy + Into<f32>>(q: &[f32], keys: &[W], values: &[W], d: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::attend::tests::random;
     use crate::model::attend::{Visibility, attend};
-
-    fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
-        let mut rng = crate::data::rng::SplitMix64::new(seed);
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let values: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect();
-        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-    }
 
     #[test]
     fn matches_the_general_path_over_a_cache_view() {
