@@ -12,8 +12,9 @@
 //! With `TUNEBENCH_PAIR`, a random rank-16 adapter on all seven projections
 //! is attached and 64 tokens are decoded by the base alone, by the adapter
 //! alone and by both as one batch of two rows (what the Chat tab and
-//! `eval --generate` do); it reports both answers' tokens/s together against
-//! one after the other, and the adapter's step time over the base's.
+//! `eval --generate` do), the three taking their steps in turn; it reports
+//! both answers' tokens/s together against one after the other, and the
+//! adapter's step time over the base's, from the median step of each.
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -178,34 +179,83 @@ fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
         .to_scalar::<u32>()
 }
 
-/// Seconds per step of decoding `NEW` tokens for each of `modes` (one
-/// row each, in one batch), after reading the prompt into each row's cache:
-/// wall-clock, and the process's CPU time (which counts waiting on memory
-/// but not waiting for a core, so it holds up on a busy machine).
-fn steps_s(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<(f64, f64)> {
-    let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
-    let layers = decoder.layers.len();
-    let mut caches: Vec<Cache> = modes.iter().map(|_| Cache::new(layers)).collect();
-    let mut next = Vec::new();
-    for (cache, &mode) in caches.iter_mut().zip(modes) {
-        let hidden = decoder.hidden(&ids, Some(cache), None, mode)?;
-        next.push(argmax_last(decoder, &hidden)?);
+/// Rows decoded as one batch, one per mode, each with its own cache and
+/// next token.
+struct Batch {
+    modes: Vec<Mode>,
+    caches: Vec<Cache>,
+    next: Vec<u32>,
+}
+
+impl Batch {
+    /// Reads the prompt into each row's cache.
+    fn new(decoder: &Decoder, prompt: &[u32], modes: &[Mode]) -> anyhow::Result<Batch> {
+        let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+        let mut caches: Vec<Cache> = modes
+            .iter()
+            .map(|_| Cache::new(decoder.layers.len()))
+            .collect();
+        let mut next = Vec::new();
+        for (cache, &mode) in caches.iter_mut().zip(modes) {
+            let hidden = decoder.hidden(&ids, Some(cache), None, mode)?;
+            next.push(argmax_last(decoder, &hidden)?);
+        }
+        Ok(Batch {
+            modes: modes.to_vec(),
+            caches,
+            next,
+        })
     }
-    let base_rows = modes.iter().filter(|m| !m.adapter).count();
-    let mode = Mode {
-        adapter: base_rows < modes.len(),
-        base_rows,
-        ..Mode::BASE
-    };
-    let (t, cpu) = (Instant::now(), cpu_s());
-    for _ in 0..NEW {
-        let mut rows: Vec<&mut Cache> = caches.iter_mut().collect();
-        let hidden = decoder.step_rows(&next, &mut rows, mode)?;
+
+    /// One decoding step of every row: (wall, CPU) seconds.
+    fn step(&mut self, decoder: &Decoder) -> anyhow::Result<(f64, f64)> {
+        let base_rows = self.modes.iter().filter(|m| !m.adapter).count();
+        let mode = Mode {
+            adapter: base_rows < self.modes.len(),
+            base_rows,
+            ..Mode::BASE
+        };
+        let (t, cpu) = (Instant::now(), cpu_s());
+        let mut rows: Vec<&mut Cache> = self.caches.iter_mut().collect();
+        let hidden = decoder.step_rows(&self.next, &mut rows, mode)?;
         let logits = decoder.logits(&hidden, false)?.squeeze(0)?;
-        next = logits.argmax(1)?.to_vec1::<u32>()?;
+        self.next = logits.argmax(1)?.to_vec1::<u32>()?;
+        Ok((t.elapsed().as_secs_f64(), cpu_s() - cpu))
     }
-    let per_step = |s: f64| s / NEW as f64;
-    Ok((per_step(t.elapsed().as_secs_f64()), per_step(cpu_s() - cpu)))
+}
+
+/// Median seconds per step of decoding `NEW` tokens for each batch of
+/// modes in `batches`, wall-clock and CPU time (which counts waiting on
+/// memory but not waiting for a core). The batches take their steps in
+/// turn, so a machine that speeds up or slows down meanwhile (a neighbour
+/// on a shared host) weighs on each alike, and the median drops the steps
+/// a neighbour interrupted.
+fn steps_s(
+    decoder: &Decoder,
+    prompt: &[u32],
+    batches: &[&[Mode]],
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut running = batches
+        .iter()
+        .map(|modes| Batch::new(decoder, prompt, modes))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut times = vec![(Vec::new(), Vec::new()); batches.len()];
+    for _ in 0..NEW {
+        for (batch, (wall, cpu)) in running.iter_mut().zip(&mut times) {
+            let (w, c) = batch.step(decoder)?;
+            wall.push(w);
+            cpu.push(c);
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|(w, c)| (median(w), median(c)))
+        .collect())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// CPU time of this process (all threads) so far, in seconds.
@@ -228,9 +278,13 @@ fn side_by_side(
     let spec = LoraSpec::all_linear(16, 32.0);
     adapter::attach_new(decoder, &spec, 1)?;
     adapter::randomize(decoder, 0.01, 1)?;
-    let base = steps_s(decoder, prompt, &[Mode::BASE])?;
-    let adapted = steps_s(decoder, prompt, &[Mode::ADAPTED])?;
-    let pair = steps_s(decoder, prompt, &[Mode::BASE, Mode::ADAPTED])?;
+    let batches: [&[Mode]; 3] = [
+        &[Mode::BASE],
+        &[Mode::ADAPTED],
+        &[Mode::BASE, Mode::ADAPTED],
+    ];
+    let [base, adapted, pair] = <[(f64, f64); 3]>::try_from(steps_s(decoder, prompt, &batches)?)
+        .map_err(|_| anyhow::anyhow!("one timing per batch"))?;
     let labels = format!(r#""model": "{model_name}", "dtype": "{dtype_name}""#);
     report(&labels, "wall", base.0, adapted.0, pair.0);
     report(&labels, "cpu", base.1, adapted.1, pair.1);
