@@ -97,6 +97,21 @@ impl Lanes for Avx2 {
     }
 }
 
+/// Asks for the `bytes` from `p` (the weights the kernel reads after the
+/// current ones) to be brought into L1. With more than one input row the
+/// kernels issue more instructions per cache line, the core keeps fewer
+/// lines in flight, and the hardware prefetchers alone left two rows 45%
+/// slower than one over the same weights (151,936 x 896 bf16: 24.7 against
+/// 17.2 ms); one tile or weight row ahead, both take 17 ms. A prefetch
+/// never faults, so past the end of the weights is harmless.
+#[inline(always)]
+unsafe fn prefetch_ahead(p: *const i8, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: prefetching reads nothing the program sees.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line)) };
+    }
+}
+
 /// `rows[r] · w` for each of the `N` rows, `4 * WIDTH` weights a step.
 /// The caller ensures the CPU has L's features, `rows` holds `N` rows and
 /// none is shorter than `w`.
@@ -112,6 +127,7 @@ unsafe fn dots_in<L: Lanes, W: Element, const N: usize>(rows: &[&[f32]], w: &[W]
         let mut c = 0;
         while c < whole {
             let wp = w.as_ptr().add(c);
+            prefetch_ahead(wp.wrapping_add(w.len()).cast(), step * size_of::<W>());
             // No closures here: one would be compiled without the target
             // features, and the intrinsics in it would become calls.
             let wide = [
@@ -218,7 +234,9 @@ unsafe fn tile_bf16<const R: usize, const J: usize>(
         let mut c = 0;
         while c < whole {
             for (j, slot) in weights.iter_mut().enumerate() {
-                *slot = load(w.as_ptr().add(j * in_dim + c));
+                let row = w.as_ptr().add(j * in_dim + c);
+                prefetch_ahead(row.wrapping_add(J * in_dim).cast(), 64);
+                *slot = load(row);
             }
             for r in 0..R {
                 let x = load(rows[r].as_ptr().add(c));
