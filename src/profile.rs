@@ -437,4 +437,28 @@ mod tests {
         assert!((60.0..200.0).contains(&inner), "{inner} ms");
         assert!((30.0..60.0).contains(&outer), "{outer} ms");
     }
+
+    #[test]
+    fn work_handed_to_the_pool_is_timed_there_under_the_callers_label() {
+        enable();
+        let nanos = |l: Label| THREAD_NANOS.with(|t| t[l as usize].get());
+        let mine = nanos(Label::Embedding);
+        let (on_pool_label, pool_ms) = {
+            let _s = scope(Label::Embedding);
+            crate::pool::on_pool(|| {
+                let before = nanos(Label::Embedding);
+                let label = current();
+                std::thread::sleep(std::time::Duration::from_millis(40));
+                // The pool thread's share shows once the work is charged,
+                // after this closure: read it through a nested scope.
+                drop(scope(Label::Embedding));
+                (label, (nanos(Label::Embedding) - before) as f64 / 1e6)
+            })
+        };
+        assert_eq!(on_pool_label, Label::Embedding as u8);
+        assert!((40.0..200.0).contains(&pool_ms), "{pool_ms} ms on the pool");
+        // The caller waited meanwhile: its own share holds none of the 40 ms.
+        let waited = (nanos(Label::Embedding) - mine) as f64 / 1e6;
+        assert!(waited < 20.0, "{waited} ms charged to the waiting caller");
+    }
 }
