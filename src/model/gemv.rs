@@ -205,11 +205,11 @@ impl Element for bf16 {
 /// value (a bf16 model's activations): the products are then those of the
 /// widening kernel, without widening a weight.
 fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
-    let usable = W::BF16 && cpu_multiplies_bf16_pairs();
-    if usable && inputs.iter().all(|x| x.to_bits() & 0xffff == 0) {
-        return Some(inputs.iter().map(|x| (x.to_bits() >> 16) as u16).collect());
+    if !W::BF16 || !cpu_multiplies_bf16_pairs() {
+        return None;
     }
-    None
+    let bf16_bits = |x: &f32| (x.to_bits() & 0xffff == 0).then_some((x.to_bits() >> 16) as u16);
+    inputs.iter().map(bf16_bits).collect()
 }
 
 /// Whether the CPU has `vdpbf16ps` (AVX-512 with the bf16 extension).
@@ -571,7 +571,7 @@ mod tests {
     fn the_bf16_pair_kernel_sums_right_and_keeps_rows_apart() {
         #[cfg(target_arch = "x86_64")]
         if cpu_multiplies_bf16_pairs() {
-            // 200 values: one step of 128, two of 32 and a tail of 8.
+            // 200 values: six steps of 32 and a tail of 8.
             let mut rng = crate::data::rng::SplitMix64::new(11);
             let mut draw = |n: usize| -> Vec<u16> {
                 let values = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0);
