@@ -15,6 +15,8 @@
 //! `eval --generate` do), the three taking their steps in turn; it reports
 //! both answers' tokens/s together against one after the other, and the
 //! adapter's step time over the base's, from the median step of each.
+//! With `TUNEBENCH_PROFILE=1` as well, it prints each batch's mean time per
+//! step under each profile label (frozen, lora, attention, ...).
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -240,12 +242,33 @@ fn steps_s(
         .map(|modes| Batch::new(decoder, prompt, modes))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut times = vec![(Vec::new(), Vec::new()); batches.len()];
+    let profiling = tunebench::profile::requested_by_env();
+    if profiling {
+        tunebench::profile::enable();
+    }
+    let mut by_label = vec![std::collections::BTreeMap::<&str, f64>::new(); batches.len()];
     for _ in 0..NEW {
-        for (batch, (wall, cpu)) in running.iter_mut().zip(&mut times) {
+        for ((batch, (wall, cpu)), labels) in running.iter_mut().zip(&mut times).zip(&mut by_label)
+        {
+            tunebench::profile::reset();
             let (w, c) = batch.step(decoder)?;
             wall.push(w);
             cpu.push(c);
+            for row in tunebench::profile::report(0).rows {
+                *labels.entry(row.label).or_default() += row.seconds;
+            }
         }
+    }
+    for (modes, labels) in batches.iter().zip(by_label).filter(|_| profiling) {
+        let ms: Vec<String> = labels
+            .iter()
+            .map(|(label, s)| format!("\"{label}\": {:.2}", s * 1e3 / NEW as f64))
+            .collect();
+        println!(
+            "{{\"impl\": \"tunebench profile\", \"rows\": {}, \"ms_per_step\": {{{}}}}}",
+            modes.len(),
+            ms.join(", ")
+        );
     }
     Ok(times
         .into_iter()

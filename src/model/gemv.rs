@@ -9,8 +9,12 @@
 //! into a scratch buffer on every call with more than one input row, which
 //! made two rows slower than two single-row products.
 
+mod addend;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+use addend::Resolved;
+pub use addend::{Addend, LowRank};
 
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use half::bf16;
@@ -77,26 +81,46 @@ pub fn with_last(x: &Tensor, last: usize) -> Vec<usize> {
 /// `inputs` (rows of `in` values, one after another) times `w.T` for a
 /// bf16 or f32 CPU weight `w` `[out, in]`: rows of `out` values.
 pub fn products(inputs: &[f32], w: &Tensor) -> Result<Vec<f32>> {
-    Ok(products_together(inputs, &[w])?.pop().unwrap_or_default())
+    products_with(inputs, w, &Addend::default())
+}
+
+/// [`products`] plus `addend`.
+pub fn products_with(inputs: &[f32], w: &Tensor, addend: &Addend) -> Result<Vec<f32>> {
+    let together = products_together(inputs, &[w], std::slice::from_ref(addend))?;
+    Ok(together.into_iter().next().unwrap_or_default())
 }
 
 /// [`products`] of the same inputs with several weights of one dtype and
-/// input width, in one parallel section.
-pub fn products_together(inputs: &[f32], weights: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+/// input width, each plus its addend, in one parallel section.
+pub fn products_together(
+    inputs: &[f32],
+    weights: &[&Tensor],
+    addends: &[Addend],
+) -> Result<Vec<Vec<f32>>> {
     let Some(first) = weights.first() else {
         return Ok(Vec::new());
     };
     let (dtype, in_dim) = (first.dtype(), first.dim(1)?);
-    if in_dim == 0 || !inputs.len().is_multiple_of(in_dim) {
+    if in_dim == 0 || !inputs.len().is_multiple_of(in_dim) || addends.len() != weights.len() {
         candle_core::bail!("GEMV: {} inputs for rows of {in_dim}", inputs.len());
     }
+    let n = inputs.len() / in_dim;
     let weights = weights
         .iter()
         .map(|w| w.contiguous())
         .collect::<Result<Vec<_>>>()?;
     let held: Vec<_> = weights.iter().map(|w| w.storage_and_layout()).collect();
+    let addends_held = addends
+        .iter()
+        .map(|a| a.hold())
+        .collect::<Result<Vec<_>>>()?;
+    let b_storage: Vec<_> = addends_held
+        .iter()
+        .map(|h| h.b().map(|b| b.storage_and_layout()))
+        .collect();
     let mut spans = Vec::with_capacity(held.len());
-    for (w, (storage, layout)) in weights.iter().zip(&held) {
+    let mut resolved = Vec::with_capacity(held.len());
+    for (i, (w, (storage, layout))) in weights.iter().zip(&held).enumerate() {
         let (out_dim, width) = w.dims2()?;
         if w.dtype() != dtype || width != in_dim {
             candle_core::bail!("GEMV: weights of different dtypes or widths in one product");
@@ -108,12 +132,36 @@ pub fn products_together(inputs: &[f32], weights: &[&Tensor]) -> Result<Vec<Vec<
             cpu,
             layout.start_offset()..layout.start_offset() + out_dim * in_dim,
         ));
+        resolved.push(addend::resolve(
+            &addends[i],
+            &addends_held[i],
+            b_storage[i].as_ref().map(|(s, l)| (&**s, *l)),
+            out_dim,
+            n,
+        )?);
     }
     match dtype {
-        DType::BF16 => products_on::<bf16>(inputs, &spans, in_dim),
-        DType::F32 => products_on::<f32>(inputs, &spans, in_dim),
+        DType::BF16 => products_on::<bf16>(inputs, &spans, &resolved, in_dim),
+        DType::F32 => products_on::<f32>(inputs, &spans, &resolved, in_dim),
         other => candle_core::bail!("GEMV for {other:?} weights"),
     }
+}
+
+/// Adds `addend` to `out`, the products of `inputs` (rows of `in` values)
+/// with a weight of `out_dim` outputs made elsewhere (a quantized weight).
+pub fn add_to_products(out: &mut [f32], out_dim: usize, addend: &Addend) -> Result<()> {
+    let rows = out.len() / out_dim.max(1);
+    let held = addend.hold()?;
+    let b_storage = held.b().map(|b| b.storage_and_layout());
+    let resolved = addend::resolve(
+        addend,
+        &held,
+        b_storage.as_ref().map(|(s, l)| (&**s, *l)),
+        out_dim,
+        rows,
+    )?;
+    addend::add_to(&resolved, out, rows, 0);
+    Ok(())
 }
 
 /// [`products_of`] on the weights' values, each a span of a CPU storage
@@ -121,51 +169,14 @@ pub fn products_together(inputs: &[f32], weights: &[&Tensor]) -> Result<Vec<Vec<
 fn products_on<W: Element + candle_core::WithDType>(
     inputs: &[f32],
     spans: &[(&candle_core::CpuStorage, std::ops::Range<usize>)],
+    addends: &[Resolved],
     in_dim: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let slices = spans
         .iter()
         .map(|(cpu, span)| Ok(&cpu.as_slice::<W>()?[span.clone()]))
         .collect::<Result<Vec<_>>>()?;
-    Ok(products_of(inputs, &slices, in_dim))
-}
-
-/// `down` (rows of `r` values) times `b.T` for a LoRA B `[out, r]` (f32):
-/// rows of `out` values. A rank is a few dozen values, so each output is a
-/// short dot product that inlines into this loop; [`products`] would pay a
-/// kernel call for each of the thousands of outputs (a sixth of a bf16
-/// decoding step went there).
-pub fn low_rank_products(down: &[f32], b: &Tensor) -> Result<Vec<f32>> {
-    let (out_dim, r) = b.dims2()?;
-    if r == 0 || !down.len().is_multiple_of(r) || b.dtype() != DType::F32 {
-        candle_core::bail!("LoRA B {:?} for {} values", b.dims(), down.len());
-    }
-    let b = b.contiguous()?;
-    let (storage, layout) = b.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("GEMV needs CPU weights");
-    };
-    let columns = &cpu.as_slice::<f32>()?[layout.start_offset()..][..out_dim * r];
-    let mut out = Vec::with_capacity(down.len() / r * out_dim);
-    for row in down.chunks_exact(r) {
-        out.extend(columns.chunks_exact(r).map(|col| short_dot(row, col)));
-    }
-    Ok(out)
-}
-
-/// A dot product of a few dozen values: eight independent sums (which
-/// vectorise), added pairwise.
-#[inline(always)]
-fn short_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let whole = a.len() / 8 * 8;
-    for (xs, ys) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += xs[k] * ys[k];
-        }
-    }
-    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
-    pairwise_sum(acc) + tail
+    Ok(products_of(inputs, &slices, addends, in_dim))
 }
 
 /// A weight type the kernels read, widened to f32 in registers.
@@ -224,7 +235,12 @@ fn cpu_multiplies_bf16_pairs() -> bool {
 /// section: the products of a layer that share their input (q, k, v; gate,
 /// up) hand their work to the threads once instead of once each, which
 /// costs a wake-up of every thread per section.
-fn products_of<W: Element>(inputs: &[f32], weights: &[&[W]], in_dim: usize) -> Vec<Vec<f32>> {
+fn products_of<W: Element>(
+    inputs: &[f32],
+    weights: &[&[W]],
+    addends: &[Resolved],
+    in_dim: usize,
+) -> Vec<Vec<f32>> {
     let rows: Vec<&[f32]> = inputs.chunks_exact(in_dim).collect();
     let n = rows.len();
     // Each task's results are its own `[rows, task's outputs]`, one after
@@ -250,17 +266,22 @@ fn products_of<W: Element>(inputs: &[f32], weights: &[&[W]], in_dim: usize) -> V
         rows_per_task = rows_per_task.min(BLOCK_BYTES / (in_dim * size_of::<W>()));
     }
     let rows_per_task = rows_per_task.max(1);
-    let mut tasks: Vec<(&[W], &mut [f32])> = Vec::new();
-    for (w, out) in weights.iter().zip(&mut by_task) {
+    // (weight, first output, the weight rows, the results)
+    let mut tasks: Vec<(usize, usize, &[W], &mut [f32])> = Vec::new();
+    for (i, (w, out)) in weights.iter().zip(&mut by_task).enumerate() {
         let pieces = w.chunks(rows_per_task * in_dim);
-        tasks.extend(pieces.zip(out.chunks_mut(rows_per_task * n)));
+        let pieces = pieces.zip(out.chunks_mut(rows_per_task * n)).enumerate();
+        tasks.extend(pieces.map(|(t, (w, ys))| (i, t * rows_per_task, w, ys)));
     }
     let narrow = narrow_inputs::<W>(inputs);
     let inputs = Inputs {
         wide: rows,
         narrow: narrow.as_ref().map(|v| v.chunks_exact(in_dim).collect()),
     };
-    let task = |(w, ys): (&[W], &mut [f32])| block_products(&inputs, w, in_dim, ys);
+    let task = |(i, first_output, w, ys): (usize, usize, &[W], &mut [f32])| {
+        block_products(&inputs, w, in_dim, ys);
+        addend::add_to(&addends[i], ys, n, first_output);
+    };
     if parallel {
         tasks.into_par_iter().for_each(task);
     } else {
@@ -459,14 +480,49 @@ mod tests {
     }
 
     #[test]
-    fn low_rank_products_match_candle_for_ranks_with_and_without_a_tail() {
-        for r in [8, 16, 19] {
-            let b = Tensor::randn(0f32, 1.0, (300, r), &Device::Cpu).unwrap();
-            let down = Tensor::randn(0f32, 1.0, (2, r), &Device::Cpu).unwrap();
-            let got = low_rank_products(&rows_of(&down).unwrap(), &b).unwrap();
-            let got = Tensor::from_vec(got, (2, 300), &Device::Cpu).unwrap();
-            let diff = crate::model::max_abs_diff(&candle_product(&down, &b), &got).unwrap();
-            assert!(diff < 1e-4, "rank {r}: {diff}");
+    fn addends_match_candle_for_ranks_with_and_without_a_tail() {
+        // A bias on both rows and a LoRA delta on the second only, for
+        // weights split across threads (2,048 outputs) and not (300).
+        let dev = &Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 96), dev).unwrap();
+        let inputs = rows_of(&x).unwrap();
+        for (out, r) in [(300, 8), (2048, 16), (300, 19)] {
+            let w = Tensor::randn(0f32, 1.0, (out, 96), dev).unwrap();
+            let bias = Tensor::randn(0f32, 1.0, out, dev).unwrap();
+            let a = Tensor::randn(0f32, 1.0, (r, 96), dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, (out, r), dev).unwrap();
+            let down = products(&inputs[96..], &a).unwrap();
+            let addend = Addend {
+                bias: Some(&bias),
+                low_rank: Some(LowRank {
+                    first: 1,
+                    down,
+                    b: &b,
+                    scale: 0.5,
+                }),
+            };
+            let got = products_with(&inputs, &w, &addend).unwrap();
+            let got = Tensor::from_vec(got, (2, out), dev).unwrap();
+            let frozen = candle_product(&x, &w).broadcast_add(&bias).unwrap();
+            let second = x.narrow(0, 1, 1).unwrap();
+            let delta = candle_product(&candle_product(&second, &a), &b);
+            let want = Tensor::cat(
+                &[
+                    &frozen.narrow(0, 0, 1).unwrap(),
+                    &(frozen.narrow(0, 1, 1).unwrap() + (delta * 0.5).unwrap()).unwrap(),
+                ],
+                0,
+            )
+            .unwrap();
+            let diff = crate::model::max_abs_diff(&want, &got).unwrap();
+            assert!(diff < 1e-3, "{out} outputs, rank {r}: {diff}");
+            // A product made elsewhere gets the same additions.
+            let mut elsewhere = products(&inputs, &w).unwrap();
+            add_to_products(&mut elsewhere, out, &addend).unwrap();
+            assert_eq!(
+                elsewhere,
+                got.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
         }
     }
 
@@ -635,13 +691,16 @@ mod tests {
                         .unwrap()
                 })
                 .collect();
-            let together = products_together(&inputs, &ws.iter().collect::<Vec<_>>()).unwrap();
+            let none: Vec<Addend> = ws.iter().map(|_| Addend::default()).collect();
+            let together =
+                products_together(&inputs, &ws.iter().collect::<Vec<_>>(), &none).unwrap();
             for (w, got) in ws.iter().zip(&together) {
                 assert_eq!(got, &products(&inputs, w).unwrap(), "{dtype:?}");
             }
         }
         let mixed = [weights(DType::F32), weights(DType::BF16)];
-        assert!(products_together(&[0.0; 37], &[&mixed[0], &mixed[1]]).is_err());
+        let none = [Addend::default(), Addend::default()];
+        assert!(products_together(&[0.0; 37], &[&mixed[0], &mixed[1]], &none).is_err());
     }
 
     #[test]

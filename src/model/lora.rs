@@ -219,19 +219,21 @@ impl Linear {
     /// ops of the general form (narrow, cast, two products, scale, add, cat)
     /// is made per projection.
     fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let in_dim = self.in_dim();
-        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let inputs = gemv::rows_of(x)?;
+        let addend = self.addend(&inputs, mode)?;
+        let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let y = match &self.weight {
-            FrozenWeight::Dense(w) => gemv::products(&inputs, w)?,
+            FrozenWeight::Dense(w) => gemv::products_with(&inputs, w, &addend)?,
             FrozenWeight::Quantized(q) => {
+                let in_dim = self.in_dim();
                 let rows =
                     Tensor::from_slice(&inputs, (inputs.len() / in_dim, in_dim), x.device())?;
-                gemv::rows_of(&q.product_t(&rows)?)?
+                let mut y = gemv::rows_of(&q.product_t(&rows)?)?;
+                gemv::add_to_products(&mut y, self.out_dim(), &addend)?;
+                y
             }
         };
-        drop(frozen);
-        self.finish_rows(y, &inputs, x, mode)
+        self.rows_tensor(y, x)
     }
 
     /// [`Linear::forward`] of several projections of the same input (a
@@ -256,14 +258,18 @@ impl Linear {
         if weights.windows(2).any(|p| p[0].dtype() != p[1].dtype()) {
             return Ok(None);
         }
-        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
         let inputs = gemv::rows_of(x)?;
-        let products = gemv::products_together(&inputs, &weights)?;
+        let addends = linears
+            .iter()
+            .map(|linear| linear.addend(&inputs, mode))
+            .collect::<Result<Vec<_>>>()?;
+        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
+        let products = gemv::products_together(&inputs, &weights, &addends)?;
         drop(frozen);
         let outputs = linears
             .iter()
             .zip(products)
-            .map(|(linear, y)| linear.finish_rows(y, &inputs, x, mode))
+            .map(|(linear, y)| linear.rows_tensor(y, x))
             .collect::<Result<Vec<_>>>()?;
         match <[Tensor; N]>::try_from(outputs) {
             Ok(outputs) => Ok(Some(outputs)),
@@ -271,34 +277,35 @@ impl Linear {
         }
     }
 
-    /// The rest of [`Linear::forward_rows`] after the frozen product `y`:
-    /// the bias and the delta of the rows from `mode.base_rows` on, summed
-    /// in f32 on plain vectors and rounded once.
-    fn finish_rows(
-        &self,
-        mut y: Vec<f32>,
-        inputs: &[f32],
-        x: &Tensor,
-        mode: Mode,
-    ) -> Result<Tensor> {
-        let (out_dim, in_dim) = (self.out_dim(), self.in_dim());
-        if let Some(bias) = &self.bias {
-            let bias = gemv::rows_of(bias)?;
-            for row in y.chunks_exact_mut(out_dim) {
-                row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
+    /// What a decoding step adds to the frozen product of `inputs`: the
+    /// bias, and the adapter's delta on the rows from `mode.base_rows` on
+    /// (their `A x` made here, B's product in the frozen product's tasks).
+    fn addend(&self, inputs: &[f32], mode: Mode) -> Result<gemv::Addend<'_>> {
+        let low_rank = match (&self.lora, mode.adapter) {
+            (Some(lora), true) => {
+                let _label = crate::profile::scope(crate::profile::Label::Lora);
+                let in_dim = self.in_dim();
+                let first = mode.base_rows.min(inputs.len() / in_dim);
+                Some(gemv::LowRank {
+                    first,
+                    down: gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?,
+                    b: lora.b.as_tensor(),
+                    scale: lora.scale as f32,
+                })
             }
-        }
-        if let (Some(lora), true) = (&self.lora, mode.adapter) {
-            let _label = crate::profile::scope(crate::profile::Label::Lora);
-            let first = mode.base_rows.min(inputs.len() / in_dim);
-            let down = gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?;
-            let up = gemv::low_rank_products(&down, lora.b.as_tensor())?;
-            let scale = lora.scale as f32;
-            for (v, d) in y[first * out_dim..].iter_mut().zip(up) {
-                *v += scale * d;
-            }
-        }
-        Tensor::from_vec(y, gemv::with_last(x, out_dim), x.device())?.to_dtype(x.dtype())
+            _ => None,
+        };
+        Ok(gemv::Addend {
+            bias: self.bias.as_ref(),
+            low_rank,
+        })
+    }
+
+    /// The rows `y` (f32) as a tensor shaped and typed like the output for
+    /// `x`, rounded once.
+    fn rows_tensor(&self, y: Vec<f32>, x: &Tensor) -> Result<Tensor> {
+        let shape = gemv::with_last(x, self.out_dim());
+        Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())
     }
 }
 
