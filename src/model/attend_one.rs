@@ -4,6 +4,8 @@
 //! a softmax), each of which allocates and, from a thread outside the
 //! pool, hands work to the threads.
 
+use crate::model::exp::exp;
+use crate::model::gemv::{self, Element};
 use candle_core::{DType, Device, Result, Storage, Tensor, WithDType};
 use half::bf16;
 use rayon::prelude::*;
@@ -43,7 +45,7 @@ pub fn attend_one(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<Tensor>> 
 }
 
 /// [`attend_one`] on the values of `k` and `v`, which hold `W`.
-fn over_cache<W: WithDType + Into<f32>>(
+pub(crate) fn over_cache<W: WithDType + Element>(
     query: &[f32],
     k: &Tensor,
     v: &Tensor,
@@ -58,16 +60,31 @@ fn over_cache<W: WithDType + Into<f32>>(
     let k_heads = per_head(k_cpu.as_slice::<W>()?, k_layout, kv_heads, keys, d)?;
     let v_heads = per_head(v_cpu.as_slice::<W>()?, v_layout, kv_heads, keys, d)?;
     let group = heads / kv_heads;
-    let head = |h: usize| {
-        let q = &query[h * d..(h + 1) * d];
-        one_head(q, k_heads[h / group], v_heads[h / group], d)
+    // Tasks of a few query heads of one key head, which read each key and
+    // value row once for all of them; enough tasks to keep every thread
+    // busy when the group sizes do not divide among the threads.
+    let per_task = heads
+        .div_ceil(rayon::current_num_threads() * 4)
+        .clamp(1, group.min(gemv::MAX_ROWS));
+    let mut out = vec![0f32; heads * d];
+    let tasks: Vec<(usize, &mut [f32])> = out
+        .chunks_mut(d * group)
+        .flat_map(|group_out| group_out.chunks_mut(per_task * d))
+        .enumerate()
+        .collect();
+    let heads_per_group_task = group.div_ceil(per_task);
+    let task = |(t, out): (usize, &mut [f32])| {
+        let (g, part) = (t / heads_per_group_task, t % heads_per_group_task);
+        let first = g * group + part * per_task;
+        let queries = &query[first * d..first * d + out.len()];
+        heads_of_one_key_head(queries, k_heads[g], v_heads[g], d, out);
     };
-    let outputs: Vec<Vec<f32>> = if heads * keys * d >= PARALLEL_FROM {
-        (0..heads).into_par_iter().map(head).collect()
+    if heads * keys * d >= PARALLEL_FROM {
+        tasks.into_par_iter().for_each(task);
     } else {
-        (0..heads).map(head).collect()
-    };
-    Ok(outputs.concat())
+        tasks.into_iter().for_each(task);
+    }
+    Ok(out)
 }
 
 /// The `keys` rows of `d` values of each of the `kv_heads` heads of a
@@ -89,27 +106,93 @@ fn per_head<'a, W>(
         .collect())
 }
 
-/// One query head `q` (`d` values) over `keys` and `values` (rows of `d`).
-fn one_head<W: Copy + Into<f32>>(q: &[f32], keys: &[W], values: &[W], d: usize) -> Vec<f32> {
+/// Query heads `queries` (up to [`gemv::MAX_ROWS`] rows of `d` values)
+/// that share one key head, over its `keys` and `values` (rows of `d`),
+/// into `out` (a row per query head). The scores are the GEMV kernels'
+/// products (each key row read once for all the heads); the weighted sum
+/// of values is compiled for AVX2 where the CPU has it (the portable
+/// build's four-wide vectors, and libm's `expf`, made this the larger part
+/// of a bf16 step's attention).
+fn heads_of_one_key_head<W: Element>(
+    queries: &[f32],
+    keys: &[W],
+    values: &[W],
+    d: usize,
+    out: &mut [f32],
+) {
+    let heads = queries.len() / d;
+    let positions = keys.len() / d;
+    let rows: Vec<&[f32]> = queries.chunks_exact(d).collect();
+    let mut by_key = vec![0f32; positions * heads];
+    gemv::row_dots(&rows, keys, d, &mut by_key);
     let scale = 1.0 / (d as f32).sqrt();
-    let mut scores: Vec<f32> = keys
-        .chunks_exact(d)
-        .map(|key| scale * q.iter().zip(key).map(|(&a, &b)| a * b.into()).sum::<f32>())
-        .collect();
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0f32;
-    for s in &mut scores {
-        *s = (*s - max).exp();
-        total += *s;
-    }
-    let mut out = vec![0f32; d];
-    for (p, value) in scores.iter().zip(values.chunks_exact(d)) {
-        for (o, &x) in out.iter_mut().zip(value) {
-            *o += p * x.into();
+    let mut probs = vec![0f32; heads * positions];
+    for (t, scores) in by_key.chunks_exact(heads).enumerate() {
+        for (h, &score) in scores.iter().enumerate() {
+            probs[h * positions + t] = scale * score;
         }
     }
-    out.iter_mut().for_each(|o| *o /= total);
-    out
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { weighted_avx2(&mut probs, values, d, out) };
+    }
+    weighted::<W, false>(&mut probs, values, d, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_avx2<W: Element>(probs: &mut [f32], values: &[W], d: usize, out: &mut [f32]) {
+    weighted::<W, true>(probs, values, d, out)
+}
+
+/// Each head's scores (a row of `probs`) made a softmax, and its output
+/// row of `out` the values weighted by it, `CHUNK` outputs at a time in
+/// running sums that stay in registers over all positions. `FUSED` where
+/// the code is compiled for FMA (elsewhere `mul_add` is a libm call).
+#[inline(always)]
+fn weighted<W: Element, const FUSED: bool>(
+    probs: &mut [f32],
+    values: &[W],
+    d: usize,
+    out: &mut [f32],
+) {
+    const CHUNK: usize = 32;
+    let positions = values.len() / d;
+    for (head, o) in probs
+        .chunks_exact_mut(positions.max(1))
+        .zip(out.chunks_exact_mut(d))
+    {
+        let max = head.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for s in head.iter_mut() {
+            *s = exp(*s - max);
+        }
+        let total: f32 = head.iter().sum();
+        for c in (0..d).step_by(CHUNK) {
+            let width = (d - c).min(CHUNK);
+            let mut acc = [0f32; CHUNK];
+            for (&p, value) in head.iter().zip(values.chunks_exact(d)) {
+                let value = &value[c..c + width];
+                if width == CHUNK {
+                    for k in 0..CHUNK {
+                        acc[k] = multiply_add::<FUSED>(p, value[k].widen(), acc[k]);
+                    }
+                } else {
+                    for (a, v) in acc.iter_mut().zip(value) {
+                        *a = multiply_add::<FUSED>(p, v.widen(), *a);
+                    }
+                }
+            }
+            for (o, a) in o[c..c + width].iter_mut().zip(acc) {
+                *o = a / total;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn multiply_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
 }
 
 #[cfg(test)]

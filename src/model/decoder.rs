@@ -8,6 +8,8 @@ use super::attend::{Visibility, attend};
 use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
 pub use super::kv_cache::Cache;
+
+mod rows;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
@@ -375,6 +377,7 @@ impl Decoder {
         let (cos, sin) = self.rope.tables_at(&offsets, self.dtype)?;
         let per_row = |t: Tensor| t.unsqueeze(1);
         let rows = Rows {
+            tables: rows::Tables::of(&cos, &sin)?,
             cos: per_row(cos)?,
             sin: per_row(sin)?,
             visibility: offsets
@@ -448,6 +451,8 @@ pub struct Positions {
 /// Where the rows of [`Decoder::step_rows`] stand: rotation tables
 /// `[rows, 1, head_dim / 2]` and each row's visible keys.
 struct Rows {
+    /// The tables' values, for the plain path ([`rows::attention`]).
+    tables: Option<rows::Tables>,
     cos: Tensor,
     sin: Tensor,
     visibility: Vec<Visibility>,
@@ -530,6 +535,9 @@ impl Attention {
         mode: Mode,
     ) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Attention);
+        if let Some(out) = rows::attention(self, x, rows, caches, layer, mode)? {
+            return Ok(out);
+        }
         let n = rows.visibility.len();
         let as_batch = |y: Tensor| -> Result<Tensor> {
             let width = y.dim(2)?;
@@ -592,6 +600,9 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let _label = crate::profile::scope(crate::profile::Label::Mlp);
+        if let Some(out) = rows::mlp(self, x, mode)? {
+            return Ok(out);
+        }
         let together = [&self.gate_proj, &self.up_proj];
         let (gate, up) = match Linear::forward_together(together, x, mode)? {
             Some([gate, up]) => (gate, up),

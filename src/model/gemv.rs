@@ -48,8 +48,13 @@ const BLOCK_BYTES: usize = 256 << 10;
 /// every call).
 pub fn applies(x: &Tensor, w: &Tensor) -> bool {
     let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+    applies_to(rows, x.dtype(), w)
+}
+
+/// [`applies`] for `rows` input rows of `dtype`.
+pub fn applies_to(rows: usize, dtype: DType, w: &Tensor) -> bool {
     let bf16_pairs =
-        w.dtype() == DType::BF16 && x.dtype() == DType::BF16 && cpu_multiplies_bf16_pairs();
+        w.dtype() == DType::BF16 && dtype == DType::BF16 && cpu_multiplies_bf16_pairs();
     matches!(w.dtype(), DType::BF16 | DType::F32)
         && matches!(w.device(), Device::Cpu)
         && (rows <= MAX_ROWS || bf16_pairs)
@@ -180,7 +185,7 @@ fn products_on<W: Element + candle_core::WithDType>(
 }
 
 /// A weight type the kernels read, widened to f32 in registers.
-trait Element: Copy + Send + Sync {
+pub(crate) trait Element: Copy + Send + Sync {
     /// Whether the value is bf16 (the top half of an f32), else f32.
     const BF16: bool;
     fn widen(self) -> f32;
@@ -219,6 +224,7 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     if !W::BF16 || !cpu_multiplies_bf16_pairs() {
         return None;
     }
+
     let bf16_bits = |x: &f32| (x.to_bits() & 0xffff == 0).then_some((x.to_bits() >> 16) as u16);
     inputs.iter().map(bf16_bits).collect()
 }
@@ -355,13 +361,7 @@ fn group_products<W: Element>(
     if let (Some(narrow), Some(weights)) = (&inputs.narrow, W::bf16_bits(weights)) {
         return bf16_block(&narrow[group], weights, in_dim, out);
     }
-    let rows = &inputs.wide[group];
-    match rows.len() {
-        1 => block_n::<W, 1>(rows, weights, in_dim, out),
-        2 => block_n::<W, 2>(rows, weights, in_dim, out),
-        3 => block_n::<W, 3>(rows, weights, in_dim, out),
-        _ => block_n::<W, 4>(rows, weights, in_dim, out),
-    }
+    row_dots(&inputs.wide[group], weights, in_dim, out)
 }
 
 /// [`group_products`] of bf16 rows and weights, on a CPU that
@@ -382,6 +382,19 @@ fn bf16_block(rows: &[&[u16]], weights: &[u16], in_dim: usize, out: &mut [f32]) 
         "bf16 rows come from x86_64 only: {}",
         rows.len() + weights.len() + in_dim + out.len()
     );
+}
+
+/// `out[j * rows.len() + r] = rows[r] · w_j` for each weight row `w_j` (of
+/// `in_dim` values) of `weights` and each of up to [`MAX_ROWS`] `rows`, on
+/// one thread: the product kernels for other callers (the scores of a few
+/// query heads against the cached keys).
+pub(crate) fn row_dots<W: Element>(rows: &[&[f32]], weights: &[W], in_dim: usize, out: &mut [f32]) {
+    match rows.len() {
+        1 => block_n::<W, 1>(rows, weights, in_dim, out),
+        2 => block_n::<W, 2>(rows, weights, in_dim, out),
+        3 => block_n::<W, 3>(rows, weights, in_dim, out),
+        _ => block_n::<W, 4>(rows, weights, in_dim, out),
+    }
 }
 
 fn block_n<W: Element, const N: usize>(
@@ -433,6 +446,27 @@ fn dots_lanes<W: Element, const N: usize, const L: usize>(rows: &[&[f32]], w: &[
             .sum();
         pairwise_sum(acc[r]) + tail
     })
+}
+
+/// A dot product of a few dozen values (a LoRA rank, a head's width):
+/// eight independent sums (which vectorise), added pairwise. It inlines
+/// into the caller's loop, where a kernel call per product would cost more
+/// than the sums, and one running sum would wait on each addition.
+#[inline(always)]
+pub(crate) fn short_dot<W: Element>(a: &[f32], b: &[W]) -> f32 {
+    let mut acc = [0f32; 8];
+    let whole = a.len() / 8 * 8;
+    for (xs, ys) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += xs[k] * ys[k].widen();
+        }
+    }
+    let tail: f32 = a[whole..]
+        .iter()
+        .zip(&b[whole..])
+        .map(|(&x, &y)| x * y.widen())
+        .sum();
+    pairwise_sum(acc) + tail
 }
 
 /// The sum of `L` (a power of two) values as a tree: halves added lane by

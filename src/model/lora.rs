@@ -151,9 +151,14 @@ impl Linear {
     /// Whether a pass that is not training multiplies `x` row by row on
     /// plain vectors ([`Linear::forward_rows`]).
     fn takes_rows(&self, x: &Tensor) -> bool {
+        self.takes(x.elem_count() / self.in_dim().max(1), x.dtype())
+    }
+
+    /// [`Linear::takes_rows`] for `rows` input rows of `dtype`.
+    pub fn takes(&self, rows: usize, dtype: DType) -> bool {
         match &self.weight {
-            FrozenWeight::Dense(w) => gemv::applies(x, w),
-            FrozenWeight::Quantized(q) => q.takes_rows(x.elem_count() / self.in_dim()),
+            FrozenWeight::Dense(w) => gemv::applies_to(rows, dtype, w),
+            FrozenWeight::Quantized(q) => q.takes_rows(rows),
         }
     }
 
@@ -219,21 +224,26 @@ impl Linear {
     /// ops of the general form (narrow, cast, two products, scale, add, cat)
     /// is made per projection.
     fn forward_rows(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let inputs = gemv::rows_of(x)?;
-        let addend = self.addend(&inputs, mode)?;
+        let y = self.rows(&gemv::rows_of(x)?, mode)?;
+        self.rows_tensor(y, x)
+    }
+
+    /// [`Linear::forward_rows`] on `inputs`, rows of `in` values in f32
+    /// (where [`Linear::takes`] holds): the output rows in f32.
+    pub fn rows(&self, inputs: &[f32], mode: Mode) -> Result<Vec<f32>> {
+        let addend = self.addend(inputs, mode)?;
         let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
-        let y = match &self.weight {
-            FrozenWeight::Dense(w) => gemv::products_with(&inputs, w, &addend)?,
+        match &self.weight {
+            FrozenWeight::Dense(w) => gemv::products_with(inputs, w, &addend),
             FrozenWeight::Quantized(q) => {
                 let in_dim = self.in_dim();
                 let rows =
-                    Tensor::from_slice(&inputs, (inputs.len() / in_dim, in_dim), x.device())?;
+                    Tensor::from_slice(inputs, (inputs.len() / in_dim, in_dim), &Device::Cpu)?;
                 let mut y = gemv::rows_of(&q.product_t(&rows)?)?;
                 gemv::add_to_products(&mut y, self.out_dim(), &addend)?;
-                y
+                Ok(y)
             }
-        };
-        self.rows_tensor(y, x)
+        }
     }
 
     /// [`Linear::forward`] of several projections of the same input (a
@@ -245,27 +255,11 @@ impl Linear {
         x: &Tensor,
         mode: Mode,
     ) -> Result<Option<[Tensor; N]>> {
-        if mode.train {
+        let rows = x.elem_count() / linears[0].in_dim().max(1);
+        if mode.train || !Self::take_together(&linears, rows, x.dtype()) {
             return Ok(None);
         }
-        let mut weights = Vec::with_capacity(linears.len());
-        for linear in linears {
-            match &linear.weight {
-                FrozenWeight::Dense(w) if linear.takes_rows(x) => weights.push(w),
-                _ => return Ok(None),
-            }
-        }
-        if weights.windows(2).any(|p| p[0].dtype() != p[1].dtype()) {
-            return Ok(None);
-        }
-        let inputs = gemv::rows_of(x)?;
-        let addends = linears
-            .iter()
-            .map(|linear| linear.addend(&inputs, mode))
-            .collect::<Result<Vec<_>>>()?;
-        let frozen = crate::profile::scope(crate::profile::Label::Frozen);
-        let products = gemv::products_together(&inputs, &weights, &addends)?;
-        drop(frozen);
+        let products = Self::rows_together(&linears, &gemv::rows_of(x)?, mode)?;
         let outputs = linears
             .iter()
             .zip(products)
@@ -275,6 +269,35 @@ impl Linear {
             Ok(outputs) => Ok(Some(outputs)),
             Err(_) => candle_core::bail!("GEMV: one product per projection expected"),
         }
+    }
+
+    /// Whether [`Linear::rows_together`] applies to `rows` input rows of
+    /// `dtype`: dense weights of one dtype that all take rows.
+    pub fn take_together(linears: &[&Linear], rows: usize, dtype: DType) -> bool {
+        let dense = |l: &&Linear| match &l.weight {
+            FrozenWeight::Dense(w) if l.takes(rows, dtype) => Some(w.dtype()),
+            _ => None,
+        };
+        let dtypes: Option<Vec<DType>> = linears.iter().map(dense).collect();
+        dtypes.is_some_and(|d| d.windows(2).all(|p| p[0] == p[1]))
+    }
+
+    /// [`Linear::rows`] of several projections of the same `inputs`, in one
+    /// parallel section; [`Linear::take_together`] must hold.
+    pub fn rows_together(linears: &[&Linear], inputs: &[f32], mode: Mode) -> Result<Vec<Vec<f32>>> {
+        let weights = linears
+            .iter()
+            .map(|linear| match &linear.weight {
+                FrozenWeight::Dense(w) => Ok(w),
+                FrozenWeight::Quantized(_) => candle_core::bail!("GEMV of a quantized weight"),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let addends = linears
+            .iter()
+            .map(|linear| linear.addend(inputs, mode))
+            .collect::<Result<Vec<_>>>()?;
+        let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
+        gemv::products_together(inputs, &weights, &addends)
     }
 
     /// What a decoding step adds to the frozen product of `inputs`: the

@@ -10,6 +10,7 @@ pub mod config;
 mod config_check;
 pub mod decoder;
 pub mod device;
+pub mod exp;
 pub mod flash;
 pub mod frozen;
 pub mod fused_ce;

@@ -5,7 +5,7 @@
 //! on one thread after them (a tenth of a bf16 side-by-side step was that
 //! one thread).
 
-use super::pairwise_sum;
+use super::short_dot;
 use candle_core::{DType, Result, Storage, Tensor};
 
 /// The additions to one weight's product.
@@ -137,20 +137,4 @@ pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_outp
             }
         }
     }
-}
-
-/// A dot product of a few dozen values (a LoRA rank): eight independent
-/// sums (which vectorise), added pairwise; it inlines into the loop over
-/// outputs, where a kernel call per output would cost more than the sums.
-#[inline(always)]
-fn short_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let whole = a.len() / 8 * 8;
-    for (xs, ys) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += xs[k] * ys[k];
-        }
-    }
-    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
-    pairwise_sum(acc) + tail
 }
