@@ -109,7 +109,6 @@ pub fn products_together(
     if in_dim == 0 || !inputs.len().is_multiple_of(in_dim) || addends.len() != weights.len() {
         candle_core::bail!("GEMV: {} inputs for rows of {in_dim}", inputs.len());
     }
-    let n = inputs.len() / in_dim;
     let weights = weights
         .iter()
         .map(|w| w.contiguous())
@@ -119,9 +118,12 @@ pub fn products_together(
         .iter()
         .map(|a| a.hold())
         .collect::<Result<Vec<_>>>()?;
-    let b_storage: Vec<_> = addends_held
+    let factor_storage: Vec<_> = addends_held
         .iter()
-        .map(|h| h.b().map(|b| b.storage_and_layout()))
+        .map(|h| {
+            h.factors()
+                .map(|f| f.each_ref().map(|t| t.storage_and_layout()))
+        })
         .collect();
     let mut spans = Vec::with_capacity(held.len());
     let mut resolved = Vec::with_capacity(held.len());
@@ -137,12 +139,16 @@ pub fn products_together(
             cpu,
             layout.start_offset()..layout.start_offset() + out_dim * in_dim,
         ));
+        let factors = factor_storage[i]
+            .as_ref()
+            .map(|f| f.each_ref().map(|(s, l)| (&**s, *l)));
         resolved.push(addend::resolve(
             &addends[i],
             &addends_held[i],
-            b_storage[i].as_ref().map(|(s, l)| (&**s, *l)),
+            factors,
+            inputs,
+            in_dim,
             out_dim,
-            n,
         )?);
     }
     match dtype {
@@ -154,17 +160,22 @@ pub fn products_together(
 
 /// Adds `addend` to `out`, the products of `inputs` (rows of `in` values)
 /// with a weight of `out_dim` outputs made elsewhere (a quantized weight).
-pub fn add_to_products(out: &mut [f32], out_dim: usize, addend: &Addend) -> Result<()> {
+pub fn add_to_products(
+    out: &mut [f32],
+    inputs: &[f32],
+    in_dim: usize,
+    out_dim: usize,
+    addend: &Addend,
+) -> Result<()> {
     let rows = out.len() / out_dim.max(1);
     let held = addend.hold()?;
-    let b_storage = held.b().map(|b| b.storage_and_layout());
-    let resolved = addend::resolve(
-        addend,
-        &held,
-        b_storage.as_ref().map(|(s, l)| (&**s, *l)),
-        out_dim,
-        rows,
-    )?;
+    let storage = held
+        .factors()
+        .map(|f| f.each_ref().map(|t| t.storage_and_layout()));
+    let factors = storage
+        .as_ref()
+        .map(|f| f.each_ref().map(|(s, l)| (&**s, *l)));
+    let resolved = addend::resolve(addend, &held, factors, inputs, in_dim, out_dim)?;
     addend::add_to(&resolved, out, rows, 0);
     Ok(())
 }
@@ -515,35 +526,35 @@ mod tests {
 
     #[test]
     fn addends_match_candle_for_ranks_with_and_without_a_tail() {
-        // A bias on both rows and a LoRA delta on the second only, for
-        // weights split across threads (2,048 outputs) and not (300).
+        // A bias on every row and a LoRA delta on the rows after the
+        // first (five: A's products in groups of four and one), for weights
+        // split across threads (2,048 outputs) and not (300).
         let dev = &Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (2, 96), dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (6, 96), dev).unwrap();
         let inputs = rows_of(&x).unwrap();
         for (out, r) in [(300, 8), (2048, 16), (300, 19)] {
             let w = Tensor::randn(0f32, 1.0, (out, 96), dev).unwrap();
             let bias = Tensor::randn(0f32, 1.0, out, dev).unwrap();
             let a = Tensor::randn(0f32, 1.0, (r, 96), dev).unwrap();
             let b = Tensor::randn(0f32, 1.0, (out, r), dev).unwrap();
-            let down = products(&inputs[96..], &a).unwrap();
             let addend = Addend {
                 bias: Some(&bias),
                 low_rank: Some(LowRank {
                     first: 1,
-                    down,
+                    a: &a,
                     b: &b,
                     scale: 0.5,
                 }),
             };
             let got = products_with(&inputs, &w, &addend).unwrap();
-            let got = Tensor::from_vec(got, (2, out), dev).unwrap();
+            let got = Tensor::from_vec(got, (6, out), dev).unwrap();
             let frozen = candle_product(&x, &w).broadcast_add(&bias).unwrap();
-            let second = x.narrow(0, 1, 1).unwrap();
-            let delta = candle_product(&candle_product(&second, &a), &b);
+            let adapted = x.narrow(0, 1, 5).unwrap();
+            let delta = candle_product(&candle_product(&adapted, &a), &b);
             let want = Tensor::cat(
                 &[
                     &frozen.narrow(0, 0, 1).unwrap(),
-                    &(frozen.narrow(0, 1, 1).unwrap() + (delta * 0.5).unwrap()).unwrap(),
+                    &(frozen.narrow(0, 1, 5).unwrap() + (delta * 0.5).unwrap()).unwrap(),
                 ],
                 0,
             )
@@ -552,7 +563,7 @@ mod tests {
             assert!(diff < 1e-3, "{out} outputs, rank {r}: {diff}");
             // A product made elsewhere gets the same additions.
             let mut elsewhere = products(&inputs, &w).unwrap();
-            add_to_products(&mut elsewhere, out, &addend).unwrap();
+            add_to_products(&mut elsewhere, &inputs, 96, out, &addend).unwrap();
             assert_eq!(
                 elsewhere,
                 got.flatten_all().unwrap().to_vec1::<f32>().unwrap()

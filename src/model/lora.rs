@@ -231,7 +231,7 @@ impl Linear {
     /// [`Linear::forward_rows`] on `inputs`, rows of `in` values in f32
     /// (where [`Linear::takes`] holds): the output rows in f32.
     pub fn rows(&self, inputs: &[f32], mode: Mode) -> Result<Vec<f32>> {
-        let addend = self.addend(inputs, mode)?;
+        let addend = self.addend(mode);
         let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
         match &self.weight {
             FrozenWeight::Dense(w) => gemv::products_with(inputs, w, &addend),
@@ -240,7 +240,7 @@ impl Linear {
                 let rows =
                     Tensor::from_slice(inputs, (inputs.len() / in_dim, in_dim), &Device::Cpu)?;
                 let mut y = gemv::rows_of(&q.product_t(&rows)?)?;
-                gemv::add_to_products(&mut y, self.out_dim(), &addend)?;
+                gemv::add_to_products(&mut y, inputs, in_dim, self.out_dim(), &addend)?;
                 Ok(y)
             }
         }
@@ -292,36 +292,28 @@ impl Linear {
                 FrozenWeight::Quantized(_) => candle_core::bail!("GEMV of a quantized weight"),
             })
             .collect::<Result<Vec<_>>>()?;
-        let addends = linears
-            .iter()
-            .map(|linear| linear.addend(inputs, mode))
-            .collect::<Result<Vec<_>>>()?;
+        let addends: Vec<_> = linears.iter().map(|linear| linear.addend(mode)).collect();
         let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
         gemv::products_together(inputs, &weights, &addends)
     }
 
     /// What a decoding step adds to the frozen product of `inputs`: the
     /// bias, and the adapter's delta on the rows from `mode.base_rows` on
-    /// (their `A x` made here, B's product in the frozen product's tasks).
-    fn addend(&self, inputs: &[f32], mode: Mode) -> Result<gemv::Addend<'_>> {
+    /// (made in the frozen product's tasks).
+    fn addend(&self, mode: Mode) -> gemv::Addend<'_> {
         let low_rank = match (&self.lora, mode.adapter) {
-            (Some(lora), true) => {
-                let _label = crate::profile::scope(crate::profile::Label::Lora);
-                let in_dim = self.in_dim();
-                let first = mode.base_rows.min(inputs.len() / in_dim);
-                Some(gemv::LowRank {
-                    first,
-                    down: gemv::products(&inputs[first * in_dim..], lora.a.as_tensor())?,
-                    b: lora.b.as_tensor(),
-                    scale: lora.scale as f32,
-                })
-            }
+            (Some(lora), true) => Some(gemv::LowRank {
+                first: mode.base_rows,
+                a: lora.a.as_tensor(),
+                b: lora.b.as_tensor(),
+                scale: lora.scale as f32,
+            }),
             _ => None,
         };
-        Ok(gemv::Addend {
+        gemv::Addend {
             bias: self.bias.as_ref(),
             low_rank,
-        })
+        }
     }
 
     /// The rows `y` (f32) as a tensor shaped and typed like the output for

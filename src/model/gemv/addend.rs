@@ -1,12 +1,14 @@
 //! What a decoding step adds to a frozen product: the bias on every row and
 //! the LoRA delta `scale * B (A x)` on the adapter's rows. Each task of the
 //! product adds them to its own block of outputs while the block is in
-//! cache, so B is read on every thread beside the frozen weights instead of
-//! on one thread after them (a tenth of a bf16 side-by-side step was that
-//! one thread).
+//! cache, so A and B are read on every thread beside the frozen weights
+//! instead of on one thread before and after them (that thread was a tenth
+//! of a bf16 side-by-side step). `A x` is made once, by the first task to
+//! finish its frozen block; the others are still streaming theirs.
 
-use super::short_dot;
-use candle_core::{DType, Result, Storage, Tensor};
+use super::{MAX_ROWS, row_dots, short_dot};
+use candle_core::{DType, Layout, Result, Storage, Tensor};
+use std::sync::OnceLock;
 
 /// The additions to one weight's product.
 #[derive(Default)]
@@ -21,56 +23,73 @@ pub struct LowRank<'a> {
     /// The first input row that gets the delta (the rows before it are the
     /// base model's).
     pub first: usize,
-    /// `A x` of each of those rows: `r` values per row.
-    pub down: Vec<f32>,
+    /// A `[r, in]`, f32.
+    pub a: &'a Tensor,
     /// B `[out, r]`, f32.
     pub b: &'a Tensor,
     pub scale: f32,
 }
 
 impl Addend<'_> {
-    /// The addend's tensors as tensors that can be read in place (B's
-    /// storage is borrowed by [`Resolved`] while the product runs).
+    /// The addend's bias in f32 and its factors made contiguous, for
+    /// [`resolve`] to read in place.
     pub(super) fn hold(&self) -> Result<Held> {
         let bias = self.bias.map(super::rows_of).transpose()?;
-        let b = match &self.low_rank {
-            Some(low_rank) if low_rank.b.dtype() == DType::F32 => Some(low_rank.b.contiguous()?),
-            Some(low_rank) => candle_core::bail!("LoRA B in {:?}", low_rank.b.dtype()),
+        let factors = match &self.low_rank {
+            Some(l) if l.a.dtype() == DType::F32 && l.b.dtype() == DType::F32 => {
+                Some([l.a.contiguous()?, l.b.contiguous()?])
+            }
+            Some(l) => candle_core::bail!("LoRA factors in {:?}, {:?}", l.a.dtype(), l.b.dtype()),
             None => None,
         };
-        Ok(Held { bias, b })
+        Ok(Held { bias, factors })
     }
 }
 
-/// An [`Addend`]'s bias in f32 and its B made contiguous.
+/// An [`Addend`]'s bias in f32 and its A and B made contiguous.
 pub(super) struct Held {
     bias: Option<Vec<f32>>,
-    b: Option<Tensor>,
+    factors: Option<[Tensor; 2]>,
 }
 
-/// An [`Addend`] on plain slices, for one product of `out_dim` outputs.
+impl Held {
+    /// A and B, when there is a delta.
+    pub(super) fn factors(&self) -> Option<&[Tensor; 2]> {
+        self.factors.as_ref()
+    }
+}
+
+/// An [`Addend`] on plain slices, for one product.
 pub(super) struct Resolved<'a> {
     bias: Option<&'a [f32]>,
     low_rank: Option<LowRankSlices<'a>>,
 }
 
-/// A [`LowRank`] on slices: B's values and its rank `r`.
+/// A [`LowRank`] on slices: the adapted input rows, A's and B's values,
+/// the rank `r`, and `A x` once a task has made it.
 struct LowRankSlices<'a> {
     first: usize,
-    down: &'a [f32],
+    inputs: &'a [f32],
+    a: &'a [f32],
     b: &'a [f32],
     r: usize,
     scale: f32,
+    down: OnceLock<Vec<f32>>,
 }
 
+/// The storages and layouts of a held A and B.
+pub(super) type FactorStorage<'a> = [(&'a Storage, &'a Layout); 2];
+
 /// Resolves `addend` (with `held` from [`Addend::hold`] and `storage` its
-/// B's storage and layout) against a product of `out_dim` outputs for `n` input rows.
+/// A's and B's) against a product of `out_dim` outputs for `inputs`, rows
+/// of `in_dim` values.
 pub(super) fn resolve<'a>(
     addend: &'a Addend,
     held: &'a Held,
-    storage: Option<(&'a Storage, &'a candle_core::Layout)>,
+    storage: Option<FactorStorage<'a>>,
+    inputs: &'a [f32],
+    in_dim: usize,
     out_dim: usize,
-    n: usize,
 ) -> Result<Resolved<'a>> {
     let bias = held.bias.as_deref();
     if bias.is_some_and(|b| b.len() != out_dim) {
@@ -80,26 +99,24 @@ pub(super) fn resolve<'a>(
         );
     }
     let low_rank = match (&addend.low_rank, storage) {
-        (Some(low_rank), Some((storage, layout))) => {
-            let r = low_rank.b.dim(1)?;
-            let adapted = n.saturating_sub(low_rank.first);
-            if low_rank.b.dim(0)? != out_dim || r == 0 || low_rank.down.len() != adapted * r {
+        (Some(low_rank), Some([a, b])) => {
+            let (r, a_in) = low_rank.a.dims2()?;
+            if low_rank.b.dims2()? != (out_dim, r) || a_in != in_dim || r == 0 {
                 candle_core::bail!(
-                    "LoRA B {:?} for {out_dim} outputs and {} values of A x",
-                    low_rank.b.dims(),
-                    low_rank.down.len()
+                    "LoRA A {:?} and B {:?} for {out_dim} x {in_dim} weights",
+                    low_rank.a.dims(),
+                    low_rank.b.dims()
                 );
             }
-            let Storage::Cpu(cpu) = storage else {
-                candle_core::bail!("GEMV needs CPU weights");
-            };
-            let b = &cpu.as_slice::<f32>()?[layout.start_offset()..][..out_dim * r];
+            let first = low_rank.first.min(inputs.len() / in_dim);
             Some(LowRankSlices {
-                first: low_rank.first,
-                down: &low_rank.down,
-                b,
+                first,
+                inputs: &inputs[first * in_dim..],
+                a: cpu_values(a, r * in_dim)?,
+                b: cpu_values(b, out_dim * r)?,
                 r,
                 scale: low_rank.scale,
+                down: OnceLock::new(),
             })
         }
         _ => None,
@@ -107,9 +124,35 @@ pub(super) fn resolve<'a>(
     Ok(Resolved { bias, low_rank })
 }
 
-impl Held {
-    pub(super) fn b(&self) -> Option<&Tensor> {
-        self.b.as_ref()
+/// The first `len` f32 values of a contiguous CPU tensor's storage.
+fn cpu_values<'a>((storage, layout): (&'a Storage, &'a Layout), len: usize) -> Result<&'a [f32]> {
+    let Storage::Cpu(cpu) = storage else {
+        candle_core::bail!("GEMV needs CPU weights");
+    };
+    Ok(&cpu.as_slice::<f32>()?[layout.start_offset()..][..len])
+}
+
+impl LowRankSlices<'_> {
+    /// `A x` of the adapted rows, `r` values per row: made by the first
+    /// caller, read by the others.
+    fn down(&self) -> &[f32] {
+        self.down.get_or_init(|| {
+            let in_dim = self.a.len() / self.r;
+            let rows: Vec<&[f32]> = self.inputs.chunks_exact(in_dim).collect();
+            let mut down = vec![0f32; rows.len() * self.r];
+            let mut part = vec![0f32; self.r * MAX_ROWS];
+            for (g, group) in rows.chunks(MAX_ROWS).enumerate() {
+                let part = &mut part[..self.r * group.len()];
+                row_dots(group, self.a, in_dim, part);
+                // `part` is `[r, group]`; `down` is `[rows, r]`.
+                for (j, values) in part.chunks_exact(group.len()).enumerate() {
+                    for (k, &value) in values.iter().enumerate() {
+                        down[(g * MAX_ROWS + k) * self.r + j] = value;
+                    }
+                }
+            }
+            down
+        })
     }
 }
 
@@ -131,7 +174,7 @@ pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_outp
         let r = low_rank.r;
         let b = &low_rank.b[first_output * r..(first_output + m) * r];
         let rows = out.chunks_exact_mut(m).skip(low_rank.first);
-        for (row, down) in rows.zip(low_rank.down.chunks_exact(r)) {
+        for (row, down) in rows.zip(low_rank.down().chunks_exact(r)) {
             for (v, column) in row.iter_mut().zip(b.chunks_exact(r)) {
                 *v += low_rank.scale * short_dot(down, column);
             }
