@@ -8,13 +8,13 @@ use super::attend::{Visibility, attend};
 use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
 pub use super::kv_cache::Cache;
-
-mod rows;
 use super::lora::Linear;
 use super::rope::Rope;
 use super::weights::TensorSource;
 use candle_core::{DType, Module, Result, Tensor, Var};
 use std::sync::Arc;
+
+mod rows;
 
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

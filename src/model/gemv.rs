@@ -118,13 +118,7 @@ pub fn products_together(
         .iter()
         .map(|a| a.hold())
         .collect::<Result<Vec<_>>>()?;
-    let factor_storage: Vec<_> = addends_held
-        .iter()
-        .map(|h| {
-            h.factors()
-                .map(|f| f.each_ref().map(|t| t.storage_and_layout()))
-        })
-        .collect();
+    let factor_guards: Vec<_> = addends_held.iter().map(|h| h.guards()).collect();
     let mut spans = Vec::with_capacity(held.len());
     let mut resolved = Vec::with_capacity(held.len());
     for (i, (w, (storage, layout))) in weights.iter().zip(&held).enumerate() {
@@ -139,13 +133,10 @@ pub fn products_together(
             cpu,
             layout.start_offset()..layout.start_offset() + out_dim * in_dim,
         ));
-        let factors = factor_storage[i]
-            .as_ref()
-            .map(|f| f.each_ref().map(|(s, l)| (&**s, *l)));
         resolved.push(addend::resolve(
             &addends[i],
             &addends_held[i],
-            factors,
+            addend::factor_refs(&factor_guards[i]),
             inputs,
             in_dim,
             out_dim,
@@ -169,12 +160,8 @@ pub fn add_to_products(
 ) -> Result<()> {
     let rows = out.len() / out_dim.max(1);
     let held = addend.hold()?;
-    let storage = held
-        .factors()
-        .map(|f| f.each_ref().map(|t| t.storage_and_layout()));
-    let factors = storage
-        .as_ref()
-        .map(|f| f.each_ref().map(|(s, l)| (&**s, *l)));
+    let guards = held.guards();
+    let factors = addend::factor_refs(&guards);
     let resolved = addend::resolve(addend, &held, factors, inputs, in_dim, out_dim)?;
     addend::add_to(&resolved, out, rows, 0);
     Ok(())
@@ -235,7 +222,6 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     if !W::BF16 || !cpu_multiplies_bf16_pairs() {
         return None;
     }
-
     let bf16_bits = |x: &f32| (x.to_bits() & 0xffff == 0).then_some((x.to_bits() >> 16) as u16);
     inputs.iter().map(bf16_bits).collect()
 }
@@ -457,27 +443,6 @@ fn dots_lanes<W: Element, const N: usize, const L: usize>(rows: &[&[f32]], w: &[
             .sum();
         pairwise_sum(acc[r]) + tail
     })
-}
-
-/// A dot product of a few dozen values (a LoRA rank, a head's width):
-/// eight independent sums (which vectorise), added pairwise. It inlines
-/// into the caller's loop, where a kernel call per product would cost more
-/// than the sums, and one running sum would wait on each addition.
-#[inline(always)]
-pub(crate) fn short_dot<W: Element>(a: &[f32], b: &[W]) -> f32 {
-    let mut acc = [0f32; 8];
-    let whole = a.len() / 8 * 8;
-    for (xs, ys) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += xs[k] * ys[k].widen();
-        }
-    }
-    let tail: f32 = a[whole..]
-        .iter()
-        .zip(&b[whole..])
-        .map(|(&x, &y)| x * y.widen())
-        .sum();
-    pairwise_sum(acc) + tail
 }
 
 /// The sum of `L` (a power of two) values as a tree: halves added lane by

@@ -318,7 +318,7 @@ impl Linear {
 
     /// The rows `y` (f32) as a tensor shaped and typed like the output for
     /// `x`, rounded once.
-    fn rows_tensor(&self, y: Vec<f32>, x: &Tensor) -> Result<Tensor> {
+    pub fn rows_tensor(&self, y: Vec<f32>, x: &Tensor) -> Result<Tensor> {
         let shape = gemv::with_last(x, self.out_dim());
         Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())
     }

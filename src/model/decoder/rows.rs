@@ -15,18 +15,11 @@ use crate::model::gemv;
 use crate::model::lora::Linear;
 use candle_core::{DType, Device, Result, Tensor, WithDType};
 use half::bf16;
-use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::ops::{Add, Mul, Sub};
 
 /// A dtype the model computes in, for rounding and rotating in it.
 trait Float:
-    WithDType
-    + gemv::Element
-    + Into<f32>
-    + Add<Output = Self>
-    + Mul<Output = Self>
-    + Sub<Output = Self>
-    + Div<Output = Self>
-    + Neg<Output = Self>
+    WithDType + gemv::Element + Into<f32> + Add<Output = Self> + Mul<Output = Self> + Sub<Output = Self>
 {
     fn round(value: f32) -> Self;
 
@@ -109,10 +102,7 @@ pub(super) fn attention(
         _ => return Ok(None),
     };
     let y = attn.o_proj.rows(&out, mode)?;
-    let shape = gemv::with_last(x, attn.o_proj.out_dim());
-    Ok(Some(
-        Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())?,
-    ))
+    Ok(Some(attn.o_proj.rows_tensor(y, x)?))
 }
 
 /// The MLP of `x` (`[..., hidden]`, a few rows, or a bf16 model's rows
@@ -136,10 +126,7 @@ pub(super) fn mlp(mlp: &Mlp, x: &Tensor, mode: Mode) -> Result<Option<Tensor>> {
         _ => return Ok(None),
     };
     let y = mlp.down_proj.rows(&act, mode)?;
-    let shape = gemv::with_last(x, mlp.down_proj.out_dim());
-    Ok(Some(
-        Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())?,
-    ))
+    Ok(Some(mlp.down_proj.rows_tensor(y, x)?))
 }
 
 /// `silu(gate) * up` of the values rounded to `T`, in f32, rounded to `T`

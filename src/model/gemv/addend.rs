@@ -6,8 +6,9 @@
 //! of a bf16 side-by-side step). `A x` is made once, by the first task to
 //! finish its frozen block; the others are still streaming theirs.
 
-use super::{MAX_ROWS, row_dots, short_dot};
+use super::{MAX_ROWS, pairwise_sum, row_dots};
 use candle_core::{DType, Layout, Result, Storage, Tensor};
+use std::ops::Deref;
 use std::sync::OnceLock;
 
 /// The additions to one weight's product.
@@ -53,10 +54,21 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// A and B, when there is a delta.
-    pub(super) fn factors(&self) -> Option<&[Tensor; 2]> {
-        self.factors.as_ref()
+    /// A's and B's storages, held for reading, when there is a delta.
+    pub(super) fn guards(&self) -> Option<[(impl Deref<Target = Storage> + '_, &Layout); 2]> {
+        let factors = self.factors.as_ref()?;
+        Some(factors.each_ref().map(|t| t.storage_and_layout()))
     }
+}
+
+/// The storages and layouts behind [`Held::guards`], for [`resolve`].
+pub(super) fn factor_refs<'a, G: Deref<Target = Storage>>(
+    guards: &'a Option<[(G, &'a Layout); 2]>,
+) -> Option<FactorStorage<'a>> {
+    guards.as_ref().map(|pair| {
+        pair.each_ref()
+            .map(|(storage, layout)| (&**storage, *layout))
+    })
 }
 
 /// An [`Addend`] on plain slices, for one product.
@@ -180,4 +192,20 @@ pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_outp
             }
         }
     }
+}
+
+/// A dot product of a few dozen values (a LoRA rank): eight independent
+/// sums (which vectorise), added pairwise. It inlines into the loop over
+/// outputs, where a kernel call per output would cost more than the sums.
+#[inline(always)]
+fn short_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let whole = a.len() / 8 * 8;
+    for (xs, ys) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += xs[k] * ys[k];
+        }
+    }
+    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
+    pairwise_sum(acc) + tail
 }
