@@ -9,6 +9,15 @@
 //! whole forward pass onto the pool pays that hand-over once: SmolLM2-135M
 //! bf16 decoding went from 23 to 31-33 tokens/s.
 
+pub mod crew;
+
+/// `work`, a decoding step (a few rows through the model), run on a rayon
+/// thread with the other pool threads spinning for its parallel sections
+/// ([`crew`]).
+pub fn step_on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    on_pool(|| crew::with_helpers(work))
+}
+
 /// `work`, run on a rayon thread (at once, when this already is one).
 pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {

@@ -130,6 +130,13 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool)
     {
         return Ok(out);
     }
+    // candle multiplies CPU bf16 with a scalar loop: a bf16 prompt attends
+    // in f32 (torch's CPU kernels also sum bf16 attention in f32) and its
+    // output is rounded once.
+    if q.dtype() == DType::BF16 && q.device().is_cpu() {
+        let wide = |x: &Tensor| x.to_dtype(DType::F32);
+        return attend(&wide(q)?, &wide(k)?, &wide(v)?, vis, false)?.to_dtype(DType::BF16);
+    }
     let mut outputs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
     for start in (0..t).step_by(QUERY_BLOCK) {
         let rows = start..(start + QUERY_BLOCK).min(t);

@@ -8,7 +8,6 @@ use crate::model::exp::exp;
 use crate::model::gemv::{self, Element};
 use candle_core::{DType, Device, Result, Storage, Tensor, WithDType};
 use half::bf16;
-use rayon::prelude::*;
 
 /// Multiply-adds (query heads x keys x head width) below which one thread
 /// does them all.
@@ -80,7 +79,7 @@ pub(crate) fn over_cache<W: WithDType + Element>(
         heads_of_one_key_head(queries, k_heads[g], v_heads[g], d, out);
     };
     if heads * keys * d >= PARALLEL_FROM {
-        tasks.into_par_iter().for_each(task);
+        crate::pool::crew::for_each_item(tasks, task);
     } else {
         tasks.into_iter().for_each(task);
     }

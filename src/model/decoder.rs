@@ -298,7 +298,11 @@ impl Decoder {
         if cache.is_none() || mode.train {
             return self.run_here(ids, cache, segments, mode, checkpoint);
         }
-        crate::pool::on_pool(|| self.run_here(ids, cache, segments, mode, checkpoint))
+        let pass = || self.run_here(ids, cache, segments, mode, checkpoint);
+        if ids.elem_count() <= super::gemv::MAX_ROWS {
+            return crate::pool::step_on_pool(pass);
+        }
+        crate::pool::on_pool(pass)
     }
 
     fn run_here(
@@ -354,7 +358,7 @@ impl Decoder {
         caches: &mut [&mut Cache],
         mode: Mode,
     ) -> Result<Tensor> {
-        crate::pool::on_pool(|| self.step_rows_here(tokens, caches, mode))
+        crate::pool::step_on_pool(|| self.step_rows_here(tokens, caches, mode))
     }
 
     fn step_rows_here(
@@ -411,7 +415,7 @@ impl Decoder {
         if train || rows > super::gemv::MAX_ROWS {
             return logits();
         }
-        crate::pool::on_pool(logits)
+        crate::pool::step_on_pool(logits)
     }
 
     /// Every projection of every layer: (module path, name, layer).
@@ -479,9 +483,9 @@ impl Layer {
         attention: impl FnOnce(&Attention, &Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let h = self.input_norm.forward(x, mode.train)?;
-        let x = (x + attention(&self.attn, &h)?)?;
+        let x = super::residual::add(x, &attention(&self.attn, &h)?, mode.train)?;
         let h = self.post_norm.forward(&x, mode.train)?;
-        &x + self.mlp.forward(&h, mode)?
+        super::residual::add(&x, &self.mlp.forward(&h, mode)?, mode.train)
     }
 }
 

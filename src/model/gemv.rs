@@ -11,6 +11,8 @@
 
 mod addend;
 #[cfg(target_arch = "x86_64")]
+mod panel;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use addend::Resolved;
@@ -18,7 +20,6 @@ pub use addend::{Addend, LowRank};
 
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use half::bf16;
-use rayon::prelude::*;
 
 /// Rows of `x` up to which the GEMV path is used (decode steps, short prompts).
 pub const MAX_ROWS: usize = 4;
@@ -43,9 +44,8 @@ const PARALLEL_FROM: usize = 1 << 17;
 const BLOCK_BYTES: usize = 256 << 10;
 
 /// Whether `x @ w.T` should take this path: a few rows, or any number of
-/// bf16 rows with bf16 weights on a CPU that multiplies bf16 pairs (a bf16
-/// model's prompt, where candle would widen the whole weight to f32 on
-/// every call).
+/// rows on a CPU with the panel kernel (a prompt; for bf16 weights candle
+/// would widen the whole weight to f32 on every call).
 pub fn applies(x: &Tensor, w: &Tensor) -> bool {
     let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
     applies_to(rows, x.dtype(), w)
@@ -53,11 +53,10 @@ pub fn applies(x: &Tensor, w: &Tensor) -> bool {
 
 /// [`applies`] for `rows` input rows of `dtype`.
 pub fn applies_to(rows: usize, dtype: DType, w: &Tensor) -> bool {
-    let bf16_pairs =
-        w.dtype() == DType::BF16 && dtype == DType::BF16 && cpu_multiplies_bf16_pairs();
     matches!(w.dtype(), DType::BF16 | DType::F32)
+        && matches!(dtype, DType::BF16 | DType::F32)
         && matches!(w.device(), Device::Cpu)
-        && (rows <= MAX_ROWS || bf16_pairs)
+        && (rows <= MAX_ROWS || has_panel_kernel())
         && w.rank() == 2
 }
 
@@ -226,6 +225,23 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     inputs.iter().map(bf16_bits).collect()
 }
 
+/// `rows` weight rows rounded down to whole groups of the panel kernel's
+/// strips (3 registers of 16 or 8 outputs), at least one: a narrower group
+/// multiplies fewer outputs per broadcast input.
+fn whole_panel_groups(rows: usize) -> usize {
+    const GROUP: usize = 48;
+    (rows / GROUP * GROUP).max(GROUP)
+}
+
+/// Whether the CPU has the panel kernel for many rows (AVX-512, or AVX2
+/// with FMA).
+fn has_panel_kernel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return panel::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether the CPU has `vdpbf16ps` (AVX-512 with the bf16 extension).
 fn cpu_multiplies_bf16_pairs() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -264,7 +280,12 @@ fn products_of<W: Element>(
     } else {
         total / in_dim
     };
-    if n > MAX_ROWS {
+    let panel = n > MAX_ROWS && has_panel_kernel();
+    if panel {
+        // The task's block, widened to f32, stays in cache while every
+        // input row passes over it; whole groups of strips.
+        rows_per_task = whole_panel_groups(rows_per_task.min(BLOCK_BYTES / (in_dim * 4)));
+    } else if n > MAX_ROWS {
         // Each group of rows reads the task's weights again: from cache.
         rows_per_task = rows_per_task.min(BLOCK_BYTES / (in_dim * size_of::<W>()));
     }
@@ -276,17 +297,19 @@ fn products_of<W: Element>(
         let pieces = pieces.zip(out.chunks_mut(rows_per_task * n)).enumerate();
         tasks.extend(pieces.map(|(t, (w, ys))| (i, t * rows_per_task, w, ys)));
     }
-    let narrow = narrow_inputs::<W>(inputs);
+    let narrow = (!panel).then(|| narrow_inputs::<W>(inputs)).flatten();
     let inputs = Inputs {
         wide: rows,
         narrow: narrow.as_ref().map(|v| v.chunks_exact(in_dim).collect()),
+        all: inputs,
+        panel,
     };
     let task = |(i, first_output, w, ys): (usize, usize, &[W], &mut [f32])| {
         block_products(&inputs, w, in_dim, ys);
         addend::add_to(&addends[i], ys, n, first_output);
     };
     if parallel {
-        tasks.into_par_iter().for_each(task);
+        crate::pool::crew::for_each_item(tasks, task);
     } else {
         tasks.into_iter().for_each(task);
     }
@@ -319,6 +342,10 @@ fn input_major(by_task: Vec<f32>, n: usize, rows_per_task: usize) -> Vec<f32> {
 struct Inputs<'a> {
     wide: Vec<&'a [f32]>,
     narrow: Option<Vec<&'a [u16]>>,
+    /// `wide`'s rows, one after the other.
+    all: &'a [f32],
+    /// Whether the rows go through the panel kernel.
+    panel: bool,
 }
 
 /// `out[r * m + j] = rows[r] · w_j` for each of the `m` weight rows `w_j`
@@ -329,6 +356,10 @@ fn block_products<W: Element>(inputs: &Inputs, weights: &[W], in_dim: usize, out
     let n = inputs.wide.len();
     if n == 1 {
         return group_products(inputs, 0..1, weights, in_dim, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if inputs.panel {
+        return panel::products(inputs.all, weights, in_dim, out);
     }
     let m = weights.len() / in_dim;
     // The kernels write a group's results output-major: `[m, group]`.

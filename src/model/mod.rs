@@ -28,6 +28,7 @@ pub mod norm_op;
 pub mod ollama;
 pub mod precomputed;
 pub mod pyjson;
+pub mod residual;
 pub mod rope;
 pub mod rope_op;
 pub mod sampler;

@@ -84,10 +84,12 @@ fn a_large_f32_weight_split_across_threads_matches_candle() {
 }
 
 #[test]
-fn each_row_gets_what_it_gets_alone() {
-    // Nine rows (groups of 4, 4 and 1) against weights split into
-    // several tasks; inputs in f32 and, for bf16 weights, also as bf16
-    // values (the pair kernel where the CPU has it).
+fn each_row_gets_what_it_gets_beside_other_rows() {
+    // Up to MAX_ROWS rows (a decoding step) a row gets what it gets alone,
+    // bit for bit; a prompt's rows (the panel kernel where the CPU has it)
+    // get the same bits among any other prompt rows, and within f32
+    // rounding of what they get alone. Inputs in f32 and, for bf16
+    // weights, also as bf16 values (the pair kernel where the CPU has it).
     let x = Tensor::randn(0f32, 1.0, (9, 96), &Device::Cpu).unwrap();
     let as_bf16 = x.to_dtype(DType::BF16).unwrap();
     for (dtype, x) in [(DType::BF16, &x), (DType::BF16, &as_bf16), (DType::F32, &x)] {
@@ -95,16 +97,41 @@ fn each_row_gets_what_it_gets_alone() {
             .unwrap()
             .to_dtype(dtype)
             .unwrap();
+        let f32_row =
+            |t: &Tensor, r: usize| t.narrow(0, r, 1).unwrap().to_dtype(DType::F32).unwrap();
         let together = matmul_t(x, &w).unwrap();
+        let step = matmul_t(&x.narrow(0, 0, MAX_ROWS).unwrap(), &w).unwrap();
+        // The same row 8 among four others, in second place.
+        let others = Tensor::cat(
+            &[
+                &x.narrow(0, 2, 1).unwrap(),
+                &x.narrow(0, 8, 1).unwrap(),
+                &x.narrow(0, 0, 3).unwrap(),
+            ],
+            0,
+        )
+        .unwrap();
+        let among_others = matmul_t(&others, &w).unwrap();
+        let same =
+            crate::model::max_abs_diff(&f32_row(&together, 8), &f32_row(&among_others, 1)).unwrap();
+        assert_eq!(same, 0.0, "{dtype:?} weights, {:?} prompt row", x.dtype());
         for r in 0..9 {
             let alone = matmul_t(&x.narrow(0, r, 1).unwrap(), &w).unwrap();
-            let row = together.narrow(0, r, 1).unwrap();
-            let (row, alone) = (
-                row.to_dtype(DType::F32).unwrap(),
-                alone.to_dtype(DType::F32).unwrap(),
+            let diff =
+                crate::model::max_abs_diff(&f32_row(&together, r), &f32_row(&alone, 0)).unwrap();
+            if r < MAX_ROWS {
+                let diff =
+                    crate::model::max_abs_diff(&f32_row(&step, r), &f32_row(&alone, 0)).unwrap();
+                assert_eq!(diff, 0.0, "{dtype:?} weights, {:?} step row {r}", x.dtype());
+            }
+            // Sums of 96 products of about 1: f32 rounding, or one bf16
+            // rounding of the result.
+            let bound = if x.dtype() == DType::BF16 { 0.25 } else { 1e-4 };
+            assert!(
+                diff <= bound,
+                "{dtype:?} weights, {:?} row {r}: {diff}",
+                x.dtype()
             );
-            let diff = crate::model::max_abs_diff(&row, &alone).unwrap();
-            assert_eq!(diff, 0.0, "{dtype:?} weights, {:?} row {r}", x.dtype());
         }
     }
 }

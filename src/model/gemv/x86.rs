@@ -10,32 +10,66 @@
 use super::Element;
 use std::arch::x86_64::*;
 
-/// A vector register width: the operations the kernel needs on it.
-trait Lanes {
+/// A vector register width: the operations the kernels need on it.
+pub(super) trait Lanes {
     type V: Copy;
     const WIDTH: usize;
+    /// Input rows a panel kernel call takes (`PANEL_ROWS * 3` registers of
+    /// sums fit in the register file beside the weights).
+    const PANEL_ROWS: usize;
     unsafe fn zero() -> Self::V;
+    unsafe fn splat(value: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// `p[lane * stride]` for each lane.
+    unsafe fn gather(p: *const f32, stride: usize) -> Self::V;
+    /// The two bf16 values at `p[lane * stride]` and one after, as f32:
+    /// (the first ones, the second ones).
+    unsafe fn gather_bf16_pairs(p: *const u16, stride: usize) -> (Self::V, Self::V);
     /// `WIDTH` weights as f32: bf16 is the top half of an f32, so each
     /// 16-bit value is widened and shifted up.
     unsafe fn load_weights<W: Element>(p: *const W) -> Self::V;
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// The sum of every lane of four registers.
     unsafe fn total(v: [Self::V; 4]) -> f32;
 }
 
-struct Avx512;
+pub(super) struct Avx512;
 
 impl Lanes for Avx512 {
     type V = __m512;
     const WIDTH: usize = 16;
+    const PANEL_ROWS: usize = 8;
     #[inline(always)]
     unsafe fn zero() -> __m512 {
         unsafe { _mm512_setzero_ps() }
     }
     #[inline(always)]
+    unsafe fn splat(value: f32) -> __m512 {
+        unsafe { _mm512_set1_ps(value) }
+    }
+    #[inline(always)]
     unsafe fn load(p: *const f32) -> __m512 {
         unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn gather(p: *const f32, stride: usize) -> __m512 {
+        unsafe { _mm512_i32gather_ps::<4>(lane_offsets_512(stride), p) }
+    }
+    #[inline(always)]
+    unsafe fn gather_bf16_pairs(p: *const u16, stride: usize) -> (__m512, __m512) {
+        unsafe {
+            // Each lane reads 32 bits at a 2-byte scale: the pair.
+            let pairs = _mm512_i32gather_epi32::<2>(lane_offsets_512(stride), p.cast());
+            let first = _mm512_slli_epi32::<16>(pairs);
+            let second = _mm512_and_si512(pairs, _mm512_set1_epi32(0xffff_0000u32 as i32));
+            (_mm512_castsi512_ps(first), _mm512_castsi512_ps(second))
+        }
     }
     #[inline(always)]
     unsafe fn load_weights<W: Element>(p: *const W) -> __m512 {
@@ -53,23 +87,49 @@ impl Lanes for Avx512 {
         unsafe { _mm512_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn total([a, b, c, d]: [__m512; 4]) -> f32 {
         unsafe { _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d))) }
     }
 }
 
-struct Avx2;
+pub(super) struct Avx2;
 
 impl Lanes for Avx2 {
     type V = __m256;
     const WIDTH: usize = 8;
+    const PANEL_ROWS: usize = 4;
     #[inline(always)]
     unsafe fn zero() -> __m256 {
         unsafe { _mm256_setzero_ps() }
     }
     #[inline(always)]
+    unsafe fn splat(value: f32) -> __m256 {
+        unsafe { _mm256_set1_ps(value) }
+    }
+    #[inline(always)]
     unsafe fn load(p: *const f32) -> __m256 {
         unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn gather(p: *const f32, stride: usize) -> __m256 {
+        unsafe { _mm256_i32gather_ps::<4>(p, lane_offsets_256(stride)) }
+    }
+    #[inline(always)]
+    unsafe fn gather_bf16_pairs(p: *const u16, stride: usize) -> (__m256, __m256) {
+        unsafe {
+            let pairs = _mm256_i32gather_epi32::<2>(p.cast(), lane_offsets_256(stride));
+            let first = _mm256_slli_epi32::<16>(pairs);
+            let second = _mm256_and_si256(pairs, _mm256_set1_epi32(0xffff_0000u32 as i32));
+            (_mm256_castsi256_ps(first), _mm256_castsi256_ps(second))
+        }
     }
     #[inline(always)]
     unsafe fn load_weights<W: Element>(p: *const W) -> __m256 {
@@ -87,6 +147,10 @@ impl Lanes for Avx2 {
         unsafe { _mm256_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn total([a, b, c, d]: [__m256; 4]) -> f32 {
         unsafe {
             let s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
@@ -94,6 +158,26 @@ impl Lanes for Avx2 {
             let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
             _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps::<1>(q, q)))
         }
+    }
+}
+
+/// `lane * stride` in each of 16 lanes.
+#[inline(always)]
+unsafe fn lane_offsets_512(stride: usize) -> __m512i {
+    // SAFETY: the caller's CPU has avx512f.
+    unsafe {
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride as i32))
+    }
+}
+
+/// `lane * stride` in each of 8 lanes.
+#[inline(always)]
+unsafe fn lane_offsets_256(stride: usize) -> __m256i {
+    // SAFETY: the caller's CPU has avx2.
+    unsafe {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_mullo_epi32(lanes, _mm256_set1_epi32(stride as i32))
     }
 }
 
