@@ -12,7 +12,8 @@
 //! Environment: TUNEBENCH_REAL_MODEL (HF folder, default /tmp/smollm2-hf: see
 //! DEVELOPERS.md; without it the SmolLM2 shape with random weights and
 //! synthetic ids), TUNEBENCH_STEPS (timed steps, default 3, after one warm-up),
-//! TUNEBENCH_CHECKPOINT_FROM (length from which both sides checkpoint, default 4096).
+//! TUNEBENCH_CHECKPOINT_FROM (length from which both sides checkpoint, default 4096),
+//! TUNEBENCH_PROFILE=1 (time per op kind over the timed steps, on stderr).
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -182,9 +183,14 @@ fn measure(seq: usize) -> anyhow::Result<()> {
     // a trim follows only a step that left more than usual.
     let mut reclaimer = tunebench::alloc::Reclaimer::default();
     let mut started = Instant::now();
+    let profile = tunebench::profile::requested_by_env();
+    if profile {
+        tunebench::profile::enable();
+    }
     for step in 0..=steps {
         if step == 1 {
             started = Instant::now(); // step 0 warms up
+            tunebench::profile::reset();
         }
         let (loss, _) =
             optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0, checkpoint)?;
@@ -192,6 +198,10 @@ fn measure(seq: usize) -> anyhow::Result<()> {
         reclaimer.after_step();
     }
     let seconds = started.elapsed().as_secs_f64();
+    if profile {
+        let report = tunebench::profile::report(0);
+        eprintln!("{seq} tokens, {steps} steps: {}", report.time_table());
+    }
     println!(
         "{{\"impl\": \"tunebench\", \"seq\": {seq}, \"checkpointing\": {checkpoint}, \"tokens_per_s\": {:.1}, \"step_s\": {:.2}, \"peak_rss_mb\": {:.0}, \"losses\": {:?}}}",
         (steps * seq) as f64 / seconds,

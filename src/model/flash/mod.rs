@@ -149,6 +149,37 @@ pub fn flash_attention(
     )
 }
 
+/// The forward pass alone, outside any graph: a prompt's attention in
+/// inference (memory linear in its length, and the causal tiles above the
+/// diagonal skipped). The result has q's dtype.
+pub fn attend_inference(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    visibility: &Visibility,
+    blocks: Blocks,
+) -> Result<Tensor> {
+    let (batch, heads, queries, dim) = q.dims4()?;
+    let (_, kv_heads, keys, _) = k.dims4()?;
+    let shape = kernel::Shape {
+        batch,
+        kv_heads,
+        group: heads / kv_heads.max(1),
+        queries,
+        keys,
+        dim,
+    };
+    let (out, _lse) = kernel::forward(
+        &shape,
+        blocks,
+        visibility,
+        &query_rows(q, kv_heads)?,
+        &flat(k)?,
+        &flat(v)?,
+    );
+    from_query_rows(out, q.dims4()?, kv_heads, q.dtype())
+}
+
 /// `[b, h, t, d]` as f32 in the kernel's layout `[b, kv, t, h / kv, d]`.
 fn query_rows(x: &Tensor, kv_heads: usize) -> Result<Vec<f32>> {
     let (b, h, t, d) = x.dims4()?;
