@@ -270,6 +270,16 @@ pub(crate) mod tests {
         probs.matmul(&repeat(v)).unwrap()
     }
 
+    /// The CPU's inference path (the blockwise kernel) and other devices'
+    /// (query blocks of candle ops) against [`whole`].
+    fn both_paths_equal_the_whole_matrix(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility) {
+        let want = whole(q, k, v, vis);
+        for blocked in [attend(q, k, v, vis, false), in_query_blocks(q, k, v, vis)] {
+            let diff = crate::model::max_abs_diff(&blocked.unwrap(), &want).unwrap();
+            assert!(diff < 1e-5, "max difference {diff}");
+        }
+    }
+
     #[test]
     fn blocks_equal_the_whole_matrix_on_a_ragged_prompt_after_a_cache() {
         // 600 queries: two full blocks and a ragged one, after 37 cached keys.
@@ -279,15 +289,7 @@ pub(crate) mod tests {
         let k = random((1, 2, offset + t, 64), 2);
         let v = random((1, 2, offset + t, 64), 3);
         let vis = Visibility::new(offset, None);
-        let want = whole(&q, &k, &v, &vis);
-        // The CPU's path (the blockwise kernel) and other devices'.
-        for blocked in [
-            attend(&q, &k, &v, &vis, false),
-            in_query_blocks(&q, &k, &v, &vis),
-        ] {
-            let diff = crate::model::max_abs_diff(&blocked.unwrap(), &want).unwrap();
-            assert!(diff < 1e-5, "max difference {diff}");
-        }
+        both_paths_equal_the_whole_matrix(&q, &k, &v, &vis);
     }
 
     #[test]
@@ -296,14 +298,7 @@ pub(crate) mod tests {
         let q = random((1, 1, 600, 64), 4);
         let k = random((1, 1, 600, 64), 5);
         let v = random((1, 1, 600, 64), 6);
-        let want = whole(&q, &k, &v, &vis);
-        for blocked in [
-            attend(&q, &k, &v, &vis, false),
-            in_query_blocks(&q, &k, &v, &vis),
-        ] {
-            let diff = crate::model::max_abs_diff(&blocked.unwrap(), &want).unwrap();
-            assert!(diff < 1e-5, "max difference {diff}");
-        }
+        both_paths_equal_the_whole_matrix(&q, &k, &v, &vis);
         // Query 302 (second sample) sees only keys 300..=302.
         let mask = vis.mask(302..303, 303, &Device::Cpu).unwrap().unwrap();
         let row: Vec<f32> = mask.flatten_all().unwrap().to_vec1().unwrap();

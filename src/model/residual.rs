@@ -61,14 +61,11 @@ mod tests {
         for y in [&yb, &yt] {
             let ours = add(&xb, y, false).unwrap();
             let candle = (&xb + y).unwrap();
-            let diff = (ours.to_dtype(DType::F32).unwrap() - candle.to_dtype(DType::F32).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::model::max_abs_diff(
+                &ours.to_dtype(DType::F32).unwrap(),
+                &candle.to_dtype(DType::F32).unwrap(),
+            )
+            .unwrap();
             assert_eq!(diff, 0.0);
         }
         let f32_sum = add(&x, &y, false).unwrap();

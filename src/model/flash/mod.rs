@@ -103,6 +103,42 @@ pub fn flash_attention(
     visibility: &Visibility,
     blocks: Blocks,
 ) -> Result<Tensor> {
+    let (value, lse, shape) = forward_pass(q, k, v, visibility, blocks)?;
+    q.apply_op3(
+        k,
+        v,
+        FlashAttention {
+            value: Mutex::new(Some(value)),
+            lse,
+            shape,
+            blocks,
+            visibility: visibility.clone(),
+        },
+    )
+}
+
+/// The forward pass alone, outside any graph: a prompt's attention in
+/// inference (memory linear in its length, and the causal tiles above the
+/// diagonal skipped). The result has q's dtype.
+pub fn attend_inference(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    visibility: &Visibility,
+    blocks: Blocks,
+) -> Result<Tensor> {
+    Ok(forward_pass(q, k, v, visibility, blocks)?.0)
+}
+
+/// The checked shapes' output (in q's dtype), each row's log-sum-exp and
+/// the problem's sizes.
+fn forward_pass(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    visibility: &Visibility,
+    blocks: Blocks,
+) -> Result<(Tensor, Vec<f32>, kernel::Shape)> {
     let (batch, heads, queries, dim) = q.dims4()?;
     let (_, kv_heads, keys, _) = k.dims4()?;
     if k.dims4()? != v.dims4()? || k.dims4()? != (batch, kv_heads, keys, dim) {
@@ -136,48 +172,7 @@ pub fn flash_attention(
         &flat(v)?,
     );
     let value = from_query_rows(out, q.dims4()?, kv_heads, q.dtype())?;
-    q.apply_op3(
-        k,
-        v,
-        FlashAttention {
-            value: Mutex::new(Some(value)),
-            lse,
-            shape,
-            blocks,
-            visibility: visibility.clone(),
-        },
-    )
-}
-
-/// The forward pass alone, outside any graph: a prompt's attention in
-/// inference (memory linear in its length, and the causal tiles above the
-/// diagonal skipped). The result has q's dtype.
-pub fn attend_inference(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    visibility: &Visibility,
-    blocks: Blocks,
-) -> Result<Tensor> {
-    let (batch, heads, queries, dim) = q.dims4()?;
-    let (_, kv_heads, keys, _) = k.dims4()?;
-    let shape = kernel::Shape {
-        batch,
-        kv_heads,
-        group: heads / kv_heads.max(1),
-        queries,
-        keys,
-        dim,
-    };
-    let (out, _lse) = kernel::forward(
-        &shape,
-        blocks,
-        visibility,
-        &query_rows(q, kv_heads)?,
-        &flat(k)?,
-        &flat(v)?,
-    );
-    from_query_rows(out, q.dims4()?, kv_heads, q.dtype())
+    Ok((value, lse, shape))
 }
 
 /// `[b, h, t, d]` as f32 in the kernel's layout `[b, kv, t, h / kv, d]`.
