@@ -1,5 +1,5 @@
-//! Products of a few input rows with frozen bf16 or f32 weights, for CPU
-//! decoding.
+//! Products of input rows with frozen bf16 or f32 weights on the CPU: a
+//! decoding step's few rows, and prompts.
 //!
 //! A decoding step reads every weight once, so its speed is memory
 //! bandwidth over bytes per weight. These kernels read each weight row once
@@ -8,6 +8,10 @@
 //! SIMD kernel for CPU bf16, and for f32 its matmul packs the whole weight
 //! into a scratch buffer on every call with more than one input row, which
 //! made two rows slower than two single-row products.
+//!
+//! Longer inputs (a prompt) go through `panel.rs` where the CPU has AVX2 or
+//! AVX-512: the same tasks over blocks of weights, each block widened once
+//! and multiplied by every row as outer products.
 
 mod addend;
 #[cfg(target_arch = "x86_64")]
