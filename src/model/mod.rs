@@ -38,6 +38,7 @@ pub mod template;
 pub mod tiny;
 pub mod tokenize;
 pub mod weights;
+mod wide;
 
 pub use loaded::{LoadOptions, Model};
 pub use template::{BuiltinTemplate, ChatTemplate};

@@ -9,7 +9,7 @@
 //! keys and values `[batch, kv, T, d]`, per-row statistics `[batch, kv, t,
 //! group]`.
 
-use super::exp::exp;
+use super::rows;
 use crate::model::attend::{Tile, Visibility};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -143,18 +143,6 @@ fn seen_in_tile(vis: &Visibility, tile: Tile, query: usize, keys: &Range<usize>)
     start - keys.start..end - keys.start
 }
 
-/// Zeroes a score row outside `seen` and turns the rest into
-/// `exp(score · scale − shift)`; returns their sum.
-fn exponentiate(row: &mut [f32], seen: Range<usize>, scale: f32, shift: f32) -> f32 {
-    row[..seen.start].fill(0.0);
-    row[seen.end..].fill(0.0);
-    let seen = &mut row[seen];
-    for x in seen.iter_mut() {
-        *x = exp(*x * scale - shift);
-    }
-    seen.iter().sum()
-}
-
 /// Attention output and per-row log-sum-exp.
 pub fn forward(
     shape: &Shape,
@@ -227,29 +215,26 @@ fn forward_block(
         for (r, row) in s.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
             let old = max[r];
-            let new = row[seen.clone()].iter().fold(old, |m, &x| m.max(x * scale));
+            // The scale is positive, so the largest scaled score is the
+            // largest score scaled.
+            let new = old.max(rows::max(&row[seen.clone()]) * scale);
             if new == f32::NEG_INFINITY {
                 // Nothing seen yet: the row adds nothing.
                 row.fill(0.0);
                 continue;
             }
             let rescale = (old - new).exp();
-            sum[r] = sum[r] * rescale + exponentiate(row, seen, scale, new);
+            sum[r] = sum[r] * rescale + rows::exponentiate(row, seen, scale, new);
             max[r] = new;
             if rescale != 1.0 {
-                out[r * d..(r + 1) * d]
-                    .iter_mut()
-                    .for_each(|o| *o *= rescale);
+                rows::scale(&mut out[r * d..(r + 1) * d], rescale);
             }
         }
         product(out, (rows, d, n), plain(s, n), plain(v_tile, d), 1.0, true);
     }
     for r in 0..rows {
         if sum[r] > 0.0 {
-            let inverse = 1.0 / sum[r];
-            out[r * d..(r + 1) * d]
-                .iter_mut()
-                .for_each(|o| *o *= inverse);
+            rows::scale(&mut out[r * d..(r + 1) * d], 1.0 / sum[r]);
             lse[r] = max[r] + sum[r].ln();
         } else {
             // A query that sees no key: zero output, and a backward pass in
@@ -291,7 +276,7 @@ pub fn backward(
     let delta: Vec<f32> = out
         .par_chunks(d)
         .zip(d_out.par_chunks(d))
-        .map(|(o, grad)| o.iter().zip(grad).map(|(o, grad)| o * grad).sum())
+        .map(|(o, grad)| rows::dot(o, grad))
         .collect();
     let mut grads = Grads {
         q: vec![0.0; q.len()],
@@ -362,7 +347,7 @@ fn backward_block(
         product(p, (rows, n, d), plain(q, d), transposed(k, d), 1.0, false);
         for (r, row) in p.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
-            exponentiate(row, seen, scale, inputs.lse[span.start + r]);
+            rows::exponentiate(row, seen, scale, inputs.lse[span.start + r]);
         }
         // dV += Pᵀ dO
         product(
@@ -384,10 +369,7 @@ fn backward_block(
             false,
         );
         for (r, (ds_row, p_row)) in ds.chunks_mut(n).zip(p.chunks(n)).enumerate() {
-            let delta = inputs.delta[span.start + r];
-            for (x, &p) in ds_row.iter_mut().zip(p_row) {
-                *x = p * (*x - delta);
-            }
+            rows::score_gradient(ds_row, p_row, inputs.delta[span.start + r]);
         }
         // dK += dSᵀ Q · scale; dQ += dS K · scale
         product(

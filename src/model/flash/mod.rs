@@ -9,8 +9,8 @@
 //! gradients come back in the input dtype. Key/value heads serve their
 //! group of query heads without being copied per query head.
 
-mod exp;
 mod kernel;
+mod rows;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,50 @@
+//! Blockwise attention alone, forward and backward, at SmolLM2-135M's
+//! attention shape (9 query heads over 3 key/value heads, d 64, causal):
+//! the kernel's rate in GFLOP/s, counting the products it does (two
+//! forward, five backward with the probabilities recomputed) over the
+//! causal half of the scores.
+//!
+//!     cargo bench --bench attention -- 8192
+
+use candle_core::{Device, Tensor, Var};
+use tunebench::model::attend::Visibility;
+use tunebench::model::flash::{Blocks, flash_attention};
+
+const QUERY_HEADS: usize = 9;
+const KV_HEADS: usize = 3;
+const DIM: usize = 64;
+
+fn random(heads: usize, positions: usize) -> Tensor {
+    Tensor::randn(0f32, 1.0, (1, heads, positions, DIM), &Device::Cpu).expect("random tensor")
+}
+
+fn main() {
+    let positions: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(8192);
+    let var = |t| Var::from_tensor(&t).expect("variable");
+    let (q, k, v) = (
+        var(random(QUERY_HEADS, positions)),
+        var(random(KV_HEADS, positions)),
+        var(random(KV_HEADS, positions)),
+    );
+    let probe = random(QUERY_HEADS, positions);
+    let causal = Visibility::new(0, None);
+    let one_product = (QUERY_HEADS * positions * positions * DIM) as f64; // 2 flops each, half seen
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let out = flash_attention(&q, &k, &v, &causal, Blocks::DEFAULT).expect("forward");
+        let forward = start.elapsed().as_secs_f64();
+        let loss = (out * &probe).and_then(|x| x.sum_all()).expect("loss");
+        let start = std::time::Instant::now();
+        let grads = loss.backward().expect("backward");
+        let backward = start.elapsed().as_secs_f64();
+        assert!(grads.get(&q).is_some(), "no query gradient");
+        println!(
+            "{positions} positions: forward {forward:.3} s ({:.0} GFLOP/s), backward {backward:.3} s ({:.0} GFLOP/s)",
+            2.0 * one_product / forward / 1e9,
+            5.0 * one_product / backward / 1e9
+        );
+    }
+}
