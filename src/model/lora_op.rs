@@ -11,6 +11,7 @@
 
 use super::base_weight::FrozenWeight;
 use super::precomputed::Handoff;
+use super::product;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// Inverted dropout drawn from a seed, so the backward pass can draw the
@@ -91,6 +92,9 @@ impl CustomOp3 for LoraLinear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
+        if let Some(grads) = self.backward_f32(x, a, b, grad)? {
+            return Ok(grads);
+        }
         // Gradients computed from the tracked factors would record their
         // products, and candle keeps a variable's gradient as returned: each
         // `d_a` would hold this projection's scaled output gradient and
@@ -125,6 +129,60 @@ impl CustomOp3 for LoraLinear {
     }
 }
 
+/// The three gradients of [`LoraLinear`]'s backward pass.
+type Grads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+
+impl LoraLinear {
+    /// The backward pass on f32 CPU operands: the scale goes into the
+    /// products rather than over the output gradient, and the adapter's
+    /// share of the input gradient accumulates into the frozen product's
+    /// buffer (with dropout, after the mask). `None` for other operands.
+    fn backward_f32(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Option<Grads>> {
+        let weight = self.weight.dense()?;
+        if !all_f32_on_cpu(&[x, a, b, grad, &weight]) {
+            return Ok(None);
+        }
+        let (x, a, b) = (&x.detach(), &a.detach(), &b.detach());
+        let scale = self.scale as f32;
+        let grad = grad.reshape(((), grad.dim(grad.rank() - 1)?))?;
+        let x2 = x.reshape(((), x.dim(x.rank() - 1)?))?;
+        let d_down = sum_f32(&[(scale, &grad, b)])?;
+        let d_b = sum_f32(&[(scale, &grad.t()?, &self.down)])?;
+        let mask = match &self.dropout {
+            Some(d) => Some(d.mask(x2.dims(), x2.device())?),
+            None => None,
+        };
+        let d_x = match &mask {
+            None => sum_f32(&[(1.0, &grad, &weight), (1.0, &d_down, a)])?,
+            Some(m) => (sum_f32(&[(1.0, &grad, &weight)])? + (d_down.matmul(a)? * m)?)?,
+        };
+        let masked = match &mask {
+            Some(m) => (x2 * m)?,
+            None => x2,
+        };
+        let d_a = sum_f32(&[(1.0, &d_down.t()?, &masked)])?;
+        Ok(Some((Some(d_x.reshape(x.shape())?), Some(d_a), Some(d_b))))
+    }
+}
+
+fn all_f32_on_cpu(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.device().is_cpu())
+}
+
+/// [`product::sum_of_products`] of operands known to be f32 CPU tensors.
+fn sum_f32(terms: &[(f32, &Tensor, &Tensor)]) -> Result<Tensor> {
+    product::sum_of_products(terms)?
+        .ok_or_else(|| candle_core::Error::Msg("f32 CPU operands expected".into()))
+}
+
 /// The adapted projection of `x` `[..., in]`: frozen `weight` `[out, in]`
 /// and `bias`, LoRA `a` `[r, in]` and `b` `[out, r]` (f32), with `dropout`
 /// on the adapter's input. Differentiable with respect to `x`, `a`, `b`.
@@ -140,13 +198,8 @@ pub fn lora_linear(
     let dims = x.dims().to_vec();
     let in_dim = dims[dims.len() - 1];
     let x2 = x.detach().reshape(((), in_dim))?;
-    let frozen = crate::profile::scope(crate::profile::Label::Frozen);
-    let mut y = x2.matmul(&weight.dense()?.t()?)?;
-    if let Some(bias) = bias {
-        y = y.broadcast_add(bias)?;
-    }
-    drop(frozen);
     let x32 = x2.to_dtype(DType::F32)?;
+    let lora = crate::profile::scope(crate::profile::Label::Lora);
     let input = match &dropout {
         Some(d) => (&x32 * d.mask(x32.dims(), x32.device())?)?,
         None => x32,
@@ -156,8 +209,29 @@ pub fn lora_linear(
     // input-sized f32 copy per projection) alive with it.
     let down = input.matmul(&a.detach().t()?)?;
     drop(input);
-    let delta = (down.matmul(&b.detach().t()?)? * scale)?.to_dtype(y.dtype())?;
-    let value = (y + delta)?;
+    drop(lora);
+    let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
+    let dense = weight.dense()?;
+    let b_t = b.detach().t()?;
+    let fused = match all_f32_on_cpu(&[&x2, &dense, &b_t]) {
+        // The products accumulate onto the bias, the low-rank one onto the
+        // frozen one, in one buffer.
+        true => product::biased_sum_of_products(
+            bias,
+            &[(1.0, &x2, &dense.t()?), (scale as f32, &down, &b_t)],
+        )?,
+        false => None,
+    };
+    let value = match (fused, bias) {
+        (Some(value), _) => value,
+        (None, bias) => {
+            let mut y = x2.matmul(&dense.t()?)?;
+            if let Some(bias) = bias {
+                y = y.broadcast_add(bias)?;
+            }
+            (y + (down.matmul(&b_t)? * scale)?.to_dtype(x2.dtype())?)?
+        }
+    };
     let mut shape = dims;
     let last = shape.len() - 1;
     shape[last] = weight.dims2().0;

@@ -1,7 +1,7 @@
 //! Blockwise attention on the CPU over f32 slices: the forward pass keeps
 //! only the output and each row's log-sum-exp, the backward pass recomputes
 //! each tile's probabilities from them. One task per (sequence, key/value
-//! head, block), the tiles' products through `gemm`.
+//! head, block), the tiles' products through `gemm` on the task's thread.
 //!
 //! Layouts: queries, outputs and their gradients `[batch, kv, t, group, d]`
 //! (the query heads that share a key/value head interleaved per position,
@@ -9,9 +9,9 @@
 //! keys and values `[batch, kv, T, d]`, per-row statistics `[batch, kv, t,
 //! group]`.
 
-use super::rows;
 use crate::model::attend::{Tile, Visibility};
-use gemm::{Parallelism, gemm};
+use crate::model::product::{View, plain, transposed};
+use crate::model::softmax_rows as rows;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -51,80 +51,16 @@ impl Shape {
     }
 }
 
-/// A matrix laid over a slice with explicit strides.
-#[derive(Clone, Copy)]
-struct View<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-/// The row-major matrix `data` with `cols` columns.
-fn plain(data: &[f32], cols: usize) -> View<'_> {
-    View {
-        data,
-        row_stride: cols,
-        col_stride: 1,
-    }
-}
-
-/// The transpose of the row-major matrix `data` with `cols` columns.
-fn transposed(data: &[f32], cols: usize) -> View<'_> {
-    View {
-        data,
-        row_stride: 1,
-        col_stride: cols,
-    }
-}
-
-impl View<'_> {
-    fn check(&self, rows: usize, cols: usize) {
-        let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
-        assert!(last < self.data.len(), "matrix view out of its slice");
-    }
-}
-
-/// `dst (m × n, row-major) = [dst +] factor · lhs (m × k) · rhs (k × n)`.
+/// A tile's product on the calling thread (the tasks are the parallelism).
 fn product(
     dst: &mut [f32],
-    (m, n, k): (usize, usize, usize),
+    sizes: (usize, usize, usize),
     lhs: View,
     rhs: View,
     factor: f32,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    assert!(dst.len() >= m * n, "product destination too small");
-    lhs.check(m, k);
-    rhs.check(k, n);
-    // SAFETY: every element gemm touches lies inside the three slices (checked
-    // above), and `dst` does not overlap the read-only operands (it is borrowed
-    // mutably while they are borrowed shared).
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            factor,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    crate::model::product::product(dst, sizes, lhs, rhs, factor, accumulate, false);
 }
 
 /// The block of `size` positions numbered `index`, cut at `len`.

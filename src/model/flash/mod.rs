@@ -10,7 +10,6 @@
 //! group of query heads without being copied per query head.
 
 mod kernel;
-mod rows;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,6 @@
-//! The passes over a tile's rows between its products: maxima, the
-//! exponentials and their sums, rescaling and the score gradient. Sums and
+//! Passes over rows of scores between matrix products (blockwise
+//! attention's tiles, the cross-entropy's logits): maxima, the
+//! exponentials and their sums, rescaling, the scores' gradient. Sums and
 //! maxima run in `LANES` accumulators, so they are vectors rather than one
 //! long chain of dependent additions, and every pass is compiled for the
 //! widest vectors the CPU has.
@@ -99,6 +100,30 @@ widest! {
     }
 }
 
+/// Cross-entropy of rows of `logits` (`targets.len()` rows) against
+/// `targets`: each row's loss, and `logits` turned in place into the
+/// loss's gradient with respect to them (`softmax − onehot`). Rows run in
+/// parallel.
+pub fn cross_entropy(mut logits: Vec<f32>, targets: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let vocab = logits.len() / targets.len().max(1);
+    let mut losses = vec![0f32; targets.len()];
+    logits
+        .par_chunks_mut(vocab.max(1))
+        .zip(losses.par_iter_mut())
+        .zip(targets.par_iter())
+        .for_each(|((row, loss), &target)| {
+            let target = target as usize;
+            let largest = max(row);
+            let picked = row[target] - largest;
+            let total = exponentiate(row, 0..vocab, 1.0, largest);
+            *loss = total.ln() - picked;
+            scale(row, 1.0 / total);
+            row[target] -= 1.0;
+        });
+    (losses, logits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +170,28 @@ mod tests {
             }
             let sum: f32 = expect.iter().sum();
             assert!((total - sum).abs() <= 1e-5 * sum.max(1.0));
+        }
+    }
+
+    #[test]
+    fn cross_entropy_and_its_gradient_per_row() {
+        let logits = values(3 * 40);
+        let targets = [0u32, 17, 39];
+        let (losses, grads) = cross_entropy(logits.clone(), &targets);
+        for (r, &t) in targets.iter().enumerate() {
+            let row = &logits[r * 40..(r + 1) * 40];
+            let lse = row.iter().map(|&x| (x as f64).exp()).sum::<f64>().ln();
+            let want = lse - row[t as usize] as f64;
+            assert!(
+                (losses[r] as f64 - want).abs() < 1e-5,
+                "row {r}: {} against {want}",
+                losses[r]
+            );
+            for (i, &g) in grads[r * 40..(r + 1) * 40].iter().enumerate() {
+                let softmax = ((row[i] as f64) - lse).exp();
+                let want = softmax - if i == t as usize { 1.0 } else { 0.0 };
+                assert!((g as f64 - want).abs() < 1e-6, "row {r}, logit {i}");
+            }
         }
     }
 

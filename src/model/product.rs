@@ -1,0 +1,221 @@
+//! Matrix products on f32 slices through `gemm` (candle's own backend),
+//! written into a buffer the caller owns, scaled and accumulated there:
+//! the blockwise attention's tiles, and the training projections' sums of
+//! a frozen product and a low-rank one, which candle's ops would make as
+//! separate tensors and then add.
+
+use candle_core::{DType, Result, Storage, Tensor};
+use gemm::{Parallelism, gemm};
+
+/// A matrix laid over a slice with explicit strides.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// The row-major matrix `data` with `cols` columns.
+pub fn plain(data: &[f32], cols: usize) -> View<'_> {
+    View {
+        data,
+        row_stride: cols,
+        col_stride: 1,
+    }
+}
+
+/// The transpose of the row-major matrix `data` with `cols` columns.
+pub fn transposed(data: &[f32], cols: usize) -> View<'_> {
+    View {
+        data,
+        row_stride: 1,
+        col_stride: cols,
+    }
+}
+
+impl View<'_> {
+    fn check(&self, rows: usize, cols: usize) {
+        let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
+        assert!(last < self.data.len(), "matrix view out of its slice");
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] factor · lhs (m × k) · rhs (k × n)`,
+/// on the calling thread or, with `parallel`, on rayon's.
+pub fn product(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    lhs: View,
+    rhs: View,
+    factor: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "product destination too small");
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    lhs.check(m, k);
+    rhs.check(k, n);
+    let threads = rayon::current_num_threads();
+    let parallelism = if parallel && threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: every element gemm touches lies inside the three slices (checked
+    // above), and `dst` does not overlap the read-only operands (it is borrowed
+    // mutably while they are borrowed shared).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            factor,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// `Σ factor · lhs · rhs` over `terms` of 2-D f32 CPU tensors (`lhs`
+/// `[m, k]`, `rhs` `[k, n]`, any strides, transposed views included), as
+/// one `[m, n]` tensor: each product accumulates into the first's buffer.
+/// `None` when an operand is not an f32 CPU matrix.
+pub fn sum_of_products(terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Tensor>> {
+    biased_sum_of_products(None, terms)
+}
+
+/// [`sum_of_products`] plus `bias` (`[n]`, f32) on every row, which the
+/// products accumulate onto, as torch's `addmm` does for a biased linear
+/// layer.
+pub fn biased_sum_of_products(
+    bias: Option<&Tensor>,
+    terms: &[(f32, &Tensor, &Tensor)],
+) -> Result<Option<Tensor>> {
+    let Some(sum) = sum_into(bias, terms)? else {
+        return Ok(None);
+    };
+    let (m, n) = (terms[0].1.dim(0)?, terms[0].2.dim(1)?);
+    Ok(Some(Tensor::from_vec(sum, (m, n), terms[0].1.device())?))
+}
+
+/// [`sum_of_products`] as the row-major values of the `[m, n]` result.
+pub fn sum_of_products_vec(terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Vec<f32>>> {
+    sum_into(None, terms)
+}
+
+fn sum_into(bias: Option<&Tensor>, terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Vec<f32>>> {
+    let matrices = terms.iter().flat_map(|(_, lhs, rhs)| [*lhs, *rhs]);
+    if terms.is_empty()
+        || !matrices
+            .clone()
+            .all(|t| t.rank() == 2 && t.dtype() == DType::F32 && t.device().is_cpu())
+    {
+        return Ok(None);
+    }
+    let (m, n) = (terms[0].1.dim(0)?, terms[0].2.dim(1)?);
+    for (_, lhs, rhs) in terms {
+        if lhs.dim(0)? != m || rhs.dim(1)? != n || lhs.dim(1)? != rhs.dim(0)? {
+            candle_core::bail!(
+                "sum of products: {:?} × {:?} does not give [{m}, {n}]",
+                lhs.dims(),
+                rhs.dims()
+            );
+        }
+    }
+    let held: Vec<_> = matrices.map(|t| t.storage_and_layout()).collect();
+    let mut views = Vec::with_capacity(held.len());
+    for (storage, layout) in &held {
+        let Storage::Cpu(cpu) = &**storage else {
+            return Ok(None);
+        };
+        let stride = layout.stride();
+        views.push(View {
+            data: &cpu.as_slice::<f32>()?[layout.start_offset()..],
+            row_stride: stride[0],
+            col_stride: stride[1],
+        });
+    }
+    let mut dst = vec![0f32; m * n];
+    let biased = match bias {
+        Some(bias) if bias.dtype() != DType::F32 || bias.dims() != [n] => return Ok(None),
+        Some(bias) => {
+            let bias = bias.to_vec1::<f32>()?;
+            dst.chunks_exact_mut(n)
+                .for_each(|row| row.copy_from_slice(&bias));
+            true
+        }
+        None => false,
+    };
+    for (i, (factor, lhs, _)) in terms.iter().enumerate() {
+        let k = lhs.dim(1)?;
+        let (l, r) = (views[2 * i], views[2 * i + 1]);
+        product(&mut dst, (m, n, k), l, r, *factor, biased || i > 0, true);
+    }
+    Ok(Some(dst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn sums_products_of_plain_and_transposed_views() {
+        let dev = Device::Cpu;
+        let randn = |r, c| Tensor::randn(0f32, 1.0, (r, c), &dev).unwrap();
+        let (x, w) = (randn(5, 7), randn(3, 7));
+        let (down, b) = (randn(5, 2), randn(3, 2));
+        let ours = sum_of_products(&[(1.0, &x, &w.t().unwrap()), (0.5, &down, &b.t().unwrap())])
+            .unwrap()
+            .unwrap();
+        let plain = (x.matmul(&w.t().unwrap()).unwrap()
+            + (down.matmul(&b.t().unwrap()).unwrap() * 0.5).unwrap())
+        .unwrap();
+        assert!(crate::model::max_abs_diff(&ours, &plain).unwrap() < 1e-5);
+        // A view that starts inside its storage.
+        let wide = randn(5, 9);
+        let inner = wide.narrow(1, 2, 7).unwrap();
+        let ours = sum_of_products(&[(2.0, &inner, &w.t().unwrap())])
+            .unwrap()
+            .unwrap();
+        let plain = (inner.matmul(&w.t().unwrap()).unwrap() * 2.0).unwrap();
+        assert!(crate::model::max_abs_diff(&ours, &plain).unwrap() < 1e-5);
+    }
+
+    #[test]
+    fn other_dtypes_are_left_to_candle_and_bad_shapes_refused() {
+        let dev = Device::Cpu;
+        let x = Tensor::ones((2, 3), DType::BF16, &dev).unwrap();
+        assert!(
+            sum_of_products(&[(1.0, &x, &x.t().unwrap())])
+                .unwrap()
+                .is_none()
+        );
+        let (a, b) = (
+            Tensor::ones((2, 3), DType::F32, &dev).unwrap(),
+            Tensor::ones((4, 2), DType::F32, &dev).unwrap(),
+        );
+        assert!(sum_of_products(&[(1.0, &a, &b)]).is_err());
+    }
+}
