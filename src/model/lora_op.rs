@@ -24,21 +24,48 @@ pub struct Dropout {
 
 impl Dropout {
     /// Zeros with probability `p`, else `1 / (1 - p)`, f32; runs and
-    /// resumed runs repeat it.
+    /// resumed runs repeat it. Element `i` is dropped when a hash of `i`
+    /// keyed by the seed falls below `p · 2³²`: a draw by counter rather
+    /// than a sequence, so blocks of the mask fill in parallel and the
+    /// loop runs in vectors (a sequential generator cost a sixth of a
+    /// SmolLM2 step at 1,024 tokens).
     pub fn mask(&self, shape: &[usize], device: &candle_core::Device) -> Result<Tensor> {
-        let mut rng = crate::data::rng::SplitMix64::new(self.seed);
-        let keep = 1.0 / (1.0 - self.p);
+        use rayon::prelude::*;
+        const BLOCK: usize = 1 << 16;
         let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|_| {
-                if rng.next_f64() < self.p as f64 {
-                    0.0
-                } else {
-                    keep
-                }
-            })
-            .collect();
+        if n > u32::MAX as usize {
+            candle_core::bail!("dropout mask of {n} values: more than a 32-bit counter covers");
+        }
+        let threshold = (self.p as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+        let keep = 1.0 / (1.0 - self.p);
+        let keys = [self.seed as u32, (self.seed >> 32) as u32];
+        let mut values = vec![0f32; n];
+        values
+            .par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| fill_mask(block, (b * BLOCK) as u32, keys, threshold, keep));
         Tensor::from_vec(values, shape, device)
+    }
+}
+
+/// A 32-bit integer hash with full avalanche (Wellons' "lowbias32").
+#[inline(always)]
+fn mix(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+crate::model::wide::widest! {
+    /// `block[j]` is 0 where the hash of counter `first + j` falls below
+    /// `threshold`, else `keep`.
+    fn fill_mask(block: &mut [f32], first: u32, keys: [u32; 2], threshold: u32, keep: f32) {
+        for (j, value) in block.iter_mut().enumerate() {
+            let draw = mix(mix(first.wrapping_add(j as u32) ^ keys[0]) ^ keys[1]);
+            *value = if draw < threshold { 0.0 } else { keep };
+        }
     }
 }
 
@@ -253,6 +280,32 @@ pub fn lora_linear(
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn dropout_masks_repeat_per_seed_and_drop_about_p() {
+        let dev = Device::Cpu;
+        let draw = |p, seed| {
+            Dropout { p, seed }
+                .mask(&[300, 1000], &dev)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let (a, again, other) = (draw(0.1, 7), draw(0.1, 7), draw(0.1, 8));
+        assert_eq!(a, again);
+        assert_ne!(a, other);
+        let dropped = |m: &[f32]| m.iter().filter(|&&v| v == 0.0).count() as f64 / m.len() as f64;
+        // 300,000 draws: the fraction's standard deviation is 0.00055.
+        assert!((dropped(&a) - 0.1).abs() < 0.003, "{}", dropped(&a));
+        assert!((dropped(&draw(0.5, 1 << 40)) - 0.5).abs() < 0.004);
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
+        // Neighbouring positions are not correlated.
+        let both = a.windows(2).filter(|w| w[0] == 0.0 && w[1] == 0.0).count() as f64
+            / (a.len() - 1) as f64;
+        assert!((both - 0.01).abs() < 0.002, "{both}");
+    }
 
     #[test]
     fn equals_the_plain_graph_in_value_and_every_gradient() {
