@@ -33,6 +33,7 @@ const PROMPT: usize = 128;
 const NEW: usize = 64;
 
 fn main() -> anyhow::Result<()> {
+    tunebench::pool::one_pool_owns_the_cores();
     tunebench::alloc::keep_freed_memory();
     let dtype_name = std::env::var("TUNEBENCH_DTYPE").unwrap_or_else(|_| "f32".into());
     let dtype = match dtype_name.as_str() {

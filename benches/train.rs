@@ -31,6 +31,7 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn main() -> anyhow::Result<()> {
+    tunebench::pool::one_pool_owns_the_cores();
     tunebench::alloc::keep_freed_memory();
     let (seq, layers) = (env_or("TUNEBENCH_SEQ", 256), env_or("TUNEBENCH_LAYERS", 4));
     let config = ModelConfig::from_json(&serde_json::json!({

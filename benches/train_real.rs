@@ -145,6 +145,7 @@ fn tokens_file(seq: usize, ids: &[u32], trained: &[bool]) -> anyhow::Result<Path
 
 /// One length, in this (child) process.
 fn measure(seq: usize) -> anyhow::Result<()> {
+    tunebench::pool::one_pool_owns_the_cores();
     tunebench::alloc::keep_freed_memory();
     let model = model_dir();
     let mut decoder = match &model {

@@ -381,6 +381,7 @@ fn main() -> ExitCode {
     if let Some(code) = tunebench::eval::code::sandbox::enter_if_requested() {
         return code;
     }
+    tunebench::pool::one_pool_owns_the_cores();
     tunebench::alloc::keep_freed_memory();
     let cli = Cli::parse();
     // Commands that load a model by repo id show its download on stderr;
