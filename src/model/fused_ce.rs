@@ -57,16 +57,16 @@ pub fn cross_entropy_rows(rows: &Tensor, weight: &Tensor, targets: &[u32]) -> Re
     let mut values = Vec::new();
     let mut drows = Vec::new();
     let weight32_t = weight32.t()?;
+    let vocab = weight.dim(0)?;
+    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+        candle_core::bail!("target token {bad} is outside the vocabulary of {vocab}");
+    }
     for (start, chunk) in targets
         .chunks(CHUNK_ROWS)
         .enumerate()
         .map(|(i, c)| (i * CHUNK_ROWS, c))
     {
         let x = detached.narrow(0, start, chunk.len())?;
-        let vocab = weight.dim(0)?;
-        if let Some(&bad) = chunk.iter().find(|&&t| t as usize >= vocab) {
-            candle_core::bail!("target token {bad} is outside the vocabulary of {vocab}");
-        }
         if let Some(logits) = product::sum_of_products_vec(&[(1.0, &x, &weight32_t)])? {
             let (losses, dlogits) = softmax_rows::cross_entropy(logits, chunk);
             values.push(Tensor::from_vec(losses, chunk.len(), device)?);

@@ -119,7 +119,9 @@ impl CustomOp3 for LoraLinear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
-        if let Some(grads) = self.backward_f32(x, a, b, grad)? {
+        // Widened once (a quantized base's blocks), whichever path follows.
+        let weight = self.weight.dense()?;
+        if let Some(grads) = self.backward_f32(x, a, b, grad, &weight)? {
             return Ok(grads);
         }
         // Gradients computed from the tracked factors would record their
@@ -150,7 +152,7 @@ impl CustomOp3 for LoraLinear {
         if let Some(m) = &mask {
             d_x_lora = (d_x_lora * m)?;
         }
-        let weight = self.weight.dense()?.to_dtype(grad.dtype())?;
+        let weight = weight.to_dtype(grad.dtype())?;
         let d_x = (grad.matmul(&weight)? + d_x_lora.to_dtype(grad.dtype())?)?;
         Ok((Some(d_x.reshape(x.shape())?), Some(d_a), Some(d_b)))
     }
@@ -170,9 +172,9 @@ impl LoraLinear {
         a: &Tensor,
         b: &Tensor,
         grad: &Tensor,
+        weight: &Tensor,
     ) -> Result<Option<Grads>> {
-        let weight = self.weight.dense()?;
-        if !all_f32_on_cpu(&[x, a, b, grad, &weight]) {
+        if !all_f32_on_cpu(&[x, a, b, grad, weight]) {
             return Ok(None);
         }
         let (x, a, b) = (&x.detach(), &a.detach(), &b.detach());
@@ -186,8 +188,8 @@ impl LoraLinear {
             None => None,
         };
         let d_x = match &mask {
-            None => sum_f32(&[(1.0, &grad, &weight), (1.0, &d_down, a)])?,
-            Some(m) => (sum_f32(&[(1.0, &grad, &weight)])? + (d_down.matmul(a)? * m)?)?,
+            None => sum_f32(&[(1.0, &grad, weight), (1.0, &d_down, a)])?,
+            Some(m) => (sum_f32(&[(1.0, &grad, weight)])? + (d_down.matmul(a)? * m)?)?,
         };
         let masked = match &mask {
             Some(m) => (x2 * m)?,
