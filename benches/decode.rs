@@ -15,8 +15,9 @@
 //! `eval --generate` do), the three taking their steps in turn; it reports
 //! both answers' tokens/s together against one after the other, and the
 //! adapter's step time over the base's, from the median step of each.
-//! With `TUNEBENCH_PROFILE=1` as well, it prints each batch's mean time per
-//! step under each profile label (frozen, lora, attention, ...).
+//! With `TUNEBENCH_PROFILE=1` it prints the prefill's time under each
+//! profile label (frozen, lora, attention, ...), and with `TUNEBENCH_PAIR`
+//! each batch's mean time per step under each label.
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -69,11 +70,19 @@ fn main() -> anyhow::Result<()> {
     // Warm-up, as the reference does.
     decoder.hidden(&ids, Some(&mut Cache::new(layers)), None, Mode::BASE)?;
 
+    let profiling = tunebench::profile::requested_by_env();
+    if profiling {
+        tunebench::profile::enable();
+        tunebench::profile::reset();
+    }
     let t = Instant::now();
     let mut cache = Cache::new(layers);
     let hidden = decoder.hidden(&ids, Some(&mut cache), None, Mode::BASE)?;
     let mut next = argmax_last(&decoder, &hidden)?;
     let prefill_s = t.elapsed().as_secs_f64();
+    if profiling {
+        eprint!("prefill: {}", tunebench::profile::report(0).time_table());
+    }
     let t = Instant::now();
     for _ in 0..NEW {
         let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;

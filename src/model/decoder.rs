@@ -14,6 +14,7 @@ use super::weights::TensorSource;
 use candle_core::{DType, Module, Result, Tensor, Var};
 use std::sync::Arc;
 
+mod prompt_heads;
 mod rows;
 
 /// How a forward pass runs.
@@ -581,6 +582,16 @@ impl Attention {
     ) -> Result<[Tensor; 3]> {
         let (b, t, _) = q.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
+        if !mode.train && self.q_norm.is_none() && self.k_norm.is_none() {
+            let tables = Some((cos, sin));
+            if let (Some(q), Some(k), Some(v)) = (
+                prompt_heads::split(q, (h, d), tables)?,
+                prompt_heads::split(k, (kvh, d), tables)?,
+                prompt_heads::split(v, (kvh, d), None)?,
+            ) {
+                return Ok([q, k, v]);
+            }
+        }
         let split = |y: &Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
             let y = y.reshape((b, t, n, d))?;
             let y = match norm {

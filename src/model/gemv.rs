@@ -17,6 +17,8 @@ mod addend;
 #[cfg(target_arch = "x86_64")]
 mod panel;
 #[cfg(target_arch = "x86_64")]
+mod transpose;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use addend::Resolved;
@@ -246,6 +248,23 @@ fn has_panel_kernel() -> bool {
     false
 }
 
+/// Whether the panel kernel multiplies bf16 inputs and weights as pairs
+/// (the CPU does that faster than f32 and the rows have whole pairs).
+fn panel_takes_pairs(in_dim: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return in_dim.is_multiple_of(2) && panel::bf16_pairs_fast();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Input rows of bf16 bit patterns as the panel kernel's pairs.
+fn pair_words(bits: &[u16]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    return panel::pair_words(bits);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("pairs are taken on x86_64 only: {}", bits.len())
+}
+
 /// Whether the CPU has `vdpbf16ps` (AVX-512 with the bf16 extension).
 fn cpu_multiplies_bf16_pairs() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -301,10 +320,16 @@ fn products_of<W: Element>(
         let pieces = pieces.zip(out.chunks_mut(rows_per_task * n)).enumerate();
         tasks.extend(pieces.map(|(t, (w, ys))| (i, t * rows_per_task, w, ys)));
     }
-    let narrow = (!panel).then(|| narrow_inputs::<W>(inputs)).flatten();
+    let narrow = (!panel || panel_takes_pairs(in_dim))
+        .then(|| narrow_inputs::<W>(inputs))
+        .flatten();
     let inputs = Inputs {
         wide: rows,
-        narrow: narrow.as_ref().map(|v| v.chunks_exact(in_dim).collect()),
+        narrow: narrow
+            .as_ref()
+            .filter(|_| !panel)
+            .map(|v| v.chunks_exact(in_dim).collect()),
+        pair_words: narrow.as_deref().filter(|_| panel).map(pair_words),
         all: inputs,
         panel,
     };
@@ -346,6 +371,8 @@ fn input_major(by_task: Vec<f32>, n: usize, rows_per_task: usize) -> Vec<f32> {
 struct Inputs<'a> {
     wide: Vec<&'a [f32]>,
     narrow: Option<Vec<&'a [u16]>>,
+    /// For the panel kernel on bf16 pairs: the rows as pairs of bf16 values.
+    pair_words: Option<Vec<f32>>,
     /// `wide`'s rows, one after the other.
     all: &'a [f32],
     /// Whether the rows go through the panel kernel.
@@ -363,6 +390,9 @@ fn block_products<W: Element>(inputs: &Inputs, weights: &[W], in_dim: usize, out
     }
     #[cfg(target_arch = "x86_64")]
     if inputs.panel {
+        if let (Some(words), Some(bits)) = (&inputs.pair_words, W::bf16_bits(weights)) {
+            return panel::products_of_bf16_pairs(words, bits, in_dim, out);
+        }
         return panel::products(inputs.all, weights, in_dim, out);
     }
     let m = weights.len() / in_dim;

@@ -18,7 +18,7 @@ use half::bf16;
 use std::ops::{Add, Mul, Sub};
 
 /// A dtype the model computes in, for rounding and rotating in it.
-trait Float:
+pub(super) trait Float:
     WithDType + gemv::Element + Into<f32> + Add<Output = Self> + Mul<Output = Self> + Sub<Output = Self>
 {
     fn round(value: f32) -> Self;
@@ -26,6 +26,9 @@ trait Float:
     /// `value` rounded to the nearest `Self`, kept in f32, in arithmetic
     /// that vectorises.
     fn round_in_f32(value: f32) -> f32;
+
+    /// A value [`Float::round_in_f32`] gave, as `Self` (exactly).
+    fn of_rounded(value: f32) -> Self;
 }
 
 impl Float for f32 {
@@ -35,6 +38,11 @@ impl Float for f32 {
 
     #[inline(always)]
     fn round_in_f32(value: f32) -> f32 {
+        value
+    }
+
+    #[inline(always)]
+    fn of_rounded(value: f32) -> Self {
         value
     }
 }
@@ -51,6 +59,11 @@ impl Float for bf16 {
         let up = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
         let rounded = f32::from_bits(up & 0xffff_0000);
         if value.is_nan() { value } else { rounded }
+    }
+
+    #[inline(always)]
+    fn of_rounded(value: f32) -> Self {
+        bf16::from_bits((value.to_bits() >> 16) as u16)
     }
 }
 
@@ -129,35 +142,39 @@ pub(super) fn mlp(mlp: &Mlp, x: &Tensor, mode: Mode) -> Result<Option<Tensor>> {
     Ok(Some(mlp.down_proj.rows_tensor(y, x)?))
 }
 
+/// Values a [`swiglu`] task takes: a prompt's 128 rows of 4,864 are 38
+/// tasks, a decoding step's one row a single one.
+const SWIGLU_TASK: usize = 1 << 14;
+
 /// `silu(gate) * up` of the values rounded to `T`, in f32, rounded to `T`
 /// once: candle rounds after each operation, so a value may differ from
-/// its by one unit in the last place of `T`. Compiled for AVX2 where the
-/// CPU has it, so that the whole loop, `exp` included, runs in vectors.
+/// its by one unit in the last place of `T`. A prompt's rows are shared
+/// among the threads.
 fn swiglu<T: Float>(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { swiglu_avx2::<T>(gate, up) };
-    }
-    swiglu_plain::<T>(gate, up)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn swiglu_avx2<T: Float>(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    swiglu_plain::<T>(gate, up)
-}
-
-#[inline(always)]
-fn swiglu_plain<T: Float>(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    // A plain loop: a closure would be compiled without the caller's
-    // target features, and `exp`'s `floor` would become a libm call.
     let mut out = vec![0f32; gate.len()];
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        let (g, u) = (T::round_in_f32(g), T::round_in_f32(u));
-        *o = T::round_in_f32(g / (1.0 + crate::model::exp::exp(-g)) * u);
+    let pieces = out.chunks_mut(SWIGLU_TASK);
+    let tasks: Vec<_> = pieces
+        .zip(gate.chunks(SWIGLU_TASK).zip(up.chunks(SWIGLU_TASK)))
+        .collect();
+    let task = |(out, (gate, up)): (&mut [f32], (&[f32], &[f32]))| swiglu_into::<T>(gate, up, out);
+    if tasks.len() > 1 {
+        crate::pool::crew::for_each_item(tasks, task);
+    } else {
+        tasks.into_iter().for_each(task);
     }
     out
+}
+
+crate::model::wide::widest! {
+    /// [`swiglu`] of one task's values into `out`, compiled for the widest
+    /// vectors the CPU has, so that the whole loop, `exp` included, runs in
+    /// them (a plain loop: `exp`'s `floor` would otherwise be a libm call).
+    fn swiglu_into<T: Float>(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+            let (g, u) = (T::round_in_f32(g), T::round_in_f32(u));
+            *o = T::round_in_f32(g / (1.0 + crate::model::exp::exp(-g)) * u);
+        }
+    }
 }
 
 /// Whether [`attention`] takes `rows` rows of `dtype` through `attn`.

@@ -26,6 +26,15 @@ pub(super) trait Lanes {
     /// The two bf16 values at `p[lane * stride]` and one after, as f32:
     /// (the first ones, the second ones).
     unsafe fn gather_bf16_pairs(p: *const u16, stride: usize) -> (Self::V, Self::V);
+    /// `WIDTH` registers, one per column of a square block of 32-bit values.
+    type Block: Copy + AsRef<[Self::V]>;
+    /// The `WIDTH` rows of `WIDTH` 32-bit values at `p + c * row_bytes`
+    /// (any alignment) as columns: lane `c` of register `i` is row `c`'s
+    /// value `i`.
+    unsafe fn columns(p: *const u8, row_bytes: usize) -> Self::Block;
+    /// The two bf16 values in each lane's 32 bits, as f32: (the first ones,
+    /// in the low halves; the second ones).
+    unsafe fn widen_pairs(pairs: Self::V) -> (Self::V, Self::V);
     /// `WIDTH` weights as f32: bf16 is the top half of an f32, so each
     /// 16-bit value is widened and shifted up.
     unsafe fn load_weights<W: Element>(p: *const W) -> Self::V;
@@ -66,6 +75,21 @@ impl Lanes for Avx512 {
         unsafe {
             // Each lane reads 32 bits at a 2-byte scale: the pair.
             let pairs = _mm512_i32gather_epi32::<2>(lane_offsets_512(stride), p.cast());
+            Self::widen_pairs(_mm512_castsi512_ps(pairs))
+        }
+    }
+    type Block = [__m512; 16];
+    #[inline(always)]
+    unsafe fn columns(p: *const u8, row_bytes: usize) -> [__m512; 16] {
+        let mut out = [unsafe { _mm512_setzero_ps() }; 16];
+        // SAFETY: as the caller's.
+        unsafe { super::transpose::columns_16(p, row_bytes, &mut out) };
+        out
+    }
+    #[inline(always)]
+    unsafe fn widen_pairs(pairs: __m512) -> (__m512, __m512) {
+        unsafe {
+            let pairs = _mm512_castps_si512(pairs);
             let first = _mm512_slli_epi32::<16>(pairs);
             let second = _mm512_and_si512(pairs, _mm512_set1_epi32(0xffff_0000u32 as i32));
             (_mm512_castsi512_ps(first), _mm512_castsi512_ps(second))
@@ -126,6 +150,21 @@ impl Lanes for Avx2 {
     unsafe fn gather_bf16_pairs(p: *const u16, stride: usize) -> (__m256, __m256) {
         unsafe {
             let pairs = _mm256_i32gather_epi32::<2>(p.cast(), lane_offsets_256(stride));
+            Self::widen_pairs(_mm256_castsi256_ps(pairs))
+        }
+    }
+    type Block = [__m256; 8];
+    #[inline(always)]
+    unsafe fn columns(p: *const u8, row_bytes: usize) -> [__m256; 8] {
+        let mut out = [unsafe { _mm256_setzero_ps() }; 8];
+        // SAFETY: as the caller's.
+        unsafe { super::transpose::columns_8(p, row_bytes, &mut out) };
+        out
+    }
+    #[inline(always)]
+    unsafe fn widen_pairs(pairs: __m256) -> (__m256, __m256) {
+        unsafe {
+            let pairs = _mm256_castps_si256(pairs);
             let first = _mm256_slli_epi32::<16>(pairs);
             let second = _mm256_and_si256(pairs, _mm256_set1_epi32(0xffff_0000u32 as i32));
             (_mm256_castsi256_ps(first), _mm256_castsi256_ps(second))
