@@ -7,7 +7,8 @@
 //!
 //! Other shapes and precisions for tunebench's side: TUNEBENCH_LAYERS (24 is the whole
 //! Qwen2.5-0.5B), TUNEBENCH_SEQ, TUNEBENCH_DTYPE=bf16, TUNEBENCH_QUANTIZE=q8_0|q4_k|...
-//! (the base kept quantized, as `model.quantize`).
+//! (the base kept quantized, as `model.quantize`). TUNEBENCH_PROFILE=1 prints the time
+//! per op kind over the timed steps on stderr.
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -76,6 +77,11 @@ fn main() -> anyhow::Result<()> {
     };
     let batches = [batch];
     optimizer_step(&decoder, &mut optimizer, &batches, 1e-4, 1.0, 0, false)?; // warm-up
+    let profile = tunebench::profile::requested_by_env();
+    if profile {
+        tunebench::profile::enable();
+        tunebench::profile::reset();
+    }
     let started = Instant::now();
     for step in 0..STEPS {
         optimizer_step(
@@ -89,6 +95,10 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    if profile {
+        let report = tunebench::profile::report(0);
+        eprintln!("{seq} tokens, {STEPS} steps: {}", report.time_table());
+    }
     println!(
         "{{\"impl\": \"tunebench\", \"layers\": {layers}, \"seq\": {seq}, \"dtype\": \"{dtype:?}\", \"quantize\": \"{}\", \"tokens_per_s\": {:.1}, \"step_s\": {:.2}, \"peak_rss_mb\": {:.0}}}",
         quantize.map_or("none".to_string(), |q| format!("{q:?}")),

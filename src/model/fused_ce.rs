@@ -19,6 +19,10 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp1, D, DType, Layout, Result, 
 /// Rows whose logits are computed at once.
 const CHUNK_ROWS: usize = 64;
 
+/// Rows whose logits are computed at once by the CPU kernels (`gemv::head`):
+/// each chunk reads the whole weight from memory once.
+const HEAD_CHUNK_ROWS: usize = 128;
+
 struct CrossEntropy {
     /// Per-row loss `[rows]`, computed without a graph.
     value: super::precomputed::Handoff,
@@ -61,6 +65,12 @@ pub fn cross_entropy_rows(rows: &Tensor, weight: &Tensor, targets: &[u32]) -> Re
     if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
         candle_core::bail!("target token {bad} is outside the vocabulary of {vocab}");
     }
+    if let Some((value, drows)) = through_head_kernels(&detached, &weight32, targets)? {
+        return rows.apply_op1(CrossEntropy {
+            value: super::precomputed::Handoff::new(value),
+            drows,
+        });
+    }
     for (start, chunk) in targets
         .chunks(CHUNK_ROWS)
         .enumerate()
@@ -94,6 +104,51 @@ pub fn cross_entropy_rows(rows: &Tensor, weight: &Tensor, targets: &[u32]) -> Re
     })
 }
 
+/// Per-row losses and gradients with respect to the rows from the CPU's
+/// f32 kernels for the output projection, where they run.
+#[cfg(target_arch = "x86_64")]
+fn through_head_kernels(
+    rows: &Tensor,
+    weight32: &Tensor,
+    targets: &[u32],
+) -> Result<Option<(Tensor, Tensor)>> {
+    use super::gemv::head;
+    use candle_core::Storage;
+    let hidden = weight32.dim(1)?;
+    if !rows.device().is_cpu() || !head::available(hidden) {
+        return Ok(None);
+    }
+    let weight = weight32.contiguous()?;
+    let (storage, layout) = weight.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(None);
+    };
+    let w = &cpu.as_slice::<f32>()?[layout.start_offset()..][..weight.elem_count()];
+    let x = rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let (mut losses, mut drows) = (
+        Vec::with_capacity(targets.len()),
+        Vec::with_capacity(x.len()),
+    );
+    for (chunk, xs) in targets
+        .chunks(HEAD_CHUNK_ROWS)
+        .zip(x.chunks(HEAD_CHUNK_ROWS * hidden))
+    {
+        let (chunk_losses, chunk_drows) = head::cross_entropy(xs, w, hidden, chunk);
+        losses.extend(chunk_losses);
+        drows.extend(chunk_drows);
+    }
+    let device = rows.device();
+    Ok(Some((
+        Tensor::from_vec(losses, targets.len(), device)?,
+        Tensor::from_vec(drows, (targets.len(), hidden), device)?,
+    )))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn through_head_kernels(_: &Tensor, _: &Tensor, _: &[u32]) -> Result<Option<(Tensor, Tensor)>> {
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,9 +156,18 @@ mod tests {
 
     #[test]
     fn matches_autograd_cross_entropy() {
+        // 8 wide: candle's ops; 32 wide: the CPU kernels where there are
+        // some (`gemv::head`), over more than one chunk of rows.
+        for hidden in [8, 32] {
+            matches_autograd_at(hidden);
+        }
+    }
+
+    fn matches_autograd_at(hidden: usize) {
         let dev = Device::Cpu;
-        let rows = Var::from_tensor(&Tensor::randn(0f32, 1.0, (300, 8), &dev).unwrap()).unwrap();
-        let weight = Tensor::randn(0f32, 1.0, (50, 8), &dev).unwrap();
+        let rows =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (300, hidden), &dev).unwrap()).unwrap();
+        let weight = Tensor::randn(0f32, 1.0, (50, hidden), &dev).unwrap();
         let targets: Vec<u32> = (0..300).map(|i| (i * 7 % 50) as u32).collect();
         let ours = cross_entropy_rows(rows.as_tensor(), &weight, &targets)
             .unwrap()

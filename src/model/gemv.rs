@@ -15,6 +15,8 @@
 
 mod addend;
 #[cfg(target_arch = "x86_64")]
+pub mod head;
+#[cfg(target_arch = "x86_64")]
 mod panel;
 #[cfg(target_arch = "x86_64")]
 mod transpose;

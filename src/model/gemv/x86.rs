@@ -40,6 +40,7 @@ pub(super) trait Lanes {
     unsafe fn load_weights<W: Element>(p: *const W) -> Self::V;
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     /// The sum of every lane of four registers.
     unsafe fn total(v: [Self::V; 4]) -> f32;
 }
@@ -113,6 +114,10 @@ impl Lanes for Avx512 {
     #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn total([a, b, c, d]: [__m512; 4]) -> f32 {
@@ -190,6 +195,10 @@ impl Lanes for Avx2 {
         unsafe { _mm256_add_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn max(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn total([a, b, c, d]: [__m256; 4]) -> f32 {
         unsafe {
             let s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
@@ -228,7 +237,7 @@ unsafe fn lane_offsets_256(stride: usize) -> __m256i {
 /// 17.2 ms); fetched one tile or weight row ahead, 14.7 and 12.4 ms. A
 /// prefetch never faults, so past the end of the weights is harmless.
 #[inline(always)]
-unsafe fn prefetch_ahead(p: *const i8, bytes: usize) {
+pub(super) unsafe fn prefetch_ahead(p: *const i8, bytes: usize) {
     for line in (0..bytes).step_by(64) {
         // SAFETY: prefetching reads nothing the program sees.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line)) };
