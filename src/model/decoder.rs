@@ -17,6 +17,8 @@ use std::sync::Arc;
 mod prompt_heads;
 mod rows;
 
+pub(crate) use rows::swiglu_f32;
+
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode {

@@ -4,7 +4,9 @@
 //! the product only and recomputes the sigmoid in backward.
 
 use super::precomputed::Handoff;
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor,
+};
 
 struct SwiGlu {
     value: Handoff,
@@ -43,6 +45,9 @@ impl CustomOp2 for SwiGlu {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let _label = crate::profile::scope(crate::profile::Label::Backward);
+        if let Some(grads) = backward_f32(gate, up, grad)? {
+            return Ok(grads);
+        }
         // silu(g) = g·σ(g); silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
         let dtype = gate.dtype();
         let g32 = gate.to_dtype(DType::F32)?;
@@ -55,9 +60,80 @@ impl CustomOp2 for SwiGlu {
     }
 }
 
+/// Values a task of the CPU's f32 passes takes.
+const TASK: usize = 1 << 14;
+
+/// The values of a contiguous f32 CPU tensor.
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Option<&'a [f32]> {
+    let Storage::Cpu(cpu) = storage else {
+        return None;
+    };
+    let (start, end) = layout.contiguous_offsets()?;
+    Some(&cpu.as_slice::<f32>().ok()?[start..end])
+}
+
+/// The backward pass over contiguous f32 CPU tensors of one shape: one
+/// pass over the values on every thread. candle's ops made it eight
+/// passes on one thread (and libm's `expf` per value): about a quarter of
+/// a SmolLM2 step at 1,024 tokens. `None` for other tensors.
+fn backward_f32(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<Option<Grads>> {
+    use rayon::prelude::*;
+    let shape = gate.shape();
+    if up.shape() != shape || grad.shape() != shape {
+        return Ok(None);
+    }
+    let held = [gate, up, grad].map(|t| t.storage_and_layout());
+    let [Some(g), Some(u), Some(d)] = held.each_ref().map(|(s, l)| cpu_f32(s, l)) else {
+        return Ok(None);
+    };
+    let (mut d_gate, mut d_up) = (vec![0f32; g.len()], vec![0f32; g.len()]);
+    d_gate
+        .par_chunks_mut(TASK)
+        .zip(d_up.par_chunks_mut(TASK))
+        .zip(
+            g.par_chunks(TASK)
+                .zip(u.par_chunks(TASK))
+                .zip(d.par_chunks(TASK)),
+        )
+        .for_each(|((d_gate, d_up), ((g, u), d))| gradients(g, u, d, d_gate, d_up));
+    let device = gate.device();
+    Ok(Some((
+        Some(Tensor::from_vec(d_gate, shape, device)?),
+        Some(Tensor::from_vec(d_up, shape, device)?),
+    )))
+}
+
+type Grads = (Option<Tensor>, Option<Tensor>);
+
+crate::model::wide::widest! {
+    /// The gradients of `silu(g) · u` given the output's `d`:
+    /// silu(g) = g·σ(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
+    fn gradients(gate: &[f32], up: &[f32], grad: &[f32], d_gate: &mut [f32], d_up: &mut [f32]) {
+        let outputs = d_gate.iter_mut().zip(d_up.iter_mut());
+        for ((dg, du), ((&g, &u), &d)) in outputs.zip(gate.iter().zip(up).zip(grad)) {
+            let sigmoid = 1.0 / (1.0 + crate::model::exp::exp(-g));
+            *du = d * g * sigmoid;
+            *dg = d * u * sigmoid * (1.0 + g * (1.0 - sigmoid));
+        }
+    }
+}
+
+/// `silu(gate) · up` without a graph: on every thread for contiguous f32
+/// CPU tensors, else through candle's ops.
+fn forward_value(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if gate.shape() == up.shape() {
+        let held = [gate, up].map(|t| t.storage_and_layout());
+        if let [Some(g), Some(u)] = held.each_ref().map(|(s, l)| cpu_f32(s, l)) {
+            let value = super::decoder::swiglu_f32(g, u);
+            return Tensor::from_vec(value, gate.shape(), gate.device());
+        }
+    }
+    candle_nn::ops::silu(&gate.detach())? * up.detach()
+}
+
 /// `silu(gate) · up`, differentiable with respect to both.
 pub fn swiglu_train(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    let value = (candle_nn::ops::silu(&gate.detach())? * up.detach())?;
+    let value = forward_value(gate, up)?;
     gate.apply_op2(
         up,
         SwiGlu {
@@ -80,13 +156,15 @@ mod tests {
         let probe = randn(&[3, 4, 10]);
         let ours = swiglu_train(&gate, &up).unwrap();
         let plain = (candle_nn::ops::silu(&gate).unwrap() * up.as_tensor()).unwrap();
-        assert!(crate::model::max_abs_diff(&ours, &plain).unwrap() < 1e-6);
+        // Values reach ~50 here, and our `exp` is within 2 ulp of libm's:
+        // the sums differ in their last bits (a few 1e-6 at that size).
+        assert!(crate::model::max_abs_diff(&ours, &plain).unwrap() < 1e-4);
         let grads = |y: Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         let (g_ours, g_plain) = (grads(ours), grads(plain));
         for v in [&gate, &up] {
             let diff = crate::model::max_abs_diff(g_ours.get(v).unwrap(), g_plain.get(v).unwrap())
                 .unwrap();
-            assert!(diff < 1e-5, "gradient differs by {diff}");
+            assert!(diff < 1e-4, "gradient differs by {diff}");
         }
     }
 }

@@ -174,8 +174,9 @@ fn kept_per_token_layer(model: &ModelConfig, r: usize, targets: &[String]) -> f6
 
 /// One layer's kept values, in copies, alive at once in its backward pass
 /// (the gradients flowing through it beside the values it reads; fitted to
-/// the measured peaks of tests/estimate.rs).
-const BACKWARD_LAYER_COPIES: f64 = 3.0;
+/// the measured peaks of tests/estimate.rs). 3 until the SwiGLU backward
+/// became one pass (it made eight intermediate-sized tensors).
+const BACKWARD_LAYER_COPIES: f64 = 1.5;
 /// `[heads, seq, seq]` matrices per layer at the peak: attention keeps six
 /// (scores, scaled, masked, shifted, exponentials, probabilities) and the
 /// backward pass holds their gradients beside them; fitted to measured

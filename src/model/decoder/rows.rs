@@ -142,6 +142,11 @@ pub(super) fn mlp(mlp: &Mlp, x: &Tensor, mode: Mode) -> Result<Option<Tensor>> {
     Ok(Some(mlp.down_proj.rows_tensor(y, x)?))
 }
 
+/// [`swiglu`] of f32 values: training's forward pass on the CPU.
+pub(crate) fn swiglu_f32(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    swiglu::<f32>(gate, up)
+}
+
 /// Values a [`swiglu`] task takes: a prompt's 128 rows of 4,864 are 38
 /// tasks, a decoding step's one row a single one.
 const SWIGLU_TASK: usize = 1 << 14;
