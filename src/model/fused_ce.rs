@@ -124,7 +124,7 @@ fn through_head_kernels(
         return Ok(None);
     };
     let w = &cpu.as_slice::<f32>()?[layout.start_offset()..][..weight.elem_count()];
-    let x = rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let x = super::gemv::rows_of(rows)?;
     let (mut losses, mut drows) = (
         Vec::with_capacity(targets.len()),
         Vec::with_capacity(x.len()),

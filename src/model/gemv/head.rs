@@ -16,6 +16,7 @@
 
 use super::x86::{Avx2, Avx512, Lanes, prefetch_ahead};
 use crate::model::exp::exp;
+use crate::model::softmax_rows::scale;
 use crate::model::wide::widest;
 use rayon::prelude::*;
 
@@ -93,7 +94,6 @@ fn cross_entropy_on(
 ) -> (Vec<f32>, Vec<f32>) {
     let (rows, vocab) = (targets.len(), w.len() / in_dim);
     assert!(in_dim.is_multiple_of(kernels.lanes) && x.len() == rows * in_dim);
-    assert!(targets.iter().all(|&t| (t as usize) < vocab));
     let padded = rows.next_multiple_of(kernels.lanes);
     let xt = transposed(x, in_dim, padded, kernels.block);
 
@@ -212,14 +212,6 @@ widest! {
                 *l = exp(*l - m);
                 *s += *l;
             }
-        }
-    }
-}
-
-widest! {
-    fn scale(row: &mut [f32], factor: f32) {
-        for x in row {
-            *x *= factor;
         }
     }
 }
