@@ -78,6 +78,18 @@ impl Visibility {
         if meets { Tile::Partial } else { Tile::Skipped }
     }
 
+    /// The run of `keys` that the queries `rows` see between them (each
+    /// query's run starts and ends no earlier than the one before, so it is
+    /// one range): a masked tile needs its products only over it.
+    pub fn seen_part(&self, rows: &Range<usize>, keys: &Range<usize>) -> Range<usize> {
+        let (first, last) = (
+            self.visible_keys(rows.start),
+            self.visible_keys(rows.end - 1),
+        );
+        let start = first.start.clamp(keys.start, keys.end);
+        start..last.end.clamp(start, keys.end)
+    }
+
     /// The additive mask `[1, 1, rows, keys]` for `rows` over the first
     /// `keys` positions; `None` when every query sees every key.
     fn mask(&self, rows: Range<usize>, keys: usize, device: &Device) -> Result<Option<Tensor>> {
@@ -318,6 +330,18 @@ pub(crate) mod tests {
         assert_eq!(packed.tile(&(64..128), &(0..64)), Tile::Partial);
         assert_eq!(packed.tile(&(192..256), &(128..192)), Tile::Whole);
         assert_eq!(packed.visible_keys(150), 100..151);
+    }
+
+    #[test]
+    fn a_masked_tile_is_cut_to_the_keys_its_queries_see() {
+        let causal = Visibility::new(0, None);
+        assert_eq!(causal.seen_part(&(64..128), &(0..256)), 0..128);
+        assert_eq!(causal.seen_part(&(192..256), &(0..256)), 0..256);
+        // Samples 0..100 and 100..300: queries 120..130 see keys 100..130.
+        let packed = Visibility::new(0, Some(&[100, 200]));
+        assert_eq!(packed.seen_part(&(120..130), &(0..256)), 100..130);
+        // Queries 90..110 straddle the boundary: 0..110 between them.
+        assert_eq!(packed.seen_part(&(90..110), &(64..256)), 64..110);
     }
 
     #[test]

@@ -121,7 +121,10 @@ impl CustomOp3 for LoraLinear {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
         // Widened once (a quantized base's blocks), whichever path follows.
         let weight = self.weight.dense()?;
-        if let Some(grads) = self.backward_f32(x, a, b, grad, &weight)? {
+        // An input outside the graph (the first layer's normed embeddings)
+        // needs no gradient: skipping it saves a frozen-sized product.
+        let input_grad = x.track_op();
+        if let Some(grads) = self.backward_f32(x, a, b, grad, &weight, input_grad)? {
             return Ok(grads);
         }
         // Gradients computed from the tracked factors would record their
@@ -148,6 +151,9 @@ impl CustomOp3 for LoraLinear {
         };
         let d_a = d_down.t()?.matmul(&masked)?;
         drop(masked);
+        if !input_grad {
+            return Ok((None, Some(d_a), Some(d_b)));
+        }
         let mut d_x_lora = d_down.matmul(a)?;
         if let Some(m) = &mask {
             d_x_lora = (d_x_lora * m)?;
@@ -165,7 +171,8 @@ impl LoraLinear {
     /// The backward pass on f32 CPU operands: the scale goes into the
     /// products rather than over the output gradient, and the adapter's
     /// share of the input gradient accumulates into the frozen product's
-    /// buffer (with dropout, after the mask). `None` for other operands.
+    /// buffer (with dropout, after the mask); the input's gradient only
+    /// where `input_grad`. `None` for other operands.
     fn backward_f32(
         &self,
         x: &Tensor,
@@ -173,6 +180,7 @@ impl LoraLinear {
         b: &Tensor,
         grad: &Tensor,
         weight: &Tensor,
+        input_grad: bool,
     ) -> Result<Option<Grads>> {
         if !all_f32_on_cpu(&[x, a, b, grad, weight]) {
             return Ok(None);
@@ -187,16 +195,20 @@ impl LoraLinear {
             Some(d) => Some(d.mask(x2.dims(), x2.device())?),
             None => None,
         };
-        let d_x = match &mask {
-            None => sum_f32(&[(1.0, &grad, weight), (1.0, &d_down, a)])?,
-            Some(m) => (sum_f32(&[(1.0, &grad, weight)])? + (d_down.matmul(a)? * m)?)?,
+        let d_x = match (&mask, input_grad) {
+            (_, false) => None,
+            (None, true) => Some(sum_f32(&[(1.0, &grad, weight), (1.0, &d_down, a)])?),
+            (Some(m), true) => {
+                Some((sum_f32(&[(1.0, &grad, weight)])? + (d_down.matmul(a)? * m)?)?)
+            }
         };
         let masked = match &mask {
             Some(m) => (x2 * m)?,
             None => x2,
         };
         let d_a = sum_f32(&[(1.0, &d_down.t()?, &masked)])?;
-        Ok(Some((Some(d_x.reshape(x.shape())?), Some(d_a), Some(d_b))))
+        let d_x = d_x.map(|d_x| d_x.reshape(x.shape())).transpose()?;
+        Ok(Some((d_x, Some(d_a), Some(d_b))))
     }
 }
 
@@ -359,6 +371,32 @@ mod tests {
                     crate::model::max_abs_diff(g_ours.get(v).unwrap(), g_plain.get(v).unwrap())
                         .unwrap();
                 assert!(diff < 1e-4, "gradient differs by {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_outside_the_graph_gets_no_gradient_and_the_factors_the_same() {
+        let dev = Device::Cpu;
+        let randn = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        let x = randn(&[7, 6]);
+        let tracked = Var::from_tensor(&x).unwrap();
+        let a = Var::from_tensor(&randn(&[3, 6])).unwrap();
+        let b = Var::from_tensor(&randn(&[4, 3])).unwrap();
+        let (w, probe) = (randn(&[4, 6]), randn(&[7, 4]));
+        for dropout in [None, Some(Dropout { p: 0.3, seed: 2 })] {
+            let grads = |input: &Tensor| {
+                let y = lora_linear(input, &w.clone().into(), None, &a, &b, 0.5, dropout).unwrap();
+                (y * &probe).unwrap().sum_all().unwrap().backward().unwrap()
+            };
+            let (outside, inside) = (grads(&x), grads(tracked.as_tensor()));
+            assert!(outside.get(&x).is_none());
+            assert!(inside.get(tracked.as_tensor()).is_some());
+            for v in [&a, &b] {
+                let diff =
+                    crate::model::max_abs_diff(outside.get(v).unwrap(), inside.get(v).unwrap())
+                        .unwrap();
+                assert_eq!(diff, 0.0);
             }
         }
     }
