@@ -5,6 +5,7 @@
 //! gradients silently.
 
 use super::attend::{Visibility, attend};
+use super::base_weight::FrozenWeight;
 use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
 pub use super::kv_cache::Cache;
@@ -239,7 +240,7 @@ impl Decoder {
             // Some checkpoints tie without saying so; fall back to the embedding.
             w.get_optional("lm_head.weight")?
         };
-        Ok(Decoder {
+        let decoder = Decoder {
             rope: Rope::new(c, w.device())?,
             norm: norm(w, "model.norm.weight", eps)?,
             embed,
@@ -247,7 +248,27 @@ impl Decoder {
             layers,
             dtype: w.dtype(),
             config,
-        })
+        };
+        if super::huge_pages::wanted() {
+            decoder.hold_weights_in_huge_pages();
+        }
+        Ok(decoder)
+    }
+
+    /// The dense frozen weights moved to huge pages where the kernel
+    /// allows (see `huge_pages`).
+    fn hold_weights_in_huge_pages(&self) {
+        let projections = self
+            .projections()
+            .filter_map(|(_, _, linear)| match &linear.weight {
+                FrozenWeight::Dense(weight) => Some(weight),
+                FrozenWeight::Quantized(_) => None,
+            });
+        super::huge_pages::hold(
+            std::iter::once(&self.embed)
+                .chain(&self.lm_head)
+                .chain(projections),
+        );
     }
 
     pub fn device(&self) -> &candle_core::Device {

@@ -18,6 +18,7 @@ pub mod gemv;
 pub mod generate;
 pub mod gguf;
 pub mod hub;
+pub mod huge_pages;
 pub mod kv_cache;
 pub mod loaded;
 pub mod lora;
