@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     // A decoding step reads every weight once: its ceiling is the memory
     // bandwidth over the bytes of weights.
     let bytes = weight_bytes_per_token(&decoder)?;
-    let bandwidth = read_bandwidth();
+    let bandwidth = read_bandwidth()?;
     println!(
         "{{\"impl\": \"tunebench\", \"what\": \"decode against the bandwidth limit\", \"weights_read_per_token_mb\": {:.1}, \"read_bandwidth_gb_s\": {:.2}, \"limit_tokens_per_s\": {:.2}, \"of_limit_pct\": {:.1}}}",
         bytes / 1e6,
@@ -157,11 +157,20 @@ fn weight_bytes_per_token(decoder: &Decoder) -> candle_core::Result<f64> {
 }
 
 /// Bytes per second this machine reads from memory with every core (the
-/// best of five sums of a 1 GiB buffer, far larger than any cache).
-fn read_bandwidth() -> f64 {
+/// best of five sums of a 1 GiB buffer, far larger than any cache), from
+/// huge pages where the weights are in them.
+fn read_bandwidth() -> anyhow::Result<f64> {
     use rayon::prelude::*;
-    let buffer = vec![1f32; 1 << 28];
-    (0..5)
+    let ones = Tensor::ones(1 << 28, DType::F32, &Device::Cpu)?;
+    if tunebench::model::huge_pages::wanted() {
+        tunebench::model::huge_pages::hold([&ones]);
+    }
+    let (storage, _) = ones.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        anyhow::bail!("the bandwidth probe's buffer is not on the CPU");
+    };
+    let buffer = cpu.as_slice::<f32>()?;
+    Ok((0..5)
         .map(|_| {
             let t = Instant::now();
             let sum: f32 = buffer
@@ -179,7 +188,7 @@ fn read_bandwidth() -> f64 {
             std::hint::black_box(sum);
             (buffer.len() * 4) as f64 / t.elapsed().as_secs_f64()
         })
-        .fold(0.0, f64::max)
+        .fold(0.0, f64::max))
 }
 
 fn argmax_last(decoder: &Decoder, hidden: &Tensor) -> candle_core::Result<u32> {
