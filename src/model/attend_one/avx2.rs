@@ -146,11 +146,11 @@ unsafe fn add_weighted(out: &mut [f32], rows: &[f32], weights: &[f32; BLOCK], d:
             let at = rows.as_ptr().add(c);
             let mut first = _mm256_loadu_ps(out.as_ptr().add(c));
             let mut second = _mm256_mul_ps(w[4], _mm256_loadu_ps(at.add(4 * d)));
-            for k in 0..4 {
-                first = _mm256_fmadd_ps(w[k], _mm256_loadu_ps(at.add(k * d)), first);
+            for (k, &w) in w.iter().enumerate().take(4) {
+                first = _mm256_fmadd_ps(w, _mm256_loadu_ps(at.add(k * d)), first);
             }
-            for k in 5..BLOCK {
-                second = _mm256_fmadd_ps(w[k], _mm256_loadu_ps(at.add(k * d)), second);
+            for (k, &w) in w.iter().enumerate().skip(5) {
+                second = _mm256_fmadd_ps(w, _mm256_loadu_ps(at.add(k * d)), second);
             }
             _mm256_storeu_ps(out.as_mut_ptr().add(c), _mm256_add_ps(first, second));
         }
