@@ -128,8 +128,8 @@ impl Part {
 }
 
 /// Each query head's output (rows of `d`, heads in order, `group` to a
-/// key head) from the parts over its key head's spans: each part's sums rescaled to the largest
-/// score of all of them.
+/// key head) from the parts over its key head's spans, each part's sums
+/// rescaled to the largest score of all of them.
 fn combined(parts: &[Part], heads: usize, group: usize, d: usize) -> Vec<f32> {
     let mut out = vec![0f32; heads * d];
     for (g, group_out) in out.chunks_exact_mut(group * d).enumerate() {
@@ -141,14 +141,8 @@ fn combined(parts: &[Part], heads: usize, group: usize, d: usize) -> Vec<f32> {
                 .fold(f32::NEG_INFINITY, f32::max);
             let mut total = 0.0;
             for part in &mine {
-                // A part's own largest score is its sums' reference; only
-                // a second part needs rescaling (exp(0) = 1 keeps the bits
-                // of a single span).
-                let factor = if part.largest[h] == largest {
-                    1.0
-                } else {
-                    exp(part.largest[h] - largest)
-                };
+                // exp(0) is exactly 1: a single span keeps its bits.
+                let factor = exp(part.largest[h] - largest);
                 total += factor * part.total[h];
                 for (o, &w) in head_out.iter_mut().zip(&part.weighted[h * d..(h + 1) * d]) {
                     *o += factor * w;
