@@ -17,6 +17,8 @@ mod addend;
 #[cfg(target_arch = "x86_64")]
 pub mod head;
 #[cfg(target_arch = "x86_64")]
+mod paired;
+#[cfg(target_arch = "x86_64")]
 mod panel;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
@@ -233,6 +235,15 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     inputs.iter().map(bf16_bits).collect()
 }
 
+/// The input rows laid out for the AVX2 kernel that widens bf16 weights as
+/// pairs, when the weights are bf16 and the CPU takes that kernel.
+fn arranged_inputs<W: Element>(inputs: &[f32], in_dim: usize) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    return (W::BF16 && paired::available()).then(|| paired::arrange(inputs, in_dim));
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
 /// `rows` weight rows rounded down to whole groups of the panel kernel's
 /// strips (3 registers of 16 or 8 outputs), at least one: a narrower group
 /// multiplies fewer outputs per broadcast input.
@@ -325,12 +336,16 @@ fn products_of<W: Element>(
     let narrow = (!panel || panel_takes_pairs(in_dim))
         .then(|| narrow_inputs::<W>(inputs))
         .flatten();
+    let arranged = (!panel && narrow.is_none())
+        .then(|| arranged_inputs::<W>(inputs, in_dim))
+        .flatten();
     let inputs = Inputs {
         wide: rows,
         narrow: narrow
             .as_ref()
             .filter(|_| !panel)
             .map(|v| v.chunks_exact(in_dim).collect()),
+        arranged: arranged.as_ref().map(|v| v.chunks_exact(in_dim).collect()),
         pair_words: narrow.as_deref().filter(|_| panel).map(pair_words),
         all: inputs,
         panel,
@@ -373,6 +388,9 @@ fn input_major(by_task: Vec<f32>, n: usize, rows_per_task: usize) -> Vec<f32> {
 struct Inputs<'a> {
     wide: Vec<&'a [f32]>,
     narrow: Option<Vec<&'a [u16]>>,
+    /// For the AVX2 kernel on bf16 weights: the rows laid out to match the
+    /// weights widened as pairs (`paired::arrange`).
+    arranged: Option<Vec<&'a [f32]>>,
     /// For the panel kernel on bf16 pairs: the rows as pairs of bf16 values.
     pair_words: Option<Vec<f32>>,
     /// `wide`'s rows, one after the other.
@@ -424,6 +442,19 @@ fn group_products<W: Element>(
 ) {
     if let (Some(narrow), Some(weights)) = (&inputs.narrow, W::bf16_bits(weights)) {
         return bf16_block(&narrow[group], weights, in_dim, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(arranged), Some(weights)) = (&inputs.arranged, W::bf16_bits(weights)) {
+        let rows = &arranged[group];
+        // SAFETY: `arranged_inputs` checked the features.
+        unsafe {
+            return match rows.len() {
+                1 => paired::block::<1>(rows, weights, in_dim, out),
+                2 => paired::block::<2>(rows, weights, in_dim, out),
+                3 => paired::block::<3>(rows, weights, in_dim, out),
+                _ => paired::block::<4>(rows, weights, in_dim, out),
+            };
+        }
     }
     row_dots(&inputs.wide[group], weights, in_dim, out)
 }
