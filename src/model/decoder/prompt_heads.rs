@@ -82,7 +82,7 @@ fn heads<T: Float>(
 crate::model::wide::widest! {
     /// One head's row rotated: `(x1 c - x2 s, x1 s + x2 c)` for its halves
     /// `x1`, `x2`, each product and each sum rounded to `T`.
-    fn rotate<T: Float>(src: &[T], cos: &[f32], sin: &[f32], dst: &mut [T]) {
+    pub(super) fn rotate<T: Float>(src: &[T], cos: &[f32], sin: &[f32], dst: &mut [T]) {
         let half = cos.len();
         let (first, second) = src.split_at(half);
         let (out_first, out_second) = dst.split_at_mut(half);

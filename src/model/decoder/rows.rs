@@ -15,14 +15,9 @@ use crate::model::gemv;
 use crate::model::lora::Linear;
 use candle_core::{DType, Device, Result, Tensor, WithDType};
 use half::bf16;
-use std::ops::{Add, Mul, Sub};
 
 /// A dtype the model computes in, for rounding and rotating in it.
-pub(super) trait Float:
-    WithDType + gemv::Element + Into<f32> + Add<Output = Self> + Mul<Output = Self> + Sub<Output = Self>
-{
-    fn round(value: f32) -> Self;
-
+pub(super) trait Float: WithDType + gemv::Element {
     /// `value` rounded to the nearest `Self`, kept in f32, in arithmetic
     /// that vectorises.
     fn round_in_f32(value: f32) -> f32;
@@ -32,10 +27,6 @@ pub(super) trait Float:
 }
 
 impl Float for f32 {
-    fn round(value: f32) -> Self {
-        value
-    }
-
     #[inline(always)]
     fn round_in_f32(value: f32) -> f32 {
         value
@@ -48,10 +39,6 @@ impl Float for f32 {
 }
 
 impl Float for bf16 {
-    fn round(value: f32) -> Self {
-        bf16::from_f32(value)
-    }
-
     /// To nearest, ties to even, as `bf16::from_f32`; NaN stays NaN.
     #[inline(always)]
     fn round_in_f32(value: f32) -> f32 {
@@ -204,7 +191,7 @@ fn attend_rows<T: Float>(
     layer: usize,
 ) -> Result<Vec<f32>> {
     let (heads, kv_heads, d) = (attn.heads, attn.kv_heads, attn.head_dim);
-    let [q, k, v] = [0, 1, 2].map(|i| qkv[i].iter().map(|&x| T::round(x)).collect::<Vec<T>>());
+    let [q, k, v] = [0, 1, 2].map(|i| rounded::<T>(&qkv[i]));
     let mut out = Vec::with_capacity(caches.len() * heads * d);
     for (i, cache) in caches.iter_mut().enumerate() {
         let cos = &tables.cos[i * d / 2..(i + 1) * d / 2];
@@ -215,31 +202,29 @@ fn attend_rows<T: Float>(
         let as_cache_row =
             |values: Vec<T>| Tensor::from_vec(values, (1, kv_heads, 1, d), &Device::Cpu);
         let (keys, values) = cache.append(layer, &as_cache_row(key)?, &as_cache_row(value)?)?;
-        let query: Vec<f32> = query.into_iter().map(Into::into).collect();
+        let query: Vec<f32> = query.iter().map(|q| q.widen()).collect();
         let attended = attend_one::over_cache::<T>(&query, &keys, &values, heads)?;
-        out.extend(attended.into_iter().map(|o| T::round(o).into()));
+        out.extend(attended.into_iter().map(T::round_in_f32));
     }
     Ok(out)
 }
 
-/// Heads of `d` values (`x`, in `T`) rotated by the tables `cos`, `sin`
-/// (`d / 2` values), in `T`'s arithmetic as candle's `rope` does: the first
-/// half of each head against the second.
-fn rotated<T: Float>(x: &[T], cos: &[f32], sin: &[f32]) -> Vec<T> {
-    let half = cos.len();
-    let (cos, sin): (Vec<T>, Vec<T>) = cos
+/// `values` rounded to `T`, in arithmetic that vectorises.
+fn rounded<T: Float>(values: &[f32]) -> Vec<T> {
+    values
         .iter()
-        .zip(sin)
-        .map(|(&c, &s)| (T::round(c), T::round(s)))
-        .unzip();
+        .map(|&x| T::of_rounded(T::round_in_f32(x)))
+        .collect()
+}
+
+/// Heads of `d` values (`x`, in `T`) rotated by the tables `cos`, `sin`
+/// (`d / 2` values of `T`, in f32) as candle's `rope` does, each product
+/// and sum rounded to `T`.
+fn rotated<T: Float>(x: &[T], cos: &[f32], sin: &[f32]) -> Vec<T> {
     let mut out = x.to_vec();
-    for (head, rotated) in x.chunks_exact(2 * half).zip(out.chunks_exact_mut(2 * half)) {
-        let (first, second) = head.split_at(half);
-        let (out_first, out_second) = rotated.split_at_mut(half);
-        for j in 0..half {
-            out_first[j] = first[j] * cos[j] - second[j] * sin[j];
-            out_second[j] = first[j] * sin[j] + second[j] * cos[j];
-        }
+    let d = 2 * cos.len();
+    for (head, rotated) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        super::prompt_heads::rotate::<T>(head, cos, sin, rotated);
     }
     out
 }
