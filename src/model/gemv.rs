@@ -9,6 +9,9 @@
 //! into a scratch buffer on every call with more than one input row, which
 //! made two rows slower than two single-row products.
 //!
+//! On AVX2 without AVX-512, bf16 weights go through `paired.rs`, which
+//! widens 16 at a time as even and odd pairs.
+//!
 //! Longer inputs (a prompt) go through `panel.rs` where the CPU has AVX2 or
 //! AVX-512: the same tasks over blocks of weights, each block widened once
 //! and multiplied by every row as outer products.
