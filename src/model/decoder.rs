@@ -15,6 +15,7 @@ use super::weights::TensorSource;
 use candle_core::{DType, Module, Result, Tensor, Var};
 use std::sync::Arc;
 
+mod plain_layers;
 mod prompt_heads;
 mod rows;
 
@@ -63,6 +64,8 @@ impl Mode {
 pub struct RmsNorm {
     weight: Tensor,
     eps: f64,
+    /// The weight's values in f32, for the plain decoding step.
+    values: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl RmsNorm {
@@ -72,6 +75,15 @@ impl RmsNorm {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
         super::norm_op::rms_norm_train(x, &self.weight, self.eps)
+    }
+
+    /// The weight's values in f32, read once.
+    fn values(&self) -> Result<&[f32]> {
+        if let Some(values) = self.values.get() {
+            return Ok(values);
+        }
+        let values = super::gemv::rows_of(&self.weight)?;
+        Ok(self.values.get_or_init(|| values))
     }
 }
 
@@ -181,6 +193,7 @@ fn norm(w: &dyn TensorSource, name: &str, eps: f64) -> Result<RmsNorm> {
     Ok(RmsNorm {
         weight: w.get(name)?,
         eps,
+        values: std::sync::OnceLock::new(),
     })
 }
 
@@ -413,6 +426,9 @@ impl Decoder {
                 .map(|&offset| Visibility::new(offset as usize, None))
                 .collect(),
         };
+        if let Some(x) = plain_layers::through(&self.layers, &x, &rows, caches, mode)? {
+            return self.norm.forward(&x, mode.train);
+        }
         let mut x = x;
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward_with(&x, mode, |attn, h| {

@@ -93,16 +93,29 @@ pub(super) fn attention(
     if !applies(attn, caches.len(), x.dtype(), mode) {
         return Ok(None);
     }
-    let projections = [&attn.q_proj, &attn.k_proj, &attn.v_proj];
     let inputs = gemv::rows_of(x)?;
-    let qkv = Linear::rows_together(&projections, &inputs, mode)?;
-    let out = match x.dtype() {
-        DType::F32 => attend_rows::<f32>(attn, &qkv, tables, caches, layer)?,
-        DType::BF16 => attend_rows::<bf16>(attn, &qkv, tables, caches, layer)?,
+    let y = match x.dtype() {
+        DType::F32 => attention_values::<f32>(attn, &inputs, tables, caches, layer, mode)?,
+        DType::BF16 => attention_values::<bf16>(attn, &inputs, tables, caches, layer, mode)?,
         _ => return Ok(None),
     };
-    let y = attn.o_proj.rows(&out, mode)?;
     Ok(Some(attn.o_proj.rows_tensor(y, x)?))
+}
+
+/// [`attention`] of the rows `inputs` (values of `T`): the output
+/// projection's values, not yet rounded to `T`.
+pub(super) fn attention_values<T: Float>(
+    attn: &Attention,
+    inputs: &[f32],
+    tables: &Tables,
+    caches: &mut [&mut Cache],
+    layer: usize,
+    mode: Mode,
+) -> Result<Vec<f32>> {
+    let projections = [&attn.q_proj, &attn.k_proj, &attn.v_proj];
+    let qkv = Linear::rows_together(&projections, inputs, mode)?;
+    let out = attend_rows::<T>(attn, &qkv, tables, caches, layer)?;
+    attn.o_proj.rows(&out, mode)
 }
 
 /// The MLP of `x` (`[..., hidden]`, a few rows, or a bf16 model's rows
@@ -111,22 +124,31 @@ pub(super) fn attention(
 /// plain values ([`swiglu`]), the down projection on them.
 pub(super) fn mlp(mlp: &Mlp, x: &Tensor, mode: Mode) -> Result<Option<Tensor>> {
     let rows = x.elem_count() / mlp.gate_proj.in_dim().max(1);
-    let pair = [&mlp.gate_proj, &mlp.up_proj];
-    let plain = !mode.train
-        && matches!(x.device(), Device::Cpu)
-        && Linear::take_together(&pair, rows, x.dtype())
-        && mlp.down_proj.takes(rows, x.dtype());
-    if !plain {
+    if !matches!(x.device(), Device::Cpu) || !mlp_applies(mlp, rows, x.dtype(), mode) {
         return Ok(None);
     }
-    let gate_up = Linear::rows_together(&pair, &gemv::rows_of(x)?, mode)?;
-    let act = match x.dtype() {
-        DType::F32 => swiglu::<f32>(&gate_up[0], &gate_up[1]),
-        DType::BF16 => swiglu::<bf16>(&gate_up[0], &gate_up[1]),
+    let inputs = gemv::rows_of(x)?;
+    let y = match x.dtype() {
+        DType::F32 => mlp_values::<f32>(mlp, &inputs, mode)?,
+        DType::BF16 => mlp_values::<bf16>(mlp, &inputs, mode)?,
         _ => return Ok(None),
     };
-    let y = mlp.down_proj.rows(&act, mode)?;
     Ok(Some(mlp.down_proj.rows_tensor(y, x)?))
+}
+
+/// Whether [`mlp`] takes `rows` CPU rows of `dtype`.
+pub(super) fn mlp_applies(mlp: &Mlp, rows: usize, dtype: DType, mode: Mode) -> bool {
+    !mode.train
+        && Linear::take_together(&[&mlp.gate_proj, &mlp.up_proj], rows, dtype)
+        && mlp.down_proj.takes(rows, dtype)
+}
+
+/// [`mlp`] of the rows `inputs` (values of `T`): the down projection's
+/// values, not yet rounded to `T`.
+pub(super) fn mlp_values<T: Float>(mlp: &Mlp, inputs: &[f32], mode: Mode) -> Result<Vec<f32>> {
+    let gate_up = Linear::rows_together(&[&mlp.gate_proj, &mlp.up_proj], inputs, mode)?;
+    let act = swiglu::<T>(&gate_up[0], &gate_up[1]);
+    mlp.down_proj.rows(&act, mode)
 }
 
 /// [`swiglu`] of f32 values: training's forward pass on the CPU.
@@ -170,7 +192,7 @@ crate::model::wide::widest! {
 }
 
 /// Whether [`attention`] takes `rows` rows of `dtype` through `attn`.
-fn applies(attn: &Attention, rows: usize, dtype: DType, mode: Mode) -> bool {
+pub(super) fn applies(attn: &Attention, rows: usize, dtype: DType, mode: Mode) -> bool {
     let projections = [&attn.q_proj, &attn.k_proj, &attn.v_proj];
     !mode.train
         && attn.q_norm.is_none()
@@ -329,7 +351,11 @@ mod tests {
                 base_rows: 1,
                 ..Mode::BASE
             };
-            assert!(super::applies(&decoder.layers[0].attn, 2, dtype, pair));
+            // Every layer takes the plain path (`plain_layers`).
+            for layer in &decoder.layers {
+                assert!(super::applies(&layer.attn, 2, dtype, pair));
+                assert!(super::mlp_applies(&layer.mlp, 2, dtype, pair));
+            }
             let (base_prompt, adapted_prompt) = ([5u32, 9, 17, 2, 44], [7u32, 3, 88]);
             let mut caches = [
                 prefilled(&decoder, &base_prompt, Mode::BASE),
