@@ -20,6 +20,7 @@
 //! faster in cache, but four streams at once left the memory 20% slower
 //! than one row after another.
 
+use super::x86::{Avx2, Lanes, prefetch_ahead};
 use std::arch::x86_64::*;
 
 /// Weights one step takes from a weight row: one register of bf16 pairs.
@@ -90,7 +91,7 @@ unsafe fn row_of<const N: usize>(rows: &[&[f32]], w: &[u16], out: &mut [f32]) {
         while c < pairs_end {
             let p = w.as_ptr().add(c);
             // The same weights one row further on.
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(in_dim).cast());
+            prefetch_ahead(p.wrapping_add(in_dim).cast(), 64);
             let (even, odd) = widened(p);
             let (even_next, odd_next) = widened(p.add(STEP));
             for r in 0..N {
@@ -118,9 +119,7 @@ unsafe fn row_of<const N: usize>(rows: &[&[f32]], w: &[u16], out: &mut [f32]) {
                 .zip(&w[whole..])
                 .map(|(&x, &bits)| x * f32::from_bits((bits as u32) << 16))
                 .sum();
-            let [a, b, c, d] = acc[r];
-            let sum = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
-            out[r] = lane_sum(sum) + tail;
+            out[r] = Avx2::total(acc[r]) + tail;
         }
     }
 }
@@ -130,25 +129,7 @@ unsafe fn row_of<const N: usize>(rows: &[&[f32]], w: &[u16], out: &mut [f32]) {
 #[inline(always)]
 unsafe fn widened(p: *const u16) -> (__m256, __m256) {
     // SAFETY: the caller ensures 32 readable bytes and the CPU's AVX2.
-    unsafe {
-        let pairs = _mm256_loadu_si256(p.cast());
-        let odd_mask = _mm256_set1_epi32(0xffff_0000u32 as i32);
-        (
-            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(pairs)),
-            _mm256_castsi256_ps(_mm256_and_si256(pairs, odd_mask)),
-        )
-    }
-}
-
-/// The sum of a register's eight lanes.
-#[inline(always)]
-unsafe fn lane_sum(v: __m256) -> f32 {
-    // SAFETY: the caller's CPU has AVX2.
-    unsafe {
-        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-        _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps::<1>(q, q)))
-    }
+    unsafe { Avx2::widen_pairs(_mm256_loadu_ps(p.cast())) }
 }
 
 #[cfg(test)]
