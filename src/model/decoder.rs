@@ -337,7 +337,7 @@ impl Decoder {
         }
         let pass = || self.run_here(ids, cache, segments, mode, checkpoint);
         if ids.elem_count() <= super::gemv::MAX_ROWS {
-            return crate::pool::step_on_pool(pass);
+            return super::gemv::prefetch::timed_step(|| crate::pool::step_on_pool(pass));
         }
         crate::pool::on_pool(pass)
     }
@@ -395,7 +395,8 @@ impl Decoder {
         caches: &mut [&mut Cache],
         mode: Mode,
     ) -> Result<Tensor> {
-        crate::pool::step_on_pool(|| self.step_rows_here(tokens, caches, mode))
+        let step = || self.step_rows_here(tokens, caches, mode);
+        super::gemv::prefetch::timed_step(|| crate::pool::step_on_pool(step))
     }
 
     fn step_rows_here(

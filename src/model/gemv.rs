@@ -23,6 +23,7 @@ pub mod head;
 mod paired;
 #[cfg(target_arch = "x86_64")]
 mod panel;
+pub(crate) mod prefetch;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 #[cfg(target_arch = "x86_64")]

@@ -20,7 +20,7 @@
 //! faster in cache, but four streams at once left the memory 20% slower
 //! than one row after another.
 
-use super::x86::{Avx2, Lanes, prefetch_ahead};
+use super::x86::{Avx2, Lanes, prefetch_next};
 use std::arch::x86_64::*;
 
 /// Weights one step takes from a weight row: one register of bf16 pairs.
@@ -91,7 +91,7 @@ unsafe fn row_of<const N: usize>(rows: &[&[f32]], w: &[u16], out: &mut [f32]) {
         while c < pairs_end {
             let p = w.as_ptr().add(c);
             // The same weights one row further on.
-            prefetch_ahead(p.wrapping_add(in_dim).cast(), 64);
+            prefetch_next(p.wrapping_add(in_dim).cast(), 64);
             let (even, odd) = widened(p);
             let (even_next, odd_next) = widened(p.add(STEP));
             for r in 0..N {

@@ -201,7 +201,7 @@ fn every_kernel_sums_right_and_keeps_rows_apart() {
 fn the_bf16_pair_kernel_sums_right_and_keeps_rows_apart() {
     #[cfg(target_arch = "x86_64")]
     if cpu_multiplies_bf16_pairs() {
-        // 200 values: six steps of 32 and a tail of 8.
+        // 200 values: a step of 128, two of 32 and a tail of 8.
         let mut rng = crate::data::rng::SplitMix64::new(11);
         let mut draw = |n: usize| -> Vec<u16> {
             let values = (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0);

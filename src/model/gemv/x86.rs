@@ -244,6 +244,16 @@ pub(super) unsafe fn prefetch_ahead(p: *const i8, bytes: usize) {
     }
 }
 
+/// [`prefetch_ahead`] for the decoding kernels, where the process's
+/// trial (`super::prefetch`) found it pays.
+#[inline(always)]
+pub(super) unsafe fn prefetch_next(p: *const i8, bytes: usize) {
+    if super::prefetch::on() {
+        // SAFETY: a prefetch reads nothing the program sees.
+        unsafe { prefetch_ahead(p, bytes) }
+    }
+}
+
 /// `rows[r] · w` for each of the `N` rows, `4 * WIDTH` weights a step.
 /// The caller ensures the CPU has L's features, `rows` holds `N` rows and
 /// none is shorter than `w`.
@@ -259,7 +269,7 @@ unsafe fn dots_in<L: Lanes, W: Element, const N: usize>(rows: &[&[f32]], w: &[W]
         let mut c = 0;
         while c < whole {
             let wp = w.as_ptr().add(c);
-            prefetch_ahead(wp.wrapping_add(w.len()).cast(), step * size_of::<W>());
+            prefetch_next(wp.wrapping_add(w.len()).cast(), step * size_of::<W>());
             // No closures here: one would be compiled without the target
             // features, and the intrinsics in it would become calls.
             let wide = [
@@ -336,66 +346,68 @@ unsafe fn load(p: *const u16) -> __m512bh {
     unsafe { std::mem::transmute(_mm512_loadu_si512(p.cast())) }
 }
 
-/// Weight rows a bf16 tile takes at once.
-const TILE: usize = 4;
-
-/// `out[j * R + r] = rows[r] · w_j` for `R` bf16 input rows and the `J`
-/// bf16 weight rows `w_j` (of `in_dim` values) of `w`, with `vdpbf16ps`:
-/// each instruction multiplies 32 pairs and adds them, two by two, into 16
-/// f32 sums, so no weight is widened. Every (row, weight row) pair has its
-/// own sum, so a load of 32 inputs serves `J` products and a load of 32
-/// weights serves `R`, and the pair's sum runs in the same order whatever
-/// `R` and `J` are. Products of two bf16 values are exact in f32; only the
-/// order of the additions differs from the widening kernel.
+/// `rows[r] · w` for `R` bf16 rows and one bf16 weight row `w`, with
+/// `vdpbf16ps`: each instruction multiplies 32 pairs and adds them, two by
+/// two, into 16 f32 sums, so no weight is widened. Four sums per row, 128
+/// values a step, then 32 at a time, then the odd end one by one. Products
+/// of two bf16 values are exact in f32; only the order of the additions
+/// differs from the widening kernel, and a row's sums run in the same order
+/// whatever `R` is.
 #[inline(always)]
-unsafe fn tile_bf16<const R: usize, const J: usize>(
-    rows: &[&[u16]],
-    w: &[u16],
-    in_dim: usize,
-    out: &mut [f32],
-) {
-    const WIDTH: usize = 32;
-    let whole = in_dim / WIDTH * WIDTH;
-    // SAFETY: the caller's CPU has avx512f and avx512bf16; `rows` holds `R`
-    // rows of at least `in_dim` values, `w` `J` rows of `in_dim`, and every
-    // load reads below `whole`.
+unsafe fn dots_bf16<const R: usize>(rows: &[&[u16]], w: &[u16]) -> [f32; R] {
+    const STEP: usize = 128;
+    let whole = w.len() / STEP * STEP;
+    let by_32 = w.len() / 32 * 32;
+    let mut out = [0f32; R];
+    // SAFETY: the caller's CPU has avx512f and avx512bf16; no row is shorter
+    // than `w`, and every load reads below `by_32`.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); R]; J];
-        let zero = std::mem::transmute::<__m512, __m512bh>(_mm512_setzero_ps());
-        let mut weights = [zero; J];
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let mut c = 0;
         while c < whole {
-            for (j, slot) in weights.iter_mut().enumerate() {
-                let row = w.as_ptr().add(j * in_dim + c);
-                prefetch_ahead(row.wrapping_add(J * in_dim).cast(), 64);
-                *slot = load(row);
-            }
+            let wp = w.as_ptr().add(c);
+            prefetch_next(wp.wrapping_add(w.len()).cast(), STEP * 2);
+            let weights = [
+                load(wp),
+                load(wp.add(32)),
+                load(wp.add(64)),
+                load(wp.add(96)),
+            ];
             for r in 0..R {
-                let x = load(rows[r].as_ptr().add(c));
-                for j in 0..J {
-                    acc[j][r] = _mm512_dpbf16_ps(acc[j][r], x, weights[j]);
+                let xp = rows[r].as_ptr().add(c);
+                for k in 0..4 {
+                    acc[r][k] = _mm512_dpbf16_ps(acc[r][k], load(xp.add(32 * k)), weights[k]);
                 }
             }
-            c += WIDTH;
+            c += STEP;
+        }
+        while c < by_32 {
+            let weights = load(w.as_ptr().add(c));
+            for r in 0..R {
+                let x = load(rows[r].as_ptr().add(c));
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, weights);
+            }
+            c += 32;
         }
         let widen = |v: u16| f32::from_bits((v as u32) << 16);
-        for j in 0..J {
-            let w = &w[j * in_dim..(j + 1) * in_dim];
-            for r in 0..R {
-                let tail: f32 = rows[r][whole..in_dim]
-                    .iter()
-                    .zip(&w[whole..])
-                    .map(|(&a, &b)| widen(a) * widen(b))
-                    .sum();
-                out[j * R + r] = _mm512_reduce_add_ps(acc[j][r]) + tail;
-            }
+        for r in 0..R {
+            let tail: f32 = rows[r][by_32..w.len()]
+                .iter()
+                .zip(&w[by_32..])
+                .map(|(&a, &b)| widen(a) * widen(b))
+                .sum();
+            out[r] = Avx512::total(acc[r]) + tail;
         }
     }
+    out
 }
 
-/// `out[j * R + r] = rows[r] · w_j` for bf16 rows and weights on
-/// `vdpbf16ps`, [`TILE`] weight rows at a time. The caller checks
-/// `avx512f` and `avx512bf16`.
+/// `out[j * R + r] = rows[r] · w_j` for bf16 rows and each bf16 weight row
+/// `w_j` (of `in_dim` values) of `weights`, one weight row after another.
+/// (Tiles of four weight rows sharing each load of the inputs were slower
+/// from memory on an AMD EPYC Zen 4: four streams at once, 73 against 98-104
+/// tokens/s decoding SmolLM2 in bf16.) The caller checks `avx512f` and
+/// `avx512bf16`.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn block_avx512_bf16<const R: usize>(
     rows: &[&[u16]],
@@ -403,20 +415,10 @@ pub(super) unsafe fn block_avx512_bf16<const R: usize>(
     in_dim: usize,
     out: &mut [f32],
 ) {
-    // Checked once here, not for every tile.
+    // Checked once here, not for every weight row.
     assert!(rows.len() == R && rows.iter().all(|row| row.len() >= in_dim));
-    let tiled = weights.len() / (TILE * in_dim) * TILE * in_dim;
-    let (tiles, rest) = weights.split_at(tiled);
-    let (out_tiles, out_rest) = out.split_at_mut(tiled / in_dim * R);
-    // SAFETY (both): the caller checked the features; the rows were checked
-    // above and the weights are whole rows.
-    for (w, ys) in tiles
-        .chunks_exact(TILE * in_dim)
-        .zip(out_tiles.chunks_exact_mut(TILE * R))
-    {
-        unsafe { tile_bf16::<R, TILE>(rows, w, in_dim, ys) };
-    }
-    for (w, ys) in rest.chunks_exact(in_dim).zip(out_rest.chunks_exact_mut(R)) {
-        unsafe { tile_bf16::<R, 1>(rows, w, in_dim, ys) };
+    for (w, ys) in weights.chunks_exact(in_dim).zip(out.chunks_exact_mut(R)) {
+        // SAFETY: the caller checked the features; the rows were checked above.
+        ys.copy_from_slice(&unsafe { dots_bf16::<R>(rows, w) });
     }
 }
