@@ -57,14 +57,20 @@ impl CustomOp1 for CrossEntropy {
 pub fn cross_entropy_rows(rows: &Tensor, weight: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let device = rows.device();
     let detached = rows.detach();
-    let weight32 = weight.to_dtype(DType::F32)?;
-    let mut values = Vec::new();
-    let mut drows = Vec::new();
-    let weight32_t = weight32.t()?;
     let vocab = weight.dim(0)?;
     if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
         candle_core::bail!("target token {bad} is outside the vocabulary of {vocab}");
     }
+    if let Some((value, drows)) = through_bf16_head_kernels(&detached, weight, targets)? {
+        return rows.apply_op1(CrossEntropy {
+            value: super::precomputed::Handoff::new(value),
+            drows,
+        });
+    }
+    let weight32 = weight.to_dtype(DType::F32)?;
+    let mut values = Vec::new();
+    let mut drows = Vec::new();
+    let weight32_t = weight32.t()?;
     if let Some((value, drows)) = through_head_kernels(&detached, &weight32, targets)? {
         return rows.apply_op1(CrossEntropy {
             value: super::precomputed::Handoff::new(value),
@@ -113,17 +119,52 @@ fn through_head_kernels(
     targets: &[u32],
 ) -> Result<Option<(Tensor, Tensor)>> {
     use super::gemv::head;
-    use candle_core::Storage;
     let hidden = weight32.dim(1)?;
     if !rows.device().is_cpu() || !head::available(hidden) {
         return Ok(None);
     }
-    let weight = weight32.contiguous()?;
+    on_weight_slice::<f32>(rows, weight32, targets, |xs, w, chunk| {
+        head::cross_entropy(xs, w, hidden, chunk)
+    })
+}
+
+/// [`through_head_kernels`] for a bf16 weight, on the CPU's bf16 pair
+/// kernels where it has them: the weight is read as it is stored, never
+/// widened to f32.
+#[cfg(target_arch = "x86_64")]
+fn through_bf16_head_kernels(
+    rows: &Tensor,
+    weight: &Tensor,
+    targets: &[u32],
+) -> Result<Option<(Tensor, Tensor)>> {
+    use super::gemv::head;
+    use half::slice::HalfFloatSliceExt;
+    let hidden = weight.dim(1)?;
+    if weight.dtype() != DType::BF16 || !rows.device().is_cpu() || !head::available_bf16(hidden) {
+        return Ok(None);
+    }
+    on_weight_slice::<half::bf16>(rows, weight, targets, |xs, w, chunk| {
+        head::cross_entropy_bf16(xs, w.reinterpret_cast(), hidden, chunk)
+    })
+}
+
+/// `kernel`'s per-row losses and gradients over the rows, a chunk of
+/// [`HEAD_CHUNK_ROWS`] at a time, on the values of the CPU weight.
+#[cfg(target_arch = "x86_64")]
+fn on_weight_slice<W: candle_core::WithDType>(
+    rows: &Tensor,
+    weight: &Tensor,
+    targets: &[u32],
+    kernel: impl Fn(&[f32], &[W], &[u32]) -> (Vec<f32>, Vec<f32>),
+) -> Result<Option<(Tensor, Tensor)>> {
+    use candle_core::Storage;
+    let hidden = weight.dim(1)?;
+    let weight = weight.contiguous()?;
     let (storage, layout) = weight.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
         return Ok(None);
     };
-    let w = &cpu.as_slice::<f32>()?[layout.start_offset()..][..weight.elem_count()];
+    let w = &cpu.as_slice::<W>()?[layout.start_offset()..][..weight.elem_count()];
     let x = super::gemv::rows_of(rows)?;
     let (mut losses, mut drows) = (
         Vec::with_capacity(targets.len()),
@@ -133,7 +174,7 @@ fn through_head_kernels(
         .chunks(HEAD_CHUNK_ROWS)
         .zip(x.chunks(HEAD_CHUNK_ROWS * hidden))
     {
-        let (chunk_losses, chunk_drows) = head::cross_entropy(xs, w, hidden, chunk);
+        let (chunk_losses, chunk_drows) = kernel(xs, w, chunk);
         losses.extend(chunk_losses);
         drows.extend(chunk_drows);
     }
@@ -146,6 +187,15 @@ fn through_head_kernels(
 
 #[cfg(not(target_arch = "x86_64"))]
 fn through_head_kernels(_: &Tensor, _: &Tensor, _: &[u32]) -> Result<Option<(Tensor, Tensor)>> {
+    Ok(None)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn through_bf16_head_kernels(
+    _: &Tensor,
+    _: &Tensor,
+    _: &[u32],
+) -> Result<Option<(Tensor, Tensor)>> {
     Ok(None)
 }
 

@@ -158,8 +158,7 @@ impl CustomOp3 for LoraLinear {
         if let Some(m) = &mask {
             d_x_lora = (d_x_lora * m)?;
         }
-        let weight = weight.to_dtype(grad.dtype())?;
-        let d_x = (grad.matmul(&weight)? + d_x_lora.to_dtype(grad.dtype())?)?;
+        let d_x = (frozen_input_gradient(&grad, &weight)? + d_x_lora.to_dtype(grad.dtype())?)?;
         Ok((Some(d_x.reshape(x.shape())?), Some(d_a), Some(d_b)))
     }
 }
@@ -210,6 +209,33 @@ impl LoraLinear {
         let d_x = d_x.map(|d_x| d_x.reshape(x.shape())).transpose()?;
         Ok(Some((d_x, Some(d_a), Some(d_b))))
     }
+}
+
+/// `grad @ weight` (`[tokens, out]` times `[out, in]`) in `grad`'s dtype:
+/// for a bf16 weight on a CPU that multiplies bf16 pairs fast, on those
+/// kernels, reading the weight as stored (candle's would widen it to f32).
+fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::gemv::head;
+        use half::slice::HalfFloatSliceExt;
+        let in_dim = weight.dim(1)?;
+        if weight.dtype() == DType::BF16 && weight.device().is_cpu() && head::available_bf16(in_dim)
+        {
+            let weight = weight.contiguous()?;
+            let (storage, layout) = weight.storage_and_layout();
+            if let candle_core::Storage::Cpu(cpu) = &*storage {
+                let w = &cpu.as_slice::<half::bf16>()?[layout.start_offset()..];
+                let w: &[u16] = w[..weight.elem_count()].reinterpret_cast();
+                let g = super::gemv::rows_of(grad)?;
+                let rows = grad.dim(0)?;
+                let d_x = head::gradient_times_bf16(&g, w, in_dim);
+                return Tensor::from_vec(d_x, (rows, in_dim), grad.device())?
+                    .to_dtype(grad.dtype());
+            }
+        }
+    }
+    grad.matmul(&weight.to_dtype(grad.dtype())?)
 }
 
 fn all_f32_on_cpu(tensors: &[&Tensor]) -> bool {
@@ -266,7 +292,13 @@ pub fn lora_linear(
     let value = match (fused, bias) {
         (Some(value), _) => value,
         (None, bias) => {
-            let mut y = x2.matmul(&dense.t()?)?;
+            // bf16 weights: the CPU's own kernels (bf16 pairs where the CPU
+            // multiplies them fast) instead of candle's, which widens the
+            // whole weight to f32 on every call.
+            let mut y = match super::gemv::applies(&x2, &dense) {
+                true => super::gemv::matmul_t(&x2, &dense)?,
+                false => x2.matmul(&dense.t()?)?,
+            };
             if let Some(bias) = bias {
                 y = y.broadcast_add(bias)?;
             }
@@ -373,6 +405,43 @@ mod tests {
                 assert!(diff < 1e-4, "gradient differs by {diff}");
             }
         }
+    }
+
+    #[test]
+    fn a_bf16_base_gives_the_f32_graph_within_bf16_rounding() {
+        // 32 wide: the CPU's bf16 kernels where it has them, candle's
+        // otherwise; both against the f32 graph on the same values.
+        let dev = Device::Cpu;
+        let randn = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        let bf16 = |t: Tensor| t.to_dtype(DType::BF16).unwrap();
+        let x = Var::from_tensor(&bf16(randn(&[2, 5, 32]))).unwrap();
+        let a = Var::from_tensor(&randn(&[3, 32])).unwrap();
+        let b = Var::from_tensor(&randn(&[20, 3])).unwrap();
+        let (w, probe) = (bf16(randn(&[20, 32])), randn(&[2, 5, 20]));
+        let ours = lora_linear(&x, &w.clone().into(), None, &a, &b, 0.5, None).unwrap();
+        let x32 = Var::from_tensor(&x.to_dtype(DType::F32).unwrap()).unwrap();
+        let w32 = w.to_dtype(DType::F32).unwrap();
+        let low_rank = x32.broadcast_matmul(&a.t().unwrap()).unwrap();
+        let low_rank = (low_rank.broadcast_matmul(&b.t().unwrap()).unwrap() * 0.5).unwrap();
+        let plain = (x32.broadcast_matmul(&w32.t().unwrap()).unwrap() + low_rank).unwrap();
+        let ours32 = ours.to_dtype(DType::F32).unwrap();
+        // Sums near 6 in magnitude, rounded to bf16 (steps of 2^-5 there).
+        assert!(crate::model::max_abs_diff(&ours32, &plain).unwrap() < 0.1);
+        let g_ours = (ours32 * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g_plain = (plain * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d_x = g_ours.get(&x).unwrap().to_dtype(DType::F32).unwrap();
+        let diff = crate::model::max_abs_diff(&d_x, g_plain.get(&x32).unwrap()).unwrap();
+        assert!(diff < 0.1, "input gradient differs by {diff}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::model::softmax_rows::scale;
 use crate::model::wide::widest;
 use rayon::prelude::*;
 
+mod pairs;
+
 /// Weight rows a task of the logits or softmax pass takes.
 const TASK_ROWS: usize = 1536;
 
@@ -32,24 +34,36 @@ const GRADIENT_DEPTH: usize = 64;
 /// Gradient tasks per thread, each with its own sums (a few hundred KB).
 const GRADIENT_TASKS_PER_THREAD: usize = 2;
 
-/// The kernels for this CPU, with the number of rows one register holds.
-#[derive(Clone, Copy)]
-struct Kernels {
+/// The kernels for this CPU and weights of `W`, with the number of rows
+/// one register holds.
+struct Kernels<W> {
     lanes: usize,
     /// Input rows a logits tile takes: a block of [`transposed`].
     block: usize,
-    logits: unsafe fn(&LogitsTask),
-    gradient: unsafe fn(&GradientTask),
+    /// The input rows as the logits tiles read them: [`transposed`], or
+    /// its pairs for bf16 weights.
+    arrange: fn(&[f32], usize, usize, usize) -> Vec<f32>,
+    logits: unsafe fn(&LogitsTask<W>),
+    gradient: unsafe fn(&GradientTask<W>),
 }
 
-impl Kernels {
+impl<W> Clone for Kernels<W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for Kernels<W> {}
+
+impl Kernels<f32> {
     /// Every set of kernels this CPU can run, widest first.
-    fn on_cpu() -> Vec<Kernels> {
+    fn on_cpu() -> Vec<Kernels<f32>> {
         let mut found = Vec::new();
         if is_x86_feature_detected!("avx512f") {
             found.push(Kernels {
                 lanes: Avx512::WIDTH,
                 block: AVX512_VECTORS * Avx512::WIDTH,
+                arrange: transposed,
                 logits: logits_avx512,
                 gradient: gradient_avx512,
             });
@@ -58,6 +72,7 @@ impl Kernels {
             found.push(Kernels {
                 lanes: Avx2::WIDTH,
                 block: AVX2_VECTORS * Avx2::WIDTH,
+                arrange: transposed,
                 logits: logits_avx2,
                 gradient: gradient_avx2,
             });
@@ -65,7 +80,7 @@ impl Kernels {
         found
     }
 
-    fn for_cpu() -> Option<Kernels> {
+    fn for_cpu() -> Option<Kernels<f32>> {
         Self::on_cpu().first().copied()
     }
 }
@@ -85,17 +100,36 @@ pub fn cross_entropy(x: &[f32], w: &[f32], in_dim: usize, targets: &[u32]) -> (V
     cross_entropy_on(kernels, x, w, in_dim, targets)
 }
 
-fn cross_entropy_on(
-    kernels: Kernels,
+/// [`cross_entropy`] for bf16 weights (their bit patterns), on
+/// `vdpbf16ps`: the rows and the softmax's gradient are rounded to bf16 on
+/// the way in, the sums are f32. The caller checks [`available_bf16`].
+pub fn cross_entropy_bf16(
     x: &[f32],
-    w: &[f32],
+    w: &[u16],
+    in_dim: usize,
+    targets: &[u32],
+) -> (Vec<f32>, Vec<f32>) {
+    let kernels = pairs::kernels().expect("the caller checks `available_bf16`");
+    cross_entropy_on(kernels, x, w, in_dim, targets)
+}
+
+/// Whether [`cross_entropy_bf16`] runs on this CPU for rows `in_dim` wide:
+/// it has `vdpbf16ps` and multiplies bf16 pairs faster than f32.
+pub fn available_bf16(in_dim: usize) -> bool {
+    pairs::kernels().is_some_and(|k| in_dim > 0 && in_dim.is_multiple_of(k.lanes))
+}
+
+fn cross_entropy_on<W: Copy + Sync>(
+    kernels: Kernels<W>,
+    x: &[f32],
+    w: &[W],
     in_dim: usize,
     targets: &[u32],
 ) -> (Vec<f32>, Vec<f32>) {
     let (rows, vocab) = (targets.len(), w.len() / in_dim);
     assert!(in_dim.is_multiple_of(kernels.lanes) && x.len() == rows * in_dim);
     let padded = rows.next_multiple_of(kernels.lanes);
-    let xt = transposed(x, in_dim, padded, kernels.block);
+    let xt = (kernels.arrange)(x, in_dim, padded, kernels.block);
 
     // Every value is written by the tiles before it is read: zeroing 78 MB
     // (Qwen2.5's vocabulary, 128 rows) first cost 5-10 ms a chunk.
@@ -145,27 +179,7 @@ fn cross_entropy_on(
         logits[t as usize * padded + i] -= sum[i];
     }
 
-    let tasks = (rayon::current_num_threads() * GRADIENT_TASKS_PER_THREAD).min(vocab.max(1));
-    let share = vocab.div_ceil(tasks);
-    let partials: Vec<Vec<f32>> = (0..tasks)
-        .into_par_iter()
-        .map(|t| {
-            let (first, end) = ((t * share).min(vocab), ((t + 1) * share).min(vocab));
-            let mut out = vec![0f32; rows * in_dim];
-            let task = GradientTask {
-                scaled: &logits[first * padded..end * padded],
-                padded,
-                rows,
-                w: &w[first * in_dim..end * in_dim],
-                in_dim,
-                out: out.as_mut_ptr(),
-            };
-            // SAFETY: as above; `out` holds `rows` rows of `in_dim`.
-            unsafe { (kernels.gradient)(&task) };
-            out
-        })
-        .collect();
-    let mut drows = combine(partials, rows * in_dim, |a, b| a + b);
+    let mut drows = weighted_rows_on(kernels, &logits, padded, rows, w, in_dim);
     drows
         .par_chunks_mut(in_dim)
         .zip(&sum)
@@ -174,6 +188,61 @@ fn cross_entropy_on(
         .map(|i| sum[i].ln() + max[i] - picked[i])
         .collect();
     (losses, drows)
+}
+
+/// `out[i * in_dim + c] = Σ_v scaled[v * padded + i] · w[v * in_dim + c]`
+/// for the first `rows` of the `padded` columns of `scaled` (`[vocab,
+/// padded]`): the weight's rows weighted by each column, in parallel over
+/// spans of the weight's rows.
+fn weighted_rows_on<W: Copy + Sync>(
+    kernels: Kernels<W>,
+    scaled: &[f32],
+    padded: usize,
+    rows: usize,
+    w: &[W],
+    in_dim: usize,
+) -> Vec<f32> {
+    let vocab = w.len() / in_dim;
+    let tasks = (rayon::current_num_threads() * GRADIENT_TASKS_PER_THREAD).min(vocab.max(1));
+    let share = vocab.div_ceil(tasks);
+    let partials: Vec<Vec<f32>> = (0..tasks)
+        .into_par_iter()
+        .map(|t| {
+            let (first, end) = ((t * share).min(vocab), ((t + 1) * share).min(vocab));
+            let mut out = vec![0f32; rows * in_dim];
+            let task = GradientTask {
+                scaled: &scaled[first * padded..end * padded],
+                padded,
+                rows,
+                w: &w[first * in_dim..end * in_dim],
+                in_dim,
+                out: out.as_mut_ptr(),
+            };
+            // SAFETY: the CPU has the kernels' features; `out` holds `rows`
+            // rows of `in_dim`.
+            unsafe { (kernels.gradient)(&task) };
+            out
+        })
+        .collect();
+    combine(partials, rows * in_dim, |a, b| a + b)
+}
+
+/// `g @ w` for `g` (`[rows, out]`, f32 values) and a bf16 weight `w`
+/// (`[out, in_dim]`, bit patterns): a frozen projection's input gradient,
+/// on the bf16 pair kernels, `g` rounded to bf16 on the way in. The
+/// caller checks [`available_bf16`].
+pub fn gradient_times_bf16(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
+    let kernels = pairs::kernels().expect("the caller checks `available_bf16`");
+    let out_dim = w.len() / in_dim;
+    let rows = g.len() / out_dim.max(1);
+    let padded = rows.next_multiple_of(kernels.lanes);
+    let mut scaled = vec![0f32; out_dim * padded];
+    for (i, row) in g.chunks_exact(out_dim).enumerate() {
+        for (o, &value) in row.iter().enumerate() {
+            scaled[o * padded + i] = value;
+        }
+    }
+    weighted_rows_on(kernels, &scaled, padded, rows, w, in_dim)
 }
 
 /// `x` (`[rows, in_dim]`) transposed a block of `block` rows at a time
@@ -218,11 +287,12 @@ widest! {
 
 /// A logits task: `out[v * padded + i] = w_v · x_i` for the task's weight
 /// rows, and each column's largest value folded into `max`.
-struct LogitsTask<'a> {
-    /// The input rows transposed by blocks ([`transposed`]).
+struct LogitsTask<'a, W> {
+    /// The input rows transposed by blocks ([`transposed`]), or their
+    /// pairs' bit patterns.
     xt: &'a [f32],
     padded: usize,
-    w: &'a [f32],
+    w: &'a [W],
     in_dim: usize,
     out: *mut f32,
     max: *mut f32,
@@ -230,11 +300,11 @@ struct LogitsTask<'a> {
 
 /// A gradient task: `out[i * in_dim + c] += Σ_v scaled[v * padded + i] ·
 /// w[v * in_dim + c]` over the task's weight rows.
-struct GradientTask<'a> {
+struct GradientTask<'a, W> {
     scaled: &'a [f32],
     padded: usize,
     rows: usize,
-    w: &'a [f32],
+    w: &'a [W],
     in_dim: usize,
     out: *mut f32,
 }
@@ -252,25 +322,25 @@ const LOGITS_WEIGHTS: usize = 6;
 const GRADIENT_ROWS: usize = 6;
 
 #[target_feature(enable = "avx512f")]
-unsafe fn logits_avx512(task: &LogitsTask) {
+unsafe fn logits_avx512(task: &LogitsTask<f32>) {
     // SAFETY: as the caller's.
     unsafe { logits_in::<Avx512, AVX512_VECTORS>(task) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn logits_avx2(task: &LogitsTask) {
+unsafe fn logits_avx2(task: &LogitsTask<f32>) {
     // SAFETY: as the caller's.
     unsafe { logits_in::<Avx2, AVX2_VECTORS>(task) }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn gradient_avx512(task: &GradientTask) {
+unsafe fn gradient_avx512(task: &GradientTask<f32>) {
     // SAFETY: as the caller's.
     unsafe { gradient_in::<Avx512, AVX512_VECTORS>(task) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gradient_avx2(task: &GradientTask) {
+unsafe fn gradient_avx2(task: &GradientTask<f32>) {
     // SAFETY: as the caller's.
     unsafe { gradient_in::<Avx2, AVX2_VECTORS>(task) }
 }
@@ -285,7 +355,7 @@ struct LogitsTile {
 }
 
 #[inline(always)]
-unsafe fn logits_in<L: Lanes, const R: usize>(task: &LogitsTask) {
+unsafe fn logits_in<L: Lanes, const R: usize>(task: &LogitsTask<f32>) {
     let (padded, in_dim) = (task.padded, task.in_dim);
     let count = task.w.len() / in_dim;
     let mut first = 0;
@@ -328,7 +398,7 @@ unsafe fn logits_in<L: Lanes, const R: usize>(task: &LogitsTask) {
 #[inline(always)]
 unsafe fn logits_tile<L: Lanes, const R: usize, const V: usize>(
     tile: &LogitsTile,
-    task: &LogitsTask,
+    task: &LogitsTask<f32>,
 ) {
     let (padded, in_dim) = (task.padded, task.in_dim);
     // SAFETY (whole body): the caller keeps the tile within the task.
@@ -381,7 +451,7 @@ struct GradientTile {
 }
 
 #[inline(always)]
-unsafe fn gradient_in<L: Lanes, const R: usize>(task: &GradientTask) {
+unsafe fn gradient_in<L: Lanes, const R: usize>(task: &GradientTask<f32>) {
     let (rows, padded, in_dim) = (task.rows, task.padded, task.in_dim);
     let count = task.w.len() / in_dim;
     let mut packed = vec![0f32; GRADIENT_DEPTH * rows];
@@ -531,6 +601,66 @@ mod tests {
         (0..n)
             .map(|i| (((i * 7919 + seed * 104_729) % 1999) as f32 / 1999.0 - 0.5) * 0.8)
             .collect()
+    }
+
+    #[test]
+    fn bf16_pairs_match_plain_sums_within_bf16_rounding() {
+        let Some(kernels) = pairs::kernels() else {
+            return;
+        };
+        let rounded = |v: Vec<f32>| -> Vec<f32> {
+            v.into_iter()
+                .map(|x| half::bf16::from_f32(x).to_f32())
+                .collect()
+        };
+        for (rows, vocab, in_dim) in [(1, 7, 16), (13, 101, 48), (70, 1601, 64), (6, 13, 96)] {
+            let x = rounded(values(rows * in_dim, 1));
+            let w = rounded(values(vocab * in_dim, 2));
+            let bits: Vec<u16> = w
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_bits())
+                .collect();
+            let targets: Vec<u32> = (0..rows).map(|i| ((i * 31) % vocab) as u32).collect();
+            let (losses, grads) = cross_entropy_on(kernels, &x, &bits, in_dim, &targets);
+            let (want_losses, want_grads) = plain(&x, &w, in_dim, &targets);
+            let shape = format!("{rows}x{vocab}x{in_dim}");
+            // The products of bf16 values are exact: the losses are f32 sums.
+            for (i, (&got, want)) in losses.iter().zip(&want_losses).enumerate() {
+                assert!((got as f64 - want).abs() < 1e-5, "{shape}: loss {i}");
+            }
+            // The softmax's gradient is rounded to bf16 (2^-9 of each value,
+            // whose magnitudes sum to at most 2), times weights below 0.4.
+            for (i, (&got, want)) in grads.iter().zip(&want_grads).enumerate() {
+                assert!((got as f64 - want).abs() < 2e-3, "{shape}: gradient {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_gradient_products_match_plain_sums() {
+        if pairs::kernels().is_none() {
+            return;
+        }
+        // Odd output and row counts: a weight row paired with zero, padded
+        // columns.
+        let (rows, out_dim, in_dim) = (19, 37, 48);
+        let g = values(rows * out_dim, 3);
+        let w: Vec<half::bf16> = values(out_dim * in_dim, 4)
+            .into_iter()
+            .map(half::bf16::from_f32)
+            .collect();
+        let bits: Vec<u16> = w.iter().map(|v| v.to_bits()).collect();
+        let got = gradient_times_bf16(&g, &bits, in_dim);
+        for i in 0..rows {
+            for c in 0..in_dim {
+                let want: f64 = (0..out_dim)
+                    .map(|o| g[i * out_dim + o] as f64 * w[o * in_dim + c].to_f64())
+                    .sum();
+                // g is rounded to bf16: 2^-9 of each of 37 terms below 0.16.
+                let error = (got[i * in_dim + c] as f64 - want).abs();
+                assert!(error < 1.5e-2, "row {i}, column {c}: off by {error}");
+            }
+        }
     }
 
     #[test]
