@@ -425,8 +425,18 @@ mod tests {
         let low_rank = (low_rank.broadcast_matmul(&b.t().unwrap()).unwrap() * 0.5).unwrap();
         let plain = (x32.broadcast_matmul(&w32.t().unwrap()).unwrap() + low_rank).unwrap();
         let ours32 = ours.to_dtype(DType::F32).unwrap();
-        // Sums near 6 in magnitude, rounded to bf16 (steps of 2^-5 there).
-        assert!(crate::model::max_abs_diff(&ours32, &plain).unwrap() < 0.1);
+        // A few bf16 roundings (2^-9 of a value each) of values up to the
+        // largest: within 2% of it.
+        let largest = |t: &Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let diff = crate::model::max_abs_diff(&ours32, &plain).unwrap();
+        assert!(diff < 0.02 * largest(&plain), "value differs by {diff}");
         let g_ours = (ours32 * &probe)
             .unwrap()
             .sum_all()
@@ -440,8 +450,12 @@ mod tests {
             .backward()
             .unwrap();
         let d_x = g_ours.get(&x).unwrap().to_dtype(DType::F32).unwrap();
-        let diff = crate::model::max_abs_diff(&d_x, g_plain.get(&x32).unwrap()).unwrap();
-        assert!(diff < 0.1, "input gradient differs by {diff}");
+        let want = g_plain.get(&x32).unwrap();
+        let diff = crate::model::max_abs_diff(&d_x, want).unwrap();
+        assert!(
+            diff < 0.02 * largest(want),
+            "input gradient differs by {diff}"
+        );
     }
 
     #[test]
