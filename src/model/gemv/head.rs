@@ -234,16 +234,25 @@ fn weighted_rows_on<W: Copy + Sync>(
 pub fn gradient_times_bf16(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
     let kernels = pairs::kernels().expect("the caller checks `available_bf16`");
     let out_dim = w.len() / in_dim;
-    let rows = g.len() / out_dim.max(1);
-    let padded = rows.next_multiple_of(kernels.lanes);
-    let mut scaled = vec![0f32; out_dim * padded];
-    for (i, row) in g.chunks_exact(out_dim).enumerate() {
-        for (o, &value) in row.iter().enumerate() {
-            scaled[o * padded + i] = value;
+    let mut d_x = Vec::with_capacity(g.len() / out_dim.max(1) * in_dim);
+    // 128 rows at a time, as the cross-entropy's chunks: the tasks' sums
+    // (`[rows, in_dim]` each) then stay in L2 while the weight rows go by.
+    for chunk in g.chunks(GRADIENT_CHUNK_ROWS * out_dim) {
+        let rows = chunk.len() / out_dim;
+        let padded = rows.next_multiple_of(kernels.lanes);
+        let mut scaled = vec![0f32; out_dim * padded];
+        for (i, row) in chunk.chunks_exact(out_dim).enumerate() {
+            for (o, &value) in row.iter().enumerate() {
+                scaled[o * padded + i] = value;
+            }
         }
+        d_x.extend(weighted_rows_on(kernels, &scaled, padded, rows, w, in_dim));
     }
-    weighted_rows_on(kernels, &scaled, padded, rows, w, in_dim)
+    d_x
 }
+
+/// Rows of an input gradient [`gradient_times_bf16`] takes at once.
+const GRADIENT_CHUNK_ROWS: usize = 128;
 
 /// `x` (`[rows, in_dim]`) transposed a block of `block` rows at a time
 /// (the last block holds what is left of `padded`): block `b` is
