@@ -437,18 +437,8 @@ mod tests {
         };
         let diff = crate::model::max_abs_diff(&ours32, &plain).unwrap();
         assert!(diff < 0.02 * largest(&plain), "value differs by {diff}");
-        let g_ours = (ours32 * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g_plain = (plain * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gradients = |y: Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g_ours, g_plain) = (gradients(ours32), gradients(plain));
         let d_x = g_ours.get(&x).unwrap().to_dtype(DType::F32).unwrap();
         let want = g_plain.get(&x32).unwrap();
         let diff = crate::model::max_abs_diff(&d_x, want).unwrap();

@@ -367,41 +367,53 @@ struct LogitsTile {
 unsafe fn logits_in<L: Lanes, const R: usize>(task: &LogitsTask<f32>) {
     let (padded, in_dim) = (task.padded, task.in_dim);
     let count = task.w.len() / in_dim;
-    let mut first = 0;
-    while first < count {
-        let weights = if count - first >= LOGITS_WEIGHTS {
-            LOGITS_WEIGHTS
-        } else {
-            1
-        };
-        let mut column = 0;
-        while column < padded {
-            let vectors = ((padded - column) / L::WIDTH).min(R);
-            // SAFETY: the tile's weight rows, columns and outputs lie
-            // within the task's slices (`first + weights <= count`,
-            // `column + vectors * WIDTH <= padded`).
-            unsafe {
-                let tile = LogitsTile {
-                    xt: task.xt.as_ptr().add(column * in_dim),
-                    w: task.w.as_ptr().add(first * in_dim),
-                    out: task.out.add(first * padded + column),
-                    max: task.max.add(column),
-                };
-                match (weights, vectors) {
-                    (LOGITS_WEIGHTS, 4) => logits_tile::<L, 4, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, 3) => logits_tile::<L, 3, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, 2) => logits_tile::<L, 2, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, _) => logits_tile::<L, 1, LOGITS_WEIGHTS>(&tile, task),
-                    (_, 4) => logits_tile::<L, 4, 1>(&tile, task),
-                    (_, 3) => logits_tile::<L, 3, 1>(&tile, task),
-                    (_, 2) => logits_tile::<L, 2, 1>(&tile, task),
-                    (_, _) => logits_tile::<L, 1, 1>(&tile, task),
-                }
+    for (first, weights, column, vectors) in logits_tiles(count, padded, L::WIDTH, R) {
+        // SAFETY: the tile's weight rows, columns and outputs lie
+        // within the task's slices (`first + weights <= count`,
+        // `column + vectors * WIDTH <= padded`).
+        unsafe {
+            let tile = LogitsTile {
+                xt: task.xt.as_ptr().add(column * in_dim),
+                w: task.w.as_ptr().add(first * in_dim),
+                out: task.out.add(first * padded + column),
+                max: task.max.add(column),
+            };
+            match (weights, vectors) {
+                (LOGITS_WEIGHTS, 4) => logits_tile::<L, 4, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, 3) => logits_tile::<L, 3, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, 2) => logits_tile::<L, 2, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, _) => logits_tile::<L, 1, LOGITS_WEIGHTS>(&tile, task),
+                (_, 4) => logits_tile::<L, 4, 1>(&tile, task),
+                (_, 3) => logits_tile::<L, 3, 1>(&tile, task),
+                (_, 2) => logits_tile::<L, 2, 1>(&tile, task),
+                (_, _) => logits_tile::<L, 1, 1>(&tile, task),
             }
-            column += vectors * L::WIDTH;
         }
-        first += weights;
     }
+}
+
+/// The logits tiles over `count` weight rows and `padded` input rows:
+/// (first weight row, weight rows, first input row, registers of input rows),
+/// [`LOGITS_WEIGHTS`] weight rows at a time and then one, up to `vectors`
+/// registers of `lanes` rows.
+fn logits_tiles(
+    count: usize,
+    padded: usize,
+    lanes: usize,
+    vectors: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let whole = count / LOGITS_WEIGHTS * LOGITS_WEIGHTS;
+    let firsts = (0..whole)
+        .step_by(LOGITS_WEIGHTS)
+        .map(|f| (f, LOGITS_WEIGHTS));
+    let firsts = firsts.chain((whole..count).map(|f| (f, 1)));
+    firsts.flat_map(move |(first, weights)| {
+        let columns = (0..padded).step_by(vectors * lanes);
+        columns.map(move |column| {
+            let n = ((padded - column) / lanes).min(vectors);
+            (first, weights, column, n)
+        })
+    })
 }
 
 #[inline(always)]

@@ -12,7 +12,7 @@
 
 use super::{
     AVX512_VECTORS, GRADIENT_DEPTH, GRADIENT_ROWS, GradientTask, Kernels, LOGITS_WEIGHTS,
-    LogitsTask, gradient_tile_rows,
+    LogitsTask, gradient_tile_rows, logits_tiles,
 };
 use crate::model::gemv::x86::{Avx512, Lanes, prefetch_ahead};
 use half::bf16;
@@ -80,40 +80,28 @@ unsafe fn broadcast(p: *const u16) -> __m512bh {
 unsafe fn logits(task: &LogitsTask<u16>) {
     let (padded, in_dim) = (task.padded, task.in_dim);
     let count = task.w.len() / in_dim;
-    let mut first = 0;
-    while first < count {
-        let weights = if count - first >= LOGITS_WEIGHTS {
-            LOGITS_WEIGHTS
-        } else {
-            1
-        };
-        let mut column = 0;
-        while column < padded {
-            let vectors = ((padded - column) / LANES).min(AVX512_VECTORS);
-            // SAFETY: the tile's weight rows, columns and outputs lie within
-            // the task's slices (`first + weights <= count`, `column +
-            // vectors * LANES <= padded`).
-            unsafe {
-                let tile = LogitsTile {
-                    xt: task.xt.as_ptr().add(column * in_dim / 2),
-                    w: task.w.as_ptr().add(first * in_dim),
-                    out: task.out.add(first * padded + column),
-                    max: task.max.add(column),
-                };
-                match (weights, vectors) {
-                    (LOGITS_WEIGHTS, 4) => logits_tile::<4, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, 3) => logits_tile::<3, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, 2) => logits_tile::<2, LOGITS_WEIGHTS>(&tile, task),
-                    (LOGITS_WEIGHTS, _) => logits_tile::<1, LOGITS_WEIGHTS>(&tile, task),
-                    (_, 4) => logits_tile::<4, 1>(&tile, task),
-                    (_, 3) => logits_tile::<3, 1>(&tile, task),
-                    (_, 2) => logits_tile::<2, 1>(&tile, task),
-                    (_, _) => logits_tile::<1, 1>(&tile, task),
-                }
+    for (first, weights, column, vectors) in logits_tiles(count, padded, LANES, AVX512_VECTORS) {
+        // SAFETY: the tile's weight rows, columns and outputs lie within
+        // the task's slices (`first + weights <= count`, `column +
+        // vectors * LANES <= padded`).
+        unsafe {
+            let tile = LogitsTile {
+                xt: task.xt.as_ptr().add(column * in_dim / 2),
+                w: task.w.as_ptr().add(first * in_dim),
+                out: task.out.add(first * padded + column),
+                max: task.max.add(column),
+            };
+            match (weights, vectors) {
+                (LOGITS_WEIGHTS, 4) => logits_tile::<4, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, 3) => logits_tile::<3, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, 2) => logits_tile::<2, LOGITS_WEIGHTS>(&tile, task),
+                (LOGITS_WEIGHTS, _) => logits_tile::<1, LOGITS_WEIGHTS>(&tile, task),
+                (_, 4) => logits_tile::<4, 1>(&tile, task),
+                (_, 3) => logits_tile::<3, 1>(&tile, task),
+                (_, 2) => logits_tile::<2, 1>(&tile, task),
+                (_, _) => logits_tile::<1, 1>(&tile, task),
             }
-            column += vectors * LANES;
         }
-        first += weights;
     }
 }
 
