@@ -159,6 +159,7 @@ unsafe fn gradient(task: &GradientTask<u16>) {
     let strip_width = AVX512_VECTORS * LANES;
     let mut scaled = vec![0f32; GRADIENT_DEPTH / 2 * rows];
     let mut strips = vec![0f32; GRADIENT_DEPTH / 2 * in_dim];
+    let mut words = vec![0f32; padded];
     for first in (0..count).step_by(GRADIENT_DEPTH) {
         let depth = (count - first).min(GRADIENT_DEPTH);
         let pairs = depth.div_ceil(2);
@@ -166,7 +167,7 @@ unsafe fn gradient(task: &GradientTask<u16>) {
         // SAFETY (both): the CPU has avx512f and avx512bf16 (the caller's
         // features); the buffers hold `pairs` pairs of rows.
         unsafe {
-            pack_scaled(block, padded, rows, &mut scaled[..pairs * rows]);
+            pack_scaled(block, padded, rows, &mut words, &mut scaled[..pairs * rows]);
             pack_strips(
                 &task.w[first * in_dim..(first + depth) * in_dim],
                 in_dim,
@@ -209,13 +210,18 @@ unsafe fn gradient(task: &GradientTask<u16>) {
 /// `block` (`[depth, padded]`, a weight row's scaled softmax per input row)
 /// as pairs of adjacent weight rows rounded to bf16, tile by tile: the tile
 /// from row `r` of `n` rows at `packed[r * pairs..]`, `[pairs, n]` words. An
-/// odd last weight row is paired with zero. The CPU has avx512f and
-/// avx512bf16.
+/// odd last weight row is paired with zero. `words` holds `padded` values
+/// of scratch. The CPU has avx512f and avx512bf16.
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn pack_scaled(block: &[f32], padded: usize, rows: usize, packed: &mut [f32]) {
+unsafe fn pack_scaled(
+    block: &[f32],
+    padded: usize,
+    rows: usize,
+    words: &mut [f32],
+    packed: &mut [f32],
+) {
     let depth = block.len() / padded;
     let pairs = depth.div_ceil(2);
-    let mut words = vec![0f32; padded];
     for m in 0..pairs {
         let low = &block[2 * m * padded..][..padded];
         let high = (2 * m + 1 < depth).then(|| &block[(2 * m + 1) * padded..][..padded]);
