@@ -11,7 +11,7 @@
 //! per op kind over the timed steps on stderr.
 
 mod common;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::peak_rss_mb;
 use std::time::Instant;
 use tunebench::model::base_weight::Quantize;
@@ -41,10 +41,7 @@ fn main() -> anyhow::Result<()> {
         "vocab_size": VOCAB, "tie_word_embeddings": true, "max_position_embeddings": 32768
     }))
     .map_err(anyhow::Error::msg)?;
-    let dtype = match std::env::var("TUNEBENCH_DTYPE").as_deref() {
-        Ok("bf16") => DType::BF16,
-        _ => DType::F32,
-    };
+    let dtype = common::dtype_from_env();
     let source = RandomWeights {
         config: config.clone(),
         device: Device::Cpu,
@@ -65,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         )?,
         None => Decoder::load(config, &source)?,
     };
+    decoder.prepare_for_training()?;
     let mut optimizer = common::lora_as_the_reference_trains(&mut decoder)?;
     let ids: Vec<u32> = (0..seq as u32)
         .map(|i| (i * 7919 + 13) % VOCAB as u32)

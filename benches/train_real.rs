@@ -1,7 +1,8 @@
 //! Long-sequence LoRA training on SmolLM2-135M with the real FastAPI samples,
 //! against torch + PEFT on the same tokens (issue 11's benchmark).
 //!
-//! Rank 16 on all seven projections, alpha 32, f32, batch 1. The token row at
+//! Rank 16 on all seven projections, alpha 32, f32 (TUNEBENCH_DTYPE=bf16: a
+//! bf16 base on our side, as `model.dtype = "bf16"` trains it), batch 1. The token row at
 //! each length is the FastAPI samples tokenised with the model's template and
 //! laid end to end (answers trained, requests not), cut to the length. Each
 //! length runs in a fresh process so its peak RSS is its own.
@@ -16,7 +17,7 @@
 //! TUNEBENCH_PROFILE=1 (time per op kind over the timed steps, on stderr).
 
 mod common;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::peak_rss_mb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,9 +149,10 @@ fn measure(seq: usize) -> anyhow::Result<()> {
     tunebench::pool::one_pool_owns_the_cores();
     tunebench::alloc::keep_freed_memory();
     let model = model_dir();
+    let dtype = common::dtype_from_env();
     let mut decoder = match &model {
         Some(dir) => {
-            let weights = Weights::open(dir, DType::F32, &Device::Cpu)?;
+            let weights = Weights::open(dir, dtype, &Device::Cpu)?;
             Decoder::load(ModelConfig::load(dir)?, &weights)?
         }
         None => {
@@ -158,12 +160,13 @@ fn measure(seq: usize) -> anyhow::Result<()> {
             let source = RandomWeights {
                 config: config.clone(),
                 device: Device::Cpu,
-                dtype: DType::F32,
+                dtype,
                 seed: 0,
             };
             Decoder::load(config, &source)?
         }
     };
+    decoder.prepare_for_training()?;
     let mut optimizer = common::lora_as_the_reference_trains(&mut decoder)?;
     let (ids, trained) = token_row(model.as_deref(), seq)?;
     tokens_file(seq, &ids, &trained)?;
@@ -204,7 +207,7 @@ fn measure(seq: usize) -> anyhow::Result<()> {
         eprintln!("{seq} tokens, {steps} steps: {}", report.time_table());
     }
     println!(
-        "{{\"impl\": \"tunebench\", \"seq\": {seq}, \"checkpointing\": {checkpoint}, \"tokens_per_s\": {:.1}, \"step_s\": {:.2}, \"peak_rss_mb\": {:.0}, \"losses\": {:?}}}",
+        "{{\"impl\": \"tunebench\", \"seq\": {seq}, \"dtype\": \"{dtype:?}\", \"checkpointing\": {checkpoint}, \"tokens_per_s\": {:.1}, \"step_s\": {:.2}, \"peak_rss_mb\": {:.0}, \"losses\": {:?}}}",
         (steps * seq) as f64 / seconds,
         seconds / steps as f64,
         peak_rss_mb(),

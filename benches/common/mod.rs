@@ -5,6 +5,14 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The base's dtype a bench asks for: `TUNEBENCH_DTYPE=bf16`, else f32.
+pub fn dtype_from_env() -> candle_core::DType {
+    match std::env::var("TUNEBENCH_DTYPE").as_deref() {
+        Ok("bf16") => candle_core::DType::BF16,
+        _ => candle_core::DType::F32,
+    }
+}
+
 /// Peak resident memory of this process so far (Linux), in MB.
 pub fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

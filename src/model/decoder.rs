@@ -15,6 +15,7 @@ use super::weights::TensorSource;
 use candle_core::{DType, Module, Result, Tensor, Var};
 use std::sync::Arc;
 
+mod f32_activations;
 mod plain_layers;
 mod prompt_heads;
 mod rows;
@@ -186,7 +187,11 @@ pub struct Decoder {
     /// `None` when the output projection is the embedding matrix (tied).
     lm_head: Option<Tensor>,
     rope: Rope,
+    /// The weights' working dtype.
     pub dtype: DType,
+    /// The activations' dtype: the weights' unless training on a CPU has
+    /// made it f32 (`f32_activations`).
+    activations: DType,
 }
 
 fn norm(w: &dyn TensorSource, name: &str, eps: f64) -> Result<RmsNorm> {
@@ -260,6 +265,7 @@ impl Decoder {
             lm_head,
             layers,
             dtype: w.dtype(),
+            activations: w.dtype(),
             config,
         };
         if super::huge_pages::wanted() {
@@ -352,15 +358,12 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
-        let embedding = crate::profile::scope(crate::profile::Label::Embedding);
-        let mut x =
-            candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(ids)?;
-        drop(embedding);
+        let mut x = self.embedded(ids)?;
         let token_positions: Vec<u32> = match segments {
             Some(lengths) => lengths.iter().flat_map(|&n| 0..n as u32).collect(),
             None => (offset as u32..(offset + seq) as u32).collect(),
         };
-        let (cos, sin) = self.rope.tables_at(&token_positions, self.dtype)?;
+        let (cos, sin) = self.rope.tables_at(&token_positions, self.activations)?;
         let positions = Arc::new(Positions {
             cos,
             sin,
@@ -409,14 +412,11 @@ impl Decoder {
             candle_core::bail!("{} tokens for {} caches", tokens.len(), caches.len());
         }
         let ids = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
-        let embedding = crate::profile::scope(crate::profile::Label::Embedding);
-        let x =
-            candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size).forward(&ids)?;
-        drop(embedding);
+        let x = self.embedded(&ids)?;
         let offsets: Vec<u32> = caches.iter().map(|c| c.len() as u32).collect();
         // One table row per sequence: `[rows, 1, head_dim / 2]`, each rotating
         // its own row of the batch.
-        let (cos, sin) = self.rope.tables_at(&offsets, self.dtype)?;
+        let (cos, sin) = self.rope.tables_at(&offsets, self.activations)?;
         let per_row = |t: Tensor| t.unsqueeze(1);
         let rows = Rows {
             tables: rows::Tables::of(&cos, &sin)?,
@@ -437,6 +437,14 @@ impl Decoder {
             })?;
         }
         self.norm.forward(&x, mode.train)
+    }
+
+    /// The embeddings of token ids `[batch, seq]`, in the activations' dtype.
+    fn embedded(&self, ids: &Tensor) -> Result<Tensor> {
+        let _label = crate::profile::scope(crate::profile::Label::Embedding);
+        candle_nn::Embedding::new(self.embed.clone(), self.config.hidden_size)
+            .forward(ids)?
+            .to_dtype(self.activations)
     }
 
     /// The output projection `[vocab, hidden]` (the embedding when tied).

@@ -7,7 +7,8 @@
 //! to `x` through a custom op whose backward is `grad @ W`.
 
 use super::base_weight::FrozenWeight;
-use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use super::gemv::{self, with_last};
+use candle_core::{CpuStorage, CudaStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 struct FrozenProduct {
     /// The product, computed without a graph.
@@ -31,28 +32,53 @@ impl CustomOp1 for FrozenProduct {
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
-        let weight = self.weight.dense()?.to_dtype(grad.dtype())?;
-        Ok(Some(grad.broadcast_matmul(&weight)?))
+        let weight = self.weight.dense()?;
+        if weight.dtype() == DType::BF16 {
+            // On the bf16 kernels where the CPU has them, under bf16 or f32
+            // activations.
+            let out = grad.dim(grad.rank() - 1)?;
+            let rows = grad.reshape(((), out))?;
+            let d_x = super::lora_op::frozen_input_gradient(&rows, &weight)?;
+            return Ok(Some(d_x.reshape(with_last(grad, weight.dim(1)?))?));
+        }
+        Ok(Some(
+            grad.broadcast_matmul(&weight.to_dtype(grad.dtype())?)?,
+        ))
     }
 }
 
 /// `x @ weight.T` (`x` `[..., in]`, `weight` `[out, in]`) whose gradient
 /// flows to `x` only.
 pub fn frozen_matmul_t(x: &Tensor, weight: &FrozenWeight) -> Result<Tensor> {
-    let value = x
-        .detach()
-        .broadcast_matmul(&weight.dense()?.t()?)?
-        .contiguous()?;
+    let value = training_product(&x.detach(), &weight.dense()?)?.contiguous()?;
     x.apply_op1(FrozenProduct {
         value: super::precomputed::Handoff::new(value),
         weight: weight.clone(),
     })
 }
 
+/// The frozen product `x @ w.T` of a training pass, outside the graph: a
+/// bf16 weight on the CPU's bf16 pairs where it has them (f32 activations
+/// rounded to bf16 on the way in), candle's matmul otherwise.
+pub(super) fn training_product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() == DType::F32
+        && x.device().is_cpu()
+        && let Some(y) = gemv::sequence_product(&gemv::rows_of(x)?, w)?
+    {
+        return Tensor::from_vec(y, with_last(x, w.dim(0)?), x.device());
+    }
+    if x.dtype() == DType::BF16 && w.dtype() == DType::BF16 && gemv::applies(x, w) {
+        return gemv::matmul_t(x, w);
+    }
+    // f32 activations elsewhere: the weight widened for this product (a
+    // thousandth of its work at 1,024 rows) and candle's f32 matmul.
+    x.broadcast_matmul(&w.to_dtype(x.dtype())?.t()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
+    use candle_core::{Device, Var};
 
     #[test]
     fn same_values_and_input_gradient_as_matmul() {

@@ -81,6 +81,57 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(out, with_last(x, w.dim(0)?), x.device())?.to_dtype(x.dtype())
 }
 
+/// A training pass's frozen product over a bf16 CPU weight `w` `[out,
+/// in]` on bf16 pairs (`panel/sequence.rs`): `x @ w.T` for rows `x` of
+/// `in` f32 values, rounded to bf16 on the way in, with f32 sums. `None`
+/// where the panel kernel does not take pairs (no `avx512_bf16`, pairs no
+/// faster than f32 here, an odd `in`) or `w` is not a bf16 CPU matrix.
+pub fn sequence_product(x: &[f32], w: &Tensor) -> Result<Option<Vec<f32>>> {
+    on_pairs(w, true, |bits, in_dim| {
+        #[cfg(target_arch = "x86_64")]
+        return panel::sequence_times_transposed(x, bits, in_dim);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("pairs on x86_64 only: {}", x.len() + bits.len() + in_dim)
+    })
+}
+
+/// [`sequence_product`] for the input's gradient: `g @ w` for rows `g` of
+/// `out` f32 values (`out` even).
+pub fn sequence_gradient(g: &[f32], w: &Tensor) -> Result<Option<Vec<f32>>> {
+    on_pairs(w, false, |bits, in_dim| {
+        #[cfg(target_arch = "x86_64")]
+        return panel::sequence_times(g, bits, in_dim);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("pairs on x86_64 only: {}", g.len() + bits.len() + in_dim)
+    })
+}
+
+/// `product` of `w`'s bf16 bits and its input width, where the panel
+/// kernel takes pairs along `w`'s rows (`along_rows`) or its columns.
+fn on_pairs(
+    w: &Tensor,
+    along_rows: bool,
+    product: impl FnOnce(&[u16], usize) -> Vec<f32>,
+) -> Result<Option<Vec<f32>>> {
+    let Ok((out_dim, in_dim)) = w.dims2() else {
+        return Ok(None);
+    };
+    let paired = if along_rows { in_dim } else { out_dim };
+    if w.dtype() != DType::BF16 || !cpu_multiplies_bf16_pairs() || !panel_takes_pairs(paired) {
+        return Ok(None);
+    }
+    let w = w.contiguous()?;
+    let (storage, layout) = w.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(None);
+    };
+    let values = &cpu.as_slice::<bf16>()?[layout.start_offset()..][..out_dim * in_dim];
+    Ok(Some(product(
+        Element::bf16_bits(values).unwrap_or_default(),
+        in_dim,
+    )))
+}
+
 /// The values of `x` in f32, row after row.
 pub fn rows_of(x: &Tensor) -> Result<Vec<f32>> {
     x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()

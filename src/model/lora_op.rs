@@ -167,11 +167,11 @@ impl CustomOp3 for LoraLinear {
 type Grads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
 
 impl LoraLinear {
-    /// The backward pass on f32 CPU operands: the scale goes into the
-    /// products rather than over the output gradient, and the adapter's
-    /// share of the input gradient accumulates into the frozen product's
-    /// buffer (with dropout, after the mask); the input's gradient only
-    /// where `input_grad`. `None` for other operands.
+    /// The backward pass on f32 CPU operands (the frozen weight f32 or
+    /// bf16): the scale goes into the products rather than over the output
+    /// gradient, and the adapter's share of the input gradient accumulates
+    /// into the frozen product's buffer (with dropout, after the mask); the
+    /// input's gradient only where `input_grad`. `None` for other operands.
     fn backward_f32(
         &self,
         x: &Tensor,
@@ -181,7 +181,8 @@ impl LoraLinear {
         weight: &Tensor,
         input_grad: bool,
     ) -> Result<Option<Grads>> {
-        if !all_f32_on_cpu(&[x, a, b, grad, weight]) {
+        let weight_on_cpu = weight.device().is_cpu() && weight.dtype() == DType::BF16;
+        if !all_f32_on_cpu(&[x, a, b, grad]) || !(weight_on_cpu || all_f32_on_cpu(&[weight])) {
             return Ok(None);
         }
         let (x, a, b) = (&x.detach(), &a.detach(), &b.detach());
@@ -196,9 +197,9 @@ impl LoraLinear {
         };
         let d_x = match (&mask, input_grad) {
             (_, false) => None,
-            (None, true) => Some(sum_f32(&[(1.0, &grad, weight), (1.0, &d_down, a)])?),
+            (None, true) => Some(frozen_gradient_plus(&grad, weight, &[(1.0, &d_down, a)])?),
             (Some(m), true) => {
-                Some((sum_f32(&[(1.0, &grad, weight)])? + (d_down.matmul(a)? * m)?)?)
+                Some((frozen_gradient_plus(&grad, weight, &[])? + (d_down.matmul(a)? * m)?)?)
             }
         };
         let masked = match &mask {
@@ -211,10 +212,36 @@ impl LoraLinear {
     }
 }
 
+/// `grad @ weight + Σ terms` for f32 CPU `grad` `[tokens, out]` and
+/// `terms`, `weight` `[out, in]` f32 or bf16: the terms accumulate into the
+/// frozen product's buffer.
+fn frozen_gradient_plus(
+    grad: &Tensor,
+    weight: &Tensor,
+    terms: &[(f32, &Tensor, &Tensor)],
+) -> Result<Tensor> {
+    if weight.dtype() == DType::F32 {
+        return sum_f32(&[&[(1.0, grad, weight)], terms].concat());
+    }
+    let frozen = frozen_input_gradient(grad, weight)?;
+    if terms.is_empty() {
+        return Ok(frozen);
+    }
+    let start = frozen.flatten_all()?.to_vec1::<f32>()?;
+    product::sum_of_products_onto(start, terms)?
+        .ok_or_else(|| candle_core::Error::Msg("f32 CPU operands expected".into()))
+}
+
 /// `grad @ weight` (`[tokens, out]` times `[out, in]`) in `grad`'s dtype:
 /// for a bf16 weight on a CPU that multiplies bf16 pairs fast, on those
 /// kernels, reading the weight as stored (candle's would widen it to f32).
-fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
+pub(super) fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    if grad.dtype() == DType::F32
+        && grad.device().is_cpu()
+        && let Some(d_x) = super::gemv::sequence_gradient(&super::gemv::rows_of(grad)?, weight)?
+    {
+        return Tensor::from_vec(d_x, (grad.dim(0)?, weight.dim(1)?), grad.device());
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use super::gemv::head;
@@ -236,6 +263,30 @@ fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
         }
     }
     grad.matmul(&weight.to_dtype(grad.dtype())?)
+}
+
+/// The fused forward of f32 activations over a bf16 weight, where the CPU
+/// takes the frozen product on bf16 pairs: the bias and the low-rank
+/// product `low_rank` accumulate onto that product's buffer.
+fn on_bf16_pairs(
+    x2: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    low_rank: (f32, &Tensor, &Tensor),
+) -> Result<Option<Tensor>> {
+    if !all_f32_on_cpu(&[x2]) {
+        return Ok(None);
+    }
+    let Some(mut y) = super::gemv::sequence_product(&super::gemv::rows_of(x2)?, weight)? else {
+        return Ok(None);
+    };
+    if let Some(bias) = bias {
+        let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        for row in y.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b);
+        }
+    }
+    product::sum_of_products_onto(y, &[low_rank])
 }
 
 fn all_f32_on_cpu(tensors: &[&Tensor]) -> bool {
@@ -287,18 +338,16 @@ pub fn lora_linear(
             bias,
             &[(1.0, &x2, &dense.t()?), (scale as f32, &down, &b_t)],
         )?,
-        false => None,
+        false => on_bf16_pairs(&x2, &dense, bias, (scale as f32, &down, &b_t))?,
     };
     let value = match (fused, bias) {
         (Some(value), _) => value,
         (None, bias) => {
-            // bf16 weights: the CPU's own kernels (bf16 pairs where the CPU
-            // multiplies them fast) instead of candle's, which widens the
-            // whole weight to f32 on every call.
-            let mut y = match super::gemv::applies(&x2, &dense) {
-                true => super::gemv::matmul_t(&x2, &dense)?,
-                false => x2.matmul(&dense.t()?)?,
-            };
+            // bf16 weights, under bf16 or f32 activations: the CPU's own
+            // kernels (bf16 pairs where the CPU multiplies them fast)
+            // instead of candle's, which widens the whole weight to f32 on
+            // every call.
+            let mut y = super::frozen::training_product(&x2, &dense)?;
             if let Some(bias) = bias {
                 y = y.broadcast_add(bias)?;
             }

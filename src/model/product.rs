@@ -112,7 +112,11 @@ pub fn biased_sum_of_products(
     bias: Option<&Tensor>,
     terms: &[(f32, &Tensor, &Tensor)],
 ) -> Result<Option<Tensor>> {
-    let Some(sum) = sum_into(bias, terms)? else {
+    let start = match bias {
+        Some(bias) => Start::Bias(bias),
+        None => Start::Zero,
+    };
+    let Some(sum) = sum_into(start, terms)? else {
         return Ok(None);
     };
     let (m, n) = (terms[0].1.dim(0)?, terms[0].2.dim(1)?);
@@ -121,10 +125,33 @@ pub fn biased_sum_of_products(
 
 /// [`sum_of_products`] as the row-major values of the `[m, n]` result.
 pub fn sum_of_products_vec(terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Vec<f32>>> {
-    sum_into(None, terms)
+    sum_into(Start::Zero, terms)
 }
 
-fn sum_into(bias: Option<&Tensor>, terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Vec<f32>>> {
+/// [`sum_of_products`] added onto `start`, the row-major values of an
+/// `[m, n]` matrix made elsewhere (a product on the CPU's bf16 kernels),
+/// in its own buffer. `None` when an operand is not an f32 CPU matrix.
+pub fn sum_of_products_onto(
+    start: Vec<f32>,
+    terms: &[(f32, &Tensor, &Tensor)],
+) -> Result<Option<Tensor>> {
+    let Some(sum) = sum_into(Start::Values(start), terms)? else {
+        return Ok(None);
+    };
+    let (m, n) = (terms[0].1.dim(0)?, terms[0].2.dim(1)?);
+    Ok(Some(Tensor::from_vec(sum, (m, n), terms[0].1.device())?))
+}
+
+/// What the products of [`sum_into`] accumulate onto.
+enum Start<'a> {
+    Zero,
+    /// `[n]`, on every row.
+    Bias(&'a Tensor),
+    /// `[m, n]`, row-major.
+    Values(Vec<f32>),
+}
+
+fn sum_into(start: Start, terms: &[(f32, &Tensor, &Tensor)]) -> Result<Option<Vec<f32>>> {
     let matrices = terms.iter().flat_map(|(_, lhs, rhs)| [*lhs, *rhs]);
     if terms.is_empty()
         || !matrices
@@ -156,21 +183,28 @@ fn sum_into(bias: Option<&Tensor>, terms: &[(f32, &Tensor, &Tensor)]) -> Result<
             col_stride: stride[1],
         });
     }
-    let mut dst = vec![0f32; m * n];
-    let biased = match bias {
-        Some(bias) if bias.dtype() != DType::F32 || bias.dims() != [n] => return Ok(None),
-        Some(bias) => {
+    let (mut dst, started) = match start {
+        Start::Zero => (vec![0f32; m * n], false),
+        Start::Bias(bias) if bias.dtype() != DType::F32 || bias.dims() != [n] => return Ok(None),
+        Start::Bias(bias) => {
             let bias = bias.to_vec1::<f32>()?;
+            let mut dst = vec![0f32; m * n];
             dst.chunks_exact_mut(n)
                 .for_each(|row| row.copy_from_slice(&bias));
-            true
+            (dst, true)
         }
-        None => false,
+        Start::Values(values) if values.len() != m * n => {
+            candle_core::bail!(
+                "sum of products onto {} values, not [{m}, {n}]",
+                values.len()
+            )
+        }
+        Start::Values(values) => (values, true),
     };
     for (i, (factor, lhs, _)) in terms.iter().enumerate() {
         let k = lhs.dim(1)?;
         let (l, r) = (views[2 * i], views[2 * i + 1]);
-        product(&mut dst, (m, n, k), l, r, *factor, biased || i > 0, true);
+        product(&mut dst, (m, n, k), l, r, *factor, started || i > 0, true);
     }
     Ok(Some(dst))
 }

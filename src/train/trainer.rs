@@ -108,6 +108,10 @@ impl Trainer {
     pub fn new(config: TrainConfig, resume_from: Option<&Path>) -> Result<Trainer, String> {
         let mut model =
             Model::load(&config.model.name, &load_options(&config)?).map_err(|e| e.to_string())?;
+        model
+            .decoder
+            .prepare_for_training()
+            .map_err(|e| e.to_string())?;
         let positions = model.decoder.config.max_position_embeddings;
         if config.data.max_seq_len > positions {
             return Err(format!(

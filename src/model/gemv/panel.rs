@@ -23,12 +23,14 @@
 //! row's result does not depend on them.
 
 mod pairs;
+mod sequence;
 
 use super::Element;
 use super::x86::{Avx2, Avx512, Lanes};
 pub(super) use pairs::{
     fast as bf16_pairs_fast, products as products_of_bf16_pairs, words as pair_words,
 };
+pub(super) use sequence::{times as sequence_times, times_transposed as sequence_times_transposed};
 
 /// Strips one kernel call takes.
 const STRIPS: usize = 3;

@@ -116,7 +116,7 @@ unsafe fn products_avx512_bf16(words: &[f32], weights: &[u16], pairs: usize, out
 }
 
 /// Broadcast input pairs times packed weight pairs.
-struct Pairs;
+pub(super) struct Pairs;
 
 impl Multiply<Avx512> for Pairs {
     #[inline(always)]
@@ -135,7 +135,7 @@ impl Multiply<Avx512> for Pairs {
 /// at `g * 48 * pairs`, and its pair `p` of row `48 * g + c` is at
 /// `p * strips * 16 + c` from there. Rows past the last stay zero.
 #[inline(always)]
-unsafe fn pack(weights: &[u16], pairs: usize, packed: &mut Vec<f32>) {
+pub(super) unsafe fn pack(weights: &[u16], pairs: usize, packed: &mut Vec<f32>) {
     let width = Avx512::WIDTH;
     let m = weights.len() / (2 * pairs);
     let group_width = STRIPS * width;

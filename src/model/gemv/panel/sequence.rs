@@ -1,0 +1,211 @@
+//! A training pass's frozen products over a bf16 weight, on bf16 pairs: a
+//! whole sequence's rows times `W^T` (forward) or `W` (the input's
+//! gradient). The rows are rounded to bf16 on the way in, as the bf16
+//! output projection's are; the sums are f32.
+//!
+//! The inference path splits the weight among tasks, each packing its own
+//! block and writing its own `[rows, block]` results, which are then laid
+//! out again as `[rows, out]`, after the inputs went through four
+//! conversions to become pairs. At 1,024 rows of SmolLM2's shapes those
+//! passes took 30% of a product. Here the weight is packed once and the
+//! tasks take blocks of input rows: each rounds its own rows and writes
+//! its own rows of the result in place.
+
+use super::super::x86::Avx512;
+use super::pairs::{Pairs, pack};
+use super::{STRIPS, products_in};
+use std::arch::x86_64::*;
+
+/// Input rows a task takes at least.
+const MIN_TASK_ROWS: usize = 32;
+
+/// Tasks per thread: a few, so a thread slowed by the host does not hold
+/// the others up for long.
+const TASKS_PER_THREAD: usize = 2;
+
+/// `x @ w.T` for rows `x` of `in_dim` f32 values and `w` `[out, in_dim]`
+/// as bf16 bits: `[rows, out]`. `in_dim` is even; the CPU has avx512f and
+/// avx512bf16.
+pub(in crate::model::gemv) fn times_transposed(x: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
+    // SAFETY: the caller checked the features; `w` holds whole rows.
+    let packed = unsafe { pack_rows(w, in_dim / 2) };
+    on_row_blocks(x, &packed, in_dim, w.len() / in_dim)
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_rows(w: &[u16], pairs: usize) -> Vec<f32> {
+    let mut packed = Vec::new();
+    // SAFETY: the CPU has the features; `w` holds whole rows of pairs.
+    unsafe { pack(w, pairs, &mut packed) };
+    packed
+}
+
+/// `g @ w` for rows `g` of `out` f32 values and `w` `[out, in_dim]` as
+/// bf16 bits: `[rows, in_dim]`. `out` is even; the CPU has avx512f and
+/// avx512bf16.
+pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
+    let out = w.len() / in_dim;
+    // SAFETY: as above.
+    let packed = unsafe { pack_columns(w, in_dim) };
+    on_row_blocks(g, &packed, out, in_dim)
+}
+
+/// The rows (of `width` values, even) times the packed weight's `m`
+/// outputs, blocks of rows in parallel.
+fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f32> {
+    let n = rows.len() / width;
+    let mut out = vec![0f32; n * m];
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = n.div_ceil(threads * TASKS_PER_THREAD).max(MIN_TASK_ROWS);
+    let tasks: Vec<(&[f32], &mut [f32])> = rows
+        .chunks(per_task * width)
+        .zip(out.chunks_mut(per_task * m))
+        .collect();
+    crate::pool::crew::for_each_item(tasks, |(x, y)| {
+        // SAFETY: the caller checked the features; `x` holds whole rows of
+        // `width` values and `y` their `m` outputs each.
+        unsafe { block(x, packed, width, y) }
+    });
+    out
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn block(x: &[f32], packed: &[f32], width: usize, out: &mut [f32]) {
+    let mut words = vec![0f32; x.len() / 2];
+    // SAFETY: the CPU has the features; `x` has an even length; `packed`
+    // is laid out for `width / 2` pairs.
+    unsafe {
+        round_to_pairs(x, &mut words);
+        products_in::<Avx512, Pairs>(&words, packed, width / 2, out)
+    }
+}
+
+/// `x` (an even count) rounded to bf16, to nearest with ties to even, as
+/// pair words: two neighbouring values in a word, the first in the low
+/// half (their order in memory).
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn round_to_pairs(x: &[f32], words: &mut [f32]) {
+    let whole = x.len() / 16 * 16;
+    for i in (0..whole).step_by(16) {
+        // SAFETY: 16 values from `i` lie in `x`, 8 words from `i / 2` in
+        // `words`.
+        unsafe {
+            let narrow = _mm512_cvtneps_pbh(_mm512_loadu_ps(x.as_ptr().add(i)));
+            let narrow = std::mem::transmute::<__m256bh, __m256i>(narrow);
+            _mm256_storeu_si256(words.as_mut_ptr().add(i / 2).cast(), narrow);
+        }
+    }
+    for i in (whole..x.len()).step_by(2) {
+        let bits = |v: f32| half::bf16::from_f32(v).to_bits() as u32;
+        words[i / 2] = f32::from_bits(bits(x[i]) | bits(x[i + 1]) << 16);
+    }
+}
+
+/// `w` (`[out, in_dim]` bf16, `out` even) packed as `pack` packs a weight
+/// `[in_dim, out]`, i.e. `w`'s transpose, without making the transpose:
+/// the outputs are `w`'s columns, and each pair word holds two
+/// neighbouring rows' values of one column. Rows are read in order.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_columns(w: &[u16], in_dim: usize) -> Vec<f32> {
+    const LANES: usize = 16;
+    let pairs = w.len() / in_dim / 2;
+    let group_width = STRIPS * LANES;
+    let mut packed = vec![0f32; in_dim.div_ceil(group_width) * group_width * pairs];
+    for p in 0..pairs {
+        let (low, high) = (
+            &w[2 * p * in_dim..][..in_dim],
+            &w[(2 * p + 1) * in_dim..][..in_dim],
+        );
+        for first in (0..in_dim).step_by(group_width) {
+            let columns = (in_dim - first).min(group_width);
+            let strips = columns.div_ceil(LANES);
+            let dst = &mut packed[first * pairs + p * strips * LANES..][..columns];
+            let whole = columns / LANES * LANES;
+            for c in (0..whole).step_by(LANES) {
+                // SAFETY: 16 columns from `first + c` lie in both rows and
+                // 16 words from `c` in `dst`.
+                unsafe {
+                    let at = first + c;
+                    let low =
+                        _mm512_cvtepu16_epi32(_mm256_loadu_si256(low.as_ptr().add(at).cast()));
+                    let high =
+                        _mm512_cvtepu16_epi32(_mm256_loadu_si256(high.as_ptr().add(at).cast()));
+                    let words = _mm512_or_si512(low, _mm512_slli_epi32::<16>(high));
+                    _mm512_storeu_si512(dst.as_mut_ptr().add(c).cast(), words);
+                }
+            }
+            for c in whole..columns {
+                let word = low[first + c] as u32 | (high[first + c] as u32) << 16;
+                dst[c] = f32::from_bits(word);
+            }
+        }
+    }
+    packed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = crate::data::rng::SplitMix64::new(seed);
+        (0..n).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect()
+    }
+
+    fn bf16_bits(values: &[f32]) -> Vec<u16> {
+        values
+            .iter()
+            .map(|&v| half::bf16::from_f32(v).to_bits())
+            .collect()
+    }
+
+    fn widen(bits: &[u16]) -> Vec<f64> {
+        bits.iter()
+            .map(|&b| half::bf16::from_bits(b).to_f64())
+            .collect()
+    }
+
+    /// `a` `[n, k]` times `b` `[k, m]` (given as `b_at(i, j)`) in f64.
+    fn exact(a: &[f64], k: usize, m: usize, b_at: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+        a.chunks_exact(k)
+            .flat_map(|row| (0..m).map(|j| (0..k).map(|i| row[i] * b_at(i, j)).sum::<f64>()))
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!((g as f64 - w).abs() < 1e-4, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn both_products_equal_exact_sums_of_the_rounded_values_on_ragged_shapes() {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
+            eprintln!("skipped: this CPU has no avx512_bf16");
+            return;
+        }
+        // 70 rows (tasks of at least 32 and a ragged last one), 75 outputs
+        // (two whole groups of strips and a partial one), 302 inputs (151
+        // pairs: a block of DEPTH and a ragged one).
+        let (n, m, in_dim) = (70, 75, 302);
+        let x = draw(n * in_dim, 1);
+        let w = bf16_bits(&draw(m * in_dim, 2));
+        let (x_rounded, w_values) = (widen(&bf16_bits(&x)), widen(&w));
+        let want = exact(&x_rounded, in_dim, m, |i, j| w_values[j * in_dim + i]);
+        let got = times_transposed(&x, &w, in_dim);
+        assert_close(&got, &want, "x @ w.T");
+        // A row's sums do not depend on the rows beside it.
+        let alone = times_transposed(&x[40 * in_dim..41 * in_dim], &w, in_dim);
+        assert_eq!(alone, got[40 * m..41 * m], "row 40 alone");
+
+        // The input's gradient: `w` `[76, 75]` (pairs of its 76 rows), 75
+        // outputs as above.
+        let (out, in_dim) = (76, 75);
+        let g = draw(n * out, 3);
+        let w = bf16_bits(&draw(out * in_dim, 4));
+        let (g_rounded, w_values) = (widen(&bf16_bits(&g)), widen(&w));
+        let want = exact(&g_rounded, out, in_dim, |i, j| w_values[i * in_dim + j]);
+        assert_close(&times(&g, &w, in_dim), &want, "g @ w");
+    }
+}
