@@ -33,12 +33,13 @@ impl CustomOp1 for FrozenProduct {
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let _label = crate::profile::scope(crate::profile::Label::BackwardFrozen);
         let weight = self.weight.dense()?;
-        if weight.dtype() == DType::BF16 {
-            // On the bf16 kernels where the CPU has them, under bf16 or f32
-            // activations.
-            let out = grad.dim(grad.rank() - 1)?;
-            let rows = grad.reshape(((), out))?;
-            let d_x = super::lora_op::frozen_input_gradient(&rows, &weight)?;
+        if weight.dtype() == DType::BF16 && grad.device().is_cpu() {
+            // On the bf16 kernels where the CPU has them.
+            let rows = grad.reshape(((), grad.dim(grad.rank() - 1)?))?;
+            let d_x = match grad.dtype() {
+                DType::F32 => super::lora_op::frozen_gradient_plus(&rows, &weight, &[])?,
+                _ => super::lora_op::frozen_input_gradient(&rows, &weight)?,
+            };
             return Ok(Some(d_x.reshape(with_last(grad, weight.dim(1)?))?));
         }
         Ok(Some(

@@ -214,34 +214,31 @@ impl LoraLinear {
 
 /// `grad @ weight + Σ terms` for f32 CPU `grad` `[tokens, out]` and
 /// `terms`, `weight` `[out, in]` f32 or bf16: the terms accumulate into the
-/// frozen product's buffer.
-fn frozen_gradient_plus(
+/// frozen product's buffer. A bf16 weight goes on the CPU's bf16 pairs
+/// where it has them (the gradient rounded to bf16 on the way in), else it
+/// is widened for this product (a thousandth of its work at 1,024 rows).
+pub(super) fn frozen_gradient_plus(
     grad: &Tensor,
     weight: &Tensor,
     terms: &[(f32, &Tensor, &Tensor)],
 ) -> Result<Tensor> {
-    if weight.dtype() == DType::F32 {
-        return sum_f32(&[&[(1.0, grad, weight)], terms].concat());
+    if weight.dtype() == DType::BF16
+        && let Some(start) = super::gemv::sequence_gradient(&super::gemv::rows_of(grad)?, weight)?
+    {
+        if terms.is_empty() {
+            return Tensor::from_vec(start, (grad.dim(0)?, weight.dim(1)?), grad.device());
+        }
+        return product::sum_of_products_onto(start, terms)?
+            .ok_or_else(|| candle_core::Error::Msg("f32 CPU operands expected".into()));
     }
-    let frozen = frozen_input_gradient(grad, weight)?;
-    if terms.is_empty() {
-        return Ok(frozen);
-    }
-    let start = frozen.flatten_all()?.to_vec1::<f32>()?;
-    product::sum_of_products_onto(start, terms)?
-        .ok_or_else(|| candle_core::Error::Msg("f32 CPU operands expected".into()))
+    let weight = weight.to_dtype(DType::F32)?;
+    sum_f32(&[&[(1.0, grad, &weight)], terms].concat())
 }
 
 /// `grad @ weight` (`[tokens, out]` times `[out, in]`) in `grad`'s dtype:
 /// for a bf16 weight on a CPU that multiplies bf16 pairs fast, on those
 /// kernels, reading the weight as stored (candle's would widen it to f32).
 pub(super) fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    if grad.dtype() == DType::F32
-        && grad.device().is_cpu()
-        && let Some(d_x) = super::gemv::sequence_gradient(&super::gemv::rows_of(grad)?, weight)?
-    {
-        return Tensor::from_vec(d_x, (grad.dim(0)?, weight.dim(1)?), grad.device());
-    }
     #[cfg(target_arch = "x86_64")]
     {
         use super::gemv::head;
@@ -331,14 +328,19 @@ pub fn lora_linear(
     let _frozen = crate::profile::scope(crate::profile::Label::Frozen);
     let dense = weight.dense()?;
     let b_t = b.detach().t()?;
-    let fused = match all_f32_on_cpu(&[&x2, &dense, &b_t]) {
-        // The products accumulate onto the bias, the low-rank one onto the
-        // frozen one, in one buffer.
-        true => product::biased_sum_of_products(
-            bias,
-            &[(1.0, &x2, &dense.t()?), (scale as f32, &down, &b_t)],
-        )?,
-        false => on_bf16_pairs(&x2, &dense, bias, (scale as f32, &down, &b_t))?,
+    // The products accumulate onto the bias, the low-rank one onto the
+    // frozen one, in one buffer: a bf16 weight under f32 activations on the
+    // CPU's bf16 pairs where it has them, else widened for this product.
+    let low_rank = (scale as f32, &down, &b_t);
+    let fused = match all_f32_on_cpu(&[&x2, &b_t]) && dense.device().is_cpu() {
+        true => match on_bf16_pairs(&x2, &dense, bias, low_rank)? {
+            Some(value) => Some(value),
+            None => product::biased_sum_of_products(
+                bias,
+                &[(1.0, &x2, &dense.to_dtype(DType::F32)?.t()?), low_rank],
+            )?,
+        },
+        false => None,
     };
     let value = match (fused, bias) {
         (Some(value), _) => value,
