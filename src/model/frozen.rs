@@ -64,7 +64,7 @@ pub fn frozen_matmul_t(x: &Tensor, weight: &FrozenWeight) -> Result<Tensor> {
 pub(super) fn training_product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.dtype() == DType::F32
         && x.device().is_cpu()
-        && let Some(y) = gemv::sequence_product(&gemv::rows_of(x)?, w)?
+        && let Some(y) = gemv::sequence_product(x, w)?
     {
         return Tensor::from_vec(y, with_last(x, w.dim(0)?), x.device());
     }

@@ -82,27 +82,32 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// A training pass's frozen product over a bf16 CPU weight `w` `[out,
-/// in]` on bf16 pairs (`panel/sequence.rs`): `x @ w.T` for rows `x` of
-/// `in` f32 values, rounded to bf16 on the way in, with f32 sums. `None`
-/// where the panel kernel does not take pairs (no `avx512_bf16`, pairs no
-/// faster than f32 here, an odd `in`) or `w` is not a bf16 CPU matrix.
-pub fn sequence_product(x: &[f32], w: &Tensor) -> Result<Option<Vec<f32>>> {
+/// in]` on bf16 pairs (`panel/sequence.rs`): `x @ w.T` for f32 rows `x`
+/// `[.., in]`, rounded to bf16 on the way in, with f32 sums: the rows of
+/// the result. `None` where the panel kernel does not take pairs (no
+/// `avx512_bf16`, pairs no faster than f32 here, an odd `in`) or `w` is
+/// not a bf16 CPU matrix.
+pub fn sequence_product(x: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
     on_pairs(w, true, |bits, in_dim| {
-        #[cfg(target_arch = "x86_64")]
-        return panel::sequence_times_transposed(x, bits, in_dim);
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("pairs on x86_64 only: {}", x.len() + bits.len() + in_dim)
+        on_values(x, |x| {
+            #[cfg(target_arch = "x86_64")]
+            return panel::sequence_times_transposed(x, bits, in_dim);
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("pairs on x86_64 only: {}", x.len() + bits.len() + in_dim)
+        })
     })
 }
 
-/// [`sequence_product`] for the input's gradient: `g @ w` for rows `g` of
-/// `out` f32 values (`out` even).
-pub fn sequence_gradient(g: &[f32], w: &Tensor) -> Result<Option<Vec<f32>>> {
+/// [`sequence_product`] for the input's gradient: `g @ w` for f32 rows
+/// `g` `[.., out]` (`out` even).
+pub fn sequence_gradient(g: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
     on_pairs(w, false, |bits, in_dim| {
-        #[cfg(target_arch = "x86_64")]
-        return panel::sequence_times(g, bits, in_dim);
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("pairs on x86_64 only: {}", g.len() + bits.len() + in_dim)
+        on_values(g, |g| {
+            #[cfg(target_arch = "x86_64")]
+            return panel::sequence_times(g, bits, in_dim);
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("pairs on x86_64 only: {}", g.len() + bits.len() + in_dim)
+        })
     })
 }
 
@@ -111,7 +116,7 @@ pub fn sequence_gradient(g: &[f32], w: &Tensor) -> Result<Option<Vec<f32>>> {
 fn on_pairs(
     w: &Tensor,
     along_rows: bool,
-    product: impl FnOnce(&[u16], usize) -> Vec<f32>,
+    product: impl FnOnce(&[u16], usize) -> Result<Vec<f32>>,
 ) -> Result<Option<Vec<f32>>> {
     let Ok((out_dim, in_dim)) = w.dims2() else {
         return Ok(None);
@@ -126,10 +131,22 @@ fn on_pairs(
         return Ok(None);
     };
     let values = &cpu.as_slice::<bf16>()?[layout.start_offset()..][..out_dim * in_dim];
-    Ok(Some(product(
-        Element::bf16_bits(values).unwrap_or_default(),
-        in_dim,
-    )))
+    let bits = Element::bf16_bits(values).unwrap_or_default();
+    product(bits, in_dim).map(Some)
+}
+
+/// `f` of `x`'s values in f32, row after row: read in place from a
+/// contiguous f32 CPU tensor (a training pass's activations, megabytes
+/// each), copied otherwise.
+fn on_values<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if x.dtype() == DType::F32 && x.is_contiguous() {
+        let (storage, layout) = x.storage_and_layout();
+        if let Storage::Cpu(cpu) = &*storage {
+            let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..x.elem_count()];
+            return Ok(f(values));
+        }
+    }
+    Ok(f(&rows_of(x)?))
 }
 
 /// The values of `x` in f32, row after row.

@@ -223,7 +223,7 @@ pub(super) fn frozen_gradient_plus(
     terms: &[(f32, &Tensor, &Tensor)],
 ) -> Result<Tensor> {
     if weight.dtype() == DType::BF16
-        && let Some(start) = super::gemv::sequence_gradient(&super::gemv::rows_of(grad)?, weight)?
+        && let Some(start) = super::gemv::sequence_gradient(grad, weight)?
     {
         if terms.is_empty() {
             return Tensor::from_vec(start, (grad.dim(0)?, weight.dim(1)?), grad.device());
@@ -274,7 +274,7 @@ fn on_bf16_pairs(
     if !all_f32_on_cpu(&[x2]) {
         return Ok(None);
     }
-    let Some(mut y) = super::gemv::sequence_product(&super::gemv::rows_of(x2)?, weight)? else {
+    let Some(mut y) = super::gemv::sequence_product(x2, weight)? else {
         return Ok(None);
     };
     if let Some(bias) = bias {
