@@ -16,7 +16,7 @@ use tunebench::model::decoder::Mode;
 use tunebench::model::gguf::{GgufFile, GgufWeights};
 use tunebench::model::lora::LoraSpec;
 use tunebench::model::weights::TensorSource;
-use tunebench::model::{LoadOptions, Model, max_abs_diff};
+use tunebench::model::{LoadOptions, Model, max_abs, max_abs_diff};
 
 fn load(path: &Path) -> Model {
     Model::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap()
@@ -98,13 +98,7 @@ fn exported_gguf_computes_what_the_base_with_its_adapter_computes() {
         let rounded = GgufWeights::new(&q8_file, &config, DType::F32, &Device::Cpu).unwrap();
         for tensor in config.tensor_names() {
             let want = exact.get(&tensor).unwrap();
-            let scale = want
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let scale = max_abs(&want).unwrap();
             let diff = max_abs_diff(&want, &rounded.get(&tensor).unwrap()).unwrap();
             assert!(
                 diff <= scale / 127.0 + 1e-6,

@@ -75,3 +75,8 @@ pub enum ModelError {
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> candle_core::Result<f32> {
     (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
+
+/// The largest absolute value of an f32 tensor.
+pub fn max_abs(t: &candle_core::Tensor) -> candle_core::Result<f32> {
+    t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+}
