@@ -181,8 +181,8 @@ impl LoraLinear {
         weight: &Tensor,
         input_grad: bool,
     ) -> Result<Option<Grads>> {
-        let weight_on_cpu = weight.device().is_cpu() && weight.dtype() == DType::BF16;
-        if !all_f32_on_cpu(&[x, a, b, grad]) || !(weight_on_cpu || all_f32_on_cpu(&[weight])) {
+        let bf16_weight = weight.device().is_cpu() && weight.dtype() == DType::BF16;
+        if !all_f32_on_cpu(&[x, a, b, grad]) || !(bf16_weight || all_f32_on_cpu(&[weight])) {
             return Ok(None);
         }
         let (x, a, b) = (&x.detach(), &a.detach(), &b.detach());
