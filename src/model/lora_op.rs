@@ -215,16 +215,14 @@ impl LoraLinear {
 /// `grad @ weight + Σ terms` for f32 CPU `grad` `[tokens, out]` and
 /// `terms`, `weight` `[out, in]` f32 or bf16: the terms accumulate into the
 /// frozen product's buffer. A bf16 weight goes on the CPU's bf16 pairs
-/// where it has them (the gradient rounded to bf16 on the way in), else it
-/// is widened for this product (a thousandth of its work at 1,024 rows).
+/// where it has them ([`on_pairs`]), else it is widened for this product
+/// (a thousandth of its work at 1,024 rows).
 pub(super) fn frozen_gradient_plus(
     grad: &Tensor,
     weight: &Tensor,
     terms: &[(f32, &Tensor, &Tensor)],
 ) -> Result<Tensor> {
-    if weight.dtype() == DType::BF16
-        && let Some(start) = super::gemv::sequence_gradient(grad, weight)?
-    {
+    if let Some(start) = on_pairs(grad, weight)? {
         if terms.is_empty() {
             return Tensor::from_vec(start, (grad.dim(0)?, weight.dim(1)?), grad.device());
         }
@@ -235,31 +233,25 @@ pub(super) fn frozen_gradient_plus(
     sum_f32(&[&[(1.0, grad, &weight)], terms].concat())
 }
 
-/// `grad @ weight` (`[tokens, out]` times `[out, in]`) in `grad`'s dtype:
-/// for a bf16 weight on a CPU that multiplies bf16 pairs fast, on those
-/// kernels, reading the weight as stored (candle's would widen it to f32).
+/// `grad @ weight` (`[tokens, out]` times `[out, in]`) in `grad`'s dtype
+/// (bf16 activations): on the CPU's bf16 pairs where it has them
+/// ([`on_pairs`]), else candle's matmul on the weight in that dtype.
 pub(super) fn frozen_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::gemv::head;
-        use half::slice::HalfFloatSliceExt;
-        let in_dim = weight.dim(1)?;
-        if weight.dtype() == DType::BF16 && weight.device().is_cpu() && head::available_bf16(in_dim)
-        {
-            let weight = weight.contiguous()?;
-            let (storage, layout) = weight.storage_and_layout();
-            if let candle_core::Storage::Cpu(cpu) = &*storage {
-                let w = &cpu.as_slice::<half::bf16>()?[layout.start_offset()..];
-                let w: &[u16] = w[..weight.elem_count()].reinterpret_cast();
-                let g = super::gemv::rows_of(grad)?;
-                let rows = grad.dim(0)?;
-                let d_x = head::gradient_times_bf16(&g, w, in_dim);
-                return Tensor::from_vec(d_x, (rows, in_dim), grad.device())?
-                    .to_dtype(grad.dtype());
-            }
-        }
+    match on_pairs(grad, weight)? {
+        Some(d_x) => Tensor::from_vec(d_x, (grad.dim(0)?, weight.dim(1)?), grad.device())?
+            .to_dtype(grad.dtype()),
+        None => grad.matmul(&weight.to_dtype(grad.dtype())?),
     }
-    grad.matmul(&weight.to_dtype(grad.dtype())?)
+}
+
+/// `grad @ weight`'s rows for a bf16 CPU weight on the CPU's bf16 pairs
+/// (`gemv::sequence_gradient`: the gradient rounded to bf16, sums in f32),
+/// reading the weight as stored; `None` where they do not apply.
+fn on_pairs(grad: &Tensor, weight: &Tensor) -> Result<Option<Vec<f32>>> {
+    if !grad.device().is_cpu() {
+        return Ok(None);
+    }
+    super::gemv::sequence_gradient(grad, weight)
 }
 
 /// The fused forward of f32 activations over a bf16 weight, where the CPU

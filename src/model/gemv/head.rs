@@ -227,29 +227,6 @@ fn weighted_rows_on<W: Copy + Sync>(
     combine(partials, rows * in_dim, |a, b| a + b)
 }
 
-/// `g @ w` for `g` (`[rows, out]`, f32 values) and a bf16 weight `w`
-/// (`[out, in_dim]`, bit patterns): a frozen projection's input gradient,
-/// on the bf16 pair kernels, `g` rounded to bf16 on the way in. The
-/// caller checks [`available_bf16`].
-pub fn gradient_times_bf16(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
-    let kernels = pairs::kernels().expect("the caller checks `available_bf16`");
-    let out_dim = w.len() / in_dim;
-    let mut d_x = Vec::with_capacity(g.len() / out_dim.max(1) * in_dim);
-    // 128 rows at a time, as the cross-entropy's chunks: the tasks' sums
-    // (`[rows, in_dim]` each) then stay in L2 while the weight rows go by.
-    for chunk in g.chunks(GRADIENT_CHUNK_ROWS * out_dim) {
-        let rows = chunk.len() / out_dim;
-        let padded = rows.next_multiple_of(kernels.lanes);
-        // One block as wide as the chunk: `[out, padded]`.
-        let scaled = transposed(chunk, out_dim, padded, padded);
-        d_x.extend(weighted_rows_on(kernels, &scaled, padded, rows, w, in_dim));
-    }
-    d_x
-}
-
-/// Rows of an input gradient [`gradient_times_bf16`] takes at once.
-const GRADIENT_CHUNK_ROWS: usize = 128;
-
 /// `x` (`[rows, in_dim]`) transposed a block of `block` rows at a time
 /// (the last block holds what is left of `padded`): block `b` is
 /// `[in_dim, width]` from `b * block * in_dim`, so a tile reads its
