@@ -6,6 +6,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use crate::model::exp::exp;
 use crate::model::gemv::{self, Element};
@@ -193,6 +195,26 @@ fn heads_of_one_key_head<W: Element>(
     let positions = keys.len() / d;
     let mut probs = vec![0f32; heads * positions];
     #[cfg(target_arch = "x86_64")]
+    if avx512::takes(d) && is_x86_feature_detected!("avx512f") {
+        match bf16_queries::<W>(queries, d) {
+            // SAFETY (all): the CPU has the features the functions are
+            // compiled for; `d` is whole registers, of pairs for pairs.
+            Some(pairs) => unsafe {
+                avx512::scores_of_pairs(
+                    &pairs,
+                    W::bf16_bits(keys).unwrap_or_default(),
+                    d,
+                    scale,
+                    &mut probs,
+                )
+            },
+            None => unsafe { avx512::scores(queries, keys, d, scale, &mut probs) },
+        }
+        exponentiate(&mut probs, positions, part);
+        unsafe { avx512::weighted(&probs, values, d, &mut part.weighted) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if d.is_multiple_of(8) && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY (both): the CPU has the features the functions are
         // compiled for, and `d` is a multiple of 8.
@@ -216,6 +238,16 @@ fn heads_of_one_key_head<W: Element>(
     }
     exponentiate(&mut probs, positions, part);
     weighted(&probs, values, d, &mut part.weighted);
+}
+
+/// The query heads as bf16 bit patterns, where the keys are bf16, the CPU
+/// multiplies bf16 pairs, `d` holds whole registers of pairs and every
+/// query value is a bf16 value (a bf16 model's queries are rounded to it).
+#[cfg(target_arch = "x86_64")]
+fn bf16_queries<W: Element>(queries: &[f32], d: usize) -> Option<Vec<u16>> {
+    let pairs = W::BF16 && d.is_multiple_of(32) && is_x86_feature_detected!("avx512bf16");
+    let bits = |q: &f32| (q.to_bits() & 0xffff == 0).then_some((q.to_bits() >> 16) as u16);
+    pairs.then(|| queries.iter().map(bits).collect()).flatten()
 }
 
 /// Each head's row of scores in `probs` (of `positions`) turned into
@@ -264,9 +296,17 @@ mod tests {
         // 6 query heads over 2 key heads; the keys are the first 37 of a
         // 64-position buffer, as the cache hands them out; enough work for
         // the parallel path, in spans combined afterwards, at 700 keys.
-        // Heads of 16 take the AVX2 kernels where the CPU has them, heads
-        // of 12 the portable ones.
-        for (keys, d) in [(37, 16), (700, 16), (37, 12), (700, 12)] {
+        // Heads of 16 and 64 take the AVX-512 kernels where the CPU has
+        // them (bf16 heads of 64 on bf16 pairs), else AVX2; heads of 12 the
+        // portable ones.
+        for (keys, d) in [
+            (37, 16),
+            (700, 16),
+            (37, 12),
+            (700, 12),
+            (37, 64),
+            (700, 64),
+        ] {
             let buffer_k = random((1, 2, keys + 27, d), 1);
             let buffer_v = random((1, 2, keys + 27, d), 2);
             let (k, v) = (

@@ -27,7 +27,7 @@ pub(crate) mod prefetch;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 use addend::Resolved;
 pub use addend::{Addend, LowRank};

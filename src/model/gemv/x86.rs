@@ -11,7 +11,7 @@ use super::Element;
 use std::arch::x86_64::*;
 
 /// A vector register width: the operations the kernels need on it.
-pub(super) trait Lanes {
+pub(crate) trait Lanes {
     type V: Copy;
     const WIDTH: usize;
     /// Input rows a panel kernel call takes (`PANEL_ROWS * 3` registers of
@@ -45,7 +45,7 @@ pub(super) trait Lanes {
     unsafe fn total(v: [Self::V; 4]) -> f32;
 }
 
-pub(super) struct Avx512;
+pub(crate) struct Avx512;
 
 impl Lanes for Avx512 {
     type V = __m512;
