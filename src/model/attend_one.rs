@@ -178,8 +178,9 @@ fn per_head<'a, W>(
 }
 
 /// The query heads `queries` (rows of `d`) that share one key head, over
-/// a span of its `keys` and `values` (rows of `d`), into `part`: on AVX2
-/// eight positions at a time for all the heads (`avx2.rs`); elsewhere the
+/// a span of its `keys` and `values` (rows of `d`), into `part`: on
+/// AVX-512 sixteen positions at a time (`avx512.rs`), on AVX2 eight for all
+/// the heads (`avx2.rs`); elsewhere the
 /// scores are the GEMV kernels' products (each key row read once for up
 /// to [`gemv::MAX_ROWS`] heads) and the weighted sums run a chunk of
 /// outputs at a time.
