@@ -235,14 +235,9 @@ mod tests {
     /// Values in [-1, 1) from a seed, rounded to bf16 so that both kernels'
     /// inputs are exact in either type.
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut rng = crate::data::rng::SplitMix64::new(seed);
         (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                bf16::from_f32((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0).to_f32()
-            })
+            .map(|_| bf16::from_f32(rng.next_f64() as f32 * 2.0 - 1.0).to_f32())
             .collect()
     }
 
