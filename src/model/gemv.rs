@@ -303,8 +303,14 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     if !W::BF16 || !cpu_multiplies_bf16_pairs() {
         return None;
     }
-    let bf16_bits = |x: &f32| (x.to_bits() & 0xffff == 0).then_some((x.to_bits() >> 16) as u16);
-    inputs.iter().map(bf16_bits).collect()
+    // Checked first, then narrowed into a vector of the exact size: an
+    // `Option` collect cannot know the length and grew by reallocation
+    // (1% of a SmolLM2 bf16 decoding step's samples in `perf`, on the
+    // thread the other one waits for).
+    if inputs.iter().any(|x| x.to_bits() & 0xffff != 0) {
+        return None;
+    }
+    Some(inputs.iter().map(|x| (x.to_bits() >> 16) as u16).collect())
 }
 
 /// The input rows laid out for the AVX2 kernel that widens bf16 weights as
