@@ -23,6 +23,8 @@ pub mod head;
 mod paired;
 #[cfg(target_arch = "x86_64")]
 mod panel;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use panel::tiles as pair_tiles;
 pub(crate) mod prefetch;
 #[cfg(target_arch = "x86_64")]
 mod transpose;

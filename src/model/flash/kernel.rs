@@ -10,6 +10,8 @@
 //! group]`.
 
 use crate::model::attend::{Tile, Visibility};
+#[cfg(target_arch = "x86_64")]
+use crate::model::gemv::pair_tiles;
 use crate::model::product::{View, plain, transposed};
 use crate::model::softmax_rows as rows;
 use rayon::prelude::*;
@@ -94,10 +96,20 @@ fn seen_part(
     }
 }
 
+/// How a tile's products are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    /// f32 through `gemm`.
+    F32,
+    /// On the CPU's bf16 pairs (`gemv::pair_tiles`): queries, keys and
+    /// values that are bf16 values, the probabilities rounded to bf16.
+    Bf16Pairs,
+}
+
 /// Attention output and per-row log-sum-exp.
 pub fn forward(
     shape: &Shape,
-    blocks: Blocks,
+    (blocks, products): (Blocks, Products),
     vis: &Visibility,
     q: &[f32],
     k: &[f32],
@@ -119,10 +131,77 @@ pub fn forward(
                 .for_each(|(i, (out, lse))| {
                     let queries = block(i, blocks.queries, shape.queries);
                     let q = &q[queries.start * g * d..queries.end * g * d];
-                    forward_block(shape, blocks, vis, queries, q, (k, v), out, lse);
+                    let tile_products = TileProducts::new(products, q, shape.dim);
+                    forward_block(shape, blocks, vis, queries, tile_products, (k, v), out, lse);
                 });
         });
     (out, lse)
+}
+
+/// A query block's tile products: in f32, or on bf16 pairs with the
+/// block's queries as pair words and buffers kept from tile to tile.
+enum TileProducts<'a> {
+    F32 {
+        q: &'a [f32],
+    },
+    #[cfg(target_arch = "x86_64")]
+    Pairs {
+        q_words: Vec<f32>,
+        weighted: Vec<f32>,
+        scratch: pair_tiles::Scratch,
+    },
+}
+
+impl<'a> TileProducts<'a> {
+    fn new(products: Products, q: &'a [f32], d: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if products == Products::Bf16Pairs && d.is_multiple_of(2) && pair_tiles::available() {
+            let mut q_words = Vec::new();
+            pair_tiles::words_of(q, &mut q_words);
+            return TileProducts::Pairs {
+                q_words,
+                weighted: vec![0.0; q.len()],
+                scratch: pair_tiles::Scratch::default(),
+            };
+        }
+        let _ = (products, d);
+        TileProducts::F32 { q }
+    }
+
+    /// `s = q kᵀ` for the tile's keys `k` (rows of `d`).
+    fn scores(&mut self, s: &mut [f32], k: &[f32], d: usize) {
+        let (rows, n) = (s.len() / (k.len() / d).max(1), k.len() / d);
+        match self {
+            TileProducts::F32 { q } => {
+                product(s, (rows, n, d), plain(q, d), transposed(k, d), 1.0, false)
+            }
+            #[cfg(target_arch = "x86_64")]
+            TileProducts::Pairs {
+                q_words, scratch, ..
+            } => pair_tiles::times_transposed(q_words, k, d, s, scratch),
+        }
+    }
+
+    /// `out += p v` for the tile's probabilities `p` (rows of `n`) and
+    /// values `v` (rows of `d`).
+    fn add_weighted(&mut self, out: &mut [f32], p: &[f32], v: &[f32], d: usize) {
+        let n = v.len() / d;
+        let rows = out.len() / d;
+        match self {
+            TileProducts::F32 { .. } => {
+                product(out, (rows, d, n), plain(p, n), plain(v, d), 1.0, true)
+            }
+            #[cfg(target_arch = "x86_64")]
+            TileProducts::Pairs {
+                weighted, scratch, ..
+            } => {
+                pair_tiles::times(p, n, v, d, weighted, scratch);
+                out.iter_mut()
+                    .zip(weighted.iter())
+                    .for_each(|(o, w)| *o += w);
+            }
+        }
+    }
 }
 
 /// One query block against every key block it sees, with the online
@@ -133,7 +212,7 @@ fn forward_block(
     blocks: Blocks,
     vis: &Visibility,
     queries: Range<usize>,
-    q: &[f32],
+    mut products: TileProducts,
     (k, v): (&[f32], &[f32]),
     out: &mut [f32],
     lse: &mut [f32],
@@ -156,14 +235,7 @@ fn forward_block(
             &v[keys.start * d..keys.end * d],
         );
         let s = &mut scores[..rows * n];
-        product(
-            s,
-            (rows, n, d),
-            plain(q, d),
-            transposed(k_tile, d),
-            1.0,
-            false,
-        );
+        products.scores(s, k_tile, d);
         for (r, row) in s.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
             let old = max[r];
@@ -182,7 +254,7 @@ fn forward_block(
                 rows::scale(&mut out[r * d..(r + 1) * d], rescale);
             }
         }
-        product(out, (rows, d, n), plain(s, n), plain(v_tile, d), 1.0, true);
+        products.add_weighted(out, s, v_tile, d);
     }
     for r in 0..rows {
         if sum[r] > 0.0 {

@@ -13,7 +13,7 @@ mod kernel;
 #[cfg(test)]
 mod tests;
 
-pub use kernel::Blocks;
+pub use kernel::{Blocks, Products};
 
 use super::attend::Visibility;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Tensor};
@@ -102,7 +102,7 @@ pub fn flash_attention(
     visibility: &Visibility,
     blocks: Blocks,
 ) -> Result<Tensor> {
-    let (value, lse, shape) = forward_pass(q, k, v, visibility, blocks)?;
+    let (value, lse, shape) = forward_pass(q, k, v, visibility, (blocks, Products::F32))?;
     q.apply_op3(
         k,
         v,
@@ -126,7 +126,15 @@ pub fn attend_inference(
     visibility: &Visibility,
     blocks: Blocks,
 ) -> Result<Tensor> {
-    Ok(forward_pass(q, k, v, visibility, blocks)?.0)
+    // A bf16 model's queries, keys and values are bf16 values: their
+    // products go on the CPU's bf16 pairs where it has fast ones.
+    let bf16 = [q, k, v].iter().all(|x| x.dtype() == DType::BF16);
+    let products = if bf16 {
+        Products::Bf16Pairs
+    } else {
+        Products::F32
+    };
+    Ok(forward_pass(q, k, v, visibility, (blocks, products))?.0)
 }
 
 /// The checked shapes' output (in q's dtype), each row's log-sum-exp and
@@ -136,7 +144,7 @@ fn forward_pass(
     k: &Tensor,
     v: &Tensor,
     visibility: &Visibility,
-    blocks: Blocks,
+    tiles: (Blocks, Products),
 ) -> Result<(Tensor, Vec<f32>, kernel::Shape)> {
     let (batch, heads, queries, dim) = q.dims4()?;
     let (_, kv_heads, keys, _) = k.dims4()?;
@@ -164,7 +172,7 @@ fn forward_pass(
     };
     let (out, lse) = kernel::forward(
         &shape,
-        blocks,
+        tiles,
         visibility,
         &query_rows(q, kv_heads)?,
         &flat(k)?,

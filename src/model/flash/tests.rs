@@ -125,6 +125,37 @@ fn bf16_inputs_are_computed_in_f32_and_get_bf16_gradients() {
 }
 
 #[test]
+fn bf16_prompts_on_pairs_agree_with_the_f32_tiles() {
+    // Where the CPU has fast bf16 pairs a bf16 prompt's tiles go on them
+    // (elsewhere both sides take the f32 tiles). Partial diagonal tiles
+    // give odd key counts; packed samples cut tiles anywhere.
+    let packed = Visibility::new(0, Some(&[100, 28, 1, 107, 64]));
+    let cases = [
+        ((1, 9, 3, 200, 64), Visibility::new(0, None), SIXTY_FOUR),
+        (
+            (1, 6, 2, 300, 32),
+            packed,
+            Blocks {
+                queries: 48,
+                keys: 80,
+            },
+        ),
+    ];
+    for ((b, h, kv, t, d), vis, blocks) in cases {
+        let [q, k, v] = [(h, 1), (kv, 2), (kv, 3)]
+            .map(|(heads, s)| random((b, heads, t, d), s).to_dtype(DType::BF16).unwrap());
+        let ours = attend_inference(&q, &k, &v, &vis, blocks).unwrap();
+        assert_eq!(ours.dtype(), DType::BF16);
+        let [q, k, v] = [&q, &k, &v].map(|x| x.to_dtype(DType::F32).unwrap());
+        let f32_tiles = attend_inference(&q, &k, &v, &vis, blocks).unwrap();
+        let diff = max_abs_diff(&ours.to_dtype(DType::F32).unwrap(), &f32_tiles).unwrap();
+        // The output rounded to bf16 (|out| < 1: 2^-9) and the
+        // probabilities rounded to bf16 for the weighted sums.
+        assert!(diff < 6e-3, "{t} positions, d {d}: max difference {diff}");
+    }
+}
+
+#[test]
 fn keys_and_values_that_do_not_fit_the_queries_are_refused() {
     let q = random((1, 2, 10, 8), 1);
     let k = random((1, 1, 10, 8), 2);

@@ -24,6 +24,7 @@
 
 mod pairs;
 mod sequence;
+pub(crate) mod tiles;
 
 use super::Element;
 use super::x86::{Avx2, Avx512, Lanes};

@@ -84,7 +84,7 @@ unsafe fn block(x: &[f32], packed: &[f32], width: usize, out: &mut [f32]) {
 /// pair words: two neighbouring values in a word, the first in the low
 /// half (their order in memory).
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn round_to_pairs(x: &[f32], words: &mut [f32]) {
+pub(super) unsafe fn round_to_pairs(x: &[f32], words: &mut [f32]) {
     let whole = x.len() / 16 * 16;
     for i in (0..whole).step_by(16) {
         // SAFETY: 16 values from `i` lie in `x`, 8 words from `i / 2` in
@@ -107,10 +107,21 @@ unsafe fn round_to_pairs(x: &[f32], words: &mut [f32]) {
 /// neighbouring rows' values of one column. Rows are read in order.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_columns(w: &[u16], in_dim: usize) -> Vec<f32> {
+    let mut packed = Vec::new();
+    // SAFETY: the caller's CPU has avx512f.
+    unsafe { pack_columns_into(w, in_dim, &mut packed) };
+    packed
+}
+
+/// [`pack_columns`] into `packed`, which may hold an earlier packing: the
+/// columns past `in_dim` in a last, narrower strip keep whatever it held
+/// (the kernel's lanes are independent and those outputs are not stored).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pack_columns_into(w: &[u16], in_dim: usize, packed: &mut Vec<f32>) {
     const LANES: usize = 16;
     let pairs = w.len() / in_dim / 2;
     let group_width = STRIPS * LANES;
-    let mut packed = vec![0f32; in_dim.div_ceil(group_width) * group_width * pairs];
+    packed.resize(in_dim.div_ceil(group_width) * group_width * pairs, 0.0);
     for p in 0..pairs {
         let (low, high) = (
             &w[2 * p * in_dim..][..in_dim],
@@ -140,7 +151,6 @@ unsafe fn pack_columns(w: &[u16], in_dim: usize) -> Vec<f32> {
             }
         }
     }
-    packed
 }
 
 #[cfg(test)]
