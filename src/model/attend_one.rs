@@ -247,11 +247,7 @@ fn heads_of_one_key_head<W: Element>(
 #[cfg(target_arch = "x86_64")]
 fn bf16_queries<W: Element>(queries: &[f32], d: usize) -> Option<Vec<u16>> {
     let pairs = W::BF16 && d.is_multiple_of(32) && is_x86_feature_detected!("avx512bf16");
-    // Checked, then narrowed at the exact size (as `gemv`'s inputs).
-    if !pairs || queries.iter().any(|q| q.to_bits() & 0xffff != 0) {
-        return None;
-    }
-    Some(queries.iter().map(|q| (q.to_bits() >> 16) as u16).collect())
+    pairs.then(|| gemv::bf16_bits_if_exact(queries)).flatten()
 }
 
 /// Each head's row of scores in `probs` (of `positions`) turned into

@@ -305,14 +305,19 @@ fn narrow_inputs<W: Element>(inputs: &[f32]) -> Option<Vec<u16>> {
     if !W::BF16 || !cpu_multiplies_bf16_pairs() {
         return None;
     }
-    // Checked first, then narrowed into a vector of the exact size: an
-    // `Option` collect cannot know the length and grew by reallocation
-    // (1% of a SmolLM2 bf16 decoding step's samples in `perf`, on the
-    // thread the other one waits for).
-    if inputs.iter().any(|x| x.to_bits() & 0xffff != 0) {
+    bf16_bits_if_exact(inputs)
+}
+
+/// The bit patterns of `values` as bf16, when every one is a bf16 value
+/// (its low 16 bits zero), else `None`. Checked first, then narrowed into
+/// a vector of the exact size: an `Option` collect cannot know the length
+/// and grew by reallocation (1% of a SmolLM2 bf16 decoding step's samples
+/// in `perf`, on the thread the other one waits for).
+pub(crate) fn bf16_bits_if_exact(values: &[f32]) -> Option<Vec<u16>> {
+    if values.iter().any(|x| x.to_bits() & 0xffff != 0) {
         return None;
     }
-    Some(inputs.iter().map(|x| (x.to_bits() >> 16) as u16).collect())
+    Some(values.iter().map(|x| (x.to_bits() >> 16) as u16).collect())
 }
 
 /// The input rows laid out for the AVX2 kernel that widens bf16 weights as
