@@ -101,8 +101,9 @@ fn seen_part(
 pub enum Products {
     /// f32 through `gemm`.
     F32,
-    /// On the CPU's bf16 pairs (`gemv::pair_tiles`): queries, keys and
-    /// values that are bf16 values, the probabilities rounded to bf16.
+    /// On the CPU's bf16 pairs (`gemv::pair_tiles`, which the caller
+    /// checked is available): queries, keys and values that are bf16
+    /// values, the probabilities rounded to bf16.
     Bf16Pairs,
 }
 
@@ -116,86 +117,126 @@ pub fn forward(
     v: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let (rows, g, d) = (shape.head_rows(), shape.group, shape.dim);
+    // The keys' and values' bf16 bits once for the whole pass, not per
+    // tile: every query block reads them again.
+    let bits = match products {
+        Products::Bf16Pairs => pair_bits(k, v),
+        Products::F32 => None,
+    };
     let mut out = vec![0.0; q.len()];
     let mut lse = vec![0.0; shape.batch * shape.kv_heads * rows];
+    let head_keys = shape.keys * d;
     out.par_chunks_mut(rows * d)
         .zip(lse.par_chunks_mut(rows))
         .enumerate()
         .for_each(|(head, (out, lse))| {
-            let q = &q[head * rows * d..][..rows * d];
-            let k = &k[head * shape.keys * d..][..shape.keys * d];
-            let v = &v[head * shape.keys * d..][..shape.keys * d];
+            let q = nth(q, head, rows * d);
+            let (k, v) = (nth(k, head, head_keys), nth(v, head, head_keys));
+            let bits =
+                (bits.as_ref()).map(|(k, v)| (nth(k, head, head_keys), nth(v, head, head_keys)));
             out.par_chunks_mut(blocks.queries * g * d)
                 .zip(lse.par_chunks_mut(blocks.queries * g))
                 .enumerate()
                 .for_each(|(i, (out, lse))| {
                     let queries = block(i, blocks.queries, shape.queries);
                     let q = &q[queries.start * g * d..queries.end * g * d];
-                    let tile_products = TileProducts::new(products, q, shape.dim);
-                    forward_block(shape, blocks, vis, queries, tile_products, (k, v), out, lse);
+                    let products = TileProducts::new(q, (k, v), bits);
+                    forward_block(shape, blocks, vis, queries, products, out, lse);
                 });
         });
     (out, lse)
 }
 
-/// A query block's tile products: in f32, or on bf16 pairs with the
-/// block's queries as pair words and buffers kept from tile to tile.
+/// The `i`th run of `len` values of `x`.
+fn nth<T>(x: &[T], i: usize, len: usize) -> &[T] {
+    &x[i * len..][..len]
+}
+
+/// The bf16 bits of `k` and `v`, where every value is a bf16 value.
+fn pair_bits(k: &[f32], v: &[f32]) -> Option<(Vec<u16>, Vec<u16>)> {
+    use crate::model::gemv::bf16_bits_if_exact;
+    Some((bf16_bits_if_exact(k)?, bf16_bits_if_exact(v)?))
+}
+
+/// A query block's tile products over its key/value head: in f32, or on
+/// bf16 pairs with the block's queries as pair words and buffers kept
+/// from tile to tile.
 enum TileProducts<'a> {
     F32 {
         q: &'a [f32],
+        k: &'a [f32],
+        v: &'a [f32],
     },
     #[cfg(target_arch = "x86_64")]
     Pairs {
         q_words: Vec<f32>,
+        k: &'a [u16],
+        v: &'a [u16],
         weighted: Vec<f32>,
         scratch: pair_tiles::Scratch,
     },
 }
 
 impl<'a> TileProducts<'a> {
-    fn new(products: Products, q: &'a [f32], d: usize) -> Self {
+    /// On pairs where the head's bf16 `bits` are given, else in f32.
+    fn new(
+        q: &'a [f32],
+        (k, v): (&'a [f32], &'a [f32]),
+        bits: Option<(&'a [u16], &'a [u16])>,
+    ) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if products == Products::Bf16Pairs && d.is_multiple_of(2) && pair_tiles::available() {
+        if let Some((k, v)) = bits {
             let mut q_words = Vec::new();
             pair_tiles::words_of(q, &mut q_words);
             return TileProducts::Pairs {
                 q_words,
+                k,
+                v,
                 weighted: vec![0.0; q.len()],
                 scratch: pair_tiles::Scratch::default(),
             };
         }
-        let _ = (products, d);
-        TileProducts::F32 { q }
+        let _ = bits;
+        TileProducts::F32 { q, k, v }
     }
 
-    /// `s = q kᵀ` for the tile's keys `k` (rows of `d`).
-    fn scores(&mut self, s: &mut [f32], k: &[f32], d: usize) {
-        let (rows, n) = (s.len() / (k.len() / d).max(1), k.len() / d);
+    /// `s = q kᵀ` over the `keys`' rows of the head's keys.
+    fn scores(&mut self, s: &mut [f32], keys: &Range<usize>, d: usize) {
+        let (rows, n) = (s.len() / keys.len().max(1), keys.len());
+        let tile = keys.start * d..keys.end * d;
         match self {
-            TileProducts::F32 { q } => {
+            TileProducts::F32 { q, k, .. } => {
+                let k = &k[tile];
                 product(s, (rows, n, d), plain(q, d), transposed(k, d), 1.0, false)
             }
             #[cfg(target_arch = "x86_64")]
             TileProducts::Pairs {
-                q_words, scratch, ..
-            } => pair_tiles::times_transposed(q_words, k, d, s, scratch),
+                q_words,
+                k,
+                scratch,
+                ..
+            } => pair_tiles::times_transposed(q_words, &k[tile], d, s, scratch),
         }
     }
 
-    /// `out += p v` for the tile's probabilities `p` (rows of `n`) and
-    /// values `v` (rows of `d`).
-    fn add_weighted(&mut self, out: &mut [f32], p: &[f32], v: &[f32], d: usize) {
-        let n = v.len() / d;
-        let rows = out.len() / d;
+    /// `out += p v` for the probabilities `p` (rows of `keys.len()`) and
+    /// the `keys`' rows of the head's values.
+    fn add_weighted(&mut self, out: &mut [f32], p: &[f32], keys: &Range<usize>, d: usize) {
+        let (rows, n) = (out.len() / d, keys.len());
+        let tile = keys.start * d..keys.end * d;
         match self {
-            TileProducts::F32 { .. } => {
+            TileProducts::F32 { v, .. } => {
+                let v = &v[tile];
                 product(out, (rows, d, n), plain(p, n), plain(v, d), 1.0, true)
             }
             #[cfg(target_arch = "x86_64")]
             TileProducts::Pairs {
-                weighted, scratch, ..
+                v,
+                weighted,
+                scratch,
+                ..
             } => {
-                pair_tiles::times(p, n, v, d, weighted, scratch);
+                pair_tiles::times(p, n, &v[tile], d, weighted, scratch);
                 out.iter_mut()
                     .zip(weighted.iter())
                     .for_each(|(o, w)| *o += w);
@@ -213,7 +254,6 @@ fn forward_block(
     vis: &Visibility,
     queries: Range<usize>,
     mut products: TileProducts,
-    (k, v): (&[f32], &[f32]),
     out: &mut [f32],
     lse: &mut [f32],
 ) {
@@ -230,12 +270,8 @@ fn forward_block(
         }
         let keys = seen_part(vis, tile, &queries, keys);
         let n = keys.len();
-        let (k_tile, v_tile) = (
-            &k[keys.start * d..keys.end * d],
-            &v[keys.start * d..keys.end * d],
-        );
         let s = &mut scores[..rows * n];
-        products.scores(s, k_tile, d);
+        products.scores(s, &keys, d);
         for (r, row) in s.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &keys);
             let old = max[r];
@@ -254,7 +290,7 @@ fn forward_block(
                 rows::scale(&mut out[r * d..(r + 1) * d], rescale);
             }
         }
-        products.add_weighted(out, s, v_tile, d);
+        products.add_weighted(out, s, &keys, d);
     }
     for r in 0..rows {
         if sum[r] > 0.0 {

@@ -129,12 +129,20 @@ pub fn attend_inference(
     // A bf16 model's queries, keys and values are bf16 values: their
     // products go on the CPU's bf16 pairs where it has fast ones.
     let bf16 = [q, k, v].iter().all(|x| x.dtype() == DType::BF16);
-    let products = if bf16 {
+    let products = if bf16 && q.dim(3)? % 2 == 0 && pair_tiles_available() {
         Products::Bf16Pairs
     } else {
         Products::F32
     };
     Ok(forward_pass(q, k, v, visibility, (blocks, products))?.0)
+}
+
+/// Whether this CPU takes attention tiles on bf16 pairs.
+fn pair_tiles_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::model::gemv::pair_tiles::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The checked shapes' output (in q's dtype), each row's log-sum-exp and

@@ -19,7 +19,8 @@ pub(crate) fn available() -> bool {
 /// A task's buffers, kept from tile to tile.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    bits: Vec<u16>,
+    /// An odd count of value rows and a zero row.
+    padded: Vec<u16>,
     packed: Vec<f32>,
     words: Vec<f32>,
 }
@@ -34,37 +35,34 @@ pub(crate) fn words_of(rows: &[f32], words: &mut Vec<f32>) {
 }
 
 /// `out = a bᵀ`: `a` as pair words (rows of `d / 2`, from [`words_of`]),
-/// `b` rows of `d` bf16 values held as f32 (a tile's keys), `out` `[rows,
-/// b's rows]`.
-pub(crate) fn times_transposed(a: &[f32], b: &[f32], d: usize, out: &mut [f32], s: &mut Scratch) {
+/// `b` rows of `d` bf16 bit patterns (a tile's keys), `out` `[rows, b's
+/// rows]`.
+pub(crate) fn times_transposed(a: &[f32], b: &[u16], d: usize, out: &mut [f32], s: &mut Scratch) {
     assert!(available() && d.is_multiple_of(2) && b.len().is_multiple_of(d));
     let rows = a.len() / (d / 2);
     assert!(a.len() == rows * d / 2 && out.len() == rows * (b.len() / d));
-    bits_of(b, &mut s.bits);
     // SAFETY: `available` checked the features; the lengths were checked.
-    unsafe { scores(a, d / 2, out, s) }
+    unsafe { scores(a, b, d / 2, out, s) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn scores(a: &[f32], pairs: usize, out: &mut [f32], s: &mut Scratch) {
-    // SAFETY: the caller's CPU has the features; `s.bits` holds whole rows.
+unsafe fn scores(a: &[f32], b: &[u16], pairs: usize, out: &mut [f32], s: &mut Scratch) {
+    // SAFETY: the caller's CPU has the features; `b` holds whole rows.
     unsafe {
-        pack(&s.bits, pairs, &mut s.packed);
+        pack(b, pairs, &mut s.packed);
         products_in::<Avx512, Pairs>(a, &s.packed, pairs, out)
     }
 }
 
 /// `out = a b`: `a` rows of `n` f32 values (a tile's probabilities,
-/// rounded to bf16 here), `b` `[n, d]` bf16 values held as f32 (its
-/// values), `out` `[rows, d]`. An odd `n` gets a zero pair.
-pub(crate) fn times(a: &[f32], n: usize, b: &[f32], d: usize, out: &mut [f32], s: &mut Scratch) {
+/// rounded to bf16 here), `b` `[n, d]` bf16 bit patterns (its values),
+/// `out` `[rows, d]`. An odd `n` gets a zero pair.
+pub(crate) fn times(a: &[f32], n: usize, b: &[u16], d: usize, out: &mut [f32], s: &mut Scratch) {
     assert!(available() && b.len() == n * d && a.len().is_multiple_of(n.max(1)));
     let rows = a.len() / n.max(1);
     assert!(out.len() == rows * d);
     let even = n.next_multiple_of(2);
     s.words.resize(rows * even / 2, 0.0);
-    bits_of(b, &mut s.bits);
-    s.bits.resize(even * d, 0);
     for (row, words) in a
         .chunks_exact(n.max(1))
         .zip(s.words.chunks_exact_mut(even / 2))
@@ -78,24 +76,32 @@ pub(crate) fn times(a: &[f32], n: usize, b: &[f32], d: usize, out: &mut [f32], s
             words[whole / 2] = f32::from_bits(low);
         }
     }
-    // SAFETY: as above; `s.bits` holds `even` rows of `d`.
-    unsafe { weighted(d, even / 2, out, s) }
+    // The pairs run along the values' rows: an odd count gets a zero row.
+    let b = if even == n {
+        b
+    } else {
+        s.padded.clear();
+        s.padded.extend_from_slice(b);
+        s.padded.resize(even * d, 0);
+        &s.padded
+    };
+    // SAFETY: as above; `b` holds `even` rows of `d`.
+    unsafe { weighted(b, d, even / 2, out, (&s.words, &mut s.packed)) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn weighted(d: usize, pairs: usize, out: &mut [f32], s: &mut Scratch) {
+unsafe fn weighted(
+    b: &[u16],
+    d: usize,
+    pairs: usize,
+    out: &mut [f32],
+    (words, packed): (&[f32], &mut Vec<f32>),
+) {
     // SAFETY: the caller's CPU has the features; the lengths fit.
     unsafe {
-        pack_columns_into(&s.bits, d, &mut s.packed);
-        products_in::<Avx512, Pairs>(&s.words, &s.packed, pairs, out)
+        pack_columns_into(b, d, packed);
+        products_in::<Avx512, Pairs>(words, packed, pairs, out)
     }
-}
-
-/// bf16 values held as f32, as their bit patterns (exact: the low halves
-/// are zero).
-fn bits_of(values: &[f32], bits: &mut Vec<u16>) {
-    bits.clear();
-    bits.extend(values.iter().map(|v| (v.to_bits() >> 16) as u16));
 }
 
 #[cfg(test)]
@@ -106,6 +112,10 @@ mod tests {
         let mut rng = crate::data::rng::SplitMix64::new(seed);
         let draw = |_| half::bf16::from_f32(rng.next_f64() as f32 * 2.0 - 1.0).to_f32();
         (0..n).map(draw).collect()
+    }
+
+    fn bits(values: &[f32]) -> Vec<u16> {
+        crate::model::gemv::bf16_bits_if_exact(values).expect("bf16 values")
     }
 
     #[test]
@@ -125,7 +135,7 @@ mod tests {
         for (n, seed) in [(37, 2), (50, 3), (37, 4)] {
             let k = bf16_values(n * d, seed);
             let mut scores = vec![0f32; 19 * n];
-            times_transposed(&words, &k, d, &mut scores, &mut scratch);
+            times_transposed(&words, &bits(&k), d, &mut scores, &mut scratch);
             for (i, row) in scores.chunks_exact(n).enumerate() {
                 for (j, &got) in row.iter().enumerate() {
                     let want: f64 = (0..d)
@@ -137,7 +147,7 @@ mod tests {
             let p: Vec<f32> = (0..19 * n).map(|i| ((i * 7) % 11) as f32 / 11.0).collect();
             let v = bf16_values(n * d, seed + 10);
             let mut out = vec![0f32; 19 * d];
-            times(&p, n, &v, d, &mut out, &mut scratch);
+            times(&p, n, &bits(&v), d, &mut out, &mut scratch);
             for (i, row) in out.chunks_exact(d).enumerate() {
                 for (c, &got) in row.iter().enumerate() {
                     let rounded = |x: f32| half::bf16::from_f32(x).to_f64();
