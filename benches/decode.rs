@@ -50,10 +50,15 @@ const NEW: usize = 64;
 /// The prompt's length: `TUNEBENCH_PROMPT` (a long answer's context, e.g.
 /// 4096), else [`PROMPT`].
 fn prompt_len() -> usize {
-    std::env::var("TUNEBENCH_PROMPT")
+    count_from_env("TUNEBENCH_PROMPT", PROMPT)
+}
+
+/// The number in the environment variable `name`, else `default`.
+fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(PROMPT)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,11 +104,7 @@ fn main() -> anyhow::Result<()> {
     // reference's: on a shared host both the memory bandwidth and the
     // reference's speed drift by 10-15% within a minute, so each round is
     // held against what was measured beside it, and the median reported.
-    let rounds = std::env::var("TUNEBENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse::<usize>().ok())
-        .unwrap_or(3)
-        .max(1);
+    let rounds = count_from_env("TUNEBENCH_ROUNDS", 3).max(1);
     let reference = reference_command(dtype);
     let bytes = weight_bytes_per_token(&decoder)? + cache_bytes_per_token(&decoder, dtype);
     let mut probes = vec![read_bandwidth()?];
@@ -120,8 +121,8 @@ fn main() -> anyhow::Result<()> {
         );
         ours.push(tokens_per_s);
         of_limit.push(pct);
-        if let Some(mut command) = reference.as_ref().map(|r| r()) {
-            let out = command.output()?;
+        if let Some((python, args)) = &reference {
+            let out = std::process::Command::new(python).args(args).output()?;
             let line = String::from_utf8_lossy(&out.stdout);
             print!("{line}");
             if let Some(theirs) = reference_tokens_per_s(&line) {
@@ -180,32 +181,23 @@ fn decode_round(
     Ok((prefill_s, NEW as f64 / t.elapsed().as_secs_f64()))
 }
 
-/// The reference's command under `TUNEBENCH_REF_PYTHON`: transformers on
-/// the same model folder (`scripts/gpu/peft_bench.py decode`), or on the
-/// random Qwen2.5-0.5B shape (`hf_generate_bench.py`); `None` without the
-/// variable or for a source transformers does not read here (a GGUF file).
-fn reference_command(dtype: DType) -> Option<impl Fn() -> std::process::Command> {
+/// The reference's interpreter and arguments under `TUNEBENCH_REF_PYTHON`:
+/// transformers on the same model folder (`scripts/gpu/peft_bench.py
+/// decode`), or on the random Qwen2.5-0.5B shape (`hf_generate_bench.py`),
+/// with the same prompt length and new tokens; `None` without the variable
+/// or for a source transformers does not read here (a GGUF file).
+fn reference_command(dtype: DType) -> Option<(String, Vec<String>)> {
     let python = std::env::var("TUNEBENCH_REF_PYTHON").ok()?;
     let bf16 = dtype == DType::BF16;
-    let args: Vec<String> = match std::env::var("TUNEBENCH_MODEL") {
+    let mut args: Vec<String> = match std::env::var("TUNEBENCH_MODEL") {
         Ok(model) if std::path::Path::new(&model).join("config.json").is_file() => {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gpu/peft_bench.py");
             let dtype = if bf16 { "bf16" } else { "f32" };
             [
                 script, "decode", &model, "--device", "cpu", "--dtype", dtype,
             ]
-            .into_iter()
             .map(String::from)
-            .chain(
-                [
-                    "--prompt",
-                    &prompt_len().to_string(),
-                    "--new",
-                    &NEW.to_string(),
-                ]
-                .map(String::from),
-            )
-            .collect()
+            .into()
         }
         Ok(model) => {
             eprintln!("no reference for {model}: transformers takes a model folder here");
@@ -217,14 +209,12 @@ fn reference_command(dtype: DType) -> Option<impl Fn() -> std::process::Command>
                 "/../shared/reference/hf_generate_bench.py"
             );
             let dtype = if bf16 { "bfloat16" } else { "float32" };
-            vec![script.into(), "--dtype".into(), dtype.into()]
+            [script, "--dtype", dtype].map(String::from).into()
         }
     };
-    Some(move || {
-        let mut command = std::process::Command::new(&python);
-        command.args(&args);
-        command
-    })
+    args.extend(["--prompt".into(), prompt_len().to_string()]);
+    args.extend(["--new".into(), NEW.to_string()]);
+    Some((python, args))
 }
 
 /// The decode rate in a reference's JSON line (`tokens_per_s` from
