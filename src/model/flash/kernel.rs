@@ -1,7 +1,8 @@
 //! Blockwise attention on the CPU over f32 slices: the forward pass keeps
 //! only the output and each row's log-sum-exp, the backward pass recomputes
-//! each tile's probabilities from them. One task per (sequence, key/value
-//! head, block), the tiles' products through `gemm` on the task's thread.
+//! each tile's probabilities from them. Tasks per (sequence, key/value
+//! head): forward one per query block, backward one per lane of key
+//! blocks; the tiles' products through `gemm` on the task's thread.
 //!
 //! Layouts: queries, outputs and their gradients `[batch, kv, t, group, d]`
 //! (the query heads that share a key/value head interleaved per position,
@@ -16,7 +17,6 @@ use crate::model::product::{View, plain, transposed};
 use crate::model::softmax_rows as rows;
 use rayon::prelude::*;
 use std::ops::Range;
-use std::sync::Mutex;
 
 /// Positions per query block and per key block.
 ///
@@ -332,7 +332,7 @@ pub fn backward(
     d_out: &[f32],
     lse: &[f32],
 ) -> Grads {
-    let (rows, g, d) = (shape.head_rows(), shape.group, shape.dim);
+    let (rows, d) = (shape.head_rows(), shape.dim);
     let delta: Vec<f32> = out
         .par_chunks(d)
         .zip(d_out.par_chunks(d))
@@ -344,6 +344,8 @@ pub fn backward(
         v: vec![0.0; v.len()],
     };
     let head_keys = shape.keys * d;
+    let heads = q.len() / (rows * d).max(1);
+    let lanes = lanes(heads, shape.keys.div_ceil(blocks.keys));
     grads
         .q
         .par_chunks_mut(rows * d)
@@ -359,21 +361,44 @@ pub fn backward(
                 lse: &lse[head * rows..][..rows],
                 delta: &delta[head * rows..][..rows],
             };
-            // Key blocks run in parallel, each owning its dK and dV; query
-            // blocks' dQ is shared between them.
-            let dq_blocks: Vec<Mutex<&mut [f32]>> = dq
-                .chunks_mut(blocks.queries * g * d)
-                .map(Mutex::new)
-                .collect();
-            dk.par_chunks_mut(blocks.keys * d)
-                .zip(dv.par_chunks_mut(blocks.keys * d))
-                .enumerate()
-                .for_each(|(j, (dk, dv))| {
-                    let keys = block(j, blocks.keys, shape.keys);
-                    backward_block(shape, blocks, vis, &inputs, keys, (dk, dv), &dq_blocks);
+            // Key blocks are dealt round-robin to lanes that run in
+            // parallel. A lane owns its blocks' dK and dV and sums their dQ
+            // in block order into its own buffer; the buffers are added in
+            // lane order. So dQ's summation order never depends on which
+            // thread finished first, and a step is reproducible.
+            let mut dealt: Vec<Vec<KeyBlock>> = (0..lanes).map(|_| Vec::new()).collect();
+            let key_blocks = dk
+                .chunks_mut(blocks.keys * d)
+                .zip(dv.chunks_mut(blocks.keys * d));
+            for (j, (dk, dv)) in key_blocks.enumerate() {
+                dealt[j % lanes].push((block(j, blocks.keys, shape.keys), dk, dv));
+            }
+            let mut lane_dq = vec![0.0; (lanes - 1) * rows * d];
+            let sums = std::iter::once(&mut *dq).chain(lane_dq.chunks_mut(rows * d));
+            dealt
+                .into_par_iter()
+                .zip(sums.collect::<Vec<_>>())
+                .for_each(|(key_blocks, dq)| {
+                    for (keys, dk, dv) in key_blocks {
+                        backward_block(shape, blocks, vis, &inputs, keys, (dk, dv), dq);
+                    }
                 });
+            for lane in lane_dq.chunks(rows * d) {
+                dq.iter_mut().zip(lane).for_each(|(sum, part)| *sum += part);
+            }
         });
     grads
+}
+
+/// A key block's positions and its slices of dK and dV.
+type KeyBlock<'a> = (Range<usize>, &'a mut [f32], &'a mut [f32]);
+
+/// Lanes per head in the backward pass: enough that every thread has about
+/// two tasks, never more than the head has key blocks. Fixed for a given
+/// thread count, so a process sums in one order.
+fn lanes(heads: usize, key_blocks: usize) -> usize {
+    let wanted = (2 * rayon::current_num_threads()).div_ceil(heads.max(1));
+    wanted.clamp(1, key_blocks.max(1))
 }
 
 /// One key block against every query block that sees it.
@@ -384,12 +409,12 @@ fn backward_block(
     inputs: &HeadInputs,
     keys: Range<usize>,
     (dk, dv): (&mut [f32], &mut [f32]),
-    dq_blocks: &[Mutex<&mut [f32]>],
+    dq: &mut [f32],
 ) {
     let (g, d, scale) = (shape.group, shape.dim, shape.scale());
     let mut probs = vec![0.0; blocks.queries * g * keys.len()];
     let mut d_scores = vec![0.0; blocks.queries * g * keys.len()];
-    for (i, dq) in dq_blocks.iter().enumerate() {
+    for i in 0..shape.queries.div_ceil(blocks.queries) {
         let queries = block(i, blocks.queries, shape.queries);
         let tile = vis.tile(&queries, &keys);
         if tile == Tile::Skipped {
@@ -444,9 +469,8 @@ fn backward_block(
             scale,
             true,
         );
-        let mut dq = dq.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         product(
-            &mut dq,
+            &mut dq[span.start * d..span.end * d],
             (rows, d, n),
             plain(ds, n),
             plain(k, d),
