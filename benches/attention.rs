@@ -8,7 +8,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use tunebench::model::attend::Visibility;
-use tunebench::model::flash::{Blocks, flash_attention};
+use tunebench::model::flash::{Blocks, Products, flash_attention};
 
 const QUERY_HEADS: usize = 9;
 const KV_HEADS: usize = 3;
@@ -34,7 +34,8 @@ fn main() {
     let one_product = (QUERY_HEADS * positions * positions * DIM) as f64; // 2 flops each, half seen
     for _ in 0..3 {
         let start = std::time::Instant::now();
-        let out = flash_attention(&q, &k, &v, &causal, Blocks::DEFAULT).expect("forward");
+        let out = flash_attention(&q, &k, &v, &causal, (Blocks::DEFAULT, Products::F32))
+            .expect("forward");
         let forward = start.elapsed().as_secs_f64();
         let loss = (out * &probe).and_then(|x| x.sum_all()).expect("loss");
         let start = std::time::Instant::now();

@@ -8,7 +8,7 @@
 //! causal blocks above the diagonal are never computed), and its mask
 //! covers just that block.
 
-use super::flash::Blocks;
+use super::flash::{Blocks, Products};
 use candle_core::{D, DType, Device, Result, Tensor};
 use std::ops::Range;
 
@@ -128,11 +128,19 @@ pub enum Tile {
 /// without copying it per query head. Training goes in blocks of queries
 /// and keys with its own backward pass (`flash`); inference goes in blocks
 /// of queries.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility, train: bool) -> Result<Tensor> {
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    vis: &Visibility,
+    training: Option<Products>,
+) -> Result<Tensor> {
     let (_, _, t, _) = q.dims4()?;
-    if train {
+    if let Some(products) = training {
         return match training_path(q.device()) {
-            TrainingPath::Blockwise(blocks) => super::flash::flash_attention(q, k, v, vis, blocks),
+            TrainingPath::Blockwise(blocks) => {
+                super::flash::flash_attention(q, k, v, vis, (blocks, products))
+            }
             TrainingPath::Whole => whole_matrix(q, k, v, vis),
         };
     }
@@ -286,7 +294,7 @@ pub(crate) mod tests {
     /// (query blocks of candle ops) against [`whole`].
     fn both_paths_equal_the_whole_matrix(q: &Tensor, k: &Tensor, v: &Tensor, vis: &Visibility) {
         let want = whole(q, k, v, vis);
-        for blocked in [attend(q, k, v, vis, false), in_query_blocks(q, k, v, vis)] {
+        for blocked in [attend(q, k, v, vis, None), in_query_blocks(q, k, v, vis)] {
             let diff = crate::model::max_abs_diff(&blocked.unwrap(), &want).unwrap();
             assert!(diff < 1e-5, "max difference {diff}");
         }

@@ -314,7 +314,7 @@ mod tests {
                 buffer_v.narrow(2, 0, keys).unwrap(),
             );
             let q = random((1, 6, 1, d), 3);
-            let general = attend(&q, &k, &v, &Visibility::new(keys - 1, None), false).unwrap();
+            let general = attend(&q, &k, &v, &Visibility::new(keys - 1, None), None).unwrap();
             for dtype in [DType::F32, DType::BF16] {
                 let [q, k, v] = [&q, &k, &v].map(|t| t.to_dtype(dtype).unwrap());
                 let ours = attend_one(&q, &k, &v).unwrap().expect("CPU f32/bf16 fits");

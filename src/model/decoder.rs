@@ -8,6 +8,7 @@ use super::attend::{Visibility, attend};
 use super::base_weight::FrozenWeight;
 use super::checkpoint::{RecomputedGrads, checkpointed};
 use super::config::ModelConfig;
+use super::flash::Products;
 pub use super::kv_cache::Cache;
 use super::lora::Linear;
 use super::rope::Rope;
@@ -368,6 +369,10 @@ impl Decoder {
             cos,
             sin,
             visibility: Visibility::new(offset, segments),
+            training_products: super::flash::training_products(
+                self.dtype == DType::BF16,
+                self.config.head_dim,
+            ),
         });
         if checkpoint.is_some() {
             // The embeddings are not tracked (frozen), so without this the
@@ -499,6 +504,8 @@ pub struct Positions {
     cos: Tensor,
     sin: Tensor,
     visibility: Visibility,
+    /// How training attention takes its tile products (by the base's dtype).
+    training_products: Products,
 }
 
 /// Where the rows of [`Decoder::step_rows`] stand: rotation tables
@@ -554,7 +561,8 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let out = attend(&q, &k, &v, &positions.visibility, mode.train)?;
+        let training = mode.train.then_some(positions.training_products);
+        let out = attend(&q, &k, &v, &positions.visibility, training)?;
         let out = out
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
@@ -606,7 +614,7 @@ impl Attention {
                 &keys,
                 &values,
                 visibility,
-                false,
+                None,
             )?);
         }
         let out = Tensor::cat(&outputs, 0)?.transpose(1, 2)?.reshape((

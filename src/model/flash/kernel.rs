@@ -2,7 +2,8 @@
 //! only the output and each row's log-sum-exp, the backward pass recomputes
 //! each tile's probabilities from them. Tasks per (sequence, key/value
 //! head): forward one per query block, backward one per lane of key
-//! blocks; the tiles' products through `gemm` on the task's thread.
+//! blocks; the tiles' products on the task's thread, in f32 through
+//! `gemm` or on bf16 pairs ([`Products`]).
 //!
 //! Layouts: queries, outputs and their gradients `[batch, kv, t, group, d]`
 //! (the query heads that share a key/value head interleaved per position,
@@ -10,11 +11,14 @@
 //! keys and values `[batch, kv, T, d]`, per-row statistics `[batch, kv, t,
 //! group]`.
 
+mod gradient_products;
+
 use crate::model::attend::{Tile, Visibility};
 #[cfg(target_arch = "x86_64")]
 use crate::model::gemv::pair_tiles;
 use crate::model::product::{View, plain, transposed};
 use crate::model::softmax_rows as rows;
+use gradient_products::GradientProducts;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -102,8 +106,8 @@ pub enum Products {
     /// f32 through `gemm`.
     F32,
     /// On the CPU's bf16 pairs (`gemv::pair_tiles`, which the caller
-    /// checked is available): queries, keys and values that are bf16
-    /// values, the probabilities rounded to bf16.
+    /// checked is available): every product's inputs rounded to bf16 (a
+    /// no-op for a bf16 model's prompt), its sums in f32.
     Bf16Pairs,
 }
 
@@ -117,10 +121,10 @@ pub fn forward(
     v: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let (rows, g, d) = (shape.head_rows(), shape.group, shape.dim);
-    // The keys' and values' bf16 bits once for the whole pass, not per
+    // The keys and values rounded to bf16 once for the whole pass, not per
     // tile: every query block reads them again.
-    let bits = match products {
-        Products::Bf16Pairs => pair_bits(k, v),
+    let words = match products {
+        Products::Bf16Pairs => Some((pair_words(k), pair_words(v))),
         Products::F32 => None,
     };
     let mut out = vec![0.0; q.len()];
@@ -132,8 +136,10 @@ pub fn forward(
         .for_each(|(head, (out, lse))| {
             let q = nth(q, head, rows * d);
             let (k, v) = (nth(k, head, head_keys), nth(v, head, head_keys));
-            let bits =
-                (bits.as_ref()).map(|(k, v)| (nth(k, head, head_keys), nth(v, head, head_keys)));
+            let bits = words.as_ref().map(|(k, v)| {
+                let half = head_keys / 2;
+                (bits_of(nth(k, head, half)), bits_of(nth(v, head, half)))
+            });
             out.par_chunks_mut(blocks.queries * g * d)
                 .zip(lse.par_chunks_mut(blocks.queries * g))
                 .enumerate()
@@ -152,10 +158,22 @@ fn nth<T>(x: &[T], i: usize, len: usize) -> &[T] {
     &x[i * len..][..len]
 }
 
-/// The bf16 bits of `k` and `v`, where every value is a bf16 value.
-fn pair_bits(k: &[f32], v: &[f32]) -> Option<(Vec<u16>, Vec<u16>)> {
-    use crate::model::gemv::bf16_bits_if_exact;
-    Some((bf16_bits_if_exact(k)?, bf16_bits_if_exact(v)?))
+/// `x` (rows of an even width) rounded to bf16, as pair words.
+fn pair_words(x: &[f32]) -> Vec<f32> {
+    let mut words = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    pair_tiles::words_of(x, &mut words);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+    words
+}
+
+/// The bf16 bit patterns that pair words hold.
+fn bits_of(words: &[f32]) -> &[u16] {
+    #[cfg(target_arch = "x86_64")]
+    return pair_tiles::bits_of_words(words);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("pair words are only made on x86: {}", words.len())
 }
 
 /// A query block's tile products over its key/value head: in f32, or on
@@ -313,6 +331,9 @@ struct HeadInputs<'a> {
     lse: &'a [f32],
     /// `rowsum(dO ∘ O)` per row.
     delta: &'a [f32],
+    /// Queries, output gradients, keys and values rounded to bf16 pair
+    /// words, when the tiles go on pairs.
+    words: Option<[&'a [f32]; 4]>,
 }
 
 /// Gradients of queries, keys and values, in the layouts of their inputs.
@@ -325,7 +346,7 @@ pub struct Grads {
 /// Gradients of `forward`'s output `out` with gradient `d_out`.
 pub fn backward(
     shape: &Shape,
-    blocks: Blocks,
+    (blocks, products): (Blocks, Products),
     vis: &Visibility,
     (q, k, v): (&[f32], &[f32], &[f32]),
     out: &[f32],
@@ -344,6 +365,10 @@ pub fn backward(
         v: vec![0.0; v.len()],
     };
     let head_keys = shape.keys * d;
+    let words = match products {
+        Products::Bf16Pairs => Some([q, d_out, k, v].map(pair_words)),
+        Products::F32 => None,
+    };
     let heads = q.len() / (rows * d).max(1);
     let lanes = lanes(heads, shape.keys.div_ceil(blocks.keys));
     grads
@@ -360,6 +385,15 @@ pub fn backward(
                 d_out: &d_out[head * rows * d..][..rows * d],
                 lse: &lse[head * rows..][..rows],
                 delta: &delta[head * rows..][..rows],
+                words: words.as_ref().map(|[q, d_out, k, v]| {
+                    let (queries, keys) = (rows * d / 2, head_keys / 2);
+                    [
+                        nth(q, head, queries),
+                        nth(d_out, head, queries),
+                        nth(k, head, keys),
+                        nth(v, head, keys),
+                    ]
+                }),
             };
             // Key blocks are dealt round-robin to lanes that run in
             // parallel. A lane owns its blocks' dK and dV and sums their dQ
@@ -414,6 +448,7 @@ fn backward_block(
     let (g, d, scale) = (shape.group, shape.dim, shape.scale());
     let mut probs = vec![0.0; blocks.queries * g * keys.len()];
     let mut d_scores = vec![0.0; blocks.queries * g * keys.len()];
+    let mut products = GradientProducts::new(inputs, d);
     for i in 0..shape.queries.div_ceil(blocks.queries) {
         let queries = block(i, blocks.queries, shape.queries);
         let tile = vis.tile(&queries, &keys);
@@ -425,57 +460,25 @@ fn backward_block(
         let n = part.len();
         let own = (part.start - keys.start) * d..(part.end - keys.start) * d;
         let (dk, dv) = (&mut dk[own.clone()], &mut dv[own]);
-        let k = &inputs.k[part.start * d..part.end * d];
-        let v = &inputs.v[part.start * d..part.end * d];
         let span = queries.start * g..queries.end * g;
         let rows = span.len();
-        let q = &inputs.q[span.start * d..span.end * d];
-        let d_out = &inputs.d_out[span.start * d..span.end * d];
         // P, recomputed from the scores and the forward pass's log-sum-exp.
         let p = &mut probs[..rows * n];
-        product(p, (rows, n, d), plain(q, d), transposed(k, d), 1.0, false);
+        products.scores(p, &span, &part);
         for (r, row) in p.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &part);
             rows::exponentiate(row, seen, scale, inputs.lse[span.start + r]);
         }
         // dV += Pᵀ dO
-        product(
-            dv,
-            (n, d, rows),
-            transposed(p, n),
-            plain(d_out, d),
-            1.0,
-            true,
-        );
+        products.add_value_gradients(dv, p, &span, n);
         // dS = P ∘ (dO Vᵀ − rowsum(dO ∘ O))
         let ds = &mut d_scores[..rows * n];
-        product(
-            ds,
-            (rows, n, d),
-            plain(d_out, d),
-            transposed(v, d),
-            1.0,
-            false,
-        );
+        products.output_gradient_scores(ds, &span, &part);
         for (r, (ds_row, p_row)) in ds.chunks_mut(n).zip(p.chunks(n)).enumerate() {
             rows::score_gradient(ds_row, p_row, inputs.delta[span.start + r]);
         }
         // dK += dSᵀ Q · scale; dQ += dS K · scale
-        product(
-            dk,
-            (n, d, rows),
-            transposed(ds, n),
-            plain(q, d),
-            scale,
-            true,
-        );
-        product(
-            &mut dq[span.start * d..span.end * d],
-            (rows, d, n),
-            plain(ds, n),
-            plain(k, d),
-            scale,
-            true,
-        );
+        products.add_key_gradients(dk, ds, &span, n, scale);
+        products.add_query_gradients(&mut dq[span.start * d..span.end * d], ds, &part, scale);
     }
 }

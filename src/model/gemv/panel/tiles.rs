@@ -1,10 +1,12 @@
-//! A prompt's attention tiles on bf16 pairs, for a bf16 model on a CPU that
-//! multiplies bf16 pairs faster than f32 (`pairs::fast`): the scores
-//! `Q Kᵀ` and the weighted sums `P V` of the blockwise kernel, each tile's
-//! keys or values packed as the panel kernel packs a weight. The queries,
-//! keys and values are bf16 values already, so their products are exact
-//! in f32 and only the order of the sums changes; the probabilities are
-//! rounded to bf16 for `P V`, as torch's CPU attention does for bf16.
+//! Attention tiles on bf16 pairs, for a bf16 model on a CPU that multiplies
+//! bf16 pairs faster than f32 (`pairs::fast`): the blockwise kernel's
+//! products `A Bᵀ` (scores), `A B` (weighted sums, the query gradients)
+//! and `Aᵀ B` (the key and value gradients), each tile's `B` packed as the
+//! panel kernel packs a weight. A prompt's queries, keys and values are
+//! bf16 values already, so their products are exact in f32 and only the
+//! order of the sums changes; a tile's probabilities or score gradients
+//! are rounded to bf16 on the way in, as torch's CPU attention does for
+//! bf16.
 
 use super::super::x86::Avx512;
 use super::pairs::{Pairs, pack};
@@ -23,6 +25,8 @@ pub(crate) struct Scratch {
     padded: Vec<u16>,
     packed: Vec<f32>,
     words: Vec<f32>,
+    /// A tile turned over, for [`times_turned`].
+    turned: Vec<f32>,
 }
 
 /// Rows of `width` values (bf16 values held as f32, `width` even) as the
@@ -32,6 +36,14 @@ pub(crate) fn words_of(rows: &[f32], words: &mut Vec<f32>) {
     words.resize(rows.len() / 2, 0.0);
     // SAFETY: `available` checked the features; the lengths fit.
     unsafe { round_to_pairs(rows, words) };
+}
+
+/// Pair words (from [`words_of`]) as the bf16 bit patterns they hold,
+/// two to a word, the first in the low half.
+pub(crate) fn bits_of_words(words: &[f32]) -> &[u16] {
+    // SAFETY: a word is 4 bytes aligned to 4, so it holds two aligned
+    // u16; x86 is little-endian, so the low half comes first.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u16>(), words.len() * 2) }
 }
 
 /// `out = a bᵀ`: `a` as pair words (rows of `d / 2`, from [`words_of`]),
@@ -89,6 +101,55 @@ pub(crate) fn times(a: &[f32], n: usize, b: &[u16], d: usize, out: &mut [f32], s
     unsafe { weighted(b, d, even / 2, out, (&s.words, &mut s.packed)) }
 }
 
+/// `out = aᵀ b`: `a` `[k, n]` f32 (a tile's probabilities or score
+/// gradients, rounded to bf16 here), `b` `[k, d]` bf16 bit patterns, `out`
+/// `[n, d]`. The tile is turned over in registers first.
+pub(crate) fn times_turned(
+    a: &[f32],
+    n: usize,
+    b: &[u16],
+    d: usize,
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
+    assert!(available() && a.len().is_multiple_of(n.max(1)));
+    let k = a.len() / n.max(1);
+    let mut turned = std::mem::take(&mut s.turned);
+    turned.resize(a.len(), 0.0);
+    // SAFETY: `available` checked the features; `turned` holds `a`'s size.
+    unsafe { turn_over(a, k, n, &mut turned) };
+    times(&turned, k, b, d, out, s);
+    s.turned = turned;
+}
+
+/// `a` (`k` rows of `n`) as `n` rows of `k`: blocks of 16 x 16 in
+/// registers, the ragged edges one value at a time.
+#[target_feature(enable = "avx512f")]
+unsafe fn turn_over(a: &[f32], k: usize, n: usize, turned: &mut [f32]) {
+    use super::super::transpose::columns_16;
+    use std::arch::x86_64::{_mm512_setzero_ps, _mm512_storeu_ps};
+    let (whole_k, whole_n) = (k / 16 * 16, n / 16 * 16);
+    let mut columns = [_mm512_setzero_ps(); 16];
+    for r in (0..whole_k).step_by(16) {
+        for j in (0..whole_n).step_by(16) {
+            // SAFETY: rows r..r + 16 hold values j..j + 16; the turned rows
+            // j..j + 16 hold places r..r + 16.
+            unsafe {
+                columns_16(a.as_ptr().add(r * n + j).cast(), n * 4, &mut columns);
+                for (i, column) in columns.iter().enumerate() {
+                    _mm512_storeu_ps(turned.as_mut_ptr().add((j + i) * k + r), *column);
+                }
+            }
+        }
+    }
+    for r in 0..k {
+        let edge = if r < whole_k { whole_n } else { 0 };
+        for j in edge..n {
+            turned[j * k + r] = a[r * n + j];
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn weighted(
     b: &[u16],
@@ -116,6 +177,32 @@ mod tests {
 
     fn bits(values: &[f32]) -> Vec<u16> {
         crate::model::gemv::bf16_bits_if_exact(values).expect("bf16 values")
+    }
+
+    #[test]
+    fn a_turned_tile_multiplies_as_its_transpose() {
+        if !available() {
+            eprintln!("skipped: this CPU does not multiply bf16 pairs fast");
+            return;
+        }
+        let (d, mut scratch) = (64, Scratch::default());
+        // Whole 16 x 16 blocks, ragged edges both ways, an odd row count
+        // (a zero pair); the scratch reused between sizes.
+        for (k, n) in [(32, 48), (37, 50), (16, 16), (51, 33), (3, 5)] {
+            let a = bf16_values(k * n, k as u64);
+            let b = bits(&bf16_values(k * d, n as u64));
+            let mut turned = vec![0f32; n * k];
+            for (r, row) in a.chunks_exact(n).enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    turned[j * k + r] = x;
+                }
+            }
+            let (mut got, mut want) = (vec![0f32; n * d], vec![0f32; n * d]);
+            times_turned(&a, n, &b, d, &mut got, &mut scratch);
+            times(&turned, k, &b, d, &mut want, &mut Scratch::default());
+            let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
+            assert_eq!(first_difference, None, "{k} x {n}");
+        }
     }
 
     #[test]
