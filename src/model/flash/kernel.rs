@@ -18,7 +18,7 @@ use crate::model::attend::{Tile, Visibility};
 use crate::model::gemv::pair_tiles;
 use crate::model::product::{View, plain, transposed};
 use crate::model::softmax_rows as rows;
-use gradient_products::GradientProducts;
+use gradient_products::{GradientProducts, Input};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -464,21 +464,22 @@ fn backward_block(
         let rows = span.len();
         // P, recomputed from the scores and the forward pass's log-sum-exp.
         let p = &mut probs[..rows * n];
-        products.scores(p, &span, &part);
+        products.scores(p, (Input::Queries, Input::Keys), &span, &part);
         for (r, row) in p.chunks_mut(n).enumerate() {
             let seen = seen_in_tile(vis, tile, queries.start + r / g, &part);
             rows::exponentiate(row, seen, scale, inputs.lse[span.start + r]);
         }
         // dV += Pᵀ dO
-        products.add_value_gradients(dv, p, &span, n);
+        products.add_turned(dv, (p, n), (Input::OutputGradients, &span), 1.0);
         // dS = P ∘ (dO Vᵀ − rowsum(dO ∘ O))
         let ds = &mut d_scores[..rows * n];
-        products.output_gradient_scores(ds, &span, &part);
+        let d_out_v = (Input::OutputGradients, Input::Values);
+        products.scores(ds, d_out_v, &span, &part);
         for (r, (ds_row, p_row)) in ds.chunks_mut(n).zip(p.chunks(n)).enumerate() {
             rows::score_gradient(ds_row, p_row, inputs.delta[span.start + r]);
         }
         // dK += dSᵀ Q · scale; dQ += dS K · scale
-        products.add_key_gradients(dk, ds, &span, n, scale);
+        products.add_turned(dk, (ds, n), (Input::Queries, &span), scale);
         products.add_query_gradients(&mut dq[span.start * d..span.end * d], ds, &part, scale);
     }
 }

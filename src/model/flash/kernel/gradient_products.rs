@@ -7,6 +7,27 @@ use super::{bits_of, pair_tiles};
 use crate::model::product::{plain, transposed};
 use std::ops::Range;
 
+/// One of a head's inputs, as a product reads it: its position in
+/// [`HeadInputs::words`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Input {
+    Queries = 0,
+    OutputGradients = 1,
+    Keys = 2,
+    Values = 3,
+}
+
+impl<'a> HeadInputs<'a> {
+    fn rows(&self, input: Input) -> &'a [f32] {
+        match input {
+            Input::Queries => self.q,
+            Input::OutputGradients => self.d_out,
+            Input::Keys => self.k,
+            Input::Values => self.v,
+        }
+    }
+}
+
 /// A key block's tile products in the backward pass, over one key/value
 /// head: in f32, or on bf16 pairs (the head's inputs rounded to pair words
 /// once, each tile's probabilities and score gradients rounded as they go
@@ -41,108 +62,64 @@ impl<'a> GradientProducts<'a> {
         GradientProducts::F32 { inputs, d }
     }
 
-    /// `p = Q Kᵀ` for the query rows `span` and the keys `part`.
-    pub(super) fn scores(&mut self, p: &mut [f32], span: &Range<usize>, part: &Range<usize>) {
-        match self {
-            GradientProducts::F32 { inputs, d } => {
-                let (q, k) = (rows_of(inputs.q, span, *d), rows_of(inputs.k, part, *d));
-                product(
-                    p,
-                    (span.len(), part.len(), *d),
-                    plain(q, *d),
-                    transposed(k, *d),
-                    1.0,
-                    false,
-                )
-            }
-            #[cfg(target_arch = "x86_64")]
-            GradientProducts::Pairs {
-                words: [q, _, k, _],
-                d,
-                scratch,
-                ..
-            } => {
-                let k = bits_of(rows_of(k, part, *d / 2));
-                pair_tiles::times_transposed(rows_of(q, span, *d / 2), k, *d, p, scratch)
-            }
-        }
-    }
-
-    /// `ds = dO Vᵀ` for the query rows `span` and the keys `part`.
-    pub(super) fn output_gradient_scores(
+    /// `out = A Bᵀ`, `A` the query rows `span` of one input (queries for
+    /// the scores, output gradients for the score gradients), `B` the keys
+    /// `part` of another (keys, values).
+    pub(super) fn scores(
         &mut self,
-        ds: &mut [f32],
+        out: &mut [f32],
+        (a, b): (Input, Input),
         span: &Range<usize>,
         part: &Range<usize>,
     ) {
         match self {
             GradientProducts::F32 { inputs, d } => {
-                let (d_out, v) = (rows_of(inputs.d_out, span, *d), rows_of(inputs.v, part, *d));
+                let (a, b) = (
+                    rows_of(inputs.rows(a), span, *d),
+                    rows_of(inputs.rows(b), part, *d),
+                );
                 let sizes = (span.len(), part.len(), *d);
-                product(ds, sizes, plain(d_out, *d), transposed(v, *d), 1.0, false)
+                product(out, sizes, plain(a, *d), transposed(b, *d), 1.0, false)
             }
             #[cfg(target_arch = "x86_64")]
             GradientProducts::Pairs {
-                words: [_, d_out, _, v],
-                d,
-                scratch,
-                ..
+                words, d, scratch, ..
             } => {
-                let v = bits_of(rows_of(v, part, *d / 2));
-                pair_tiles::times_transposed(rows_of(d_out, span, *d / 2), v, *d, ds, scratch)
+                let a = rows_of(words[a as usize], span, *d / 2);
+                let b = bits_of(rows_of(words[b as usize], part, *d / 2));
+                pair_tiles::times_transposed(a, b, *d, out, scratch)
             }
         }
     }
 
-    /// `dv += pᵀ dO` for the query rows `span` (`p` rows of `n` keys).
-    pub(super) fn add_value_gradients(
+    /// `out += scale · tileᵀ X`, `tile` rows of `n` keys (probabilities for
+    /// the value gradients, score gradients for the key gradients), `X` the
+    /// query rows `span` of `input` (output gradients, queries).
+    pub(super) fn add_turned(
         &mut self,
-        dv: &mut [f32],
-        p: &[f32],
-        span: &Range<usize>,
-        n: usize,
-    ) {
-        match self {
-            GradientProducts::F32 { inputs, d } => {
-                let d_out = rows_of(inputs.d_out, span, *d);
-                product(
-                    dv,
-                    (n, *d, span.len()),
-                    transposed(p, n),
-                    plain(d_out, *d),
-                    1.0,
-                    true,
-                )
-            }
-            #[cfg(target_arch = "x86_64")]
-            GradientProducts::Pairs { .. } => self.add_turned(dv, p, n, (1, span), 1.0),
-        }
-    }
-
-    /// `dk += scale · dsᵀ Q` for the query rows `span` (`ds` rows of `n`
-    /// keys).
-    pub(super) fn add_key_gradients(
-        &mut self,
-        dk: &mut [f32],
-        ds: &[f32],
-        span: &Range<usize>,
-        n: usize,
+        out: &mut [f32],
+        (tile, n): (&[f32], usize),
+        (input, span): (Input, &Range<usize>),
         scale: f32,
     ) {
         match self {
             GradientProducts::F32 { inputs, d } => {
-                let q = rows_of(inputs.q, span, *d);
-                product(
-                    dk,
-                    (n, *d, span.len()),
-                    transposed(ds, n),
-                    plain(q, *d),
-                    scale,
-                    true,
-                )
+                let x = rows_of(inputs.rows(input), span, *d);
+                let sizes = (n, *d, span.len());
+                product(out, sizes, transposed(tile, n), plain(x, *d), scale, true)
             }
             #[cfg(target_arch = "x86_64")]
-            GradientProducts::Pairs { .. } => self.add_turned(dk, ds, n, (0, span), scale),
+            GradientProducts::Pairs {
+                words,
+                d,
+                sums,
+                scratch,
+            } => {
+                let x = bits_of(rows_of(words[input as usize], span, *d / 2));
+                sums.resize(out.len(), 0.0);
+                pair_tiles::times_turned(tile, n, x, *d, sums, scratch);
+                add_scaled(out, sums, scale);
+            }
         }
     }
 
@@ -166,7 +143,6 @@ impl<'a> GradientProducts<'a> {
                 d,
                 sums,
                 scratch,
-                ..
             } => {
                 let k = bits_of(rows_of(k, part, *d / 2));
                 sums.resize(dq.len(), 0.0);
@@ -174,33 +150,6 @@ impl<'a> GradientProducts<'a> {
                 add_scaled(dq, sums, scale);
             }
         }
-    }
-
-    /// `out += scale · tileᵀ X` on pairs, `X` the query rows `span` of the
-    /// words numbered `which` (queries 0, output gradients 1); `tile` rows
-    /// of `n` keys.
-    #[cfg(target_arch = "x86_64")]
-    fn add_turned(
-        &mut self,
-        out: &mut [f32],
-        tile: &[f32],
-        n: usize,
-        (which, span): (usize, &Range<usize>),
-        scale: f32,
-    ) {
-        let GradientProducts::Pairs {
-            words,
-            d,
-            sums,
-            scratch,
-        } = self
-        else {
-            unreachable!("only the pair products turn their tiles")
-        };
-        let x = bits_of(rows_of(words[which], span, *d / 2));
-        sums.resize(out.len(), 0.0);
-        pair_tiles::times_turned(tile, n, x, *d, sums, scratch);
-        add_scaled(out, sums, scale);
     }
 }
 
