@@ -369,7 +369,7 @@ impl Decoder {
             cos,
             sin,
             visibility: Visibility::new(offset, segments),
-            training_products: super::flash::training_products(
+            training_products: super::flash::tile_products(
                 self.dtype == DType::BF16,
                 self.config.head_dim,
             ),

@@ -153,6 +153,12 @@ pub fn forward(
     (out, lse)
 }
 
+/// `out += scale · sums`.
+#[cfg(target_arch = "x86_64")]
+fn add_scaled(out: &mut [f32], sums: &[f32], scale: f32) {
+    out.iter_mut().zip(sums).for_each(|(o, s)| *o += scale * s);
+}
+
 /// The `i`th run of `len` values of `x`.
 fn nth<T>(x: &[T], i: usize, len: usize) -> &[T] {
     &x[i * len..][..len]
@@ -255,9 +261,7 @@ impl<'a> TileProducts<'a> {
                 ..
             } => {
                 pair_tiles::times(p, n, &v[tile], d, weighted, scratch);
-                out.iter_mut()
-                    .zip(weighted.iter())
-                    .for_each(|(o, w)| *o += w);
+                add_scaled(out, weighted, 1.0);
             }
         }
     }

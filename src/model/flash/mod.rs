@@ -6,7 +6,7 @@
 //! graph and keeps only the output and each row's log-sum-exp (f32); the
 //! backward pass recomputes each tile's probabilities from q, k and the
 //! log-sum-exp. Whatever the input dtype, tiles are summed in f32 (their
-//! inputs rounded to bf16 for a bf16 base: `training_products`) and the
+//! inputs rounded to bf16 for a bf16 base: `tile_products`) and the
 //! gradients come back in the input dtype. Key/value heads serve their
 //! group of query heads without being copied per query head.
 
@@ -129,27 +129,22 @@ pub fn attend_inference(
     visibility: &Visibility,
     blocks: Blocks,
 ) -> Result<Tensor> {
-    // A bf16 model's queries, keys and values are bf16 values: their
-    // products go on the CPU's bf16 pairs where it has fast ones.
+    // A bf16 model's queries, keys and values are bf16 values already.
     let bf16 = [q, k, v].iter().all(|x| x.dtype() == DType::BF16);
-    let products = if bf16 && q.dim(3)? % 2 == 0 && pair_tiles_available() {
-        Products::Bf16Pairs
-    } else {
-        Products::F32
-    };
+    let products = tile_products(bf16, q.dim(3)?);
     Ok(forward_pass(q, k, v, visibility, (blocks, products))?.0)
 }
 
-/// How a model's training attention takes its tile products: on bf16
-/// pairs for a bf16 base where the CPU has fast ones (its projections
-/// already round their inputs to bf16 there), else in f32. On pairs, the
-/// queries, keys, values and output gradients are rounded to bf16 once
-/// per pass, the probabilities and score gradients per tile, and every sum
-/// is f32, as torch's CPU attention does for bf16. At 1,024 tokens of
-/// SmolLM2's shape a layer's attention forward and backward took 57-59 ms
-/// in f32 and 47-49 on pairs (Zen 4).
-pub fn training_products(bf16_base: bool, head_dim: usize) -> Products {
-    if bf16_base && head_dim.is_multiple_of(2) && pair_tiles_available() {
+/// How attention takes its tile products: on bf16 pairs for a bf16 model
+/// (a prompt's bf16 values, or a bf16 base in training, whose projections
+/// already round their inputs to bf16) where the CPU has fast ones, else
+/// in f32. On pairs, the queries, keys, values and output gradients are
+/// rounded to bf16 once per pass, the probabilities and score gradients
+/// per tile, and every sum is f32, as torch's CPU attention does for bf16.
+/// At 1,024 tokens of SmolLM2's shape a layer's training attention took
+/// 57-59 ms in f32 and 47-49 on pairs (Zen 4).
+pub fn tile_products(bf16: bool, head_dim: usize) -> Products {
+    if bf16 && head_dim.is_multiple_of(2) && pair_tiles_available() {
         Products::Bf16Pairs
     } else {
         Products::F32

@@ -3,7 +3,7 @@
 
 use super::{HeadInputs, product};
 #[cfg(target_arch = "x86_64")]
-use super::{bits_of, pair_tiles};
+use super::{add_scaled, bits_of, pair_tiles};
 use crate::model::product::{plain, transposed};
 use std::ops::Range;
 
@@ -156,9 +156,4 @@ impl<'a> GradientProducts<'a> {
 /// The rows `range` of `x`, rows of `width`.
 fn rows_of<'x>(x: &'x [f32], range: &Range<usize>, width: usize) -> &'x [f32] {
     &x[range.start * width..range.end * width]
-}
-
-/// `out += scale · sums`.
-fn add_scaled(out: &mut [f32], sums: &[f32], scale: f32) {
-    out.iter_mut().zip(sums).for_each(|(o, s)| *o += scale * s);
 }
