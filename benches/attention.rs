@@ -5,10 +5,13 @@
 //! causal half of the scores.
 //!
 //!     cargo bench --bench attention -- 8192
+//!
+//! `TUNEBENCH_DTYPE=bf16` takes the tiles a bf16 base trains on (bf16
+//! pairs where this CPU multiplies them faster than f32).
 
 use candle_core::{Device, Tensor, Var};
 use tunebench::model::attend::Visibility;
-use tunebench::model::flash::{Blocks, Products, flash_attention};
+use tunebench::model::flash::{Blocks, flash_attention, tile_products};
 
 const QUERY_HEADS: usize = 9;
 const KV_HEADS: usize = 3;
@@ -19,6 +22,10 @@ fn random(heads: usize, positions: usize) -> Tensor {
 }
 
 fn main() {
+    // As training runs: without these, freed tiles went back to the kernel
+    // and a second thread pool spun, and the pass ran at half its speed.
+    tunebench::pool::one_pool_owns_the_cores();
+    tunebench::alloc::keep_freed_memory();
     let positions: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -32,10 +39,15 @@ fn main() {
     let probe = random(QUERY_HEADS, positions);
     let causal = Visibility::new(0, None);
     let one_product = (QUERY_HEADS * positions * positions * DIM) as f64; // 2 flops each, half seen
+    // A bf16 base's tiles (bf16 pairs, where this CPU is faster at them)
+    // with `TUNEBENCH_DTYPE=bf16`; f32 tiles otherwise.
+    let bf16 = std::env::var("TUNEBENCH_DTYPE").is_ok_and(|d| d == "bf16");
+    let products = tile_products(bf16, DIM);
+    println!("{positions} positions, {products:?} tiles");
     for _ in 0..3 {
         let start = std::time::Instant::now();
-        let out = flash_attention(&q, &k, &v, &causal, (Blocks::DEFAULT, Products::F32))
-            .expect("forward");
+        let out =
+            flash_attention(&q, &k, &v, &causal, (Blocks::DEFAULT, products)).expect("forward");
         let forward = start.elapsed().as_secs_f64();
         let loss = (out * &probe).and_then(|x| x.sum_all()).expect("loss");
         let start = std::time::Instant::now();

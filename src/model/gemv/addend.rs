@@ -172,6 +172,30 @@ impl LowRankSlices<'_> {
 /// outputs `first_output..` (`[rows, outputs]`): the bias, then the delta,
 /// as the general form sums them.
 pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_output: usize) {
+    add_to_rows(addend, out, (rows, 0), first_output);
+}
+
+/// Adds `addend` to `out`, every output of the input rows, shared among
+/// the threads a block of rows each.
+pub(super) fn add_to_all(addend: &Resolved, out: &mut [f32], rows: usize) {
+    const BLOCK_ROWS: usize = 64;
+    if addend.bias.is_none() && addend.low_rank.is_none() || rows == 0 {
+        return;
+    }
+    let m = out.len() / rows;
+    let blocks: Vec<(usize, &mut [f32])> = out.chunks_mut(BLOCK_ROWS * m).enumerate().collect();
+    crate::pool::crew::for_each_item(blocks, |(i, block)| {
+        add_to_rows(addend, block, (block.len() / m, i * BLOCK_ROWS), 0);
+    });
+}
+
+/// [`add_to`] for `out`, `rows` rows from input row `first_row`.
+fn add_to_rows(
+    addend: &Resolved,
+    out: &mut [f32],
+    (rows, first_row): (usize, usize),
+    first_output: usize,
+) {
     if rows == 0 {
         return;
     }
@@ -185,8 +209,12 @@ pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_outp
     if let Some(low_rank) = &addend.low_rank {
         let r = low_rank.r;
         let b = &low_rank.b[first_output * r..(first_output + m) * r];
-        let rows = out.chunks_exact_mut(m).skip(low_rank.first);
-        for (row, down) in rows.zip(low_rank.down().chunks_exact(r)) {
+        // The adapted rows start at `low_rank.first`; `down` has theirs.
+        let skipped = low_rank.first.saturating_sub(first_row);
+        let downs = low_rank.down().chunks_exact(r);
+        let downs = downs.skip(first_row.saturating_sub(low_rank.first));
+        let rows = out.chunks_exact_mut(m).skip(skipped);
+        for (row, down) in rows.zip(downs) {
             for (v, column) in row.iter_mut().zip(b.chunks_exact(r)) {
                 *v += low_rank.scale * short_dot(down, column);
             }

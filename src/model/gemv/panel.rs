@@ -32,6 +32,7 @@ pub(super) use pairs::{
     fast as bf16_pairs_fast, products as products_of_bf16_pairs, words as pair_words,
 };
 pub(super) use sequence::{times as sequence_times, times_transposed as sequence_times_transposed};
+use std::mem::MaybeUninit;
 
 /// Strips one kernel call takes.
 const STRIPS: usize = 3;
@@ -70,7 +71,7 @@ unsafe fn products_avx512<W: Element>(inputs: &[f32], w: &[W], in_dim: usize, ou
     let mut packed = Vec::new();
     // SAFETY: the CPU has avx512f; the caller checked the lengths.
     unsafe { pack::<Avx512, W>(w, in_dim, &mut packed) };
-    unsafe { products_in::<Avx512, Fma>(inputs, &packed, in_dim, out) }
+    unsafe { products_in::<Avx512, Fma>(inputs, &packed, in_dim, places(out)) }
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -78,7 +79,7 @@ unsafe fn products_avx2<W: Element>(inputs: &[f32], w: &[W], in_dim: usize, out:
     let mut packed = Vec::new();
     // SAFETY: the CPU has avx2 and fma; the caller checked the lengths.
     unsafe { pack::<Avx2, W>(w, in_dim, &mut packed) };
-    unsafe { products_in::<Avx2, Fma>(inputs, &packed, in_dim, out) }
+    unsafe { products_in::<Avx2, Fma>(inputs, &packed, in_dim, places(out)) }
 }
 
 /// How a kernel step multiplies a broadcast input into a register of
@@ -97,18 +98,29 @@ impl<L: Lanes> Multiply<L> for Fma {
     }
 }
 
-/// [`products`] of `inputs` (rows of `in_dim` values) with a block that
-/// [`pack`] laid out, on L's registers multiplied by M: the usual blocking
-/// of a matrix product: rows a cache-sized block at a time, inputs
-/// [`DEPTH`] at a time, so that each group of strips' part for those inputs
-/// stays in L1 while every group of rows passes under it.
+/// `out` as places the kernels write to.
+fn places(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: the same layout; only f32 values are written through it, so
+    // `out` stays initialised.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// [`products`] of `inputs` (rows of `in_dim` values, `in_dim` > 0) with a
+/// block that [`pack`] laid out, on L's registers multiplied by M: the
+/// usual blocking of a matrix product: rows a cache-sized block at a time,
+/// inputs [`DEPTH`] at a time, so that each group of strips' part for those
+/// inputs stays in L1 while every group of rows passes under it. Every
+/// output is written by its first block of inputs before anything reads
+/// it, so `out` may start uninitialised (a fresh result need not be zeroed
+/// first).
 #[inline(always)]
 unsafe fn products_in<L: Lanes, M: Multiply<L>>(
     inputs: &[f32],
     packed: &[f32],
     in_dim: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
+    assert!(in_dim > 0, "a product over no inputs");
     let n = inputs.len() / in_dim;
     let m = out.len() / n.max(1);
     let group_width = STRIPS * L::WIDTH;
@@ -127,7 +139,7 @@ unsafe fn products_in<L: Lanes, M: Multiply<L>>(
                         in_dim,
                         depth,
                         w: group[first_input * strips * L::WIDTH..].as_ptr(),
-                        out: out[row * m + first_column..].as_mut_ptr(),
+                        out: out[row * m + first_column..].as_mut_ptr().cast(),
                         out_stride: m,
                         columns,
                         add: first_input > 0,
@@ -320,13 +332,14 @@ unsafe fn kernel<L: Lanes, M: Multiply<L>, const R: usize, const S: usize>(tile:
             for (s, &sum) in sums.iter().enumerate() {
                 L::store(all.as_mut_ptr().add(s * width), sum);
             }
-            let row = std::slice::from_raw_parts_mut(row, tile.columns);
             if tile.add {
+                let row = std::slice::from_raw_parts_mut(row, tile.columns);
                 for (y, sum) in row.iter_mut().zip(all) {
                     *y += sum;
                 }
             } else {
-                row.copy_from_slice(&all[..tile.columns]);
+                // Not through a slice: the row may not be initialised yet.
+                std::ptr::copy_nonoverlapping(all.as_ptr(), row, tile.columns);
             }
         }
     }

@@ -281,3 +281,49 @@ fn inputs_that_are_not_whole_rows_are_an_error() {
     let w = weights(DType::F32);
     assert!(products(&[0.0; 40], &w).is_err());
 }
+
+#[test]
+fn a_long_bf16_prompt_gets_the_same_products_and_addends() {
+    // Rows past SEQUENCE_FROM (a ragged last block), bf16 values and
+    // weights: where the CPU multiplies bf16 pairs, the training pass's
+    // product path; the LoRA delta from row 70, inside the second block of
+    // rows its addition is shared out in.
+    let dev = &Device::Cpu;
+    let n = SEQUENCE_FROM + 37;
+    let x = Tensor::randn(0f32, 1.0, (n, 96), dev)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let w = Tensor::randn(0f32, 1.0, (300, 96), dev)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let bias = Tensor::randn(0f32, 1.0, 300, dev).unwrap();
+    let a = Tensor::randn(0f32, 1.0, (8, 96), dev).unwrap();
+    let b = Tensor::randn(0f32, 1.0, (300, 8), dev).unwrap();
+    let addend = Addend {
+        bias: Some(&bias),
+        low_rank: Some(LowRank {
+            first: 70,
+            a: &a,
+            b: &b,
+            scale: 0.5,
+        }),
+    };
+    let got = products_with(&rows_of(&x).unwrap(), &w, &addend).unwrap();
+    let got = Tensor::from_vec(got, (n, 300), dev).unwrap();
+    let frozen = candle_product(&x, &w).broadcast_add(&bias).unwrap();
+    let delta = candle_product(&candle_product(&x.narrow(0, 70, n - 70).unwrap(), &a), &b);
+    let want = Tensor::cat(
+        &[
+            &frozen.narrow(0, 0, 70).unwrap(),
+            &(frozen.narrow(0, 70, n - 70).unwrap() + (delta * 0.5).unwrap()).unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
+    let diff = crate::model::max_abs_diff(&want, &got).unwrap();
+    assert!(diff < 1e-3, "{diff}");
+}

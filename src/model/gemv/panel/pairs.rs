@@ -5,7 +5,7 @@
 //! differs from the widening kernel.
 
 use super::super::x86::{Avx512, Lanes};
-use super::{Multiply, STRIPS, products_in, turn_over};
+use super::{Multiply, STRIPS, places, products_in, turn_over};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -111,7 +111,7 @@ unsafe fn products_avx512_bf16(words: &[f32], weights: &[u16], pairs: usize, out
     // SAFETY: the CPU has the features; the caller checked the lengths.
     unsafe {
         pack(weights, pairs, &mut packed);
-        products_in::<Avx512, Pairs>(words, &packed, pairs, out)
+        products_in::<Avx512, Pairs>(words, &packed, pairs, places(out))
     }
 }
 

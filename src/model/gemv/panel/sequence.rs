@@ -1,7 +1,8 @@
 //! A training pass's frozen products over a bf16 weight, on bf16 pairs: a
 //! whole sequence's rows times `W^T` (forward) or `W` (the input's
-//! gradient). The rows are rounded to bf16 on the way in, as the bf16
-//! output projection's are; the sums are f32.
+//! gradient); and a long prompt's (`gemv::SEQUENCE_FROM` rows or more,
+//! bf16 values already). The rows are rounded to bf16 on the way in, as
+//! the bf16 output projection's are; the sums are f32.
 //!
 //! The inference path splits the weight among tasks, each packing its own
 //! block and writing its own `[rows, block]` results, which are then laid
@@ -15,6 +16,7 @@ use super::super::x86::Avx512;
 use super::pairs::{Pairs, pack};
 use super::{STRIPS, products_in};
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Input rows a task takes at least.
 const MIN_TASK_ROWS: usize = 32;
@@ -52,12 +54,19 @@ pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<
 
 /// The rows (of `width` values, even) times the packed weight's `m`
 /// outputs, blocks of rows in parallel.
+///
+/// The result is not zeroed first: the kernel writes every value (a
+/// training pass's outputs and input gradients come to about a gigabyte a
+/// SmolLM2 step at 1,024 tokens, zeroed on one thread before the tasks
+/// started).
 fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f32> {
     let n = rows.len() / width;
-    let mut out = vec![0f32; n * m];
+    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(n * m);
+    // SAFETY: `MaybeUninit` values need no initialisation.
+    unsafe { out.set_len(n * m) };
     let threads = rayon::current_num_threads().max(1);
     let per_task = n.div_ceil(threads * TASKS_PER_THREAD).max(MIN_TASK_ROWS);
-    let tasks: Vec<(&[f32], &mut [f32])> = rows
+    let tasks: Vec<(&[f32], &mut [MaybeUninit<f32>])> = rows
         .chunks(per_task * width)
         .zip(out.chunks_mut(per_task * m))
         .collect();
@@ -66,11 +75,15 @@ fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f3
         // `width` values and `y` their `m` outputs each.
         unsafe { block(x, packed, width, y) }
     });
-    out
+    let mut out = std::mem::ManuallyDrop::new(out);
+    // SAFETY: every task wrote all of its outputs (`products_in` writes
+    // each on its first block of inputs), and `MaybeUninit<f32>` has f32's
+    // layout.
+    unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast(), out.len(), out.capacity()) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn block(x: &[f32], packed: &[f32], width: usize, out: &mut [f32]) {
+unsafe fn block(x: &[f32], packed: &[f32], width: usize, out: &mut [MaybeUninit<f32>]) {
     let mut words = vec![0f32; x.len() / 2];
     // SAFETY: the CPU has the features; `x` has an even length; `packed`
     // is laid out for `width / 2` pairs.

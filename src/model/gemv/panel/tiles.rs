@@ -10,8 +10,8 @@
 
 use super::super::x86::Avx512;
 use super::pairs::{Pairs, pack};
-use super::products_in;
 use super::sequence::{pack_columns_into, round_to_pairs};
+use super::{places, products_in};
 
 /// Whether the tiles can go on pairs on this CPU.
 pub(crate) fn available() -> bool {
@@ -62,7 +62,7 @@ unsafe fn scores(a: &[f32], b: &[u16], pairs: usize, out: &mut [f32], s: &mut Sc
     // SAFETY: the caller's CPU has the features; `b` holds whole rows.
     unsafe {
         pack(b, pairs, &mut s.packed);
-        products_in::<Avx512, Pairs>(a, &s.packed, pairs, out)
+        products_in::<Avx512, Pairs>(a, &s.packed, pairs, places(out))
     }
 }
 
@@ -161,7 +161,7 @@ unsafe fn weighted(
     // SAFETY: the caller's CPU has the features; the lengths fit.
     unsafe {
         pack_columns_into(b, d, packed);
-        products_in::<Avx512, Pairs>(words, packed, pairs, out)
+        products_in::<Avx512, Pairs>(words, packed, pairs, places(out))
     }
 }
 
