@@ -11,8 +11,9 @@
 //! same folder for `TUNEBENCH_MODEL`, `scripts/gpu/peft_bench.py decode`),
 //! and reports per round and the medians: tokens/s, the share of the
 //! bandwidth limit against the round's own probes (the weights and the
-//! cached keys and values a step reads), the ratio to the reference's
-//! round beside it.
+//! cached keys and values a step reads), the same share for the round's
+//! median step (the speed between the host's pauses), the ratio to the
+//! reference's round beside it.
 //!
 //!     cargo bench --bench decode                       # f32
 //!     TUNEBENCH_DTYPE=bf16 cargo bench --bench decode
@@ -109,18 +110,23 @@ fn main() -> anyhow::Result<()> {
     let bytes = weight_bytes_per_token(&decoder)? + cache_bytes_per_token(&decoder, dtype);
     let mut probes = vec![read_bandwidth()?];
     let (mut ours, mut of_limit, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut of_limit_by_step = Vec::new();
     for round in 1..=rounds {
-        let (prefill_s, tokens_per_s) = decode_round(&decoder, &ids, layers, round == 1)?;
+        let (prefill_s, tokens_per_s, median_step_s) =
+            decode_round(&decoder, &ids, layers, round == 1)?;
         probes.push(read_bandwidth()?);
         let bandwidth = (probes[round - 1] + probes[round]) / 2.0;
         let pct = 100.0 * tokens_per_s * bytes / bandwidth;
+        let step_pct = 100.0 * bytes / median_step_s / bandwidth;
         println!(
-            "{{\"impl\": \"tunebench\", \"round\": {round}, \"model\": \"{model_name}\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {tokens_per_s:.2}, \"read_bandwidth_gb_s\": {:.2}, \"of_limit_pct\": {pct:.1}, \"peak_rss_mb\": {:.0}}}",
+            "{{\"impl\": \"tunebench\", \"round\": {round}, \"model\": \"{model_name}\", \"dtype\": \"{dtype_name}\", \"prefill_s\": {prefill_s:.3}, \"decode_tokens_per_s\": {tokens_per_s:.2}, \"read_bandwidth_gb_s\": {:.2}, \"of_limit_pct\": {pct:.1}, \"median_step_ms\": {:.2}, \"median_step_of_limit_pct\": {step_pct:.1}, \"peak_rss_mb\": {:.0}}}",
             bandwidth / 1e9,
+            median_step_s * 1e3,
             peak_rss_mb()
         );
         ours.push(tokens_per_s);
         of_limit.push(pct);
+        of_limit_by_step.push(step_pct);
         if let Some((python, args)) = &reference {
             let out = std::process::Command::new(python).args(args).output()?;
             let line = String::from_utf8_lossy(&out.stdout);
@@ -133,12 +139,13 @@ fn main() -> anyhow::Result<()> {
     // A decoding step reads every weight once and the cache's keys and
     // values: its ceiling is the memory bandwidth over those bytes.
     println!(
-        "{{\"impl\": \"tunebench\", \"what\": \"decode against the bandwidth limit, median of {rounds} rounds\", \"read_per_token_mb\": {:.1}, \"decode_tokens_per_s\": {:.2}, \"of_limit_pct\": {:.1}, \"of_limit_pct_range\": [{:.1}, {:.1}]{}}}",
+        "{{\"impl\": \"tunebench\", \"what\": \"decode against the bandwidth limit, median of {rounds} rounds\", \"read_per_token_mb\": {:.1}, \"decode_tokens_per_s\": {:.2}, \"of_limit_pct\": {:.1}, \"of_limit_pct_range\": [{:.1}, {:.1}], \"median_step_of_limit_pct\": {:.1}{}}}",
         bytes / 1e6,
         median(ours),
         median(of_limit.clone()),
         of_limit.iter().copied().fold(f64::INFINITY, f64::min),
         of_limit.iter().copied().fold(0.0, f64::max),
+        median(of_limit_by_step),
         if ratios.is_empty() {
             String::new()
         } else {
@@ -152,14 +159,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One round: the prompt read into a fresh cache, then `NEW` greedy steps
-/// as users take them; (prefill seconds, decode tokens/s). With
+/// as users take them; (prefill seconds, decode tokens/s, the median
+/// step's seconds). The tokens/s count every pause the host makes the
+/// process take (on the shared development host, a round of 64 steps of
+/// about 9 ms had up to four of 16-50 ms); the median step is the speed
+/// between them.
+/// With
 /// `TUNEBENCH_PROFILE=1` and `profile`, the prefill's time table on stderr.
 fn decode_round(
     decoder: &Decoder,
     ids: &Tensor,
     layers: usize,
     profile: bool,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, f64)> {
     let profiling = profile && tunebench::profile::requested_by_env();
     if profiling {
         tunebench::profile::enable();
@@ -174,11 +186,15 @@ fn decode_round(
         eprint!("prefill: {}", tunebench::profile::report(0).time_table());
     }
     let t = Instant::now();
+    let mut steps_s = Vec::with_capacity(NEW);
     for _ in 0..NEW {
+        let step = Instant::now();
         let hidden = decoder.step_rows(&[next], &mut [&mut cache], Mode::BASE)?;
         next = argmax_last(decoder, &hidden)?;
+        steps_s.push(step.elapsed().as_secs_f64());
     }
-    Ok((prefill_s, NEW as f64 / t.elapsed().as_secs_f64()))
+    let tokens_per_s = NEW as f64 / t.elapsed().as_secs_f64();
+    Ok((prefill_s, tokens_per_s, median(steps_s)))
 }
 
 /// The reference's interpreter and arguments under `TUNEBENCH_REF_PYTHON`:
