@@ -300,6 +300,13 @@ unsafe fn kernel<L: Lanes, M: Multiply<L>, const R: usize, const S: usize>(tile:
     // rows of `depth` inputs, a group of `S` strips, and `R` rows of
     // `columns` outputs.
     unsafe {
+        // Every call has inputs (`products_in` takes blocks of at least
+        // one). Told so, the compiler no longer zeroes the stack copy of
+        // the sums it keeps for the stores below in case the loop does not
+        // run: a call to `memset` (1.5 KB) every kernel call, which made
+        // SmolLM2's products of 1,024 rows 8-14% slower on the Zen 4 and
+        // its training step 5%.
+        std::hint::assert_unchecked(tile.depth > 0);
         let mut acc = [[L::zero(); S]; R];
         for k in 0..tile.depth {
             let mut w = [L::zero(); S];
