@@ -300,21 +300,34 @@ unsafe fn kernel<L: Lanes, M: Multiply<L>, const R: usize, const S: usize>(tile:
     // rows of `depth` inputs, a group of `S` strips, and `R` rows of
     // `columns` outputs.
     unsafe {
-        // Every call has inputs (`products_in` takes blocks of at least
-        // one). Told so, the compiler no longer zeroes the stack copy of
-        // the sums it keeps for the stores below in case the loop does not
-        // run: a call to `memset` (1.5 KB) every kernel call, which made
-        // SmolLM2's products of 1,024 rows 8-14% slower on the Zen 4 and
-        // its training step 5%.
-        std::hint::assert_unchecked(tile.depth > 0);
-        let mut acc = [[L::zero(); S]; R];
-        for k in 0..tile.depth {
+        // The first input's products start the sums. Had they started
+        // at zero, the compiler would zero the stack copy of them it keeps
+        // for the stores below, in case the loop did not run: a call to
+        // `memset` of up to 1.5 KB every kernel call, which made SmolLM2's
+        // products of 1,024 rows 8-14% slower on the Zen 4 and its
+        // training step 5%. Every call has inputs: `products_in` takes
+        // blocks of one at least.
+        let loaded = |k: usize| {
             let mut w = [L::zero(); S];
             for (s, slot) in w.iter_mut().enumerate() {
                 *slot = L::load(tile.w.add((k * S + s) * width));
             }
+            w
+        };
+        let input = |r: usize, k: usize| L::splat(*tile.x.add(r * tile.in_dim + k));
+        let mut first = [[MaybeUninit::<L::V>::uninit(); S]; R];
+        let w = loaded(0);
+        for (r, sums) in first.iter_mut().enumerate() {
+            for (s, sum) in sums.iter_mut().enumerate() {
+                sum.write(M::madd(input(r, 0), w[s], L::zero()));
+            }
+        }
+        // SAFETY: every value was written just above.
+        let mut acc: [[L::V; S]; R] = std::mem::transmute_copy(&first);
+        for k in 1..tile.depth {
+            let w = loaded(k);
             for (r, sums) in acc.iter_mut().enumerate() {
-                let x = L::splat(*tile.x.add(r * tile.in_dim + k));
+                let x = input(r, k);
                 for s in 0..S {
                     sums[s] = M::madd(x, w[s], sums[s]);
                 }
