@@ -163,9 +163,8 @@ fn main() -> anyhow::Result<()> {
 /// step's seconds). The tokens/s count every pause the host makes the
 /// process take (on the shared development host, a round of 64 steps of
 /// about 9 ms had up to four of 16-50 ms); the median step is the speed
-/// between them.
-/// With
-/// `TUNEBENCH_PROFILE=1` and `profile`, the prefill's time table on stderr.
+/// between them. With `TUNEBENCH_PROFILE=1` and `profile`, the prefill's
+/// time table on stderr.
 fn decode_round(
     decoder: &Decoder,
     ids: &Tensor,

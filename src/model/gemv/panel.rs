@@ -315,15 +315,9 @@ unsafe fn kernel<L: Lanes, M: Multiply<L>, const R: usize, const S: usize>(tile:
             w
         };
         let input = |r: usize, k: usize| L::splat(*tile.x.add(r * tile.in_dim + k));
-        let mut first = [[MaybeUninit::<L::V>::uninit(); S]; R];
         let w = loaded(0);
-        for (r, sums) in first.iter_mut().enumerate() {
-            for (s, sum) in sums.iter_mut().enumerate() {
-                sum.write(M::madd(input(r, 0), w[s], L::zero()));
-            }
-        }
-        // SAFETY: every value was written just above.
-        let mut acc: [[L::V; S]; R] = std::mem::transmute_copy(&first);
+        let mut acc: [[L::V; S]; R] =
+            std::array::from_fn(|r| std::array::from_fn(|s| M::madd(input(r, 0), w[s], L::zero())));
         for k in 1..tile.depth {
             let w = loaded(k);
             for (r, sums) in acc.iter_mut().enumerate() {
