@@ -7,7 +7,8 @@
 //!     cargo bench --bench attention -- 8192
 //!
 //! `TUNEBENCH_DTYPE=bf16` takes the tiles a bf16 base trains on (bf16
-//! pairs where this CPU multiplies them faster than f32).
+//! pairs where this CPU multiplies them faster than f32);
+//! `TUNEBENCH_ROUNDS` passes (default 3), e.g. many for a profiler.
 
 use candle_core::{Device, Tensor, Var};
 use tunebench::model::attend::Visibility;
@@ -44,7 +45,11 @@ fn main() {
     let bf16 = std::env::var("TUNEBENCH_DTYPE").is_ok_and(|d| d == "bf16");
     let products = tile_products(bf16, DIM);
     println!("{positions} positions, {products:?} tiles");
-    for _ in 0..3 {
+    let rounds = std::env::var("TUNEBENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..rounds {
         let start = std::time::Instant::now();
         let out =
             flash_attention(&q, &k, &v, &causal, (Blocks::DEFAULT, products)).expect("forward");

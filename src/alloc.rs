@@ -5,15 +5,19 @@ use std::collections::VecDeque;
 /// Tensors of tens of megabytes are allocated and freed on every step; by
 /// default glibc maps each one fresh from the kernel, which then zeroes every
 /// page (page faults took a third of a training step). Keeping freed memory
-/// in the heap for reuse makes training about twice as fast. Call it before
-/// starting threads. [`Reclaimer`] gives back what a larger-than-usual step
-/// left behind.
+/// in the heap for reuse makes training about twice as fast. One arena for
+/// all threads: a training step runs on a pool thread and its tensors are
+/// freed on others, and with an arena per thread each kept its own free
+/// memory (SmolLM2 at 1,024 tokens: peak RSS 2.03-3.36 GB against 1.84).
+/// Call it before starting threads. [`Reclaimer`] gives back what a
+/// larger-than-usual step left behind.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator's thresholds.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -327,10 +327,10 @@ impl Decoder {
     }
 
     /// The forward pass; a generation's (with a cache) on a rayon thread
-    /// ([`crate::pool`]). Passes over whole samples stay on the caller's
-    /// thread: their tensors, allocated on a pool thread and freed on the
-    /// caller's, would sit in two of glibc's arenas (training's peak RSS
-    /// rose by a third).
+    /// ([`crate::pool`]). Passes over whole samples run where they are
+    /// called: a training step and a sample's loss move onto the pool as a
+    /// whole (`trainer::optimizer_step`, `loss::sample_loss`), backward pass
+    /// included.
     fn run(
         &self,
         ids: &Tensor,

@@ -55,15 +55,18 @@ pub fn summed_nll(
 }
 
 /// Loss of one sample: (sum of token losses, trained token count).
+/// On a pool thread, as a training step runs (`crate::pool::on_pool`).
 pub fn sample_loss(decoder: &Decoder, encoded: &Encoded, mode: Mode) -> Result<(f64, usize)> {
     let (positions, targets) = trained_targets(encoded);
     if positions.is_empty() {
         return Ok((0.0, 0));
     }
-    let ids = Tensor::new(encoded.ids.as_slice(), decoder.device())?.unsqueeze(0)?;
-    let hidden = decoder.hidden(&ids, None, None, mode)?.squeeze(0)?;
-    let sum = summed_nll(decoder, &hidden, &positions, &targets, mode.train)?.to_scalar::<f32>()?;
-    Ok((sum as f64, positions.len()))
+    crate::pool::on_pool(|| {
+        let ids = Tensor::new(encoded.ids.as_slice(), decoder.device())?.unsqueeze(0)?;
+        let hidden = decoder.hidden(&ids, None, None, mode)?.squeeze(0)?;
+        let sum = summed_nll(decoder, &hidden, &positions, &targets, mode.train)?;
+        Ok((sum.to_scalar::<f32>()? as f64, positions.len()))
+    })
 }
 
 #[cfg(test)]

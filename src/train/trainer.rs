@@ -506,6 +506,34 @@ pub fn optimizer_step(
     dropout_seed: u64,
     checkpointing: bool,
 ) -> candle_core::Result<(f64, f64)> {
+    // The whole step on a pool thread: each of its parallel sections (a
+    // few thousand a step) is then shared with the other pool threads
+    // instead of handed over while the caller sleeps (`crate::pool`).
+    // SmolLM2 bf16 at 1,024 tokens on 2 cores: 1.03-1.18x over 5
+    // alternating pairs; allocating on a pool thread costs no RSS with one
+    // allocator arena (`alloc::keep_freed_memory`).
+    crate::pool::on_pool(|| {
+        step_here(
+            decoder,
+            optimizer,
+            batches,
+            lr,
+            max_grad_norm,
+            dropout_seed,
+            checkpointing,
+        )
+    })
+}
+
+fn step_here(
+    decoder: &crate::model::decoder::Decoder,
+    optimizer: &mut AdamW,
+    batches: &[Batch],
+    lr: f64,
+    max_grad_norm: f64,
+    dropout_seed: u64,
+    checkpointing: bool,
+) -> candle_core::Result<(f64, f64)> {
     let window: usize = batches.iter().map(|b| b.targets.len()).sum();
     let mut grads = std::collections::HashMap::new();
     let mut loss_sum = 0.0;
