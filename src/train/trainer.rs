@@ -15,6 +15,7 @@ use crate::model::{LoadOptions, Model, adapter};
 use crate::profile::{self, Label};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -513,29 +514,34 @@ pub fn optimizer_step(
     // alternating pairs; allocating on a pool thread costs no RSS with one
     // allocator arena (`alloc::keep_freed_memory`).
     crate::pool::on_pool(|| {
-        step_here(
+        let (loss, mut grads) = summed_gradients(
             decoder,
-            optimizer,
+            &optimizer.params,
             batches,
-            lr,
-            max_grad_norm,
             dropout_seed,
             checkpointing,
-        )
+        )?;
+        if !loss.is_finite() {
+            return Ok((loss, f64::NAN));
+        }
+        let _label = profile::scope(Label::Optimizer);
+        let norm = clip_global_norm(&mut grads, max_grad_norm)?;
+        optimizer.step(&grads, lr)?;
+        Ok((loss, norm))
     })
 }
 
-fn step_here(
+/// The token-weighted mean loss over `batches` and its gradients for
+/// `params`, summed over the micro-batches.
+fn summed_gradients(
     decoder: &crate::model::decoder::Decoder,
-    optimizer: &mut AdamW,
+    params: &[Param],
     batches: &[Batch],
-    lr: f64,
-    max_grad_norm: f64,
     dropout_seed: u64,
     checkpointing: bool,
-) -> candle_core::Result<(f64, f64)> {
+) -> candle_core::Result<(f64, HashMap<String, Tensor>)> {
     let window: usize = batches.iter().map(|b| b.targets.len()).sum();
-    let mut grads = std::collections::HashMap::new();
+    let mut grads = HashMap::new();
     let mut loss_sum = 0.0;
     for (k, batch) in batches.iter().enumerate() {
         let mode = Mode::training(dropout_seed ^ k as u64);
@@ -556,16 +562,9 @@ fn step_here(
             side.drain_into(&mut store)?;
         }
         let _label = profile::scope(Label::Optimizer);
-        accumulate(&mut grads, collect(&optimizer.params, &store)?)?;
+        accumulate(&mut grads, collect(params, &store)?)?;
     }
-    let loss = loss_sum / window.max(1) as f64;
-    if !loss.is_finite() {
-        return Ok((loss, f64::NAN));
-    }
-    let _label = profile::scope(Label::Optimizer);
-    let norm = clip_global_norm(&mut grads, max_grad_norm)?;
-    optimizer.step(&grads, lr)?;
-    Ok((loss, norm))
+    Ok((loss_sum / window.max(1) as f64, grads))
 }
 
 /// Loads the newest checkpoint of `run` that reads whole (its adapter onto
