@@ -10,7 +10,9 @@
 //! pairs where this CPU multiplies them faster than f32);
 //! `TUNEBENCH_ROUNDS` passes (default 3), e.g. many for a profiler.
 
-use candle_core::{Device, Tensor, Var};
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
 use tunebench::model::attend::Visibility;
 use tunebench::model::flash::{Blocks, flash_attention, tile_products};
 
@@ -42,14 +44,10 @@ fn main() {
     let one_product = (QUERY_HEADS * positions * positions * DIM) as f64; // 2 flops each, half seen
     // A bf16 base's tiles (bf16 pairs, where this CPU is faster at them)
     // with `TUNEBENCH_DTYPE=bf16`; f32 tiles otherwise.
-    let bf16 = std::env::var("TUNEBENCH_DTYPE").is_ok_and(|d| d == "bf16");
+    let bf16 = common::dtype_from_env() == DType::BF16;
     let products = tile_products(bf16, DIM);
     println!("{positions} positions, {products:?} tiles");
-    let rounds = std::env::var("TUNEBENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    for _ in 0..rounds {
+    for _ in 0..common::count_from_env("TUNEBENCH_ROUNDS", 3) {
         let start = std::time::Instant::now();
         let out =
             flash_attention(&q, &k, &v, &causal, (Blocks::DEFAULT, products)).expect("forward");

@@ -35,7 +35,7 @@
 
 mod common;
 use candle_core::{DType, Device, Tensor};
-use common::peak_rss_mb;
+use common::{count_from_env, peak_rss_mb};
 use std::time::Instant;
 use tunebench::model::adapter;
 use tunebench::model::config::ModelConfig;
@@ -52,14 +52,6 @@ const NEW: usize = 64;
 /// 4096), else [`PROMPT`].
 fn prompt_len() -> usize {
     count_from_env("TUNEBENCH_PROMPT", PROMPT)
-}
-
-/// The number in the environment variable `name`, else `default`.
-fn count_from_env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {

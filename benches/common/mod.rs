@@ -13,6 +13,14 @@ pub fn dtype_from_env() -> candle_core::DType {
     }
 }
 
+/// The number in the environment variable `name`, else `default`.
+pub fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Peak resident memory of this process so far (Linux), in MB.
 pub fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
