@@ -37,6 +37,8 @@ pub enum Label {
     BackwardFrozen,
     /// Backward of the fused cross-entropy.
     BackwardLogits,
+    /// Backward of the blockwise attention.
+    BackwardAttention,
     Optimizer,
     /// Widening a quantized base weight for one product.
     Dequantize,
@@ -44,7 +46,7 @@ pub enum Label {
     Frozen,
 }
 
-const LABELS: [Label; 13] = [
+const LABELS: [Label; 14] = [
     Label::Other,
     Label::Embedding,
     Label::Norm,
@@ -55,6 +57,7 @@ const LABELS: [Label; 13] = [
     Label::Backward,
     Label::BackwardFrozen,
     Label::BackwardLogits,
+    Label::BackwardAttention,
     Label::Optimizer,
     Label::Dequantize,
     Label::Frozen,
@@ -74,6 +77,7 @@ impl Label {
             Label::BackwardFrozen => "backward: frozen linear",
             Label::Dequantize => "dequantize base",
             Label::BackwardLogits => "backward: logits",
+            Label::BackwardAttention => "backward: attention",
             Label::Optimizer => "optimizer",
             Label::Frozen => "frozen linear",
         }

@@ -72,6 +72,7 @@ impl CustomOp3 for FlashAttention {
         out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let _label = crate::profile::scope(crate::profile::Label::BackwardAttention);
         let kv = self.shape.kv_heads;
         let grads = kernel::backward(
             &self.shape,
