@@ -457,9 +457,12 @@ fn products_of<W: Element>(
 /// bf16 pairs (`panel/sequence.rs`: each weight packed once, the tasks
 /// over blocks of rows) instead of the tasks over blocks of the weight,
 /// each passing every row. At 1,024 rows of SmolLM2's and Qwen2.5-0.5B's
-/// shapes the first was 1.0-2.1x as fast (512: 0.93-2.1x; 128: 0.72-1.4x,
-/// packing a large weight on one thread), at 4,096 rows 1.5-2.6x.
-const SEQUENCE_FROM: usize = 1024;
+/// shapes the first was 1.0-2.1x as fast, at 4,096 rows 1.5-2.6x. Since
+/// the weight is packed by all threads, 128 rows run at 270-372 GFLOP/s
+/// there against 220-311 (the 192 outputs of SmolLM2's keys and values
+/// 315-330 against 128-158); at 64 rows, two tasks of 32, it won as often
+/// as it lost.
+const SEQUENCE_FROM: usize = 128;
 
 /// [`products_of`] for a long prompt of a bf16 model on the CPU's bf16
 /// pairs: every input a bf16 value, so rounding them is exact and the

@@ -133,37 +133,58 @@ impl Multiply<Avx512> for Pairs {
 /// The weights' bf16 pairs in the layout `super::pack` gives f32 values,
 /// with pairs for inputs: group `g` of [`STRIPS`] strips of 16 rows starts
 /// at `g * 48 * pairs`, and its pair `p` of row `48 * g + c` is at
-/// `p * strips * 16 + c` from there. Rows past the last stay zero.
+/// `p * strips * 16 + c` from there. Rows past the last are zero.
 #[inline(always)]
 pub(super) unsafe fn pack(weights: &[u16], pairs: usize, packed: &mut Vec<f32>) {
+    let m = weights.len() / (2 * pairs);
+    packed.resize(
+        m.div_ceil(STRIPS * Avx512::WIDTH) * STRIPS * Avx512::WIDTH * pairs,
+        0.0,
+    );
+    // SAFETY: as the caller's; `packed` has room for every group.
+    unsafe { pack_groups(weights, pairs, packed.as_mut_ptr()) }
+}
+
+/// [`pack`] into `to`, which has room for the weights' groups (rounded up
+/// to whole ones): every value of it written, rows past the last and the
+/// strips a last, narrower group lacks as zeros, so `to` may start
+/// uninitialised.
+#[inline(always)]
+pub(super) unsafe fn pack_groups(weights: &[u16], pairs: usize, to: *mut f32) {
     let width = Avx512::WIDTH;
     let m = weights.len() / (2 * pairs);
     let group_width = STRIPS * width;
-    packed.resize(m.div_ceil(group_width) * group_width * pairs, 0.0);
     // The pairs are read as 32-bit words at any 2-byte alignment.
     let words: *const f32 = weights.as_ptr().cast();
     for first in (0..m).step_by(group_width) {
         let strips = (m - first).min(group_width).div_ceil(width);
-        let dst = &mut packed[first * pairs..];
+        // SAFETY (all below): row `top + c`'s pair `p` lies within
+        // `weights` for every `c < rows` and `p < pairs`; the group's
+        // `group_width * pairs` values from `dst` lie in `to`.
+        let dst = unsafe { to.add(first * pairs) };
         for s in 0..strips {
             let top = first + s * width;
             let rows = (m - top).min(width);
             let at = |p: usize| (p * strips + s) * width;
-            // SAFETY: row `top + c`'s pair `p` lies within `weights` for
-            // every `c < rows` and `p < pairs`; every store lies in `dst`.
             unsafe {
                 let strip = words.add(top * pairs);
                 if rows < width {
-                    for c in 0..rows {
-                        for p in 0..pairs {
-                            dst[at(p) + c] = strip.add(c * pairs + p).read_unaligned();
+                    for p in 0..pairs {
+                        for c in 0..width {
+                            let value = match c < rows {
+                                true => strip.add(c * pairs + p).read_unaligned(),
+                                false => 0.0,
+                            };
+                            dst.add(at(p) + c).write(value);
                         }
                     }
                     continue;
                 }
-                let to = dst.as_mut_ptr();
-                turn_over::<Avx512>(strip, pairs, |p| to.add(at(p)));
+                turn_over::<Avx512>(strip, pairs, |p| dst.add(at(p)));
             }
         }
+        let used = strips * width * pairs;
+        // SAFETY: as above.
+        unsafe { std::ptr::write_bytes(dst.add(used), 0, group_width * pairs - used) };
     }
 }

@@ -1,19 +1,20 @@
 //! A training pass's frozen products over a bf16 weight, on bf16 pairs: a
 //! whole sequence's rows times `W^T` (forward) or `W` (the input's
-//! gradient); and a long prompt's (`gemv::SEQUENCE_FROM` rows or more,
-//! bf16 values already). The rows are rounded to bf16 on the way in, as
+//! gradient); and a prompt's of `gemv::SEQUENCE_FROM` rows or more (the
+//! values bf16 already). The rows are rounded to bf16 on the way in, as
 //! the bf16 output projection's are; the sums are f32.
 //!
 //! The inference path splits the weight among tasks, each packing its own
 //! block and writing its own `[rows, block]` results, which are then laid
 //! out again as `[rows, out]`, after the inputs went through four
 //! conversions to become pairs. At 1,024 rows of SmolLM2's shapes those
-//! passes took 30% of a product. Here the weight is packed once and the
+//! passes took 30% of a product. Here the weight is packed once (by all
+//! threads, each its own groups of outputs) and the
 //! tasks take blocks of input rows: each rounds its own rows and writes
 //! its own rows of the result in place.
 
 use super::super::x86::Avx512;
-use super::pairs::{Pairs, pack};
+use super::pairs::{Pairs, pack_groups};
 use super::{STRIPS, products_in};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -30,17 +31,58 @@ const TASKS_PER_THREAD: usize = 2;
 /// as bf16 bits: `[rows, out]`. `in_dim` is even; the CPU has avx512f and
 /// avx512bf16.
 pub(in crate::model::gemv) fn times_transposed(x: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
-    // SAFETY: the caller checked the features; `w` holds whole rows.
-    let packed = unsafe { pack_rows(w, in_dim / 2) };
-    on_row_blocks(x, &packed, in_dim, w.len() / in_dim)
+    let pairs = in_dim / 2;
+    let out = w.len() / in_dim;
+    // Whole groups of rows of `w` per task: each task's part of the
+    // packing is its own run of `packed`.
+    let packed = packed_in_parallel(out, pairs, |groups, dst| {
+        let rows = groups.start * GROUP_WIDTH..(groups.end * GROUP_WIDTH).min(out);
+        // SAFETY: the caller checked the features; `w` holds whole rows
+        // and `dst` the groups' values.
+        unsafe { pack_rows(&w[rows.start * in_dim..rows.end * in_dim], pairs, dst) }
+    });
+    on_row_blocks(x, &packed, in_dim, out)
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn pack_rows(w: &[u16], pairs: usize) -> Vec<f32> {
-    let mut packed = Vec::new();
-    // SAFETY: the CPU has the features; `w` holds whole rows of pairs.
-    unsafe { pack(w, pairs, &mut packed) };
-    packed
+unsafe fn pack_rows(w: &[u16], pairs: usize, dst: &mut [MaybeUninit<f32>]) {
+    // SAFETY: the CPU has the features; `w` holds whole rows of pairs and
+    // `dst` room for their groups.
+    unsafe { pack_groups(w, pairs, dst.as_mut_ptr().cast()) }
+}
+
+/// Outputs per group of strips the kernel takes.
+const GROUP_WIDTH: usize = STRIPS * 16;
+
+/// A weight of `outputs` packed for the kernel (`depth` words per output),
+/// `pack` writing every value of the groups it is given into their run
+/// of the result: groups split among the threads. On one thread the
+/// packing held the other idle for 3-4% of a SmolLM2 product at 1,024
+/// rows, and a quarter of one at 128, where a prompt's products come.
+fn packed_in_parallel(
+    outputs: usize,
+    depth: usize,
+    pack: impl Fn(std::ops::Range<usize>, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let groups = outputs.div_ceil(GROUP_WIDTH);
+    let group_words = GROUP_WIDTH * depth;
+    let mut packed: Vec<MaybeUninit<f32>> = Vec::with_capacity(groups * group_words);
+    // SAFETY: `MaybeUninit` values need no initialisation.
+    unsafe { packed.set_len(groups * group_words) };
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = groups.div_ceil(threads * TASKS_PER_THREAD).max(1);
+    let tasks: Vec<(usize, &mut [MaybeUninit<f32>])> = packed
+        .chunks_mut(per_task * group_words)
+        .enumerate()
+        .collect();
+    crate::pool::crew::for_each_item(tasks, |(task, dst)| {
+        let first = task * per_task;
+        pack(first..first + dst.len() / group_words, dst)
+    });
+    let mut packed = std::mem::ManuallyDrop::new(packed);
+    // SAFETY: `pack` wrote every value of each task's groups, and
+    // `MaybeUninit<f32>` has f32's layout.
+    unsafe { Vec::from_raw_parts(packed.as_mut_ptr().cast(), packed.len(), packed.capacity()) }
 }
 
 /// `g @ w` for rows `g` of `out` f32 values and `w` `[out, in_dim]` as
@@ -48,8 +90,10 @@ unsafe fn pack_rows(w: &[u16], pairs: usize) -> Vec<f32> {
 /// avx512bf16.
 pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
     let out = w.len() / in_dim;
-    // SAFETY: as above.
-    let packed = unsafe { pack_columns(w, in_dim) };
+    let packed = packed_in_parallel(in_dim, out / 2, |groups, dst| {
+        // SAFETY: as above; `dst` holds the groups of columns `groups`.
+        unsafe { pack_columns(w, in_dim, groups, dst) }
+    });
     on_row_blocks(g, &packed, out, in_dim)
 }
 
@@ -130,37 +174,53 @@ pub(super) unsafe fn round_to_pairs(x: &[f32], words: &mut [f32]) {
 /// `w` (`[out, in_dim]` bf16, `out` even) packed as `pack` packs a weight
 /// `[in_dim, out]`, i.e. `w`'s transpose, without making the transpose:
 /// the outputs are `w`'s columns, and each pair word holds two
-/// neighbouring rows' values of one column. Rows are read in order.
+/// neighbouring rows' values of one column. The groups of columns
+/// `groups`, into `dst` (from their first), every value written.
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_columns(w: &[u16], in_dim: usize) -> Vec<f32> {
-    let mut packed = Vec::new();
-    // SAFETY: the caller's CPU has avx512f.
-    unsafe { pack_columns_into(w, in_dim, &mut packed) };
-    packed
+unsafe fn pack_columns(
+    w: &[u16],
+    in_dim: usize,
+    groups: std::ops::Range<usize>,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let columns = groups.start * GROUP_WIDTH..(groups.end * GROUP_WIDTH).min(in_dim);
+    // SAFETY: the caller's CPU has avx512f; `dst` holds the groups.
+    unsafe { pack_columns_at(w, in_dim, columns, dst.as_mut_ptr().cast()) }
 }
 
-/// [`pack_columns`] into `packed`, which may hold an earlier packing: the
-/// columns past `in_dim` in a last, narrower strip keep whatever it held
-/// (the kernel's lanes are independent and those outputs are not stored).
+/// `w` packed as [`pack_columns`] packs it, all its columns, into
+/// `packed`, which may hold an earlier packing.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn pack_columns_into(w: &[u16], in_dim: usize, packed: &mut Vec<f32>) {
+    let pairs = w.len() / in_dim / 2;
+    packed.resize(in_dim.div_ceil(GROUP_WIDTH) * GROUP_WIDTH * pairs, 0.0);
+    // SAFETY: the caller's CPU has avx512f; `packed` holds every group.
+    unsafe { pack_columns_at(w, in_dim, 0..in_dim, packed.as_mut_ptr()) }
+}
+
+/// The columns `columns` (from a group's first) of `w` packed from `to`:
+/// rows are read in order; lanes past the last column and the strips a
+/// last, narrower group lacks are written as zeros.
+#[inline(always)]
+unsafe fn pack_columns_at(w: &[u16], in_dim: usize, columns: std::ops::Range<usize>, to: *mut f32) {
     const LANES: usize = 16;
     let pairs = w.len() / in_dim / 2;
-    let group_width = STRIPS * LANES;
-    packed.resize(in_dim.div_ceil(group_width) * group_width * pairs, 0.0);
     for p in 0..pairs {
         let (low, high) = (
             &w[2 * p * in_dim..][..in_dim],
             &w[(2 * p + 1) * in_dim..][..in_dim],
         );
-        for first in (0..in_dim).step_by(group_width) {
-            let columns = (in_dim - first).min(group_width);
-            let strips = columns.div_ceil(LANES);
-            let dst = &mut packed[first * pairs + p * strips * LANES..][..columns];
-            let whole = columns / LANES * LANES;
+        for first in columns.clone().step_by(GROUP_WIDTH) {
+            let count = (columns.end - first).min(GROUP_WIDTH);
+            let strips = count.div_ceil(LANES);
+            // SAFETY: the group's `GROUP_WIDTH * pairs` values from its
+            // start lie in `to`.
+            let group = unsafe { to.add((first - columns.start) * pairs) };
+            let dst = unsafe { group.add(p * strips * LANES) };
+            let whole = count / LANES * LANES;
             for c in (0..whole).step_by(LANES) {
                 // SAFETY: 16 columns from `first + c` lie in both rows and
-                // 16 words from `c` in `dst`.
+                // 16 words from `c` in the group.
                 unsafe {
                     let at = first + c;
                     let low =
@@ -168,12 +228,21 @@ pub(super) unsafe fn pack_columns_into(w: &[u16], in_dim: usize, packed: &mut Ve
                     let high =
                         _mm512_cvtepu16_epi32(_mm256_loadu_si256(high.as_ptr().add(at).cast()));
                     let words = _mm512_or_si512(low, _mm512_slli_epi32::<16>(high));
-                    _mm512_storeu_si512(dst.as_mut_ptr().add(c).cast(), words);
+                    _mm512_storeu_si512(dst.add(c).cast(), words);
                 }
             }
-            for c in whole..columns {
-                let word = low[first + c] as u32 | (high[first + c] as u32) << 16;
-                dst[c] = f32::from_bits(word);
+            for c in whole..strips * LANES {
+                let word = match c < count {
+                    true => low[first + c] as u32 | (high[first + c] as u32) << 16,
+                    false => 0,
+                };
+                // SAFETY: within the group's strips.
+                unsafe { dst.add(c).write(f32::from_bits(word)) };
+            }
+            if p + 1 == pairs {
+                let used = strips * LANES * pairs;
+                // SAFETY: the group's unused strips, within the group.
+                unsafe { std::ptr::write_bytes(group.add(used), 0, GROUP_WIDTH * pairs - used) };
             }
         }
     }
@@ -242,6 +311,33 @@ mod tests {
         let w = bf16_bits(&draw(out * in_dim, 4));
         let (g_rounded, w_values) = (widen(&bf16_bits(&g)), widen(&w));
         let want = exact(&g_rounded, out, in_dim, |i, j| w_values[i * in_dim + j]);
+        assert_close(&times(&g, &w, in_dim), &want, "g @ w");
+    }
+
+    #[test]
+    fn weights_packed_by_several_tasks_give_the_same_products() {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
+            eprintln!("skipped: this CPU has no avx512_bf16");
+            return;
+        }
+        // 200 outputs: four whole groups of 48 and one of 8 (a partial
+        // strip, two strips missing), packed by tasks of whole groups.
+        let (n, m, in_dim) = (40, 200, 64);
+        let x = draw(n * in_dim, 5);
+        let w = bf16_bits(&draw(m * in_dim, 6));
+        let w_values = widen(&w);
+        let want = exact(&widen(&bf16_bits(&x)), in_dim, m, |i, j| {
+            w_values[j * in_dim + i]
+        });
+        assert_close(&times_transposed(&x, &w, in_dim), &want, "x @ w.T");
+        // The same weight's gradient product: its 200 columns as outputs.
+        let (out, in_dim) = (64, 200);
+        let g = draw(n * out, 7);
+        let w = bf16_bits(&draw(out * in_dim, 8));
+        let w_values = widen(&w);
+        let want = exact(&widen(&bf16_bits(&g)), out, in_dim, |i, j| {
+            w_values[i * in_dim + j]
+        });
         assert_close(&times(&g, &w, in_dim), &want, "g @ w");
     }
 }
