@@ -231,6 +231,46 @@ fn gradients_are_the_same_on_every_run() {
 }
 
 #[test]
+fn strided_views_are_read_as_candle_lays_them_out() {
+    let x = random((2, 3, 5, 4), 9);
+    for dtype in [DType::F32, DType::BF16] {
+        let whole = x.to_dtype(dtype).unwrap();
+        // A transposed view (runs of one value), a narrowed one (runs with
+        // gaps, from an offset: a prompt's keys in the cache), both, and
+        // the contiguous whole.
+        let views = [
+            whole.transpose(1, 2).unwrap(),
+            whole.narrow(2, 1, 3).unwrap(),
+            whole.transpose(2, 3).unwrap().narrow(3, 2, 2).unwrap(),
+            whole.clone(),
+        ];
+        for view in views {
+            let want = view.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            let want = want.to_vec1::<f32>().unwrap();
+            assert_eq!(flat(&view).unwrap(), want, "{:?} {dtype:?}", view.dims());
+        }
+    }
+}
+
+#[test]
+fn query_rows_come_back_in_every_dtype() {
+    // 6 query heads over 2 key/value heads.
+    let q = random((2, 6, 5, 4), 10);
+    for dtype in [DType::F32, DType::BF16, DType::F16] {
+        let q = q.to_dtype(dtype).unwrap();
+        let rows = query_rows(&q, 2).unwrap();
+        let back = from_query_rows(rows, q.dims4().unwrap(), 2, dtype).unwrap();
+        assert_eq!(back.dtype(), dtype);
+        let wide = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
+        assert_eq!(
+            max_abs_diff(&wide(&back), &wide(&q)).unwrap(),
+            0.0,
+            "{dtype:?}"
+        );
+    }
+}
+
+#[test]
 fn keys_and_values_that_do_not_fit_the_queries_are_refused() {
     let q = random((1, 2, 10, 8), 1);
     let k = random((1, 1, 10, 8), 2);
