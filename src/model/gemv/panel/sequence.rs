@@ -284,60 +284,68 @@ mod tests {
         }
     }
 
-    #[test]
-    fn both_products_equal_exact_sums_of_the_rounded_values_on_ragged_shapes() {
-        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
+    fn cpu_has_pairs() -> bool {
+        let has = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
+        if !has {
             eprintln!("skipped: this CPU has no avx512_bf16");
-            return;
         }
-        // 70 rows (tasks of at least 32 and a ragged last one), 75 outputs
-        // (two whole groups of strips and a partial one), 302 inputs (151
-        // pairs: a block of DEPTH and a ragged one).
-        let (n, m, in_dim) = (70, 75, 302);
-        let x = draw(n * in_dim, 1);
-        let w = bf16_bits(&draw(m * in_dim, 2));
-        let (x_rounded, w_values) = (widen(&bf16_bits(&x)), widen(&w));
-        let want = exact(&x_rounded, in_dim, m, |i, j| w_values[j * in_dim + i]);
-        let got = times_transposed(&x, &w, in_dim);
-        assert_close(&got, &want, "x @ w.T");
-        // A row's sums do not depend on the rows beside it.
-        let alone = times_transposed(&x[40 * in_dim..41 * in_dim], &w, in_dim);
-        assert_eq!(alone, got[40 * m..41 * m], "row 40 alone");
-
-        // The input's gradient: `w` `[76, 75]` (pairs of its 76 rows), 75
-        // outputs as above.
-        let (out, in_dim) = (76, 75);
-        let g = draw(n * out, 3);
-        let w = bf16_bits(&draw(out * in_dim, 4));
-        let (g_rounded, w_values) = (widen(&bf16_bits(&g)), widen(&w));
-        let want = exact(&g_rounded, out, in_dim, |i, j| w_values[i * in_dim + j]);
-        assert_close(&times(&g, &w, in_dim), &want, "g @ w");
+        has
     }
 
-    #[test]
-    fn weights_packed_by_several_tasks_give_the_same_products() {
-        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
-            eprintln!("skipped: this CPU has no avx512_bf16");
-            return;
-        }
-        // 200 outputs: four whole groups of 48 and one of 8 (a partial
-        // strip, two strips missing), packed by tasks of whole groups.
-        let (n, m, in_dim) = (40, 200, 64);
-        let x = draw(n * in_dim, 5);
-        let w = bf16_bits(&draw(m * in_dim, 6));
+    /// Both products of `n` rows against exact sums of their rounded
+    /// values: `x @ w.T` with `w` `[m, in_dim]`, and `g @ w` with `w`
+    /// `[out, columns]`. The first's result.
+    fn assert_both_exact(
+        n: usize,
+        (m, in_dim): (usize, usize),
+        (out, columns): (usize, usize),
+        seed: u64,
+    ) -> Vec<f32> {
+        let x = draw(n * in_dim, seed);
+        let w = bf16_bits(&draw(m * in_dim, seed + 1));
         let w_values = widen(&w);
         let want = exact(&widen(&bf16_bits(&x)), in_dim, m, |i, j| {
             w_values[j * in_dim + i]
         });
-        assert_close(&times_transposed(&x, &w, in_dim), &want, "x @ w.T");
-        // The same weight's gradient product: its 200 columns as outputs.
-        let (out, in_dim) = (64, 200);
-        let g = draw(n * out, 7);
-        let w = bf16_bits(&draw(out * in_dim, 8));
+        let got = times_transposed(&x, &w, in_dim);
+        assert_close(&got, &want, "x @ w.T");
+
+        let g = draw(n * out, seed + 2);
+        let w = bf16_bits(&draw(out * columns, seed + 3));
         let w_values = widen(&w);
-        let want = exact(&widen(&bf16_bits(&g)), out, in_dim, |i, j| {
-            w_values[i * in_dim + j]
+        let want = exact(&widen(&bf16_bits(&g)), out, columns, |i, j| {
+            w_values[i * columns + j]
         });
-        assert_close(&times(&g, &w, in_dim), &want, "g @ w");
+        assert_close(&times(&g, &w, columns), &want, "g @ w");
+        got
+    }
+
+    #[test]
+    fn both_products_equal_exact_sums_of_the_rounded_values_on_ragged_shapes() {
+        if !cpu_has_pairs() {
+            return;
+        }
+        // 70 rows (tasks of at least 32 and a ragged last one), 75 outputs
+        // (two whole groups of strips and a partial one), 302 inputs (151
+        // pairs: a block of DEPTH and a ragged one); the gradient's weight
+        // `[76, 75]` (pairs of its 76 rows), 75 outputs as above.
+        let (n, m, in_dim) = (70, 75, 302);
+        let got = assert_both_exact(n, (m, in_dim), (76, 75), 1);
+        // A row's sums do not depend on the rows beside it.
+        let x = draw(n * in_dim, 1);
+        let w = bf16_bits(&draw(m * in_dim, 2));
+        let alone = times_transposed(&x[40 * in_dim..41 * in_dim], &w, in_dim);
+        assert_eq!(alone, got[40 * m..41 * m], "row 40 alone");
+    }
+
+    #[test]
+    fn weights_packed_by_several_tasks_give_the_same_products() {
+        if !cpu_has_pairs() {
+            return;
+        }
+        // 200 outputs: four whole groups of 48 and one of 8 (a partial
+        // strip, two strips missing), packed by tasks of whole groups;
+        // the gradient's weight `[64, 200]`, its 200 columns as outputs.
+        assert_both_exact(40, (200, 64), (64, 200), 5);
     }
 }
