@@ -137,12 +137,16 @@ impl Multiply<Avx512> for Pairs {
 #[inline(always)]
 pub(super) unsafe fn pack(weights: &[u16], pairs: usize, packed: &mut Vec<f32>) {
     let m = weights.len() / (2 * pairs);
-    packed.resize(
-        m.div_ceil(STRIPS * Avx512::WIDTH) * STRIPS * Avx512::WIDTH * pairs,
-        0.0,
-    );
-    // SAFETY: as the caller's; `packed` has room for every group.
-    unsafe { pack_groups(weights, pairs, packed.as_mut_ptr()) }
+    let len = m.div_ceil(STRIPS * Avx512::WIDTH) * STRIPS * Avx512::WIDTH * pairs;
+    // Not zeroed first (`resize` would): `pack_groups` writes every value.
+    packed.clear();
+    packed.reserve(len);
+    // SAFETY: as the caller's; the `len` values written lie in the
+    // capacity just reserved.
+    unsafe {
+        pack_groups(weights, pairs, packed.as_mut_ptr());
+        packed.set_len(len);
+    }
 }
 
 /// [`pack`] into `to`, which has room for the weights' groups (rounded up

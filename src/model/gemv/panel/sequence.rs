@@ -66,9 +66,7 @@ fn packed_in_parallel(
 ) -> Vec<f32> {
     let groups = outputs.div_ceil(GROUP_WIDTH);
     let group_words = GROUP_WIDTH * depth;
-    let mut packed: Vec<MaybeUninit<f32>> = Vec::with_capacity(groups * group_words);
-    // SAFETY: `MaybeUninit` values need no initialisation.
-    unsafe { packed.set_len(groups * group_words) };
+    let mut packed = unwritten(groups * group_words);
     let threads = rayon::current_num_threads().max(1);
     let per_task = groups.div_ceil(threads * TASKS_PER_THREAD).max(1);
     let tasks: Vec<(usize, &mut [MaybeUninit<f32>])> = packed
@@ -79,10 +77,27 @@ fn packed_in_parallel(
         let first = task * per_task;
         pack(first..first + dst.len() / group_words, dst)
     });
-    let mut packed = std::mem::ManuallyDrop::new(packed);
-    // SAFETY: `pack` wrote every value of each task's groups, and
+    // SAFETY: `pack` wrote every value of each task's groups.
+    unsafe { written(packed) }
+}
+
+/// `len` places for f32 values, not initialised.
+fn unwritten(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut places = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` values need no initialisation.
+    unsafe { places.set_len(len) };
+    places
+}
+
+/// `places` as the values written to them.
+///
+/// # Safety
+/// Every place was written.
+unsafe fn written(places: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut places = std::mem::ManuallyDrop::new(places);
+    // SAFETY: every value is initialised (the caller's promise), and
     // `MaybeUninit<f32>` has f32's layout.
-    unsafe { Vec::from_raw_parts(packed.as_mut_ptr().cast(), packed.len(), packed.capacity()) }
+    unsafe { Vec::from_raw_parts(places.as_mut_ptr().cast(), places.len(), places.capacity()) }
 }
 
 /// `g @ w` for rows `g` of `out` f32 values and `w` `[out, in_dim]` as
@@ -106,9 +121,7 @@ pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<
 /// started).
 fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f32> {
     let n = rows.len() / width;
-    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(n * m);
-    // SAFETY: `MaybeUninit` values need no initialisation.
-    unsafe { out.set_len(n * m) };
+    let mut out = unwritten(n * m);
     let threads = rayon::current_num_threads().max(1);
     let per_task = n.div_ceil(threads * TASKS_PER_THREAD).max(MIN_TASK_ROWS);
     let tasks: Vec<(&[f32], &mut [MaybeUninit<f32>])> = rows
@@ -120,11 +133,9 @@ fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f3
         // `width` values and `y` their `m` outputs each.
         unsafe { block(x, packed, width, y) }
     });
-    let mut out = std::mem::ManuallyDrop::new(out);
     // SAFETY: every task wrote all of its outputs (`products_in` writes
-    // each on its first block of inputs), and `MaybeUninit<f32>` has f32's
-    // layout.
-    unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast(), out.len(), out.capacity()) }
+    // each on its first block of inputs).
+    unsafe { written(out) }
 }
 
 thread_local! {
@@ -193,9 +204,16 @@ unsafe fn pack_columns(
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn pack_columns_into(w: &[u16], in_dim: usize, packed: &mut Vec<f32>) {
     let pairs = w.len() / in_dim / 2;
-    packed.resize(in_dim.div_ceil(GROUP_WIDTH) * GROUP_WIDTH * pairs, 0.0);
-    // SAFETY: the caller's CPU has avx512f; `packed` holds every group.
-    unsafe { pack_columns_at(w, in_dim, 0..in_dim, packed.as_mut_ptr()) }
+    let len = in_dim.div_ceil(GROUP_WIDTH) * GROUP_WIDTH * pairs;
+    // Not zeroed first: `pack_columns_at` writes every value.
+    packed.clear();
+    packed.reserve(len);
+    // SAFETY: the caller's CPU has avx512f; the `len` values written lie
+    // in the capacity just reserved.
+    unsafe {
+        pack_columns_at(w, in_dim, 0..in_dim, packed.as_mut_ptr());
+        packed.set_len(len);
+    }
 }
 
 /// The columns `columns` (from a group's first) of `w` packed from `to`:
