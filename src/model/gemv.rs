@@ -84,11 +84,9 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// A training pass's frozen product over a bf16 CPU weight `w` `[out,
-/// in]` on bf16 pairs (`panel/sequence.rs`): `x @ w.T` for f32 rows `x`
-/// `[.., in]`, rounded to bf16 on the way in, with f32 sums: the rows of
-/// the result. `None` where the panel kernel does not take pairs (no
-/// `avx512_bf16`, pairs no faster than f32 here, an odd `in`) or `w` is
-/// not a bf16 CPU matrix.
+/// in]`: `x @ w.T` for f32 rows `x` `[.., in]`, the rows of the result, on
+/// bf16 pairs (`panel/sequence.rs`) or fp16 (`panel/halves.rs`). `None`
+/// where neither is faster than f32 here (or pairs meet an odd `in`).
 pub fn sequence_product(x: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
     on_pairs(w, true, |bits, in_dim| {
         on_values(x, |x| {
@@ -101,7 +99,7 @@ pub fn sequence_product(x: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
 }
 
 /// [`sequence_product`] for the input's gradient: `g @ w` for f32 rows
-/// `g` `[.., out]` (`out` even).
+/// `g` `[.., out]`.
 pub fn sequence_gradient(g: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
     on_pairs(w, false, |bits, in_dim| {
         on_values(g, |g| {
@@ -113,8 +111,8 @@ pub fn sequence_gradient(g: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
     })
 }
 
-/// `product` of `w`'s bf16 bits and its input width, where the panel
-/// kernel takes pairs along `w`'s rows (`along_rows`) or its columns.
+/// `product` of `w`'s bf16 bits and its input width, where a sequence
+/// kernel takes `w` (pairs along its rows, `along_rows`, or columns).
 fn on_pairs(
     w: &Tensor,
     along_rows: bool,
@@ -123,8 +121,11 @@ fn on_pairs(
     let Ok((out_dim, in_dim)) = w.dims2() else {
         return Ok(None);
     };
-    let paired = if along_rows { in_dim } else { out_dim };
-    if w.dtype() != DType::BF16 || !cpu_multiplies_bf16_pairs() || !panel_takes_pairs(paired) {
+    #[cfg(target_arch = "x86_64")]
+    let takes = panel::sequence_takes(if along_rows { in_dim } else { out_dim });
+    #[cfg(not(target_arch = "x86_64"))]
+    let takes = !along_rows && along_rows;
+    if w.dtype() != DType::BF16 || !takes {
         return Ok(None);
     }
     let w = w.contiguous()?;

@@ -22,6 +22,7 @@
 //! A row's sums run input after input whatever rows are beside it, so a
 //! row's result does not depend on them.
 
+mod halves;
 mod pairs;
 mod sequence;
 pub(crate) mod tiles;
@@ -31,7 +32,29 @@ use super::x86::{Avx2, Avx512, Lanes};
 pub(super) use pairs::{
     fast as bf16_pairs_fast, products as products_of_bf16_pairs, words as pair_words,
 };
-pub(super) use sequence::{times as sequence_times, times_transposed as sequence_times_transposed};
+
+/// Whether a sequence's products over a bf16 weight have a kernel here,
+/// the weight's rows `paired` inputs long (even, for pairs).
+pub(super) fn sequence_takes(paired: usize) -> bool {
+    halves::fast() || (bf16_pairs_fast() && paired.is_multiple_of(2))
+}
+
+/// `x @ w.T` for f32 rows `x` and a bf16 weight `w` `[out, in_dim]`, on
+/// fp16 multiply-adds where those are the fast route, else on bf16 pairs.
+pub(super) fn sequence_times_transposed(x: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
+    match halves::fast() {
+        true => halves::times_transposed(x, w, in_dim),
+        false => sequence::times_transposed(x, w, in_dim),
+    }
+}
+
+/// `g @ w`, as [`sequence_times_transposed`] chooses its kernel.
+pub(super) fn sequence_times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
+    match halves::fast() {
+        true => halves::times(g, w, in_dim),
+        false => sequence::times(g, w, in_dim),
+    }
+}
 use std::mem::MaybeUninit;
 
 /// Strips one kernel call takes.
@@ -263,22 +286,20 @@ struct Tile {
     add: bool,
 }
 
-/// [`kernel`] for `rows` (1 to `L::PANEL_ROWS`) and `strips` (1 to
-/// [`STRIPS`]).
-#[inline(always)]
-unsafe fn dispatch<L: Lanes, M: Multiply<L>>(tile: &Tile, rows: usize, strips: usize) {
-    macro_rules! by_strips {
-        ($r:literal) => {
-            match strips {
-                1 => kernel::<L, M, $r, 1>(tile),
-                2 => kernel::<L, M, $r, 2>(tile),
-                _ => kernel::<L, M, $r, 3>(tile),
-            }
-        };
-    }
-    // SAFETY: as the caller's.
-    unsafe {
-        match rows {
+/// `$kernel::<[generics..,] R, S>($tile)` for `$rows` (1 to 8) rows and
+/// `$strips` (1 to 3) strips: a kernel instantiated for every tile shape.
+macro_rules! for_tile_shape {
+    ($kernel:ident $(::<$($generic:ty),*>)? ($tile:expr), $rows:expr, $strips:expr) => {{
+        macro_rules! by_strips {
+            ($r:literal) => {
+                match $strips {
+                    1 => $kernel::<$($($generic,)*)? $r, 1>($tile),
+                    2 => $kernel::<$($($generic,)*)? $r, 2>($tile),
+                    _ => $kernel::<$($($generic,)*)? $r, 3>($tile),
+                }
+            };
+        }
+        match $rows {
             1 => by_strips!(1),
             2 => by_strips!(2),
             3 => by_strips!(3),
@@ -288,7 +309,16 @@ unsafe fn dispatch<L: Lanes, M: Multiply<L>>(tile: &Tile, rows: usize, strips: u
             7 => by_strips!(7),
             _ => by_strips!(8),
         }
-    }
+    }};
+}
+use for_tile_shape;
+
+/// [`kernel`] for `rows` (1 to `L::PANEL_ROWS`) and `strips` (1 to
+/// [`STRIPS`]).
+#[inline(always)]
+unsafe fn dispatch<L: Lanes, M: Multiply<L>>(tile: &Tile, rows: usize, strips: usize) {
+    // SAFETY: as the caller's.
+    unsafe { for_tile_shape!(kernel::<L, M>(tile), rows, strips) }
 }
 
 /// `R` rows times `S` strips: `R * S` registers of sums; each input costs

@@ -35,13 +35,17 @@ pub(in crate::model::gemv) fn times_transposed(x: &[f32], w: &[u16], in_dim: usi
     let out = w.len() / in_dim;
     // Whole groups of rows of `w` per task: each task's part of the
     // packing is its own run of `packed`.
-    let packed = packed_in_parallel(out, pairs, |groups, dst| {
+    let packed = packed_in_parallel(out, GROUP_WIDTH, GROUP_WIDTH * pairs, |groups, dst| {
         let rows = groups.start * GROUP_WIDTH..(groups.end * GROUP_WIDTH).min(out);
         // SAFETY: the caller checked the features; `w` holds whole rows
         // and `dst` the groups' values.
         unsafe { pack_rows(&w[rows.start * in_dim..rows.end * in_dim], pairs, dst) }
     });
-    on_row_blocks(x, &packed, in_dim, out)
+    on_row_blocks(x, in_dim, out, |x, y| {
+        // SAFETY: the caller checked the features; `packed` is laid out for
+        // `in_dim / 2` pairs.
+        unsafe { block(x, &packed, in_dim, y) }
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
@@ -54,18 +58,19 @@ unsafe fn pack_rows(w: &[u16], pairs: usize, dst: &mut [MaybeUninit<f32>]) {
 /// Outputs per group of strips the kernel takes.
 const GROUP_WIDTH: usize = STRIPS * 16;
 
-/// A weight of `outputs` packed for the kernel (`depth` words per output),
-/// `pack` writing every value of the groups it is given into their run
-/// of the result: groups split among the threads. On one thread the
+/// A weight of `outputs` packed for a kernel (groups of `group_width`
+/// outputs, `group_words` words each), `pack` writing every value of the
+/// groups it is given into their run of the result: groups split among
+/// the threads. On one thread the
 /// packing held the other idle for 3-4% of a SmolLM2 product at 1,024
 /// rows, and a quarter of one at 128, where a prompt's products come.
-fn packed_in_parallel(
+pub(super) fn packed_in_parallel(
     outputs: usize,
-    depth: usize,
+    group_width: usize,
+    group_words: usize,
     pack: impl Fn(std::ops::Range<usize>, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let groups = outputs.div_ceil(GROUP_WIDTH);
-    let group_words = GROUP_WIDTH * depth;
+    let groups = outputs.div_ceil(group_width);
     let mut packed = unwritten(groups * group_words);
     let threads = rayon::current_num_threads().max(1);
     let per_task = groups.div_ceil(threads * TASKS_PER_THREAD).max(1);
@@ -105,21 +110,30 @@ unsafe fn written(places: Vec<MaybeUninit<f32>>) -> Vec<f32> {
 /// avx512bf16.
 pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
     let out = w.len() / in_dim;
-    let packed = packed_in_parallel(in_dim, out / 2, |groups, dst| {
+    let packed = packed_in_parallel(in_dim, GROUP_WIDTH, GROUP_WIDTH * out / 2, |groups, dst| {
         // SAFETY: as above; `dst` holds the groups of columns `groups`.
         unsafe { pack_columns(w, in_dim, groups, dst) }
     });
-    on_row_blocks(g, &packed, out, in_dim)
+    on_row_blocks(g, out, in_dim, |g, y| {
+        // SAFETY: as above, for `out / 2` pairs.
+        unsafe { block(g, &packed, out, y) }
+    })
 }
 
-/// The rows (of `width` values, even) times the packed weight's `m`
-/// outputs, blocks of rows in parallel.
+/// The rows (of `width` values) times a packed weight's `m` outputs,
+/// blocks of rows in parallel, `block` taking a block's rows and their
+/// outputs' places.
 ///
-/// The result is not zeroed first: the kernel writes every value (a
+/// The result is not zeroed first: the kernels write every value (a
 /// training pass's outputs and input gradients come to about a gigabyte a
 /// SmolLM2 step at 1,024 tokens, zeroed on one thread before the tasks
 /// started).
-fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f32> {
+pub(super) fn on_row_blocks(
+    rows: &[f32],
+    width: usize,
+    m: usize,
+    block: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     let n = rows.len() / width;
     let mut out = unwritten(n * m);
     let threads = rayon::current_num_threads().max(1);
@@ -128,13 +142,9 @@ fn on_row_blocks(rows: &[f32], packed: &[f32], width: usize, m: usize) -> Vec<f3
         .chunks(per_task * width)
         .zip(out.chunks_mut(per_task * m))
         .collect();
-    crate::pool::crew::for_each_item(tasks, |(x, y)| {
-        // SAFETY: the caller checked the features; `x` holds whole rows of
-        // `width` values and `y` their `m` outputs each.
-        unsafe { block(x, packed, width, y) }
-    });
-    // SAFETY: every task wrote all of its outputs (`products_in` writes
-    // each on its first block of inputs).
+    crate::pool::crew::for_each_item(tasks, |(x, y)| block(x, y));
+    // SAFETY: every task wrote all of its outputs (each kernel writes an
+    // output on its first block of inputs).
     unsafe { written(out) }
 }
 
