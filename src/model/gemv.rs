@@ -124,7 +124,7 @@ fn on_pairs(
     #[cfg(target_arch = "x86_64")]
     let takes = panel::sequence_takes(if along_rows { in_dim } else { out_dim });
     #[cfg(not(target_arch = "x86_64"))]
-    let takes = !along_rows && along_rows;
+    let takes = along_rows && false;
     if w.dtype() != DType::BF16 || !takes {
         return Ok(None);
     }

@@ -32,6 +32,7 @@ use super::x86::{Avx2, Avx512, Lanes};
 pub(super) use pairs::{
     fast as bf16_pairs_fast, products as products_of_bf16_pairs, words as pair_words,
 };
+use std::mem::MaybeUninit;
 
 /// Whether a sequence's products over a bf16 weight have a kernel here,
 /// the weight's rows `paired` inputs long (even, for pairs).
@@ -55,7 +56,6 @@ pub(super) fn sequence_times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<f32> {
         false => sequence::times(g, w, in_dim),
     }
 }
-use std::mem::MaybeUninit;
 
 /// Strips one kernel call takes.
 const STRIPS: usize = 3;

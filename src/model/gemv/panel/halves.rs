@@ -77,10 +77,13 @@ pub(in crate::model::gemv) fn times_transposed(x: &[f32], w: &[u16], in_dim: usi
             )
         }
     });
-    on_row_blocks(x, in_dim, out, |x, y| {
-        // SAFETY: the caller checked the features.
-        unsafe { block(x, packed.as_ptr().cast(), in_dim, y, scale) }
-    })
+    // SAFETY (both): the caller checked the features; `block` writes all
+    // its outputs (each tile on its first inputs).
+    unsafe {
+        on_row_blocks(x, in_dim, out, |x, y| {
+            block(x, packed.as_ptr().cast(), in_dim, y, scale)
+        })
+    }
 }
 
 /// `g @ w` for rows `g` of `out` f32 values and `w` `[out, in_dim]` as
@@ -93,10 +96,12 @@ pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<
         // SAFETY: as above; `dst` holds the groups of columns `columns`.
         unsafe { pack_columns(w, in_dim, columns, scale, dst) }
     });
-    on_row_blocks(g, out, in_dim, |g, y| {
-        // SAFETY: as above.
-        unsafe { block(g, packed.as_ptr().cast(), out, y, scale) }
-    })
+    // SAFETY (both): as above.
+    unsafe {
+        on_row_blocks(g, out, in_dim, |g, y| {
+            block(g, packed.as_ptr().cast(), out, y, scale)
+        })
+    }
 }
 
 /// A power of two a set of values is multiplied by before it becomes
@@ -184,16 +189,18 @@ unsafe fn pack_rows(w: &[u16], in_dim: usize, scale: Scale, dst: &mut [MaybeUnin
                     }
                 }
             }
+            // The inputs past the last block of 32: each row's converted, then
+            // stored a value at a time.
+            let tail = &mut block[..in_dim - turned];
             for c in 0..LANES {
-                for k in turned..in_dim {
-                    let value = match c < strip_rows {
-                        true => half::f16::from_f32(
-                            half::bf16::from_bits(row(c)[k]).to_f32() * scale.by,
-                        ),
-                        false => half::f16::ZERO,
-                    };
+                match c < strip_rows {
+                    // SAFETY: the CPU has the features.
+                    true => unsafe { to_halves(&row(c)[turned..], scale, tail) },
+                    false => tail.fill(0),
+                }
+                for (k, &value) in (turned..in_dim).zip(tail.iter()) {
                     // SAFETY: within the group.
-                    unsafe { group.add(k * width + strip + c).write(value.to_bits()) };
+                    unsafe { group.add(k * width + strip + c).write(value) };
                 }
             }
         }

@@ -41,11 +41,10 @@ pub(in crate::model::gemv) fn times_transposed(x: &[f32], w: &[u16], in_dim: usi
         // and `dst` the groups' values.
         unsafe { pack_rows(&w[rows.start * in_dim..rows.end * in_dim], pairs, dst) }
     });
-    on_row_blocks(x, in_dim, out, |x, y| {
-        // SAFETY: the caller checked the features; `packed` is laid out for
-        // `in_dim / 2` pairs.
-        unsafe { block(x, &packed, in_dim, y) }
-    })
+    // SAFETY (both): the caller checked the features; `packed` is laid out
+    // for `in_dim / 2` pairs; `block` writes all its outputs (`products_in`
+    // writes each on its first block of inputs).
+    unsafe { on_row_blocks(x, in_dim, out, |x, y| block(x, &packed, in_dim, y)) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
@@ -114,21 +113,22 @@ pub(in crate::model::gemv) fn times(g: &[f32], w: &[u16], in_dim: usize) -> Vec<
         // SAFETY: as above; `dst` holds the groups of columns `groups`.
         unsafe { pack_columns(w, in_dim, groups, dst) }
     });
-    on_row_blocks(g, out, in_dim, |g, y| {
-        // SAFETY: as above, for `out / 2` pairs.
-        unsafe { block(g, &packed, out, y) }
-    })
+    // SAFETY (both): as above, for `out / 2` pairs.
+    unsafe { on_row_blocks(g, out, in_dim, |g, y| block(g, &packed, out, y)) }
 }
 
 /// The rows (of `width` values) times a packed weight's `m` outputs,
 /// blocks of rows in parallel, `block` taking a block's rows and their
 /// outputs' places.
 ///
+/// # Safety
+/// `block` writes every one of the places it is given.
+///
 /// The result is not zeroed first: the kernels write every value (a
 /// training pass's outputs and input gradients come to about a gigabyte a
 /// SmolLM2 step at 1,024 tokens, zeroed on one thread before the tasks
 /// started).
-pub(super) fn on_row_blocks(
+pub(super) unsafe fn on_row_blocks(
     rows: &[f32],
     width: usize,
     m: usize,
@@ -143,8 +143,7 @@ pub(super) fn on_row_blocks(
         .zip(out.chunks_mut(per_task * m))
         .collect();
     crate::pool::crew::for_each_item(tasks, |(x, y)| block(x, y));
-    // SAFETY: every task wrote all of its outputs (each kernel writes an
-    // output on its first block of inputs).
+    // SAFETY: every task wrote all of its outputs (the caller's promise).
     unsafe { written(out) }
 }
 
