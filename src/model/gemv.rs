@@ -26,6 +26,7 @@ mod panel;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use panel::tiles as pair_tiles;
 pub(crate) mod prefetch;
+mod prompt;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 #[cfg(target_arch = "x86_64")]
@@ -384,7 +385,7 @@ fn products_of<W: Element>(
 ) -> Vec<Vec<f32>> {
     let rows: Vec<&[f32]> = inputs.chunks_exact(in_dim).collect();
     let n = rows.len();
-    if let Some(long) = long_prompt_products(inputs, weights, addends, in_dim) {
+    if let Some(long) = prompt::long_prompt_products(inputs, weights, addends, in_dim) {
         return long;
     }
     // Each task's results are its own `[rows, task's outputs]`, one after
@@ -452,56 +453,6 @@ fn products_of<W: Element>(
         .into_iter()
         .map(|ys| input_major(ys, n, rows_per_task))
         .collect()
-}
-
-/// Rows of a prompt at which its products take a training pass's path on
-/// bf16 pairs (`panel/sequence.rs`: each weight packed once, the tasks
-/// over blocks of rows) instead of the tasks over blocks of the weight,
-/// each passing every row. At 1,024 rows of SmolLM2's and Qwen2.5-0.5B's
-/// shapes the first was 1.0-2.1x as fast, at 4,096 rows 1.5-2.6x. Since
-/// the weight is packed by all threads, 128 rows run at 270-372 GFLOP/s
-/// there against 220-311 (the 192 outputs of SmolLM2's keys and values
-/// 315-330 against 128-158); at 64 rows, two tasks of 32, it won as often
-/// as it lost.
-const SEQUENCE_FROM: usize = 128;
-
-/// [`products_of`] for a long prompt of a bf16 model on the CPU's bf16
-/// pairs: every input a bf16 value, so rounding them is exact and the
-/// products are those of the other path, summed in another order. `None`
-/// where that path does not apply.
-fn long_prompt_products<W: Element>(
-    inputs: &[f32],
-    weights: &[&[W]],
-    addends: &[Resolved],
-    in_dim: usize,
-) -> Option<Vec<Vec<f32>>> {
-    let n = inputs.len() / in_dim;
-    let applies = n >= SEQUENCE_FROM
-        && W::BF16
-        && cpu_multiplies_bf16_pairs()
-        && panel_takes_pairs(in_dim)
-        && inputs.iter().all(|x| x.to_bits() & 0xffff == 0);
-    if !applies {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    return Some(
-        weights
-            .iter()
-            .zip(addends)
-            .map(|(w, addend)| {
-                let bits = W::bf16_bits(w).expect("bf16 weights have bits");
-                let mut out = panel::sequence_times_transposed(inputs, bits, in_dim);
-                addend::add_to_all(addend, &mut out, n);
-                out
-            })
-            .collect(),
-    );
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!(
-        "bf16 pairs on x86_64 only: {}",
-        weights.len() + addends.len()
-    )
 }
 
 /// The results of the tasks, each `[rows, up to rows_per_task outputs]`,

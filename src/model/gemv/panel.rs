@@ -37,7 +37,12 @@ use std::mem::MaybeUninit;
 /// Whether a sequence's products over a bf16 weight have a kernel here,
 /// the weight's rows `paired` inputs long (even, for pairs).
 pub(super) fn sequence_takes(paired: usize) -> bool {
-    halves::fast() || (bf16_pairs_fast() && paired.is_multiple_of(2))
+    halves_fast() || (bf16_pairs_fast() && paired.is_multiple_of(2))
+}
+
+/// Whether the sequence kernels take fp16 multiply-adds (`halves.rs`).
+pub(super) fn halves_fast() -> bool {
+    halves::fast()
 }
 
 /// `x @ w.T` for f32 rows `x` and a bf16 weight `w` `[out, in_dim]`, on
