@@ -7,6 +7,7 @@
 //! finish its frozen block; the others are still streaming theirs.
 
 use super::{MAX_ROWS, pairwise_sum, row_dots};
+use crate::model::product::{plain, product, transposed};
 use candle_core::{DType, Layout, Result, Storage, Tensor};
 use std::ops::Deref;
 use std::sync::OnceLock;
@@ -175,18 +176,51 @@ pub(super) fn add_to(addend: &Resolved, out: &mut [f32], rows: usize, first_outp
     add_to_rows(addend, out, (rows, 0), first_output);
 }
 
-/// Adds `addend` to `out`, every output of the input rows, shared among
-/// the threads a block of rows each.
+/// Adds `addend` to `out`, every output of the input rows (a long prompt):
+/// the bias shared among the threads a block of rows each, the delta as
+/// two matrix products (`A x` for every adapted row, then `B` times
+/// those), which the pool shares out. Made a row at a time (`A x` on one
+/// thread, a short dot per output), the delta was 9% of a SmolLM2
+/// evaluation at 1,024 tokens on fp16 products.
 pub(super) fn add_to_all(addend: &Resolved, out: &mut [f32], rows: usize) {
     const BLOCK_ROWS: usize = 64;
-    if addend.bias.is_none() && addend.low_rank.is_none() || rows == 0 {
+    if rows == 0 {
         return;
     }
     let m = out.len() / rows;
-    let blocks: Vec<(usize, &mut [f32])> = out.chunks_mut(BLOCK_ROWS * m).enumerate().collect();
-    crate::pool::crew::for_each_item(blocks, |(i, block)| {
-        add_to_rows(addend, block, (block.len() / m, i * BLOCK_ROWS), 0);
-    });
+    if let Some(bias) = addend.bias {
+        let blocks: Vec<&mut [f32]> = out.chunks_mut(BLOCK_ROWS * m).collect();
+        crate::pool::crew::for_each_item(blocks, |block| {
+            for row in block.chunks_exact_mut(m) {
+                row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }
+        });
+    }
+    if let Some(low_rank) = &addend.low_rank {
+        let (r, in_dim) = (low_rank.r, low_rank.a.len() / low_rank.r);
+        let adapted = low_rank.inputs.len() / in_dim;
+        let mut down = vec![0f32; adapted * r];
+        let x = plain(low_rank.inputs, in_dim);
+        product(
+            &mut down,
+            (adapted, r, in_dim),
+            x,
+            transposed(low_rank.a, in_dim),
+            1.0,
+            false,
+            true,
+        );
+        let (b, out) = (transposed(low_rank.b, r), &mut out[low_rank.first * m..]);
+        product(
+            out,
+            (adapted, m, r),
+            plain(&down, r),
+            b,
+            low_rank.scale,
+            true,
+            true,
+        );
+    }
 }
 
 /// [`add_to`] for `out`, `rows` rows from input row `first_row`.
