@@ -188,13 +188,13 @@ pub(super) fn add_to_all(addend: &Resolved, out: &mut [f32], rows: usize) {
         return;
     }
     let m = out.len() / rows;
-    if let Some(bias) = addend.bias {
+    if addend.bias.is_some() {
+        let bias = Resolved {
+            bias: addend.bias,
+            low_rank: None,
+        };
         let blocks: Vec<&mut [f32]> = out.chunks_mut(BLOCK_ROWS * m).collect();
-        crate::pool::crew::for_each_item(blocks, |block| {
-            for row in block.chunks_exact_mut(m) {
-                row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-            }
-        });
+        crate::pool::crew::for_each_item(blocks, |block| add_to(&bias, block, block.len() / m, 0));
     }
     if let Some(low_rank) = &addend.low_rank {
         let (r, in_dim) = (low_rank.r, low_rank.a.len() / low_rank.r);

@@ -6,9 +6,9 @@ use super::{Element, Resolved, cpu_multiplies_bf16_pairs, panel_takes_pairs};
 use super::{addend, panel};
 
 /// Rows of a prompt at which its products take a training pass's path on
-/// bf16 pairs or fp16 (`panel/sequence.rs`, `panel/halves.rs`: each weight
-/// packed once, the tasks over blocks of rows) instead of the tasks over blocks of the weight,
-/// each passing every row. At 1,024 rows of SmolLM2's and Qwen2.5-0.5B's
+/// bf16 pairs or fp16 (`panel/sequence.rs`, `panel/halves.rs`: each
+/// weight packed once, the tasks over blocks of rows) instead of the tasks
+/// over blocks of the weight, each passing every row. At 1,024 rows of SmolLM2's and Qwen2.5-0.5B's
 /// shapes the first was 1.0-2.1x as fast, at 4,096 rows 1.5-2.6x. Since
 /// the weight is packed by all threads, 128 rows run at 270-372 GFLOP/s
 /// there against 220-311 (the 192 outputs of SmolLM2's keys and values
